@@ -1,0 +1,68 @@
+# Potluck: `make run` starts a node serving a small model, `make test` runs
+# every test against real llama.cpp. Both install what is missing first.
+
+GO        ?= go
+BIN       ?= bin/potluck
+SHARED    ?= ../shared/models/stories260K.gguf
+TINY      ?= bin/tiny-llama.gguf
+API       ?= 127.0.0.1:8080
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS   := -X github.com/potluck-gpu/potluck/app.Version=$(VERSION)
+TESTFLAGS ?= -timeout 20m
+
+export CGO_ENABLED := 1
+export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
+
+# Debian packages the build and the tests need.
+DEB_PACKAGES := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
+	libxinerama-dev libxi-dev libxxf86vm-dev pci.ids debian-archive-keyring iproute2
+
+MODEL ?= $(if $(wildcard $(SHARED)),$(SHARED),$(TINY))
+
+.PHONY: all deps build llama run test lint tidy clean
+
+all: build
+
+# deps installs missing Debian packages when root; otherwise prints the command.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing: $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "Missing packages. Run:  sudo apt-get install -y $$missing"; exit 1; \
+		fi; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
+
+build: deps
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# llama provisions llama.cpp (a re-run only verifies).
+llama: build
+	$(BIN) engine install
+
+$(TINY):
+	@mkdir -p $(dir $(TINY))
+	$(GO) run ./engine/ggufgen/cmd/tiny-llama $(TINY)
+
+run: llama $(if $(wildcard $(SHARED)),,$(TINY))
+	@echo "Serving $(MODEL) on http://$(API)/v1 -- try:"
+	@echo "  curl -s http://$(API)/v1/completions -H 'Content-Type: application/json' -d '{\"prompt\":\"Once upon a time\",\"max_tokens\":32}'"
+	$(BIN) run --model $(MODEL) --api $(API) --ctx-size 512
+
+test: llama
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+tidy:
+	$(GO) mod tidy
+
+clean:
+	rm -rf bin

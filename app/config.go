@@ -1,0 +1,88 @@
+// Package app is Potluck's composition root: it builds the engine, the mesh,
+// the hardware probe and the HTTP server from one Config and owns the node's
+// life. It knows nothing of Fyne; the tray drives it like any other client.
+package app
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/potluck-gpu/potluck/engine"
+)
+
+// Version is the application version, set at build time with
+// -ldflags "-X github.com/potluck-gpu/potluck/app.Version=…".
+var Version = "0.1.0-dev"
+
+// Config is everything a node needs, with defaults from DefaultConfig. Main
+// fills it from flags and environment; nothing below main reads either.
+type Config struct {
+	DataDir string // settings, identity, logs
+	Name    string // display name; default the host name
+
+	API        string // listen address of the HTTP API
+	APIKey     string // required when API is not loopback
+	CORSOrigin string
+
+	Model   string // GGUF to serve; empty: serve none
+	CtxSize int
+	Threads int
+
+	Llama engine.Locator // where to find llama.cpp
+}
+
+// DefaultConfig returns the defaults: data in the OS config directory, the
+// API on 127.0.0.1:8080.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		DataDir: DefaultDataDir(),
+		Name:    host,
+		API:     "127.0.0.1:8080",
+		CtxSize: 2048,
+		Llama: engine.Locator{
+			ProvisionDir: engine.DefaultProvisionDir(),
+		},
+	}
+}
+
+// DefaultDataDir is the per-user config directory for Potluck.
+func DefaultDataDir() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "potluck")
+}
+
+// Check validates the configuration and says what to change.
+func (c Config) Check() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("no data directory: set --data-dir")
+	}
+	if c.CtxSize < 0 {
+		return fmt.Errorf("--ctx-size %d: must be positive", c.CtxSize)
+	}
+	if c.Threads < 0 {
+		return fmt.Errorf("--threads %d: must be positive", c.Threads)
+	}
+	if c.Model != "" {
+		fi, err := os.Stat(c.Model)
+		if err != nil {
+			return fmt.Errorf("--model %s: %w", c.Model, err)
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("--model %s is a directory: give the path of a .gguf file", c.Model)
+		}
+	}
+	return nil
+}
+
+// ModelAlias is the id a model file is served under: its base name without
+// the .gguf extension.
+func ModelAlias(path string) string {
+	return strings.TrimSuffix(filepath.Base(path), ".gguf")
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// ServerSpec is what a llama-server child serves.
+type ServerSpec struct {
+	Model       string    // GGUF path
+	Alias       string    // model id shown in /v1/models
+	Port        int       // on 127.0.0.1
+	CtxSize     int       // 0: the model's default
+	Threads     int       // 0: llama.cpp's default
+	GPULayers   int       // -1: all
+	RPC         []string  // worker addresses, host:port
+	TensorSplit []float64 // proportions, one per device
+	Parallel    int       // request slots; 0: llama.cpp's default
+	Embeddings  bool
+}
+
+// ServerArgs derives llama-server's arguments. It always binds 127.0.0.1:
+// the API in front of it is the only way in.
+func ServerArgs(s ServerSpec) []string {
+	args := []string{"--model", s.Model, "--host", "127.0.0.1", "--port", strconv.Itoa(s.Port), "--no-webui"}
+	if s.Alias != "" {
+		args = append(args, "--alias", s.Alias)
+	}
+	if s.CtxSize > 0 {
+		args = append(args, "--ctx-size", strconv.Itoa(s.CtxSize))
+	}
+	if s.Threads > 0 {
+		args = append(args, "--threads", strconv.Itoa(s.Threads), "--threads-batch", strconv.Itoa(s.Threads))
+	}
+	if s.Parallel > 0 {
+		args = append(args, "--parallel", strconv.Itoa(s.Parallel))
+	}
+	if len(s.RPC) > 0 {
+		args = append(args, "--rpc", strings.Join(s.RPC, ","))
+	}
+	if s.GPULayers != 0 {
+		ngl := strconv.Itoa(s.GPULayers)
+		if s.GPULayers < 0 {
+			ngl = "999"
+		}
+		args = append(args, "--n-gpu-layers", ngl)
+	}
+	if len(s.TensorSplit) > 0 {
+		parts := make([]string, len(s.TensorSplit))
+		for i, f := range s.TensorSplit {
+			parts[i] = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		args = append(args, "--tensor-split", strings.Join(parts, ","))
+	}
+	if s.Embeddings {
+		args = append(args, "--embeddings")
+	}
+	return args
+}
+
+// WorkerSpec is what an RPC worker child offers.
+type WorkerSpec struct {
+	Port     int    // on 127.0.0.1
+	Threads  int    // 0: llama.cpp's default
+	CacheDir string // tensor cache; empty: no cache
+}
+
+// WorkerArgs derives the RPC worker's arguments. It always binds 127.0.0.1:
+// llama.cpp's RPC protocol has no authentication and must never face a
+// network; peers reach it only through the mesh tunnel.
+func WorkerArgs(w WorkerSpec) []string {
+	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(w.Port)}
+	if w.Threads > 0 {
+		args = append(args, "--threads", strconv.Itoa(w.Threads))
+	}
+	if w.CacheDir != "" {
+		args = append(args, "--cache")
+	}
+	return args
+}
+
+// ServerSupervisorSpec returns a supervisor spec that runs llama-server for s.
+func (rt Runtime) ServerSupervisorSpec(s ServerSpec) Spec {
+	base := fmt.Sprintf("http://127.0.0.1:%d", s.Port)
+	return Spec{
+		Name: "llama-server",
+		Command: func(ctx context.Context) (*exec.Cmd, error) {
+			return rt.Server.Command(ctx, ServerArgs(s)...), nil
+		},
+		Ready: func(ctx context.Context) error { return HealthCheck(ctx, base) },
+	}
+}
+
+// WorkerSupervisorSpec returns a supervisor spec that runs the RPC worker.
+// The worker keeps its tensor cache under w.CacheDir (the worker derives the
+// cache location from XDG_CACHE_HOME).
+func (rt Runtime) WorkerSupervisorSpec(w WorkerSpec) Spec {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(w.Port))
+	return Spec{
+		Name: "rpc-server",
+		Command: func(ctx context.Context) (*exec.Cmd, error) {
+			if rt.Worker.Path == "" {
+				return nil, fmt.Errorf("%w: no RPC worker (rpc-server) in the llama.cpp runtime", ErrNotFound)
+			}
+			cmd := rt.Worker.Command(ctx, WorkerArgs(w)...)
+			if w.CacheDir != "" {
+				cmd.Env = append(cmd.Env, "XDG_CACHE_HOME="+w.CacheDir)
+			}
+			return cmd, nil
+		},
+		Ready: func(ctx context.Context) error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		},
+	}
+}
+
+// HealthCheck asks a llama-server for /health; 200 means the model is loaded.
+func HealthCheck(ctx context.Context, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("llama-server /health: %s", resp.Status)
+	}
+	return nil
+}

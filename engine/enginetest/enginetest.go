@@ -1,0 +1,192 @@
+// Package enginetest gives tests a real llama.cpp runtime and a real model.
+package enginetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/engine/ggufgen"
+)
+
+// StoriesPrefix is how stories260K's greedy completion from BOS begins.
+const StoriesPrefix = "Once upon a time, there was a little girl named Lily"
+
+// Locator is where tests look for llama.cpp: POTLUCK_LLAMA_DIR, PATH and the
+// default provisioned runtime (what `make llama` installs).
+func Locator() engine.Locator {
+	return engine.Locator{
+		EnvDir:       os.Getenv("POTLUCK_LLAMA_DIR"),
+		PathEnv:      os.Getenv("PATH"),
+		ProvisionDir: engine.DefaultProvisionDir(),
+	}
+}
+
+// Runtime returns the llama.cpp runtime or fails the test: these tests are
+// about the real thing, and `make test` provisions it first.
+func Runtime(t testing.TB) engine.Runtime {
+	t.Helper()
+	rt, err := Locator().Find()
+	if err != nil {
+		t.Fatalf("%v (run `make llama`)", err)
+	}
+	return rt
+}
+
+// Model is a GGUF for tests.
+type Model struct {
+	Path    string
+	Stories bool // the real stories260K, whose greedy output is known
+	Alias   string
+}
+
+var (
+	genOnce sync.Once
+	genPath string
+	genErr  error
+)
+
+// TestModel returns ../shared/models/stories260K.gguf when the checkout has
+// it, and otherwise a tiny random llama generated once per test binary.
+func TestModel(t testing.TB) Model {
+	t.Helper()
+	if p, ok := SharedModel(); ok {
+		return Model{Path: p, Stories: true, Alias: "stories260K"}
+	}
+	return GeneratedModel(t)
+}
+
+// GeneratedModel returns the tiny random llama, written once per test binary.
+func GeneratedModel(t testing.TB) Model {
+	t.Helper()
+	genOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "potluck-model-")
+		if err != nil {
+			genErr = err
+			return
+		}
+		genPath = filepath.Join(dir, "tiny-llama.gguf")
+		genErr = ggufgen.WriteFile(genPath, ggufgen.DefaultTinyLlama())
+	})
+	if genErr != nil {
+		t.Fatalf("generate test model: %v", genErr)
+	}
+	return Model{Path: genPath, Alias: "tiny-llama"}
+}
+
+// SharedModel finds stories260K.gguf in ../shared/models beside the module root.
+func SharedModel() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, "..", "shared", "models", "stories260K.gguf")
+			if _, err := os.Stat(p); err == nil {
+				return filepath.Clean(p), true
+			}
+			return "", false
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+// Server starts a supervised llama-server for spec and returns its base URL
+// once /health answers. It stops with the test.
+func Server(t testing.TB, rt engine.Runtime, spec engine.ServerSpec) string {
+	t.Helper()
+	if spec.Port == 0 {
+		port, err := engine.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Port = port
+	}
+	if spec.Threads == 0 {
+		spec.Threads = 1 // many threads on a 2-core box is hundreds of times slower
+	}
+	if spec.CtxSize == 0 {
+		spec.CtxSize = 512
+	}
+	s := engine.NewSupervisor(Quick(rt.ServerSupervisorSpec(spec)))
+	start(t, s)
+	return fmt.Sprintf("http://127.0.0.1:%d", spec.Port)
+}
+
+// Worker starts a supervised RPC worker and returns its address.
+func Worker(t testing.TB, rt engine.Runtime, spec engine.WorkerSpec) string {
+	t.Helper()
+	if spec.Port == 0 {
+		port, err := engine.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Port = port
+	}
+	if spec.Threads == 0 {
+		spec.Threads = 1
+	}
+	s := engine.NewSupervisor(Quick(rt.WorkerSupervisorSpec(spec)))
+	start(t, s)
+	return fmt.Sprintf("127.0.0.1:%d", spec.Port)
+}
+
+// Quick makes a spec give up fast, as a test wants.
+func Quick(s engine.Spec) engine.Spec {
+	s.ReadyTimeout = 60 * time.Second
+	s.MaxStarts = 1
+	return s
+}
+
+func start(t testing.TB, s *engine.Supervisor) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	upCtx, upCancel := context.WithTimeout(ctx, 90*time.Second)
+	defer upCancel()
+	if err := s.Up(upCtx); err != nil {
+		t.Fatalf("start: %v; output: %s", err, strings.Join(s.Tail(10), "\n"))
+	}
+}
+
+// Complete asks base (an OpenAI-compatible server) for a greedy completion
+// from the empty prompt and returns the text.
+func Complete(t testing.TB, base string, maxTokens int) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"prompt":"","max_tokens":%d,"temperature":0,"seed":1}`, maxTokens)
+	resp, err := http.Post(base+"/v1/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Choices []struct {
+			Text string `json:"text"`
+		} `json:"choices"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("completion: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Choices) == 0 {
+		t.Fatalf("completion: %v, %+v", err, out)
+	}
+	return out.Choices[0].Text
+}

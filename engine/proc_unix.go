@@ -1,0 +1,32 @@
+//go:build unix
+
+package engine
+
+import (
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+const exeSuffix = ""
+
+// configureProcess puts the child in its own process group, stops the whole
+// group with SIGTERM when its context ends, and lets Wait kill it after grace.
+func configureProcess(cmd *exec.Cmd, grace time.Duration) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	setDeathSignal(cmd.SysProcAttr)
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = grace
+}
+
+// killGroup kills whatever is left in the child's process group.
+func killGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}

@@ -1,0 +1,442 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// The provisioned runtime is Debian sid's llama.cpp, unpacked (not installed)
+// under the provision directory and started through sid's own dynamic loader,
+// so it runs on older Debian and Ubuntu releases without root.
+const (
+	provisionSuite   = "sid"
+	debianKeyring    = "/usr/share/keyrings/debian-archive-keyring.gpg"
+	multiarchLibDir  = "usr/lib/x86_64-linux-gnu"
+	provisionLoader  = "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+	provisionLibexec = "usr/libexec/x86_64-linux-gnu/llama/bin"
+)
+
+// provisionPackages are the Debian packages that make a working runtime.
+// libggml0-backend-rpc is what makes `--rpc` and the worker work at all.
+var provisionPackages = []string{
+	"libc6", "libgcc-s1", "libstdc++6", "libgomp1", "libssl3t64", "libzstd1", "zlib1g",
+	"libggml0", "libggml0-backend-rpc", "libllama0", "llama.cpp-tools", "llama.cpp-tools-extra",
+}
+
+// ErrUnsupportedPlatform reports that Install cannot provision this system.
+var ErrUnsupportedPlatform = errors.New("automatic llama.cpp install is not supported here")
+
+// InstallOptions configure Install.
+type InstallOptions struct {
+	Dir      string                        // provision directory
+	Sources  []string                      // apt source files to read the mirror from; defaults to the system's
+	Progress func(format string, a ...any) // optional progress lines for a person
+}
+
+func (o InstallOptions) progress(format string, a ...any) {
+	if o.Progress != nil {
+		o.Progress(format, a...)
+	}
+}
+
+// manifest records what is unpacked in the provision directory.
+type manifest struct {
+	Suite    string            `json:"suite"`
+	Mirror   string            `json:"mirror"`
+	Packages map[string]string `json:"packages"` // file name -> sha256
+}
+
+// Install provisions llama.cpp into opts.Dir and returns the runtime found
+// there. A second run downloads nothing new and only verifies the files.
+func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		return Runtime{}, fmt.Errorf("%w (%s/%s): %s", ErrUnsupportedPlatform, runtime.GOOS, runtime.GOARCH, manualInstallHint())
+	}
+	for _, tool := range []string{"apt-get", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return Runtime{}, fmt.Errorf("%w: %s is missing (Debian/Ubuntu only): %s", ErrUnsupportedPlatform, tool, manualInstallHint())
+		}
+	}
+	if _, err := os.Stat(debianKeyring); err != nil {
+		return Runtime{}, fmt.Errorf("%w: %s is missing; install it with `apt-get install debian-archive-keyring`", ErrUnsupportedPlatform, debianKeyring)
+	}
+	sources := opts.Sources
+	if sources == nil {
+		sources = systemAptSources()
+	}
+	mirror, err := DebianMirror(sources)
+	if err != nil {
+		return Runtime{}, err
+	}
+	a := aptDirs{root: filepath.Join(opts.Dir, "apt"), mirror: mirror}
+	if err := a.init(); err != nil {
+		return Runtime{}, err
+	}
+	debs := filepath.Join(opts.Dir, "debs")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return Runtime{}, err
+	}
+
+	var uris []debURI
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 || !a.hasIndex() {
+			opts.progress("Fetching the package index for Debian %s from %s", provisionSuite, mirror)
+			if err := a.update(ctx); err != nil {
+				return Runtime{}, err
+			}
+		}
+		uris, err = a.printURIs(ctx, provisionPackages)
+		if err == nil {
+			err = a.download(ctx, debs, uris, opts.progress)
+		}
+		if err == nil {
+			break
+		}
+		if attempt > 0 || ctx.Err() != nil {
+			return Runtime{}, err
+		}
+		// sid moves: an old index names files that are gone. Refresh once.
+		opts.progress("Package index is stale (%v); refreshing", err)
+	}
+
+	want := manifest{Suite: provisionSuite, Mirror: mirror, Packages: map[string]string{}}
+	for _, u := range uris {
+		want.Packages[u.File] = u.SHA256
+	}
+	if have, err := readManifest(opts.Dir); err == nil && sameDebs(have, want) && rootComplete(opts.Dir) {
+		opts.progress("llama.cpp runtime is up to date in %s", opts.Dir)
+	} else {
+		opts.progress("Unpacking %d packages", len(uris))
+		if err := unpack(ctx, opts.Dir, debs, uris); err != nil {
+			return Runtime{}, err
+		}
+		if err := writeManifest(opts.Dir, want); err != nil {
+			return Runtime{}, err
+		}
+	}
+	rt, err := Locator{ProvisionDir: opts.Dir}.Find()
+	if err != nil {
+		return Runtime{}, fmt.Errorf("provisioned runtime is incomplete: %w", err)
+	}
+	return rt, nil
+}
+
+func manualInstallHint() string {
+	switch runtime.GOOS {
+	case "darwin":
+		return "install llama.cpp with Homebrew (`brew install llama.cpp`) so llama-server and rpc-server are on PATH"
+	case "windows":
+		return "download a llama.cpp release for Windows and set POTLUCK_LLAMA_DIR to the folder holding llama-server.exe and rpc-server.exe"
+	default:
+		return "build or install llama.cpp (llama-server and rpc-server) and put it on PATH or set POTLUCK_LLAMA_DIR"
+	}
+}
+
+// systemAptSources lists the machine's own apt source files.
+func systemAptSources() []string {
+	files := []string{"/etc/apt/sources.list"}
+	for _, pat := range []string{"/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources"} {
+		m, _ := filepath.Glob(pat)
+		files = append(files, m...)
+	}
+	return files
+}
+
+var debianSuite = regexp.MustCompile(`^(sid|unstable|testing|stable|oldstable|bullseye|bookworm|trixie|forky|duke)(-updates|-backports)?$`)
+
+// DebianMirror returns the first Debian archive URI (not the security
+// archive) named by the given apt source files, in either the one-line or
+// the deb822 format. Provisioning uses the mirror this machine already uses.
+func DebianMirror(files []string) (string, error) {
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var uris []string
+		if strings.HasSuffix(f, ".sources") {
+			uris = deb822URIs(data)
+		} else {
+			uris = oneLineURIs(data)
+		}
+		if len(uris) > 0 {
+			return strings.TrimRight(uris[0], "/"), nil
+		}
+	}
+	return "", fmt.Errorf("%w: no Debian archive found in the apt sources (%s); install llama.cpp yourself or set POTLUCK_LLAMA_DIR", ErrUnsupportedPlatform, strings.Join(files, ", "))
+}
+
+func oneLineURIs(data []byte) []string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 3 || fields[0] != "deb" {
+			continue
+		}
+		fields = fields[1:]
+		if strings.HasPrefix(fields[0], "[") { // options
+			for len(fields) > 0 && !strings.HasSuffix(fields[0], "]") {
+				fields = fields[1:]
+			}
+			if len(fields) > 0 {
+				fields = fields[1:]
+			}
+		}
+		if len(fields) >= 2 && debianSuite.MatchString(fields[1]) {
+			out = append(out, fields[0])
+		}
+	}
+	return out
+}
+
+func deb822URIs(data []byte) []string {
+	var out []string
+	for _, stanza := range strings.Split(string(data), "\n\n") {
+		fields := map[string]string{}
+		for _, line := range strings.Split(stanza, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if ok {
+				fields[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+			}
+		}
+		if !slices.Contains(strings.Fields(fields["types"]), "deb") || fields["enabled"] == "no" {
+			continue
+		}
+		suites := strings.Fields(fields["suites"])
+		if !slices.ContainsFunc(suites, debianSuite.MatchString) {
+			continue
+		}
+		if u := strings.Fields(fields["uris"]); len(u) > 0 {
+			out = append(out, u[0])
+		}
+	}
+	return out
+}
+
+// aptDirs is a private apt configuration for one suite, kept apart from the
+// system's lists and caches.
+type aptDirs struct {
+	root, mirror string
+}
+
+func (a aptDirs) init() error {
+	for _, d := range []string{"lists/partial", "cache/archives/partial"} {
+		if err := os.MkdirAll(filepath.Join(a.root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	line := fmt.Sprintf("deb [signed-by=%s] %s %s main\n", debianKeyring, a.mirror, provisionSuite)
+	return os.WriteFile(filepath.Join(a.root, "sources.list"), []byte(line), 0o644)
+}
+
+func (a aptDirs) opts() []string {
+	o := []string{
+		"-o", "Dir::Etc::SourceList=" + filepath.Join(a.root, "sources.list"),
+		"-o", "Dir::Etc::SourceParts=/dev/null",
+		"-o", "Dir::State::Lists=" + filepath.Join(a.root, "lists"),
+		"-o", "Dir::Cache=" + filepath.Join(a.root, "cache"),
+		"-o", "Dir::State::status=/dev/null",
+		// sid's Release may be past its Valid-Until for this clock; signatures are still checked.
+		"-o", "Acquire::Check-Valid-Until=false",
+		"-o", "Debug::NoLocking=1",
+		"-q",
+	}
+	if os.Geteuid() == 0 {
+		o = append(o, "-o", "APT::Sandbox::User=root")
+	}
+	return o
+}
+
+func (a aptDirs) hasIndex() bool {
+	m, _ := filepath.Glob(filepath.Join(a.root, "lists", "*_Packages*"))
+	return len(m) > 0
+}
+
+func (a aptDirs) run(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "apt-get", append(a.opts(), args...)...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("apt-get %s: %w: %s", args[0], err, lastLines(stderr.String(), 4))
+	}
+	return out, nil
+}
+
+func (a aptDirs) update(ctx context.Context) error {
+	_, err := a.run(ctx, a.root, "update")
+	return err
+}
+
+type debURI struct {
+	URI, File, SHA256 string
+}
+
+var printURILine = regexp.MustCompile(`^'([^']+)'\s+(\S+)\s+\d+\s+SHA256:([0-9a-f]{64})$`)
+
+func (a aptDirs) printURIs(ctx context.Context, pkgs []string) ([]debURI, error) {
+	out, err := a.run(ctx, a.root, append([]string{"--print-uris", "download"}, pkgs...)...)
+	if err != nil {
+		return nil, err
+	}
+	uris := ParsePrintURIs(string(out))
+	if len(uris) != len(pkgs) {
+		return nil, fmt.Errorf("apt-get --print-uris named %d of %d packages", len(uris), len(pkgs))
+	}
+	return uris, nil
+}
+
+// ParsePrintURIs parses `apt-get --print-uris download` output.
+func ParsePrintURIs(out string) []debURI {
+	var uris []debURI
+	for _, line := range strings.Split(out, "\n") {
+		if m := printURILine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			uris = append(uris, debURI{URI: m[1], File: m[2], SHA256: m[3]})
+		}
+	}
+	return uris
+}
+
+// download fetches the packages not already present with the right hash.
+// apt-get does the transfer (so the machine's apt proxy settings apply); the
+// hash is checked again here before a file is used.
+func (a aptDirs) download(ctx context.Context, debs string, uris []debURI, progress func(string, ...any)) error {
+	var missing []string
+	for _, u := range uris {
+		if err := checkSHA256(filepath.Join(debs, u.File), u.SHA256); err != nil {
+			missing = append(missing, strings.SplitN(u.File, "_", 2)[0])
+		}
+	}
+	if len(missing) > 0 {
+		progress("Downloading %d packages: %s", len(missing), strings.Join(missing, " "))
+		if _, err := a.run(ctx, debs, append([]string{"download"}, missing...)...); err != nil {
+			return err
+		}
+	}
+	for _, u := range uris {
+		if err := checkSHA256(filepath.Join(debs, u.File), u.SHA256); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkSHA256(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("%s: sha256 %s, want %s", filepath.Base(path), got, want)
+	}
+	return nil
+}
+
+// unpack extracts every package into a fresh tree and swaps it in, so an
+// interrupted unpack never leaves a half-written runtime behind.
+func unpack(ctx context.Context, dir, debs string, uris []debURI) error {
+	tmp := filepath.Join(dir, "root.new")
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	for _, u := range uris {
+		out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", filepath.Join(debs, u.File), tmp).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("dpkg-deb -x %s: %w: %s", u.File, err, lastLines(string(out), 3))
+		}
+	}
+	// ggml looks for its CPU backends next to the executable, which under
+	// ld.so is the loader's directory.
+	lib := filepath.Join(tmp, multiarchLibDir)
+	backends, _ := filepath.Glob(filepath.Join(lib, "ggml", "backends0", "libggml-*.so"))
+	for _, b := range backends {
+		rel, _ := filepath.Rel(lib, b)
+		if err := os.Symlink(rel, filepath.Join(lib, filepath.Base(b))); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	final := filepath.Join(dir, "root")
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
+}
+
+func rootComplete(dir string) bool {
+	_, ok := provisionedBinary(dir, serverNames)
+	return ok
+}
+
+func provisionedBinary(dir string, names []string) (Binary, bool) {
+	root := filepath.Join(dir, "root")
+	loader := filepath.Join(root, provisionLoader)
+	if !isExecutable(loader) {
+		return Binary{}, false
+	}
+	lib := filepath.Join(root, multiarchLibDir)
+	for _, d := range []string{filepath.Join(root, "usr/bin"), filepath.Join(root, provisionLibexec)} {
+		for _, n := range names {
+			if p := filepath.Join(d, n); isExecutable(p) {
+				return Binary{Path: p, Loader: loader, LibraryPath: []string{lib, filepath.Join(lib, "llama")}, Source: "provisioned"}, true
+			}
+		}
+	}
+	return Binary{}, false
+}
+
+func readManifest(dir string) (manifest, error) {
+	var m manifest
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return m, err
+	}
+	return m, json.Unmarshal(data, &m)
+}
+
+func writeManifest(dir string, m manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644)
+}
+
+func sameDebs(a, b manifest) bool {
+	if a.Suite != b.Suite || len(a.Packages) != len(b.Packages) {
+		return false
+	}
+	for k, v := range b.Packages {
+		if a.Packages[k] != v {
+			return false
+		}
+	}
+	return true
+}

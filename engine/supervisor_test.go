@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as the supervised child: TestMain runs the mode
+// named in POTLUCK_TEST_CHILD instead of the tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("POTLUCK_TEST_CHILD"); mode != "" {
+		os.Exit(testChild(mode))
+	}
+	os.Exit(m.Run())
+}
+
+func testChild(mode string) int {
+	if f := os.Getenv("PIDFILE"); f != "" {
+		_ = os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600)
+	}
+	switch mode {
+	case "crash":
+		fmt.Fprintln(os.Stderr, "fatal: the model file is corrupt")
+		return 3
+	case "sleep":
+		time.Sleep(60 * time.Second)
+		return 0
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+	case "serve-then-exit", "serve":
+	default:
+		return 2
+	}
+	if mode == "serve" {
+		// A grandchild in the same process group, to check nothing survives.
+		gc := exec.Command(os.Args[0])
+		gc.Env = append(os.Environ(), "POTLUCK_TEST_CHILD=sleep", "PIDFILE="+os.Getenv("PIDFILE")+".grandchild")
+		if err := gc.Start(); err != nil {
+			return 4
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 5
+	}
+	defer l.Close()
+	fmt.Println("listening")
+	if mode == "serve-then-exit" {
+		time.Sleep(200 * time.Millisecond)
+		fmt.Fprintln(os.Stderr, "remote RPC server crashed")
+		return 134 - 128
+	}
+	time.Sleep(60 * time.Second)
+	return 0
+}
+
+// childSpec runs the test binary in mode, ready when its port accepts.
+func childSpec(t *testing.T, mode string) (Spec, string) {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	return Spec{
+		Name: "child-" + mode,
+		Command: func(ctx context.Context) (*exec.Cmd, error) {
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "POTLUCK_TEST_CHILD="+mode, "PORT="+strconv.Itoa(port), "PIDFILE="+pidfile)
+			return cmd, nil
+		},
+		Ready: func(ctx context.Context) error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		},
+		MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 50 * time.Millisecond,
+	}, pidfile
+}
+
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			pid, err := strconv.Atoi(string(b))
+			if err == nil {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no pid in %s", path)
+	return 0
+}
+
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !alive(pid) {
+			return
+		}
+	}
+	t.Errorf("process %d still running", pid)
+}
+
+func TestSupervisorGivesUpOnCrashLoop(t *testing.T) {
+	spec, _ := childSpec(t, "crash")
+	spec.MaxStarts, spec.Window = 3, time.Minute
+	s := NewSupervisor(spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.Run(ctx)
+	var gu *GiveUpError
+	if !errors.As(err, &gu) {
+		t.Fatalf("Run = %v, want *GiveUpError", err)
+	}
+	if gu.Starts != 3 {
+		t.Errorf("starts = %d, want 3", gu.Starts)
+	}
+	if !strings.Contains(err.Error(), "fatal: the model file is corrupt") {
+		t.Errorf("error lacks the child's stderr: %v", err)
+	}
+	if st := s.Status(); st.State != StateFailed || st.Starts != 3 {
+		t.Errorf("status = %+v, want failed after 3 starts", st)
+	}
+	if err := s.Up(ctx); err == nil || !strings.Contains(err.Error(), "giving up") {
+		t.Errorf("Up after give-up = %v", err)
+	}
+}
+
+func TestSupervisorKillsChildIgnoringSIGTERM(t *testing.T) {
+	spec, pidfile := childSpec(t, "ignore-term")
+	spec.StopGrace = 500 * time.Millisecond
+	s := NewSupervisor(spec)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	upCtx, upCancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer upCancel()
+	if err := s.Up(upCtx); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPID(t, pidfile)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if el := time.Since(start); el < spec.StopGrace {
+		t.Errorf("stopped after %s, before the %s grace", el, spec.StopGrace)
+	}
+	waitGone(t, pid)
+}
+
+func TestSupervisorCancelLeavesNothingRunning(t *testing.T) {
+	spec, pidfile := childSpec(t, "serve")
+	s := NewSupervisor(spec)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	upCtx, upCancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer upCancel()
+	if err := s.Up(upCtx); err != nil {
+		t.Fatal(err)
+	}
+	pid, grandchild := readPID(t, pidfile), readPID(t, pidfile+".grandchild")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if st := s.Status(); st.State != StateStopped {
+		t.Errorf("state = %v, want stopped", st.State)
+	}
+	waitGone(t, pid)
+	waitGone(t, grandchild)
+}
+
+func TestSupervisorRestartsAndAsksExited(t *testing.T) {
+	spec, _ := childSpec(t, "serve-then-exit")
+	var exits []string
+	spec.Exited = func(err error, tail []string) bool {
+		exits = append(exits, err.Error())
+		return len(exits) < 2 // restart once, then stop
+	}
+	s := NewSupervisor(spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "remote RPC server crashed") {
+		t.Fatalf("Run = %v, want the exit with its output", err)
+	}
+	if len(exits) != 2 || s.Status().Starts != 2 {
+		t.Errorf("exits = %d, starts = %d, want 2 and 2", len(exits), s.Status().Starts)
+	}
+}
+
+func TestRing(t *testing.T) {
+	r := NewRing(3)
+	fmt.Fprint(r, "a\nb\nc")
+	if got := strings.Join(r.Last(5), ","); got != "a,b" {
+		t.Errorf("Last = %q, want a,b (c unfinished)", got)
+	}
+	fmt.Fprint(r, "\nd\ne\n")
+	if got := strings.Join(r.Last(5), ","); got != "c,d,e" {
+		t.Errorf("Last = %q, want c,d,e", got)
+	}
+	if got := strings.Join(r.Last(2), ","); got != "d,e" {
+		t.Errorf("Last(2) = %q", got)
+	}
+}

@@ -1,0 +1,233 @@
+// Command potluck pools the GPUs and memory of several machines to run LLMs.
+//
+//	potluck                 the tray app (headless node until the tray lands)
+//	potluck run             a headless node
+//	potluck engine status   which llama.cpp is used
+//	potluck engine install  provision llama.cpp
+//	potluck version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/engine"
+)
+
+const usage = `Potluck pools the GPUs and memory of your machines to run LLMs.
+
+Usage:
+  potluck [run flags]         start a node (the tray app where a desktop is available)
+  potluck run [flags]         start a headless node
+  potluck engine status       show which llama.cpp binaries are used
+  potluck engine install      download llama.cpp (Debian/Ubuntu x86-64)
+  potluck version             print the version
+
+Run "potluck run -h" for the node's flags.
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "", "run":
+		err = cmdRun(ctx, args, stderr)
+	case "engine":
+		err = cmdEngine(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "potluck %s\n", app.Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "potluck: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "potluck: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ error }
+
+// env reads a POTLUCK_* variable; only main reads the environment.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// nodeFlags binds the node's flags, with environment defaults, to cfg.
+func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string) {
+	fs.StringVar(&cfg.DataDir, "data-dir", env("POTLUCK_DATA_DIR", cfg.DataDir), "settings, identity and logs `dir` [POTLUCK_DATA_DIR]")
+	fs.StringVar(&cfg.Name, "name", env("POTLUCK_NAME", cfg.Name), "display name of this node [POTLUCK_NAME]")
+	fs.StringVar(&cfg.API, "api", env("POTLUCK_API", cfg.API), "API listen `address` [POTLUCK_API]")
+	fs.StringVar(&cfg.APIKey, "api-key", env("POTLUCK_API_KEY", ""), "API key clients must send as a Bearer token; required off loopback [POTLUCK_API_KEY]")
+	fs.StringVar(&cfg.CORSOrigin, "cors-origin", env("POTLUCK_CORS_ORIGIN", ""), "allow browser requests from this `origin` [POTLUCK_CORS_ORIGIN]")
+	fs.StringVar(&cfg.Model, "model", env("POTLUCK_MODEL", ""), "GGUF model `path` to serve [POTLUCK_MODEL]")
+	fs.IntVar(&cfg.CtxSize, "ctx-size", envInt("POTLUCK_CTX_SIZE", cfg.CtxSize), "context size in tokens [POTLUCK_CTX_SIZE]")
+	fs.IntVar(&cfg.Threads, "threads", envInt("POTLUCK_THREADS", cfg.Threads), "CPU threads for llama.cpp; 0 = its default [POTLUCK_THREADS]")
+	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server (overrides the search)")
+	fs.StringVar(logLevel, "log-level", env("POTLUCK_LOG_LEVEL", "info"), "debug, info, warn or error [POTLUCK_LOG_LEVEL]")
+}
+
+func defaultConfig() app.Config {
+	cfg := app.DefaultConfig()
+	cfg.Llama.EnvDir = os.Getenv("POTLUCK_LLAMA_DIR")
+	cfg.Llama.PathEnv = os.Getenv("PATH")
+	if exe, err := os.Executable(); err == nil {
+		cfg.Llama.ExeDir = filepath.Dir(exe)
+	}
+	return cfg
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := defaultConfig()
+	var level string
+	fs := flag.NewFlagSet("potluck run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nodeFlags(fs, &cfg, &level)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	log, err := newLogger(stderr, level)
+	if err != nil {
+		return err
+	}
+	node, err := app.NewNode(cfg, log)
+	if err != nil {
+		return err
+	}
+	go func() {
+		upCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if addr, err := node.Up(upCtx); err == nil {
+			log.Info("potluck is running", "api", "http://"+addr+"/v1", "version", app.Version)
+		}
+	}()
+	return node.Run(ctx)
+}
+
+func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 {
+		sub, args = args[0], args[1:]
+	}
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("potluck engine "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server")
+	fs.StringVar(&cfg.Llama.ProvisionDir, "dir", cfg.Llama.ProvisionDir, "where the provisioned runtime lives")
+	asJSON := fs.Bool("json", false, "print JSON (status)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch sub {
+	case "status":
+		return engineStatus(ctx, cfg.Llama, *asJSON, stdout)
+	case "install":
+		start := time.Now()
+		rt, err := engine.Install(ctx, engine.InstallOptions{
+			Dir:      cfg.Llama.ProvisionDir,
+			Progress: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },
+		})
+		if err != nil {
+			return err
+		}
+		v, err := rt.Probe(ctx)
+		if err != nil {
+			return fmt.Errorf("llama.cpp was installed but does not run: %w", err)
+		}
+		fmt.Fprintf(stdout, "llama.cpp %s ready in %s (RPC protocol %s), %.1fs\n", v.Server, cfg.Llama.ProvisionDir, v.RPCProtocol, time.Since(start).Seconds())
+		return nil
+	default:
+		return usageError{fmt.Errorf("engine: want `status` or `install`, got %q", sub)}
+	}
+}
+
+func engineStatus(ctx context.Context, loc engine.Locator, asJSON bool, stdout io.Writer) error {
+	rt, err := loc.Find()
+	if err != nil {
+		return err
+	}
+	v, verr := rt.Probe(ctx)
+	if asJSON {
+		out := struct {
+			Runtime  engine.Runtime  `json:"runtime"`
+			Versions engine.Versions `json:"versions"`
+			Error    string          `json:"error,omitempty"`
+		}{rt, v, ""}
+		if verr != nil {
+			out.Error = verr.Error()
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "llama-server\t%s\t(%s)\n", rt.Server.Path, rt.Server.Source)
+	if rt.Worker.Path != "" {
+		fmt.Fprintf(tw, "rpc-server\t%s\t(%s)\n", rt.Worker.Path, rt.Worker.Source)
+	} else {
+		fmt.Fprintf(tw, "rpc-server\tnot found\t(this node cannot share as a worker)\n")
+	}
+	fmt.Fprintf(tw, "version\t%s\t\n", v.Server)
+	fmt.Fprintf(tw, "RPC protocol\t%s\t\n", v.RPCProtocol)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return verr
+}

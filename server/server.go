@@ -1,0 +1,242 @@
+// Package server is Potluck's HTTP face: the OpenAI-compatible API that chat
+// apps talk to, and the node API that the tray and other tools use. It routes
+// each request to a backend llama-server through a Router the caller
+// provides, and knows nothing of how backends are started or found.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Model is one model the node can serve, locally or through peers.
+type Model struct {
+	ID    string   `json:"id"`
+	Ready bool     `json:"ready"`
+	State string   `json:"state"`
+	Nodes []string `json:"nodes,omitempty"`
+}
+
+// Upstream is a backend chosen for one request.
+type Upstream struct {
+	Node    string // "<name>/<peer-id>", sent back as X-Potluck-Node
+	BaseURL string // e.g. http://127.0.0.1:41234
+}
+
+// Router picks the backend for a model. It is the only way the server
+// reaches llama.cpp.
+type Router interface {
+	Models() []Model
+	// Route returns the upstream for model, or an error: *UnknownModelError,
+	// ErrLoading or ErrNoModel.
+	Route(model string) (Upstream, error)
+}
+
+// Errors a Router returns; the server turns them into OpenAI errors.
+var (
+	ErrLoading = errors.New("model is loading")
+	ErrNoModel = errors.New("no model is being served: start the node with --model PATH")
+)
+
+// UnknownModelError says which models exist instead.
+type UnknownModelError struct {
+	Model     string
+	Available []string
+}
+
+func (e *UnknownModelError) Error() string {
+	if len(e.Available) == 0 {
+		return fmt.Sprintf("model %q not found: no models are available", e.Model)
+	}
+	return fmt.Sprintf("model %q not found; available: %s", e.Model, strings.Join(e.Available, ", "))
+}
+
+// Config is the server's configuration.
+type Config struct {
+	Addr       string // listen address, default 127.0.0.1:8080
+	APIKey     string // required when Addr is not loopback
+	CORSOrigin string // allowed browser origin; empty: no CORS
+	MaxBody    int64  // request body limit, default 8 MiB
+}
+
+// Validate refuses configurations that would expose the API carelessly.
+func (c Config) Validate() error {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("--api %q: want host:port, e.g. 127.0.0.1:8080", c.Addr)
+	}
+	if !isLoopbackHost(host) && c.APIKey == "" {
+		return fmt.Errorf("--api %s listens beyond this machine: set --api-key (POTLUCK_API_KEY) so only clients with the key get in", c.Addr)
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// StatusFunc returns the node's status document for GET /api/status.
+type StatusFunc func() any
+
+// Server is the HTTP server. Create it with New, then Run it.
+type Server struct {
+	cfg    Config
+	router Router
+	status StatusFunc
+	log    *slog.Logger
+	engine *gin.Engine
+	client *http.Client
+
+	ready chan struct{}
+	addr  net.Addr
+}
+
+// New builds a server; it listens only in Run.
+func New(cfg Config, router Router, status StatusFunc, log *slog.Logger) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 8 << 20
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{
+		cfg: cfg, router: router, status: status, log: log,
+		client: &http.Client{Transport: &http.Transport{
+			Proxy:               nil, // backends are local or tunnelled: never via a proxy
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}},
+		ready: make(chan struct{}),
+	}
+	s.engine = s.routes()
+	return s, nil
+}
+
+// Handler exposes the HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Up waits until the server is listening and returns its address.
+func (s *Server) Up(ctx context.Context) (net.Addr, error) {
+	select {
+	case <-s.ready:
+		return s.addr, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Run listens and serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("API listen on %s: %w (is another potluck running? choose another --api port)", s.cfg.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	s.addr = l.Addr()
+	close(s.ready)
+	s.log.Info("API listening", "addr", "http://"+l.Addr().String()+"/v1")
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		hs.Close()
+	}
+	<-errc
+	s.client.CloseIdleConnections()
+	return nil
+}
+
+func (s *Server) routes() *gin.Engine {
+	e := gin.New()
+	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
+		s.log.Error("handler panic", "path", c.Request.URL.Path, "panic", rec)
+		openAIError(c, http.StatusInternalServerError, "server_error", "internal error")
+	}))
+	e.Use(s.logRequests)
+	if s.cfg.CORSOrigin != "" {
+		e.Use(s.cors)
+	}
+	if s.cfg.APIKey != "" {
+		e.Use(s.requireKey)
+	}
+	e.NoRoute(func(c *gin.Context) {
+		openAIError(c, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	e.GET("/api/status", func(c *gin.Context) { c.JSON(http.StatusOK, s.status()) })
+	v1 := e.Group("/v1")
+	v1.GET("/models", s.models)
+	v1.POST("/completions", s.proxy)
+	v1.POST("/chat/completions", s.proxy)
+	v1.POST("/embeddings", s.proxy)
+	return e
+}
+
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	// The path only: query strings may carry secrets.
+	s.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "dur", time.Since(start).Round(time.Microsecond))
+}
+
+func (s *Server) requireKey(c *gin.Context) {
+	if c.Request.Method == http.MethodOptions {
+		c.Next()
+		return
+	}
+	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey)) != 1 {
+		c.Header("WWW-Authenticate", `Bearer realm="potluck"`)
+		openAIError(c, http.StatusUnauthorized, "invalid_request_error", "missing or wrong API key: send Authorization: Bearer <key>")
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+func (s *Server) cors(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Access-Control-Allow-Origin", s.cfg.CORSOrigin)
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	h.Set("Vary", "Origin")
+	if c.Request.Method == http.MethodOptions {
+		c.AbortWithStatus(http.StatusNoContent)
+		return
+	}
+	c.Next()
+}
+
+func openAIError(c *gin.Context, status int, typ, msg string) {
+	c.JSON(status, gin.H{"error": gin.H{"message": msg, "type": typ, "code": status}})
+}
