@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,6 +28,8 @@ import (
 
 	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 const usage = `Potluck pools the GPUs and memory of your machines to run LLMs.
@@ -35,6 +39,9 @@ Usage:
   potluck run [flags]         start a headless node
   potluck engine status       show which llama.cpp binaries are used
   potluck engine install      download llama.cpp (Debian/Ubuntu x86-64)
+  potluck hw [--json]         what this machine has and would offer
+  potluck token new           print a new invite token (a new network)
+  potluck plan [--model M]    how the running node splits a model over the pool
   potluck version             print the version
 
 Run "potluck run -h" for the node's flags.
@@ -57,6 +64,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args, stderr)
 	case "engine":
 		err = cmdEngine(ctx, args, stdout, stderr)
+	case "hw":
+		err = cmdHW(ctx, args, stdout, stderr)
+	case "token":
+		err = cmdToken(args, stdout)
+	case "plan":
+		err = cmdPlan(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "potluck %s\n", app.Version)
 	case "help", "-h", "--help":
@@ -111,6 +124,80 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string) {
 	fs.IntVar(&cfg.Threads, "threads", envInt("POTLUCK_THREADS", cfg.Threads), "CPU threads for llama.cpp; 0 = its default [POTLUCK_THREADS]")
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server (overrides the search)")
 	fs.StringVar(logLevel, "log-level", env("POTLUCK_LOG_LEVEL", "info"), "debug, info, warn or error [POTLUCK_LOG_LEVEL]")
+
+	fs.StringVar(&cfg.Token, "token", env("POTLUCK_P2P_TOKEN", ""), "invite `token` of the network to join [POTLUCK_P2P_TOKEN]")
+	fs.Func("token-file", "read the invite token from `file`", func(path string) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		cfg.Token = strings.TrimSpace(string(data))
+		return nil
+	})
+	listFlag(fs, &cfg.Bootstrap, "bootstrap", "POTLUCK_P2P_BOOTSTRAP_PEERS", "peers to connect to first: full multiaddrs with /p2p/<id>, comma-separated")
+	listFlag(fs, &cfg.P2PListen, "p2p-listen", "POTLUCK_P2P_LISTEN_MADDRS", "libp2p listen multiaddrs, comma-separated (default: TCP on all interfaces)")
+	fs.BoolVar(&cfg.NoDHT, "no-dht", envBool("POTLUCK_P2P_DISABLE_DHT"), "no DHT discovery: LAN (mDNS) and --bootstrap only [POTLUCK_P2P_DISABLE_DHT]")
+	fs.BoolVar(&cfg.NoMDNS, "no-mdns", envBool("POTLUCK_P2P_DISABLE_MDNS"), "no LAN discovery [POTLUCK_P2P_DISABLE_MDNS]")
+	fs.BoolVar(&cfg.P2PLimits, "p2p-limits", envBool("POTLUCK_P2P_ENABLE_LIMITS"), "enforce libp2p connection and resource limits [POTLUCK_P2P_ENABLE_LIMITS]")
+	cfg.P2PLogLevel = env("POTLUCK_P2P_LOGLEVEL", "")
+	if d, err := time.ParseDuration(env("POTLUCK_P2P_HEARTBEAT", "0s")); err == nil {
+		cfg.Heartbeat = d
+	}
+	fs.Func("share", "share this machine: off, worker (a shard of a split model) or server (whole requests) [POTLUCK_SHARE]", func(v string) error {
+		m, ok := app.ParseShareMode(v)
+		if !ok {
+			return fmt.Errorf("want off, worker or server")
+		}
+		cfg.Share = m
+		return nil
+	})
+	if v := env("POTLUCK_SHARE", ""); v != "" {
+		cfg.Share = app.ShareMode(v) // checked by app.Config.Check
+	}
+	fs.Func("share-memory", "cap on the memory offered, e.g. 12GiB (default: free VRAM and half the free RAM) [POTLUCK_SHARE_MEMORY]", func(v string) error {
+		n, err := hw.ParseSize(v)
+		cfg.ShareMemory = n
+		return err
+	})
+	if v := env("POTLUCK_SHARE_MEMORY", ""); v != "" {
+		if n, err := hw.ParseSize(v); err == nil {
+			cfg.ShareMemory = n
+		}
+	}
+	fs.Func("split", "how a model is split: fit (fewest machines) or all (every worker) [POTLUCK_SPLIT]", func(v string) error {
+		m, err := engine.ParseSplitMode(v)
+		cfg.Split = m
+		return err
+	})
+	if v := env("POTLUCK_SPLIT", ""); v != "" {
+		if m, err := engine.ParseSplitMode(v); err == nil {
+			cfg.Split = m
+		}
+	}
+}
+
+// listFlag binds a comma-separated list flag with an environment default.
+func listFlag(fs *flag.FlagSet, dst *[]string, name, envName, usage string) {
+	*dst = splitList(env(envName, ""))
+	fs.Func(name, usage+" ["+envName+"]", func(v string) error {
+		*dst = splitList(v)
+		return nil
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
 }
 
 func defaultConfig() app.Config {
@@ -230,4 +317,96 @@ func engineStatus(ctx context.Context, loc engine.Locator, asJSON bool, stdout i
 		return err
 	}
 	return verr
+}
+
+func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("potluck hw", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the hardware report as JSON")
+	share := fs.String("share-memory", env("POTLUCK_SHARE_MEMORY", ""), "cap on what to offer, e.g. 12GiB [POTLUCK_SHARE_MEMORY]")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	policy := hw.DefaultOfferPolicy()
+	if *share != "" {
+		limit, err := hw.ParseSize(*share)
+		if err != nil {
+			return usageError{fmt.Errorf("--share-memory: %w", err)}
+		}
+		policy.Cap = limit
+	}
+	r, err := hw.Probe(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	return hw.WriteTable(stdout, r, policy.Offer(r))
+}
+
+func cmdToken(args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "new" {
+		return usageError{errors.New("token: want `potluck token new`")}
+	}
+	tok, err := netmesh.NewToken()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("potluck plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", env("POTLUCK_API", "127.0.0.1:8080"), "API `address` of the running node [POTLUCK_API]")
+	model := fs.String("model", "", "GGUF `path` to plan (default: the model the node serves)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u := "http://" + *api + "/api/plan"
+	if *model != "" {
+		abs, err := filepath.Abs(*model)
+		if err != nil {
+			return err
+		}
+		u += "?model=" + url.QueryEscape(abs)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if key := os.Getenv("POTLUCK_API_KEY"); key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("is a node running? %w", err)
+	}
+	defer resp.Body.Close()
+	var view app.PlanView
+	if err := json.NewDecoder(resp.Body).Decode(&view); err != nil {
+		return fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(view)
+	}
+	if view.Error != "" {
+		return errors.New(view.Error)
+	}
+	fmt.Fprintf(stdout, "%s", view.Model)
+	if view.Detail != "" {
+		fmt.Fprintf(stdout, " (%s)", view.Detail)
+	}
+	fmt.Fprintln(stdout)
+	if view.Plan != nil {
+		fmt.Fprintln(stdout, view.Plan.String())
+	}
+	return nil
 }

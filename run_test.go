@@ -73,6 +73,12 @@ func (s *syncBuffer) String() string {
 // data dir and stops it (SIGTERM, then the test fails if it lingers) at the end.
 func startPotluck(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startPotluckEnv(t, nil, args...)
+}
+
+// startPotluckEnv is startPotluck with extra environment variables.
+func startPotluckEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	port, err := engine.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +86,7 @@ func startPotluck(t *testing.T, args ...string) *proc {
 	api := fmt.Sprintf("127.0.0.1:%d", port)
 	all := append([]string{"run", "--api", api, "--data-dir", t.TempDir(), "--threads", "1", "--ctx-size", "512", "--log-level", "debug"}, args...)
 	cmd := exec.Command(potluckBinary(t), all...)
+	cmd.Env = append(os.Environ(), env...)
 	p := &proc{cmd: cmd, api: "http://" + api, logs: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
@@ -99,6 +106,7 @@ func startPotluck(t *testing.T, args ...string) *proc {
 			t.Logf("potluck output:\n%s", p.logs.String())
 		}
 	})
+	p.waitStatus(t, "the API", func(map[string]any) bool { return true })
 	return p
 }
 

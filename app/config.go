@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
 )
@@ -31,6 +32,22 @@ type Config struct {
 	Threads int
 
 	Llama engine.Locator // where to find llama.cpp
+
+	// The mesh.
+	Token       string        // invite token; empty: rejoin the saved mesh, if any
+	Bootstrap   []string      // multiaddrs of peers to connect to first
+	P2PListen   []string      // libp2p listen multiaddrs; empty: all interfaces, random port
+	NoDHT       bool          // no DHT discovery (LAN and bootstrap only)
+	NoMDNS      bool          // no mDNS discovery
+	P2PLimits   bool          // libp2p connection/resource limits on
+	P2PLogLevel string        // EdgeVPN/libp2p log level
+	Heartbeat   time.Duration // announce interval; 0: the mesh default
+
+	// Sharing.
+	Share       ShareMode        // off, worker or server; empty: the saved choice
+	ShareMemory uint64           // cap on the memory offered; 0: the default policy
+	Split       engine.SplitMode // fit or all
+	HWInterval  time.Duration    // hardware re-probe interval; 0: the default
 }
 
 // DefaultConfig returns the defaults: data in the OS config directory, the
@@ -42,6 +59,7 @@ func DefaultConfig() Config {
 		Name:    host,
 		API:     "127.0.0.1:8080",
 		CtxSize: 2048,
+		Split:   engine.SplitFit,
 		Llama: engine.Locator{
 			ProvisionDir: engine.DefaultProvisionDir(),
 		},
@@ -68,6 +86,11 @@ func (c Config) Check() error {
 	}
 	if c.Threads < 0 {
 		return fmt.Errorf("--threads %d: must be positive", c.Threads)
+	}
+	if c.Share != "" {
+		if _, ok := ParseShareMode(string(c.Share)); !ok {
+			return fmt.Errorf("--share %q: want off, worker or server", c.Share)
+		}
 	}
 	if c.Model != "" {
 		fi, err := os.Stat(c.Model)

@@ -7,27 +7,42 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/server"
 )
 
-// Node is one running Potluck node.
+// Node is one running Potluck node. It implements Controller.
 type Node struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	logs   *logRing
+	events bus
 
 	started time.Time
 	srv     *server.Server
 
+	opMu sync.Mutex // serializes Join, Leave and Share
+
 	mu       sync.Mutex
+	runCtx   context.Context // the context of Run; nil before
 	runtime  engine.Runtime
 	versions engine.Versions
-	llama    *localModel // nil when no model is served
-	engErr   error       // why llama.cpp is unavailable
+	engErr   error // why llama.cpp is unavailable
+	settings Settings
+	joining  bool
+	mesh     *meshSession // nil when in no mesh
+	worker   *workerProc  // non-nil while sharing as a worker
+	host     *modelHost   // non-nil when a model is configured
+	hwReport *hw.Report
+	warnings map[string]Warning
 }
+
+var _ Controller = (*Node)(nil)
 
 // NewNode prepares a node from cfg; it starts nothing.
 func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
@@ -40,12 +55,31 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, started: time.Now()}
-	srv, err := server.New(server.Config{Addr: cfg.API, APIKey: cfg.APIKey, CORSOrigin: cfg.CORSOrigin}, n, func() any { return n.Status() }, log.With("part", "api"))
+	settings, err := LoadSettings(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ring := &logRing{max: 200}
+	n := &Node{
+		cfg:      cfg,
+		logs:     ring,
+		log:      slog.New(teeHandler{next: log.Handler(), ring: ring}),
+		started:  time.Now(),
+		settings: settings,
+		warnings: map[string]Warning{},
+	}
+	srv, err := server.New(server.Config{
+		Addr: cfg.API, APIKey: cfg.APIKey, CORSOrigin: cfg.CORSOrigin,
+		WaitReady: 20 * time.Second,
+		OnRequest: n.onRequest,
+	}, n, apiNode{n}, n.log.With("part", "api"))
 	if err != nil {
 		return nil, err
 	}
 	n.srv = srv
+	if cfg.Model != "" {
+		n.host = newModelHost(n)
+	}
 	return n, nil
 }
 
@@ -58,149 +92,171 @@ func (n *Node) Up(ctx context.Context) (string, error) {
 	return addr.String(), nil
 }
 
-// Run runs the node until ctx ends. A failure to find llama.cpp is not fatal
-// when no model is configured; it is reported in the status.
+// Run runs the node until ctx ends, then stops everything it started.
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rt, err := n.cfg.Llama.Find()
-	if err != nil {
-		n.setEngineErr(err)
-		if n.cfg.Model != "" {
+	n.mu.Lock()
+	n.runCtx = ctx
+	n.mu.Unlock()
+
+	n.findEngine(ctx)
+	if n.cfg.Model != "" {
+		if err := n.engineError(); err != nil {
 			return err
 		}
-		n.log.Warn("llama.cpp not available", "err", err)
-	} else {
-		n.mu.Lock()
-		n.runtime = rt
-		n.mu.Unlock()
-		go n.probeVersions(ctx, rt)
 	}
+	n.probeHardware(ctx)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		errc <- n.srv.Run(ctx)
-	}()
-	if n.cfg.Model != "" {
-		lm, err := n.startModel(rt)
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return err
-		}
+	errc := make(chan error, 4)
+	spawn := func(f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := lm.sup.Run(ctx); err != nil {
-				errc <- fmt.Errorf("serving %s: %w", n.cfg.Model, err)
+			if err := f(); err != nil {
+				errc <- err
 			}
 		}()
 	}
+	spawn(func() error { return n.srv.Run(ctx) })
+	spawn(func() error { return n.watchHardware(ctx) })
+	if n.host != nil {
+		spawn(func() error { return n.host.run(ctx) })
+	}
+	if err := n.resume(ctx); err != nil {
+		cancel()
+		wg.Wait()
+		n.shutdown()
+		return err
+	}
+
 	var first error
 	select {
 	case <-ctx.Done():
 	case first = <-errc:
 	}
 	cancel()
+	n.shutdown()
 	wg.Wait()
 	return first
 }
 
-func (n *Node) setEngineErr(err error) {
-	n.mu.Lock()
-	n.engErr = err
-	n.mu.Unlock()
+// resume joins the mesh and shares as configured, or as saved last time.
+func (n *Node) resume(ctx context.Context) error {
+	token, saved := n.cfg.Token, false
+	if token == "" {
+		token, saved = n.settings.Token, true
+	}
+	share := n.cfg.Share
+	if share == "" {
+		share = n.settings.Share
+	}
+	memory := n.cfg.ShareMemory
+	if memory == 0 {
+		memory = n.settings.ShareMemory
+	}
+	if token != "" {
+		if err := n.Join(ctx, token); err != nil {
+			if !saved {
+				return err
+			}
+			n.warn(Warning{Code: "saved-mesh", Severity: SeverityWarning, Message: "could not rejoin the saved network: " + err.Error()})
+		}
+	}
+	if share != "" && share != ShareOff {
+		if err := n.Share(ctx, share, memory); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (n *Node) probeVersions(ctx context.Context, rt engine.Runtime) {
-	v, err := rt.Probe(ctx)
+// shutdown stops the worker and leaves the mesh.
+func (n *Node) shutdown() {
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	n.stopWorker()
+	n.stopMesh()
+}
+
+func (n *Node) findEngine(ctx context.Context) {
+	rt, err := n.cfg.Llama.Find()
 	if err != nil {
-		if ctx.Err() == nil {
-			n.log.Warn("llama.cpp version probe", "err", err)
-		}
+		n.mu.Lock()
+		n.engErr = err
+		n.mu.Unlock()
+		n.warn(Warning{Code: "llama-not-found", Severity: SeverityError,
+			Message: "llama.cpp was not found: run `potluck engine install`, or install llama.cpp and put llama-server on PATH"})
+		n.log.Warn("llama.cpp not available", "err", err)
 		return
 	}
-	n.mu.Lock()
-	n.versions = v
-	n.mu.Unlock()
-}
-
-// localModel is a model served by this node's own llama-server.
-type localModel struct {
-	alias string
-	path  string
-	port  int
-	sup   *engine.Supervisor
-}
-
-func (n *Node) startModel(rt engine.Runtime) (*localModel, error) {
-	port, err := engine.FreePort()
+	v, err := rt.Probe(ctx)
 	if err != nil {
-		return nil, err
+		n.log.Warn("llama.cpp version probe", "err", err)
 	}
-	logs := filepath.Join(n.cfg.DataDir, "logs")
-	if err := os.MkdirAll(logs, 0o700); err != nil {
-		return nil, err
-	}
-	lm := &localModel{alias: ModelAlias(n.cfg.Model), path: n.cfg.Model, port: port}
-	spec := rt.ServerSupervisorSpec(engine.ServerSpec{
-		Model: n.cfg.Model, Alias: lm.alias, Port: port,
-		CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads,
-	})
-	spec.Log = n.log.With("part", "engine")
-	spec.LogFile = filepath.Join(logs, "llama-server.log")
-	lm.sup = engine.NewSupervisor(spec)
 	n.mu.Lock()
-	n.llama = lm
+	n.runtime, n.versions = rt, v
 	n.mu.Unlock()
-	return lm, nil
 }
 
-// Models implements server.Router.
-func (n *Node) Models() []server.Model {
+func (n *Node) engineError() error {
 	n.mu.Lock()
-	lm := n.llama
-	n.mu.Unlock()
-	if lm == nil {
-		return nil
-	}
-	st := lm.sup.Status()
-	return []server.Model{{ID: lm.alias, Ready: st.State == engine.StateReady, State: st.State.String(), Nodes: []string{n.cfg.Name}}}
+	defer n.mu.Unlock()
+	return n.engErr
 }
 
-// Route implements server.Router.
-func (n *Node) Route(model string) (server.Upstream, error) {
+func (n *Node) engineRuntime() (engine.Runtime, engine.Versions, error) {
 	n.mu.Lock()
-	lm := n.llama
+	defer n.mu.Unlock()
+	return n.runtime, n.versions, n.engErr
+}
+
+// warn records a warning (replacing one with the same code) and tells
+// subscribers.
+func (n *Node) warn(w Warning) {
+	n.mu.Lock()
+	old, had := n.warnings[w.Code]
+	n.warnings[w.Code] = w
 	n.mu.Unlock()
-	if lm == nil {
-		return server.Upstream{}, server.ErrNoModel
+	if !had || old != w {
+		n.events.publish(Event{Kind: EventWarning, Warning: &w, Message: w.Message})
 	}
-	if model != "" && model != lm.alias && model != lm.path && model != filepath.Base(lm.path) {
-		return server.Upstream{}, &server.UnknownModelError{Model: model, Available: []string{lm.alias}}
-	}
-	switch st := lm.sup.Status(); st.State {
-	case engine.StateReady:
-		return server.Upstream{Node: n.cfg.Name, BaseURL: fmt.Sprintf("http://127.0.0.1:%d", lm.port)}, nil
-	case engine.StateFailed:
-		return server.Upstream{}, errors.New("the model failed to start: " + st.LastError)
-	default:
-		return server.Upstream{}, server.ErrLoading
+}
+
+func (n *Node) clearWarning(code string) {
+	n.mu.Lock()
+	_, had := n.warnings[code]
+	delete(n.warnings, code)
+	n.mu.Unlock()
+	if had {
+		n.events.publish(Event{Kind: EventStatus})
 	}
 }
 
 // Status is the document behind GET /api/status.
 type Status struct {
-	Name     string       `json:"name"`
-	Version  string       `json:"version"`
-	UptimeS  int64        `json:"uptime_s"`
-	API      string       `json:"api"`
+	Name    string    `json:"name"`
+	Version string    `json:"version"`
+	UptimeS int64     `json:"uptime_s"`
+	State   NodeState `json:"state"`
+	API     string    `json:"api"` // the OpenAI base URL, e.g. http://127.0.0.1:8080/v1
+
+	Share         ShareMode `json:"share"`
+	MemoryOffered uint64    `json:"memory_offered"`
+
+	InMesh      bool     `json:"in_mesh"`
+	PeerID      string   `json:"peer_id,omitempty"`
+	P2PAddrs    []string `json:"p2p_addrs,omitempty"`
+	PeersOnline int      `json:"peers_online"`
+
 	Engine   EngineStatus `json:"engine"`
 	Model    *ModelStatus `json:"model,omitempty"`
-	Warnings []string     `json:"warnings,omitempty"`
+	Worker   *WorkerState `json:"worker,omitempty"`
+	Hardware *hw.Report   `json:"hardware,omitempty"`
+	Offer    *hw.Offer    `json:"offer,omitempty"`
+	InFlight int          `json:"in_flight"`
+	Warnings []Warning    `json:"warnings,omitempty"`
 }
 
 // EngineStatus describes llama.cpp on this node.
@@ -209,36 +265,133 @@ type EngineStatus struct {
 	Error       string         `json:"error,omitempty"`
 	Runtime     engine.Runtime `json:"runtime"`
 	Server      string         `json:"server_version,omitempty"`
+	Build       string         `json:"build,omitempty"`
 	RPCProtocol string         `json:"rpc_protocol,omitempty"`
 }
 
-// ModelStatus describes the locally served model.
+// ModelStatus describes the model this node serves.
 type ModelStatus struct {
-	ID    string        `json:"id"`
-	Path  string        `json:"path"`
-	Ready bool          `json:"ready"`
+	ID     string        `json:"id"`
+	Path   string        `json:"path"`
+	Ready  bool          `json:"ready"`
+	State  engine.Status `json:"state"`
+	Detail string        `json:"detail,omitempty"` // e.g. why it waits
+	Nodes  int           `json:"nodes"`            // machines holding it
+}
+
+// WorkerState describes this node's RPC worker.
+type WorkerState struct {
+	Addr  string        `json:"addr"`
 	State engine.Status `json:"state"`
 }
 
 // Status returns a snapshot of the node.
 func (n *Node) Status() Status {
+	offer := n.offer()
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	st := Status{
 		Name: n.cfg.Name, Version: Version, UptimeS: int64(time.Since(n.started).Seconds()),
-		API: "http://" + n.cfg.API + "/v1",
+		State: StateIdle, Share: n.shareLocked(),
+		API: "http://" + n.apiAddr() + "/v1",
 		Engine: EngineStatus{Available: n.engErr == nil, Runtime: n.runtime,
-			Server: n.versions.Server, RPCProtocol: n.versions.RPCProtocol},
+			Server: n.versions.Server, Build: n.versions.Build, RPCProtocol: n.versions.RPCProtocol},
+		Hardware: n.hwReport,
+		InFlight: n.srv.InFlight(),
 	}
 	if n.engErr != nil {
 		st.Engine.Error = n.engErr.Error()
-		st.Warnings = append(st.Warnings, "llama.cpp not found: run `potluck engine install`")
 	}
-	if n.llama != nil {
-		s := n.llama.sup.Status()
-		st.Model = &ModelStatus{ID: n.llama.alias, Path: n.llama.path, Ready: s.State == engine.StateReady, State: s}
+	if n.hwReport != nil {
+		st.Offer = &offer
+	}
+	if st.Share != ShareOff {
+		st.MemoryOffered = offer.TotalBytes
+	}
+	mesh, worker, host, joining := n.mesh, n.worker, n.host, n.joining
+	for _, w := range n.warnings {
+		st.Warnings = append(st.Warnings, w)
+	}
+	n.mu.Unlock()
+	sort.Slice(st.Warnings, func(i, j int) bool { return st.Warnings[i].Code < st.Warnings[j].Code })
+
+	if mesh != nil {
+		st.InMesh, st.PeerID, st.P2PAddrs = true, mesh.node.ID(), mesh.node.Addrs()
+		for _, p := range mesh.node.Peers() {
+			if p.Online {
+				st.PeersOnline++
+			}
+		}
+	}
+	if worker != nil {
+		st.Worker = &WorkerState{Addr: worker.addr, State: worker.sup.Status()}
+		st.State = StateSharing
+	}
+	if host != nil {
+		st.Model = host.status()
+		if st.Model.Ready {
+			st.State = StateServing
+		}
+	}
+	if joining {
+		st.State = StateJoining
+	}
+	for _, w := range st.Warnings {
+		if w.Severity == SeverityError {
+			st.State = StateError
+		}
 	}
 	return st
 }
 
-var _ server.Router = (*Node)(nil)
+// apiAddr is the address the API listens on, once it does.
+func (n *Node) apiAddr() string {
+	if addr := n.srv.Addr(); addr != nil {
+		return addr.String()
+	}
+	return n.cfg.API
+}
+
+// Logs implements Controller.
+func (n *Node) Logs(max int) []string { return n.logs.last(max) }
+
+// Subscribe implements Controller.
+func (n *Node) Subscribe() (<-chan Event, func()) { return n.events.subscribe() }
+
+// Recent implements Controller.
+func (n *Node) Recent() []Request {
+	var out []Request
+	for _, r := range n.srv.Recent() {
+		out = append(out, Request{Time: r.Time, Model: r.Model, Node: r.Node, Status: r.Status, Duration: r.Duration})
+	}
+	return out
+}
+
+func (n *Node) onRequest(r server.RequestRecord) {
+	n.events.publish(Event{Kind: EventRequest, Time: r.Time, Message: fmt.Sprintf("%s served by %s (%d)", r.Model, r.Node, r.Status)})
+}
+
+// logPath is where a child's output goes.
+func (n *Node) logPath(name string) string {
+	dir := filepath.Join(n.cfg.DataDir, "logs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	return filepath.Join(dir, name+".log")
+}
+
+// InputError is a bad value from the user, phrased for them.
+type InputError struct {
+	Field, Value, Msg string
+}
+
+func (e *InputError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Msg)
+}
+
+// InvalidInput marks the error as the client's (HTTP 400).
+func (e *InputError) InvalidInput() bool { return true }
+
+var errNoMesh = errors.New("this computer is in no network yet: share it, or join a network with a friend's invite token")

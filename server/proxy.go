@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -40,8 +42,11 @@ func (s *Server) models(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
 }
 
-// proxy validates an OpenAI request and streams it to the chosen backend.
+// proxy validates an OpenAI request and streams it to a backend chosen by
+// the selector, failing over to the next one while nothing has reached the
+// client yet.
 func (s *Server) proxy(c *gin.Context) {
+	start := time.Now()
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -61,12 +66,47 @@ func (s *Server) proxy(c *gin.Context) {
 		openAIError(c, http.StatusBadRequest, "invalid_request_error", "max_tokens must not be negative")
 		return
 	}
-	up, err := s.router.Route(req.Model)
+	backends, err := s.backends(c.Request.Context(), req.Model)
 	if err != nil {
 		s.routeError(c, err)
 		return
 	}
-	s.forward(c, up, body)
+	var tried []string
+	var lastErr error
+	for attempt := 0; attempt < s.cfg.MaxAttempts && len(backends) > 0; attempt++ {
+		cs := s.inflight.candidates(backends)
+		b := cs[s.sel.Select(cs)].Backend
+		backends = slices.DeleteFunc(backends, func(x Backend) bool { return x.Node == b.Node })
+		tried = append(tried, b.Node)
+		res := s.forward(c, b, body, req.Model, start)
+		if res.err == nil || res.started {
+			return
+		}
+		lastErr = res.err
+		if c.Request.Context().Err() != nil {
+			return
+		}
+		s.log.Warn("backend failed before answering; trying the next", "node", b.Node, "err", res.err)
+	}
+	c.Header("Retry-After", "2")
+	openAIError(c, http.StatusBadGateway, "server_error", fmt.Sprintf("no backend could serve the request (tried %v): %v", tried, lastErr))
+	s.record(RequestRecord{Time: start, Model: req.Model, Status: http.StatusBadGateway, Duration: time.Since(start)})
+}
+
+// backends asks the router, waiting up to WaitReady while the model loads.
+func (s *Server) backends(ctx context.Context, model string) ([]Backend, error) {
+	deadline := time.Now().Add(s.cfg.WaitReady)
+	for {
+		bs, err := s.router.Backends(model)
+		if err == nil || !errors.Is(err, ErrLoading) || time.Now().After(deadline) {
+			return bs, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (s *Server) routeError(c *gin.Context, err error) {
@@ -74,25 +114,39 @@ func (s *Server) routeError(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &unknown):
 		openAIError(c, http.StatusNotFound, "invalid_request_error", unknown.Error())
-	case errors.Is(err, ErrLoading):
-		c.Header("Retry-After", "5")
-		openAIError(c, http.StatusServiceUnavailable, "server_error", err.Error())
 	case errors.Is(err, ErrNoModel):
 		openAIError(c, http.StatusServiceUnavailable, "server_error", err.Error())
-	default:
+	default: // loading, re-planning: worth a retry
 		c.Header("Retry-After", "5")
 		openAIError(c, http.StatusServiceUnavailable, "server_error", err.Error())
 	}
 }
 
-// forward sends body to the upstream and copies the answer back, flushing
-// each chunk so server-sent events reach the client as they are produced.
-// The client going away cancels the upstream request.
-func (s *Server) forward(c *gin.Context, up Upstream, body []byte) {
-	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodPost, up.BaseURL+c.Request.URL.Path, bytes.NewReader(body))
+type forwardResult struct {
+	started bool  // bytes reached the client; no failover from here
+	err     error // why the backend could not serve
+}
+
+// retryable statuses mean the backend cannot serve right now, not that the
+// request is wrong: another backend may.
+func retryable(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// forward sends body to one backend and copies the answer back, flushing each
+// chunk so server-sent events reach the client as they are produced. The
+// client going away cancels the upstream request.
+func (s *Server) forward(c *gin.Context, b Backend, body []byte, model string, start time.Time) forwardResult {
+	s.inflight.add(b.Node, 1)
+	s.metrics.inflight.WithLabelValues(b.Node).Inc()
+	defer func() {
+		s.inflight.add(b.Node, -1)
+		s.metrics.inflight.WithLabelValues(b.Node).Dec()
+	}()
+
+	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodPost, b.BaseURL+c.Request.URL.Path, bytes.NewReader(body))
 	if err != nil {
-		openAIError(c, http.StatusInternalServerError, "server_error", err.Error())
-		return
+		return forwardResult{err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if a := c.GetHeader("Accept"); a != "" {
@@ -100,13 +154,25 @@ func (s *Server) forward(c *gin.Context, up Upstream, body []byte) {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		if c.Request.Context().Err() != nil {
-			return // the client left
-		}
-		openAIError(c, http.StatusBadGateway, "server_error", "backend unreachable: "+err.Error())
-		return
+		s.metrics.requests.WithLabelValues(b.Node, "error").Inc()
+		return forwardResult{err: fmt.Errorf("backend unreachable: %w", err)}
 	}
 	defer resp.Body.Close()
+	if retryable(resp.StatusCode) {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		s.metrics.requests.WithLabelValues(b.Node, strconv.Itoa(resp.StatusCode)).Inc()
+		return forwardResult{err: fmt.Errorf("backend answered %s: %s", resp.Status, bytes.TrimSpace(msg))}
+	}
+
+	// Read the first chunk before committing to this backend: a backend that
+	// dies between its headers and its first byte is still failed over.
+	buf := make([]byte, 32<<10)
+	n, rerr := resp.Body.Read(buf)
+	if n == 0 && rerr != nil && rerr != io.EOF {
+		s.metrics.requests.WithLabelValues(b.Node, "error").Inc()
+		return forwardResult{err: fmt.Errorf("backend broke before answering: %w", rerr)}
+	}
+
 	h := c.Writer.Header()
 	for k, vs := range resp.Header {
 		if slices.Contains(hopHeaders, http.CanonicalHeaderKey(k)) {
@@ -114,25 +180,78 @@ func (s *Server) forward(c *gin.Context, up Upstream, body []byte) {
 		}
 		h[k] = vs
 	}
-	if up.Node != "" {
-		h.Set("X-Potluck-Node", up.Node)
-	}
+	h.Set("X-Potluck-Node", b.Node)
 	c.Status(resp.StatusCode)
 	c.Writer.WriteHeaderNow()
-	buf := make([]byte, 32<<10)
+
+	tokens := newTokenCounter()
+	broken := false
 	for {
-		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			tokens.Write(buf[:n])
 			if _, werr := c.Writer.Write(buf[:n]); werr != nil {
-				return
+				broken = true
+				break
 			}
 			c.Writer.Flush()
 		}
 		if rerr != nil {
-			if rerr != io.EOF && c.Request.Context().Err() == nil {
-				s.log.Warn("backend stream broke", "node", up.Node, "err", rerr)
+			if rerr != io.EOF && !errors.Is(rerr, context.Canceled) {
+				s.log.Warn("backend stream broke", "node", b.Node, "err", rerr)
+				broken = true
 			}
-			return
+			break
+		}
+		n, rerr = resp.Body.Read(buf)
+	}
+	status := resp.StatusCode
+	label := strconv.Itoa(status)
+	if broken {
+		label = "broken"
+	}
+	dur := time.Since(start)
+	s.metrics.requests.WithLabelValues(b.Node, label).Inc()
+	s.metrics.latency.WithLabelValues(b.Node).Observe(dur.Seconds())
+	s.metrics.tokens.Add(float64(tokens.count()))
+	s.record(RequestRecord{Time: start, Model: model, Node: b.Node, Status: status, Duration: dur, Tokens: tokens.count()})
+	return forwardResult{started: true}
+}
+
+// tokenCounter estimates generated tokens from a response as it streams:
+// one per server-sent event chunk, or the usage block of a plain answer.
+type tokenCounter struct {
+	chunks int
+	tail   []byte
+}
+
+func newTokenCounter() *tokenCounter { return &tokenCounter{} }
+
+var (
+	dataPrefix = []byte("data: {")
+	usageKey   = []byte(`"completion_tokens":`)
+)
+
+func (t *tokenCounter) Write(p []byte) {
+	joined := append(t.tail, p...)
+	t.chunks += bytes.Count(joined, dataPrefix) - bytes.Count(t.tail, dataPrefix)
+	if len(joined) > 4096 {
+		joined = joined[len(joined)-4096:]
+	}
+	t.tail = append(t.tail[:0], joined...)
+}
+
+func (t *tokenCounter) count() int {
+	if i := bytes.LastIndex(t.tail, usageKey); i >= 0 && t.chunks == 0 {
+		rest := t.tail[i+len(usageKey):]
+		end := bytes.IndexAny(rest, ",}")
+		if end > 0 {
+			if n, err := strconv.Atoi(string(bytes.TrimSpace(rest[:end]))); err == nil {
+				return n
+			}
 		}
 	}
+	if t.chunks > 2 { // the role chunk and the final chunk carry no token
+		return t.chunks - 2
+	}
+	return 0
 }

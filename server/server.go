@@ -26,19 +26,14 @@ type Model struct {
 	Nodes []string `json:"nodes,omitempty"`
 }
 
-// Upstream is a backend chosen for one request.
-type Upstream struct {
-	Node    string // "<name>/<peer-id>", sent back as X-Potluck-Node
-	BaseURL string // e.g. http://127.0.0.1:41234
-}
-
-// Router picks the backend for a model. It is the only way the server
-// reaches llama.cpp.
+// Router knows which backends serve which model. It is the only way the
+// server reaches llama.cpp.
 type Router interface {
 	Models() []Model
-	// Route returns the upstream for model, or an error: *UnknownModelError,
-	// ErrLoading or ErrNoModel.
-	Route(model string) (Upstream, error)
+	// Backends returns the online backends that serve model, or an error:
+	// *UnknownModelError, ErrLoading or ErrNoModel. An empty model name
+	// means the only model there is.
+	Backends(model string) ([]Backend, error)
 }
 
 // Errors a Router returns; the server turns them into OpenAI errors.
@@ -66,6 +61,14 @@ type Config struct {
 	APIKey     string // required when Addr is not loopback
 	CORSOrigin string // allowed browser origin; empty: no CORS
 	MaxBody    int64  // request body limit, default 8 MiB
+
+	Selector    Selector // default LeastBusy
+	MaxAttempts int      // backends tried per request before giving up; default 3
+	// WaitReady is how long a request waits for a model that is loading or
+	// being re-planned before it gets a 503 with Retry-After.
+	WaitReady time.Duration
+	// OnRequest, when set, is told of every request served.
+	OnRequest func(RequestRecord)
 }
 
 // Validate refuses configurations that would expose the API carelessly.
@@ -88,24 +91,26 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// StatusFunc returns the node's status document for GET /api/status.
-type StatusFunc func() any
-
 // Server is the HTTP server. Create it with New, then Run it.
 type Server struct {
 	cfg    Config
 	router Router
-	status StatusFunc
+	node   Node
+	sel    Selector
 	log    *slog.Logger
 	engine *gin.Engine
 	client *http.Client
+
+	inflight inflight
+	metrics  *metrics
+	recent   recentRequests
 
 	ready chan struct{}
 	addr  net.Addr
 }
 
-// New builds a server; it listens only in Run.
-func New(cfg Config, router Router, status StatusFunc, log *slog.Logger) (*Server, error) {
+// New builds a server; it listens only in Run. node answers the node API.
+func New(cfg Config, router Router, node Node, log *slog.Logger) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
@@ -118,9 +123,15 @@ func New(cfg Config, router Router, status StatusFunc, log *slog.Logger) (*Serve
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Selector == nil {
+		cfg.Selector = LeastBusy{}
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{
-		cfg: cfg, router: router, status: status, log: log,
+		cfg: cfg, router: router, node: node, log: log, sel: cfg.Selector,
 		client: &http.Client{Transport: &http.Transport{
 			Proxy:               nil, // backends are local or tunnelled: never via a proxy
 			MaxIdleConnsPerHost: 64,
@@ -128,6 +139,7 @@ func New(cfg Config, router Router, status StatusFunc, log *slog.Logger) (*Serve
 		}},
 		ready: make(chan struct{}),
 	}
+	s.metrics = newMetrics(s)
 	s.engine = s.routes()
 	return s, nil
 }
@@ -142,6 +154,16 @@ func (s *Server) Up(ctx context.Context) (net.Addr, error) {
 		return s.addr, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// Addr returns the listening address, or nil before the server listens.
+func (s *Server) Addr() net.Addr {
+	select {
+	case <-s.ready:
+		return s.addr
+	default:
+		return nil
 	}
 }
 
@@ -192,7 +214,8 @@ func (s *Server) routes() *gin.Engine {
 	e.NoRoute(func(c *gin.Context) {
 		openAIError(c, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
 	})
-	e.GET("/api/status", func(c *gin.Context) { c.JSON(http.StatusOK, s.status()) })
+	e.GET("/metrics", gin.WrapH(s.metrics.handler()))
+	s.nodeRoutes(e.Group("/api"))
 	v1 := e.Group("/v1")
 	v1.GET("/models", s.models)
 	v1.POST("/completions", s.proxy)

@@ -1,0 +1,32 @@
+package app
+
+import (
+	"context"
+
+	"github.com/potluck-gpu/potluck/server"
+)
+
+// apiNode adapts the Node to the node API the server defines.
+type apiNode struct{ n *Node }
+
+var _ server.Node = apiNode{}
+
+func (a apiNode) Status() any                                  { return a.n.Status() }
+func (a apiNode) Peers() any                                   { return a.n.Peers() }
+func (a apiNode) Plan(model string) any                        { return a.n.Plan(model) }
+func (a apiNode) Join(ctx context.Context, token string) error { return a.n.Join(ctx, token) }
+func (a apiNode) Leave(ctx context.Context) error              { return a.n.Leave(ctx) }
+func (a apiNode) InviteToken() (string, error)                 { return a.n.InviteToken() }
+func (a apiNode) Counters() server.Counters                    { return a.n.counters() }
+
+func (a apiNode) Share(ctx context.Context, mode, memory string) error {
+	m, ok := ParseShareMode(mode)
+	if !ok {
+		return &InputError{Field: "mode", Msg: `want "off", "worker" or "server"`, Value: mode}
+	}
+	mem, err := parseMemory(memory)
+	if err != nil {
+		return err
+	}
+	return a.n.Share(ctx, m, mem)
+}

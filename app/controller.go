@@ -1,0 +1,133 @@
+package app
+
+import (
+	"context"
+	"time"
+)
+
+// Controller is how a user interface drives a node: the tray and the node
+// API call these methods and render Status, Peers and Events. *Node
+// implements it.
+type Controller interface {
+	// Status is a snapshot of the node.
+	Status() Status
+	// Peers lists the nodes of the mesh this node is in, itself excluded.
+	Peers() []Peer
+	// Join joins the mesh of an invite token, leaving any other first.
+	// A bad token is an *InvalidTokenError whose message a person can read.
+	Join(ctx context.Context, token string) error
+	// Leave leaves the mesh; sharing stops.
+	Leave(ctx context.Context) error
+	// Share sets how this machine is shared. ShareOff stops sharing. On a
+	// node in no mesh yet, sharing starts a new mesh with a fresh token.
+	// memory 0 means the default offer.
+	Share(ctx context.Context, mode ShareMode, memory uint64) error
+	// InviteToken returns the token of the current mesh, for inviting
+	// friends. It is an error when the node is in no mesh.
+	InviteToken() (string, error)
+	// Subscribe delivers events until cancel is called. A slow reader
+	// misses events rather than blocking the node.
+	Subscribe() (events <-chan Event, cancel func())
+	// Recent returns the latest requests served through this node's API.
+	Recent() []Request
+	// Logs returns the node's last log lines.
+	Logs(n int) []string
+}
+
+// ShareMode is how a machine takes part in the pool.
+type ShareMode string
+
+const (
+	ShareOff    ShareMode = "off"    // uses the pool, offers nothing
+	ShareWorker ShareMode = "worker" // offers memory as a llama.cpp RPC shard
+	ShareServer ShareMode = "server" // serves whole requests with its own llama-server
+)
+
+// ParseShareMode accepts "off", "worker" (or "shard") and "server".
+func ParseShareMode(s string) (ShareMode, bool) {
+	switch s {
+	case "", "off", "none":
+		return ShareOff, true
+	case "worker", "shard":
+		return ShareWorker, true
+	case "server", "federated":
+		return ShareServer, true
+	}
+	return "", false
+}
+
+// NodeState is the node's place in its life.
+type NodeState string
+
+const (
+	StateIdle     NodeState = "idle"     // in no mesh, or in one without sharing
+	StateJoining  NodeState = "joining"  // joining a mesh
+	StateSharing  NodeState = "sharing"  // offering memory as a worker
+	StateServing  NodeState = "serving"  // serving a model (alone, split or federated)
+	StateStopping NodeState = "stopping" // shutting down
+	StateError    NodeState = "error"    // something needs the user's attention
+)
+
+// Severity orders warnings.
+type Severity string
+
+const (
+	SeverityInfo    Severity = "info"
+	SeverityWarning Severity = "warning"
+	SeverityError   Severity = "error"
+)
+
+// Warning is health a person can read: the tray and dashboard render these,
+// never log text.
+type Warning struct {
+	Code     string   `json:"code"` // stable, e.g. "llama-not-found"
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+}
+
+// Peer is another node of the mesh as this node sees it.
+type Peer struct {
+	ID            string    `json:"peer_id"`
+	Name          string    `json:"name"`
+	Version       string    `json:"version"`
+	Mode          ShareMode `json:"mode"`
+	MemoryOffered uint64    `json:"memory_offered"`
+	Models        []string  `json:"models,omitempty"`
+	InFlight      int       `json:"in_flight"`
+	Online        bool      `json:"online"`
+	LastSeenMS    int64     `json:"last_seen_ms"` // milliseconds since the last heartbeat
+	RTTMS         float64   `json:"rtt_ms"`
+	Hardware      any       `json:"hardware,omitempty"`
+	Services      any       `json:"services,omitempty"`
+}
+
+// EventKind says what an Event is about.
+type EventKind string
+
+const (
+	EventStatus     EventKind = "status"      // Status changed; read it again
+	EventPeerJoined EventKind = "peer-joined" // Peer is set
+	EventPeerLost   EventKind = "peer-lost"   // Peer is set
+	EventModelReady EventKind = "model-ready" // Message names the model
+	EventJoined     EventKind = "joined"      // this node joined a mesh
+	EventRequest    EventKind = "request"     // a request was served
+	EventWarning    EventKind = "warning"     // Warning is set
+)
+
+// Event is something that happened to the node.
+type Event struct {
+	Kind    EventKind `json:"kind"`
+	Time    time.Time `json:"time"`
+	Message string    `json:"message,omitempty"`
+	Peer    *Peer     `json:"peer,omitempty"`
+	Warning *Warning  `json:"warning,omitempty"`
+}
+
+// Request is one request served through this node's API.
+type Request struct {
+	Time     time.Time     `json:"time"`
+	Model    string        `json:"model"`
+	Node     string        `json:"node"` // who served it
+	Status   int           `json:"status"`
+	Duration time.Duration `json:"duration_ns"`
+}

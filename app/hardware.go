@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/potluck-gpu/potluck/hw"
+)
+
+// probeHardware takes the first look at this machine, before anything is
+// offered to the mesh.
+func (n *Node) probeHardware(ctx context.Context) {
+	r, err := hw.Probe(ctx)
+	if err != nil {
+		n.log.Warn("hardware probe", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.hwReport = &r
+	n.mu.Unlock()
+}
+
+// watchHardware re-probes free memory periodically and republishes the
+// offer when it changes.
+func (n *Node) watchHardware(ctx context.Context) error {
+	m := &hw.Monitor{
+		Interval: n.cfg.HWInterval,
+		OnChange: func(r hw.Report) {
+			n.mu.Lock()
+			n.hwReport = &r
+			n.mu.Unlock()
+			n.publishInfo()
+			if n.host != nil {
+				n.host.kick()
+			}
+		},
+	}
+	if m.Interval <= 0 {
+		m.Interval = hw.DefaultMonitorInterval
+	}
+	if err := m.Run(ctx); err != nil {
+		n.log.Warn("hardware monitor stopped", "err", err)
+	}
+	return nil
+}
+
+// offer is what this machine offers now, under the user's cap.
+func (n *Node) offer() hw.Offer {
+	n.mu.Lock()
+	r, capBytes := n.hwReport, n.shareMemoryLocked()
+	n.mu.Unlock()
+	if r == nil {
+		return hw.Offer{}
+	}
+	p := hw.DefaultOfferPolicy()
+	p.Cap = capBytes
+	return p.Offer(*r)
+}
+
+// hardwareSummary is the part of the report peers see.
+func (n *Node) hardwareSummary() json.RawMessage {
+	n.mu.Lock()
+	r := n.hwReport
+	n.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	type gpu struct {
+		Name      string `json:"name"`
+		VRAMTotal uint64 `json:"vram_total"`
+		VRAMFree  uint64 `json:"vram_free"`
+		Backend   string `json:"backend,omitempty"`
+	}
+	sum := struct {
+		CPU      string `json:"cpu"`
+		Cores    int    `json:"cores"`
+		RAMTotal uint64 `json:"ram_total"`
+		RAMFree  uint64 `json:"ram_available"`
+		GPUs     []gpu  `json:"gpus,omitempty"`
+		OS       string `json:"os"`
+		Arch     string `json:"arch"`
+	}{CPU: r.CPU.Model, Cores: r.CPU.LogicalCores, RAMTotal: r.Memory.TotalBytes, RAMFree: r.Memory.AvailableBytes, OS: r.OS, Arch: r.Arch}
+	for _, g := range r.GPUs {
+		sum.GPUs = append(sum.GPUs, gpu{Name: g.Name, VRAMTotal: g.VRAMTotal, VRAMFree: g.VRAMFree, Backend: g.Backend})
+	}
+	data, err := json.Marshal(sum)
+	if err != nil {
+		return nil
+	}
+	return data
+}
+
+// parseMemory reads a size such as "12GiB"; empty means the default offer.
+func parseMemory(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := hw.ParseSize(s)
+	if err != nil {
+		return 0, &InputError{Field: "memory", Msg: err.Error()}
+	}
+	return v, nil
+}

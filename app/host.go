@@ -1,0 +1,363 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/netmesh"
+)
+
+// modelHost serves the configured model. It is the head of a split: it plans
+// which machines hold which layers, starts llama-server with the chosen
+// workers' tunnels, and re-plans when workers come and go or one dies.
+type modelHost struct {
+	n     *Node
+	alias string
+	path  string
+
+	est    engine.ModelEstimate
+	estErr error
+
+	trigger chan struct{}
+
+	mu       sync.Mutex
+	sup      *engine.Supervisor // the running llama-server, if any
+	port     int
+	plan     engine.Plan
+	detail   string               // what the host waits for, for people
+	excluded map[string]exclusion // workers left out after a failure
+	nodes    int
+}
+
+type exclusion struct {
+	until  time.Time
+	reason string
+}
+
+// excludeFor is how long a worker that failed stays out of plans unless it
+// rejoins the mesh sooner.
+const excludeFor = 30 * time.Second
+
+func newModelHost(n *Node) *modelHost {
+	h := &modelHost{
+		n: n, alias: ModelAlias(n.cfg.Model), path: n.cfg.Model,
+		trigger:  make(chan struct{}, 1),
+		excluded: map[string]exclusion{},
+		detail:   "starting",
+	}
+	h.est, h.estErr = engine.EstimateModel(n.cfg.Model, n.cfg.CtxSize)
+	return h
+}
+
+// kick asks for a re-plan.
+func (h *modelHost) kick() {
+	select {
+	case h.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// peerChanged re-plans when a worker may have changed.
+func (h *modelHost) peerChanged(t netmesh.EventType, p Peer) {
+	if t == netmesh.PeerJoined {
+		h.mu.Lock()
+		delete(h.excluded, p.ID) // back after being offline: give it a chance
+		h.mu.Unlock()
+	}
+	if p.Mode == ShareWorker || t != netmesh.PeerUpdated {
+		h.kick()
+	}
+}
+
+// makePlan plans the model over this node and the online workers.
+func (h *modelHost) makePlan() engine.Plan {
+	n := h.n
+	_, versions, _ := n.engineRuntime()
+	head := engine.Candidate{ID: "self", Name: n.cfg.Name, Offer: n.offer().TotalBytes, RPCProtocol: versions.RPCProtocol, Local: true}
+	if s := n.currentMesh(); s != nil {
+		head.ID = s.node.ID()
+	}
+	if head.Offer == 0 {
+		// Without a hardware report, assume the model fits here: the
+		// head always serves what it can.
+		head.Offer = h.est.TotalBytes
+	}
+	in := engine.PlanInput{Model: h.est, Head: head, Protocol: versions.RPCProtocol, Mode: n.cfg.Split}
+	now := time.Now()
+	var excluded []engine.Exclusion
+	h.mu.Lock()
+	for id, e := range h.excluded {
+		if now.After(e.until) {
+			delete(h.excluded, id)
+		}
+	}
+	ex := maps(h.excluded)
+	h.mu.Unlock()
+	for _, p := range n.Peers() {
+		if !p.Online || p.Mode != ShareWorker {
+			continue
+		}
+		if e, ok := ex[p.ID]; ok {
+			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: e.reason})
+			continue
+		}
+		c := engine.Candidate{ID: p.ID, Name: p.Name, Offer: p.MemoryOffered}
+		if svc, ok := p.Services.(map[string]netmesh.ServiceInfo); ok {
+			c.RPCProtocol = svc[serviceRPC].Version
+		}
+		in.Workers = append(in.Workers, c)
+	}
+	plan := engine.MakePlan(in)
+	plan.Excluded = append(plan.Excluded, excluded...)
+	return plan
+}
+
+func maps(m map[string]exclusion) map[string]exclusion {
+	out := make(map[string]exclusion, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// samePlan reports whether two plans start the same llama-server.
+func samePlan(a, b engine.Plan) bool {
+	return a.Fits == b.Fits && a.GPULayers == b.GPULayers &&
+		slices.Equal(a.Workers, b.Workers) && slices.Equal(a.TensorSplit, b.TensorSplit)
+}
+
+func (h *modelHost) setDetail(plan *engine.Plan, detail string) {
+	h.mu.Lock()
+	if plan != nil {
+		h.plan = *plan
+	}
+	h.detail = detail
+	h.mu.Unlock()
+	h.n.events.publish(Event{Kind: EventStatus})
+}
+
+// run serves the model until ctx ends.
+func (h *modelHost) run(ctx context.Context) error {
+	if h.estErr != nil {
+		h.n.warn(Warning{Code: "model", Severity: SeverityError, Message: h.estErr.Error()})
+		h.setDetail(nil, "cannot read the model: "+h.estErr.Error())
+		<-ctx.Done()
+		return nil
+	}
+	for ctx.Err() == nil {
+		plan := h.makePlan()
+		if !plan.Fits {
+			h.n.warn(Warning{Code: "model-fit", Severity: SeverityError, Message: fmt.Sprintf("%s does not fit: %s", h.alias, plan.Reason)})
+			h.setDetail(&plan, "does not fit: "+plan.Reason)
+			if !h.wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		h.n.clearWarning("model-fit")
+		rpc, err := h.tunnels(ctx, plan)
+		if err != nil {
+			h.setDetail(&plan, "re-planning: "+err.Error())
+			continue
+		}
+		h.serve(ctx, plan, rpc)
+	}
+	return nil
+}
+
+// wait blocks until a re-plan is asked for; false when ctx ended.
+func (h *modelHost) wait(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-h.trigger:
+		return true
+	}
+}
+
+// tunnels dials each planned worker's RPC service. A worker that cannot be
+// reached is excluded for a while and the error says so.
+func (h *modelHost) tunnels(ctx context.Context, plan engine.Plan) ([]string, error) {
+	if len(plan.Workers) == 0 {
+		return nil, nil
+	}
+	s := h.n.currentMesh()
+	if s == nil {
+		return nil, errors.New("left the network")
+	}
+	var addrs []string
+	for _, id := range plan.Workers {
+		addr, err := s.tunnel(ctx, id, serviceRPC)
+		if err == nil {
+			err = probeRPC(ctx, addr)
+		}
+		if err != nil {
+			h.exclude(id, "unreachable: "+err.Error())
+			s.closeTunnels(id)
+			return nil, fmt.Errorf("worker %s: %w", id, err)
+		}
+		addrs = append(addrs, addr)
+	}
+	return addrs, nil
+}
+
+// probeRPC checks that a worker answers through its tunnel: the tunnel
+// accepts locally at once and closes the connection if the stream to the
+// worker fails, while a live worker waits for the client to speak first.
+func probeRPC(ctx context.Context, addr string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(750 * time.Millisecond))
+	var b [1]byte
+	_, err = c.Read(b[:])
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	if err == nil {
+		return errors.New("the worker spoke first: not a llama.cpp RPC server")
+	}
+	return fmt.Errorf("connection closed (%v)", err)
+}
+
+func (h *modelHost) exclude(id, reason string) {
+	h.mu.Lock()
+	h.excluded[id] = exclusion{until: time.Now().Add(excludeFor), reason: reason}
+	h.mu.Unlock()
+	h.n.log.Warn("worker left out of the plan", "peer_id", id, "reason", reason)
+}
+
+// serve runs llama-server for plan until the plan changes, llama-server
+// stops, or ctx ends.
+func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
+	n := h.n
+	rt, _, err := n.engineRuntime()
+	if err != nil {
+		h.setDetail(&plan, err.Error())
+		h.wait(ctx)
+		return
+	}
+	port, err := engine.FreePort()
+	if err != nil {
+		h.setDetail(&plan, err.Error())
+		return
+	}
+	spec := engine.ServerSpec{Model: h.path, Alias: h.alias, Port: port, CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads}
+	if len(rpc) > 0 {
+		spec.RPC, spec.GPULayers, spec.TensorSplit = rpc, plan.GPULayers, plan.TensorSplit
+	}
+	ss := rt.ServerSupervisorSpec(spec)
+	ss.Log = n.log.With("part", "engine")
+	ss.LogFile = n.logPath("llama-server")
+	split := len(rpc) > 0
+	ss.Exited = func(err error, tail []string) bool {
+		// A split llama-server aborts when a worker dies. That is news for
+		// the planner, not a reason to restart with the same plan.
+		return !split
+	}
+	sup := engine.NewSupervisor(ss)
+	h.mu.Lock()
+	h.sup, h.port, h.nodes = sup, port, len(plan.Nodes)
+	h.mu.Unlock()
+	h.setDetail(&plan, "loading")
+
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(sctx) }()
+	defer func() {
+		cancel()
+		<-done
+		h.mu.Lock()
+		h.sup, h.port = nil, 0
+		h.mu.Unlock()
+		n.events.publish(Event{Kind: EventStatus})
+	}()
+	readyCh := sup.Changed()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-readyCh:
+			readyCh = sup.Changed()
+			if sup.Status().State == engine.StateReady {
+				h.setDetail(nil, "")
+				n.log.Info("model ready", "model", h.alias, "nodes", len(plan.Nodes), "workers", len(rpc))
+				n.events.publish(Event{Kind: EventModelReady, Message: h.alias + " is ready"})
+				n.opMu.Lock()
+				if err := n.reexpose(); err != nil {
+					n.log.Warn("expose the model", "err", err)
+				}
+				n.opMu.Unlock()
+			}
+		case err := <-done:
+			done <- err // for the deferred wait
+			if split {
+				h.setDetail(nil, "a worker was lost; re-planning")
+				n.log.Warn("split llama-server stopped; checking workers", "err", err)
+				h.checkWorkers(ctx, plan, rpc)
+				return
+			}
+			h.setDetail(nil, "llama-server failed: "+err.Error())
+			n.warn(Warning{Code: "model-failed", Severity: SeverityError, Message: err.Error()})
+			h.wait(ctx)
+			return
+		case <-h.trigger:
+			if np := h.makePlan(); !samePlan(np, plan) {
+				n.log.Info("plan changed; restarting llama-server", "workers", np.Workers)
+				return
+			}
+		}
+	}
+}
+
+// checkWorkers probes every worker of a failed split and excludes the dead.
+func (h *modelHost) checkWorkers(ctx context.Context, plan engine.Plan, rpc []string) {
+	s := h.n.currentMesh()
+	for i, id := range plan.Workers {
+		if err := probeRPC(ctx, rpc[i]); err != nil {
+			h.exclude(id, "lost during serving: "+err.Error())
+			if s != nil {
+				s.closeTunnels(id)
+			}
+		}
+	}
+}
+
+// localAddr is the address of the running llama-server, or "".
+func (h *modelHost) localAddr() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sup == nil || h.sup.Status().State != engine.StateReady {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", h.port)
+}
+
+// status describes the model for Status.
+func (h *modelHost) status() *ModelStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := &ModelStatus{ID: h.alias, Path: h.path, Detail: h.detail, Nodes: h.nodes}
+	if h.sup != nil {
+		st.State = h.sup.Status()
+		st.Ready = st.State.State == engine.StateReady
+	}
+	return st
+}
+
+// currentPlan is the plan being served (or that failed).
+func (h *modelHost) currentPlan() (engine.Plan, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.plan, h.detail
+}

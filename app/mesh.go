@@ -1,0 +1,362 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/server"
+)
+
+// Mesh service names.
+const (
+	serviceRPC    = "llama-rpc" // a llama.cpp RPC worker
+	serviceOpenAI = "openai"    // a llama-server for federated requests
+	serviceLlama  = "llama.cpp" // not a service: the llama.cpp build, in Services
+)
+
+// meshSession is membership of one mesh: the node, its lifetime, and the
+// tunnels opened to peers' services.
+type meshSession struct {
+	node   *netmesh.Node
+	token  string
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	tunnels map[string]*netmesh.Tunnel // peer id + "/" + service
+}
+
+// InvalidTokenError is a pasted token that is not an invite token.
+type InvalidTokenError struct{ Err error }
+
+func (e *InvalidTokenError) Error() string {
+	return "that is not a valid invite token: " + e.Err.Error()
+}
+
+func (e *InvalidTokenError) Unwrap() error { return e.Err }
+
+// InvalidInput marks the error as the client's (HTTP 400).
+func (e *InvalidTokenError) InvalidInput() bool { return true }
+
+// startMesh joins the mesh of token. The caller holds opMu and has left any
+// previous mesh.
+func (n *Node) startMesh(ctx context.Context, token string) error {
+	n.mu.Lock()
+	runCtx := n.runCtx
+	n.mu.Unlock()
+	if runCtx == nil {
+		return fmt.Errorf("the node is not running")
+	}
+	cfg := netmesh.DefaultConfig(token)
+	cfg.DataDir = n.cfg.DataDir
+	cfg.Name = n.cfg.Name
+	cfg.ListenAddrs = n.cfg.P2PListen
+	cfg.Bootstrap = n.cfg.Bootstrap
+	cfg.DisableDHT = n.cfg.NoDHT
+	cfg.MDNS = !n.cfg.NoMDNS
+	cfg.EnableLimits = n.cfg.P2PLimits
+	cfg.LogLevel = n.cfg.P2PLogLevel
+	cfg.AppVersion = Version
+	if n.cfg.Heartbeat > 0 {
+		cfg.HeartbeatInterval = n.cfg.Heartbeat
+	}
+	mn, err := netmesh.New(cfg, n.log.With("part", "mesh"))
+	if err != nil {
+		return err
+	}
+	mctx, cancel := context.WithCancel(runCtx)
+	s := &meshSession{node: mn, token: token, cancel: cancel, done: make(chan struct{}), tunnels: map[string]*netmesh.Tunnel{}}
+	go func() {
+		defer close(s.done)
+		if err := mn.Run(mctx); err != nil {
+			n.log.Warn("mesh stopped", "err", err)
+		}
+	}()
+	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer upCancel()
+	if err := mn.Up(upCtx); err != nil {
+		cancel()
+		mn.Close()
+		<-s.done
+		return fmt.Errorf("join the network: %w", err)
+	}
+	n.mu.Lock()
+	n.mesh = s
+	n.mu.Unlock()
+	go n.watchPeers(mctx, s)
+	n.publishInfo()
+	n.log.Info("joined the network", "peer_id", mn.ID())
+	return nil
+}
+
+// stopMesh leaves the mesh, if any. The caller holds opMu.
+func (n *Node) stopMesh() {
+	n.mu.Lock()
+	s := n.mesh
+	n.mesh = nil
+	n.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.cancel()
+	s.mu.Lock()
+	for k, t := range s.tunnels {
+		t.Close()
+		delete(s.tunnels, k)
+	}
+	s.mu.Unlock()
+	if err := s.node.Close(); err != nil {
+		n.log.Warn("leave the network", "err", err)
+	}
+	<-s.done
+	if n.host != nil {
+		n.host.kick()
+	}
+}
+
+func (n *Node) currentMesh() *meshSession {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mesh
+}
+
+// watchPeers turns mesh events into node events and re-planning.
+func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
+	events, cancel := s.node.Subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			p := n.peerView(ev.Peer, time.Now())
+			switch ev.Type {
+			case netmesh.PeerJoined:
+				n.log.Info("peer joined", "name", p.Name, "peer_id", p.ID, "mode", p.Mode)
+				n.events.publish(Event{Kind: EventPeerJoined, Peer: &p, Message: p.Name + " joined"})
+			case netmesh.PeerOffline, netmesh.PeerRemoved:
+				s.closeTunnels(p.ID)
+				if ev.Type == netmesh.PeerOffline {
+					n.log.Info("peer lost", "name", p.Name, "peer_id", p.ID)
+					n.events.publish(Event{Kind: EventPeerLost, Peer: &p, Message: p.Name + " went offline"})
+				}
+			default:
+				n.events.publish(Event{Kind: EventStatus})
+			}
+			if n.host != nil {
+				n.host.peerChanged(ev.Type, p)
+			}
+		}
+	}
+}
+
+// tunnel returns a local address for a peer's service, dialing it once.
+func (s *meshSession) tunnel(ctx context.Context, peerID, service string) (string, error) {
+	key := peerID + "/" + service
+	s.mu.Lock()
+	t, ok := s.tunnels[key]
+	s.mu.Unlock()
+	if ok {
+		return t.Addr(), nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t, err := s.node.Dial(dctx, peerID, service)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.tunnels[key]; ok { // lost a race: keep the first
+		t.Close()
+		return old.Addr(), nil
+	}
+	s.tunnels[key] = t
+	return t.Addr(), nil
+}
+
+// closeTunnels drops the tunnels to a peer, e.g. when it goes offline.
+func (s *meshSession) closeTunnels(peerID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, t := range s.tunnels {
+		if strings.HasPrefix(k, peerID+"/") {
+			t.Close()
+			delete(s.tunnels, k)
+		}
+	}
+}
+
+// publishInfo announces what this node offers now.
+func (n *Node) publishInfo() {
+	s := n.currentMesh()
+	if s == nil {
+		return
+	}
+	offer := n.offer()
+	hwSum := n.hardwareSummary()
+	_, versions, _ := n.engineRuntime()
+	n.mu.Lock()
+	mode := n.shareLocked()
+	host := n.host
+	n.mu.Unlock()
+	var models []string
+	if host != nil && mode == ShareServer {
+		if st := host.status(); st.Ready {
+			models = []string{st.ID}
+		}
+	}
+	inflight := n.srv.InFlight()
+	s.node.SetInfo(func(i *netmesh.NodeInfo) {
+		i.Name = n.cfg.Name
+		i.Version = Version
+		i.Mode = string(mode)
+		i.MemoryOffered = 0
+		if mode != ShareOff {
+			i.MemoryOffered = offer.TotalBytes
+		}
+		i.Hardware = hwSum
+		i.Models = models
+		i.InFlight = inflight
+		if i.Services == nil {
+			i.Services = map[string]netmesh.ServiceInfo{}
+		}
+		if versions.Build != "" {
+			i.Services[serviceLlama] = netmesh.ServiceInfo{Version: versions.Build}
+		}
+		if _, ok := i.Services[serviceRPC]; ok {
+			i.Services[serviceRPC] = netmesh.ServiceInfo{Version: versions.RPCProtocol}
+		}
+	})
+	n.events.publish(Event{Kind: EventStatus})
+}
+
+// Peers implements Controller.
+func (n *Node) Peers() []Peer {
+	s := n.currentMesh()
+	if s == nil {
+		return []Peer{}
+	}
+	now := time.Now()
+	ps := s.node.Peers()
+	out := make([]Peer, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, n.peerView(p, now))
+	}
+	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+	return out
+}
+
+func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
+	v := Peer{
+		ID: p.PeerID, Name: p.Name, Version: p.Version, Mode: ShareMode(p.Mode),
+		MemoryOffered: p.MemoryOffered, Models: p.Models, InFlight: p.InFlight,
+		Online: p.Online, RTTMS: float64(p.RTT) / float64(time.Millisecond),
+	}
+	if v.Mode == "" {
+		v.Mode = ShareOff
+	}
+	if !p.LastSeen.IsZero() {
+		v.LastSeenMS = now.Sub(p.LastSeen).Milliseconds()
+	}
+	if len(p.Hardware) > 0 {
+		v.Hardware = p.Hardware
+	}
+	if len(p.Services) > 0 {
+		v.Services = p.Services
+	}
+	return v
+}
+
+// InviteToken implements Controller.
+func (n *Node) InviteToken() (string, error) {
+	s := n.currentMesh()
+	if s == nil {
+		return "", errNoMesh
+	}
+	return s.token, nil
+}
+
+func (n *Node) counters() server.Counters {
+	var c server.Counters
+	s := n.currentMesh()
+	if s == nil {
+		return c
+	}
+	for _, p := range s.node.Peers() {
+		if p.Online {
+			c.PeersOnline++
+		}
+	}
+	st := s.node.TunnelStats()
+	c.TunnelBytes = st.BytesSent + st.BytesReceived
+	return c
+}
+
+// Join implements Controller.
+func (n *Node) Join(ctx context.Context, token string) error {
+	token = strings.TrimSpace(token)
+	if _, err := netmesh.ParseToken(token); err != nil {
+		return &InvalidTokenError{Err: err}
+	}
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	if s := n.currentMesh(); s != nil && s.token == token {
+		return nil
+	}
+	n.setJoining(true)
+	defer n.setJoining(false)
+	n.stopMesh()
+	if err := n.startMesh(ctx, token); err != nil {
+		n.warn(Warning{Code: "mesh", Severity: SeverityError, Message: err.Error()})
+		return err
+	}
+	n.clearWarning("mesh")
+	n.clearWarning("saved-mesh")
+	if err := n.reexpose(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.settings.Token = token
+	settings := n.settings
+	n.mu.Unlock()
+	if err := settings.Save(n.cfg.DataDir); err != nil {
+		n.log.Warn("save settings", "err", err)
+	}
+	n.events.publish(Event{Kind: EventJoined, Message: "joined the network"})
+	if n.host != nil {
+		n.host.kick()
+	}
+	return nil
+}
+
+func (n *Node) setJoining(v bool) {
+	n.mu.Lock()
+	n.joining = v
+	n.mu.Unlock()
+	n.events.publish(Event{Kind: EventStatus})
+}
+
+// Leave implements Controller.
+func (n *Node) Leave(ctx context.Context) error {
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	n.stopWorker()
+	n.stopMesh()
+	n.mu.Lock()
+	n.settings.Token = ""
+	n.settings.Share = ShareOff
+	settings := n.settings
+	n.mu.Unlock()
+	n.publishInfo()
+	n.events.publish(Event{Kind: EventStatus, Message: "left the network"})
+	return settings.Save(n.cfg.DataDir)
+}

@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/server"
+)
+
+// nodeLabel is how a serving node is named in X-Potluck-Node.
+func nodeLabel(name, id string) string {
+	if id == "" {
+		return name
+	}
+	return name + "/" + id
+}
+
+func (n *Node) selfLabel() string {
+	id := ""
+	if s := n.currentMesh(); s != nil {
+		id = s.node.ID()
+	}
+	return nodeLabel(n.cfg.Name, id)
+}
+
+// Models implements server.Router: this node's model and every model the
+// online federated peers serve, with the nodes that serve each.
+func (n *Node) Models() []server.Model {
+	byID := map[string]*server.Model{}
+	if n.host != nil {
+		st := n.host.status()
+		state := st.State.State.String()
+		if st.Detail != "" && !st.Ready {
+			state = st.Detail
+		}
+		byID[st.ID] = &server.Model{ID: st.ID, Ready: st.Ready, State: state, Nodes: []string{n.selfLabel()}}
+	}
+	for _, p := range n.Peers() {
+		if !p.Online || p.Mode != ShareServer {
+			continue
+		}
+		for _, id := range p.Models {
+			m, ok := byID[id]
+			if !ok {
+				m = &server.Model{ID: id, State: "ready"}
+				byID[id] = m
+			}
+			m.Ready = true
+			m.Nodes = append(m.Nodes, nodeLabel(p.Name, p.ID))
+		}
+	}
+	out := make([]server.Model, 0, len(byID))
+	for _, m := range byID {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Backends implements server.Router.
+func (n *Node) Backends(model string) ([]server.Backend, error) {
+	models := n.Models()
+	if len(models) == 0 {
+		return nil, server.ErrNoModel
+	}
+	if model == "" && len(models) == 1 {
+		model = models[0].ID
+	}
+	if n.host != nil && (model == n.host.path || model == filepath.Base(n.host.path)) {
+		model = n.host.alias
+	}
+	idx := slices.IndexFunc(models, func(m server.Model) bool { return m.ID == model })
+	if idx < 0 {
+		ids := make([]string, len(models))
+		for i, m := range models {
+			ids[i] = m.ID
+		}
+		return nil, &server.UnknownModelError{Model: model, Available: ids}
+	}
+	var out []server.Backend
+	if n.host != nil && n.host.alias == model {
+		if addr := n.host.localAddr(); addr != "" {
+			out = append(out, server.Backend{Node: n.selfLabel(), BaseURL: "http://" + addr})
+		}
+	}
+	if s := n.currentMesh(); s != nil {
+		for _, p := range n.Peers() {
+			if !p.Online || p.Mode != ShareServer || !slices.Contains(p.Models, model) {
+				continue
+			}
+			addr, err := s.tunnel(context.Background(), p.ID, serviceOpenAI)
+			if err != nil {
+				n.log.Warn("peer unreachable", "name", p.Name, "err", err)
+				continue
+			}
+			out = append(out, server.Backend{Node: nodeLabel(p.Name, p.ID), BaseURL: "http://" + addr})
+		}
+	}
+	if len(out) == 0 {
+		if n.host != nil && n.host.alias == model {
+			st := n.host.status()
+			if st.State.State == engine.StateFailed {
+				return nil, errors.New("the model failed to start: " + st.State.LastError)
+			}
+			if st.Detail != "" {
+				return nil, errors.Join(server.ErrLoading, errors.New(st.Detail))
+			}
+		}
+		return nil, server.ErrLoading
+	}
+	return out, nil
+}
+
+// PlanView is the document behind GET /api/plan.
+type PlanView struct {
+	Model  string       `json:"model"`
+	Detail string       `json:"detail,omitempty"` // what the head is doing or waiting for
+	Plan   *engine.Plan `json:"plan,omitempty"`
+	Error  string       `json:"error,omitempty"`
+}
+
+// Plan returns the current plan, or for model (a GGUF path) the plan this
+// node would make for it with the pool as it is now.
+func (n *Node) Plan(model string) PlanView {
+	if model != "" && (n.host == nil || (model != n.host.path && model != n.host.alias)) {
+		h := &modelHost{n: n, alias: ModelAlias(model), path: model, excluded: map[string]exclusion{}}
+		h.est, h.estErr = engine.EstimateModel(model, n.cfg.CtxSize)
+		if h.estErr != nil {
+			return PlanView{Model: h.alias, Error: h.estErr.Error()}
+		}
+		p := h.makePlan()
+		return PlanView{Model: h.alias, Detail: "not being served: what this node would do now", Plan: &p}
+	}
+	if n.host == nil {
+		return PlanView{Error: "this node serves no model: start it with --model PATH, or ask for a plan with ?model=PATH"}
+	}
+	p, detail := n.host.currentPlan()
+	return PlanView{Model: n.host.alias, Detail: detail, Plan: &p}
+}

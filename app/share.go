@@ -1,0 +1,181 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/netmesh"
+)
+
+// workerProc is this node's RPC worker while it shares as a shard.
+type workerProc struct {
+	addr   string
+	sup    *engine.Supervisor
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (n *Node) shareLocked() ShareMode {
+	if n.settings.Share == "" {
+		return ShareOff
+	}
+	return n.settings.Share
+}
+
+func (n *Node) shareMemoryLocked() uint64 { return n.settings.ShareMemory }
+
+// Share implements Controller.
+func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) error {
+	if _, ok := ParseShareMode(string(mode)); !ok {
+		return &InputError{Field: "mode", Value: string(mode), Msg: `want "off", "worker" or "server"`}
+	}
+	if mode == ShareServer && n.host == nil {
+		return &InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: start potluck with --model PATH"}
+	}
+	if mode == ShareWorker {
+		if rt, _, err := n.engineRuntime(); err != nil {
+			return err
+		} else if rt.Worker.Path == "" {
+			return fmt.Errorf("this llama.cpp has no RPC worker (rpc-server): install one with `potluck engine install`")
+		}
+	}
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+
+	n.mu.Lock()
+	if memory > 0 {
+		n.settings.ShareMemory = memory
+	}
+	n.settings.Share = mode
+	n.mu.Unlock()
+
+	if mode != ShareOff && n.currentMesh() == nil {
+		// Sharing never needs a settings page first: start a new mesh
+		// whose token the user can copy as the invite.
+		token, err := netmesh.NewToken()
+		if err != nil {
+			return err
+		}
+		if err := n.startMesh(ctx, token); err != nil {
+			return err
+		}
+		n.mu.Lock()
+		n.settings.Token = token
+		n.mu.Unlock()
+		n.log.Info("started a new network; copy its invite token to add machines")
+	}
+	if err := n.reexpose(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	settings := n.settings
+	n.mu.Unlock()
+	if err := settings.Save(n.cfg.DataDir); err != nil {
+		n.log.Warn("save settings", "err", err)
+	}
+	n.publishInfo()
+	return nil
+}
+
+// reexpose makes the worker and the mesh services match the share mode. The
+// caller holds opMu.
+func (n *Node) reexpose() error {
+	n.mu.Lock()
+	mode := n.shareLocked()
+	n.mu.Unlock()
+	s := n.currentMesh()
+	if mode == ShareWorker {
+		w, err := n.startWorker()
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			if err := s.node.Expose(serviceRPC, w.addr); err != nil {
+				return err
+			}
+		}
+	} else {
+		n.stopWorker()
+		if s != nil {
+			s.node.Unexpose(serviceRPC)
+		}
+	}
+	if s != nil {
+		if mode == ShareServer && n.host != nil {
+			if addr := n.host.localAddr(); addr != "" {
+				if err := s.node.Expose(serviceOpenAI, addr); err != nil {
+					return err
+				}
+			}
+		} else {
+			s.node.Unexpose(serviceOpenAI)
+		}
+	}
+	n.publishInfo()
+	return nil
+}
+
+// startWorker starts the RPC worker, or returns the running one.
+func (n *Node) startWorker() (*workerProc, error) {
+	n.mu.Lock()
+	w, runCtx := n.worker, n.runCtx
+	n.mu.Unlock()
+	if w != nil {
+		return w, nil
+	}
+	rt, _, err := n.engineRuntime()
+	if err != nil {
+		return nil, err
+	}
+	port, err := engine.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cache := filepath.Join(n.cfg.DataDir, "rpc-cache")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return nil, err
+	}
+	spec := rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: n.cfg.Threads, CacheDir: cache})
+	spec.Log = n.log.With("part", "worker")
+	spec.LogFile = n.logPath("rpc-server")
+	w = &workerProc{addr: "127.0.0.1:" + strconv.Itoa(port), sup: engine.NewSupervisor(spec), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(runCtx)
+	w.cancel = cancel
+	go func() {
+		defer close(w.done)
+		if err := w.sup.Run(ctx); err != nil {
+			n.warn(Warning{Code: "worker", Severity: SeverityError, Message: "the shard worker stopped: " + err.Error()})
+		}
+	}()
+	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer upCancel()
+	if err := w.sup.Up(upCtx); err != nil {
+		cancel()
+		<-w.done
+		return nil, fmt.Errorf("start the shard worker: %w", err)
+	}
+	n.mu.Lock()
+	n.worker = w
+	n.mu.Unlock()
+	n.clearWarning("worker")
+	n.log.Info("sharing as a shard worker", "rpc", w.addr)
+	return w, nil
+}
+
+// stopWorker stops the RPC worker, if any.
+func (n *Node) stopWorker() {
+	n.mu.Lock()
+	w := n.worker
+	n.worker = nil
+	n.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+}

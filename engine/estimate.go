@@ -1,0 +1,193 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	gguf "github.com/gpustack/gguf-parser-go"
+)
+
+// ComputeUBatch is the micro-batch, in tokens, that the compute-buffer
+// estimate assumes: llama.cpp's default --ubatch-size.
+const ComputeUBatch = 512
+
+// ModelEstimate is what a GGUF model needs in memory when llama.cpp runs it
+// with a given context size. The planner splits it over nodes: the repeating
+// blocks (layers) can go anywhere, everything else stays with the head.
+type ModelEstimate struct {
+	Name   string `json:"name"` // general.name, else the file name
+	Arch   string `json:"arch"` // general.architecture, e.g. "llama"
+	Layers int    `json:"layers"`
+
+	// WeightBytes is all tensor data in the file.
+	WeightBytes uint64 `json:"weight_bytes"`
+	// LayerBytes holds the weights of each repeating block, the tensors named
+	// blk.N.*; it has Layers entries.
+	LayerBytes []uint64 `json:"layer_bytes"`
+	// OutputBytes is every weight outside the repeating blocks: token_embd,
+	// output_norm, output and any other non-block tensor.
+	OutputBytes uint64 `json:"output_bytes"`
+
+	// KVBytesPerLayer is one layer's f16 key and value cache for CtxSize
+	// tokens: 2 bytes × CtxSize × (n_embd_k_gqa + n_embd_v_gqa).
+	KVBytesPerLayer uint64 `json:"kv_bytes_per_layer"`
+	CtxSize         int    `json:"ctx_size"`
+
+	// ComputeBytes is the scratch memory of one llama.cpp device: the f32
+	// logits and attention scores of one ComputeUBatch micro-batch,
+	// 4 × ComputeUBatch × (n_vocab + n_head × CtxSize). It leaves out smaller
+	// buffers and is an overestimate with flash attention; every node taking
+	// part in a split allocates one.
+	ComputeBytes uint64 `json:"compute_bytes"`
+
+	// TotalBytes is what one process needs to run the model alone:
+	// WeightBytes + Layers × KVBytesPerLayer + ComputeBytes.
+	TotalBytes uint64 `json:"total_bytes"`
+}
+
+// EstimateModel reads the GGUF file at path and estimates its memory needs
+// for a context of ctxSize tokens. ctxSize ≤ 0 means the model's training
+// context, which is what llama-server uses when it is not given one.
+func EstimateModel(path string, ctxSize int) (ModelEstimate, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ModelEstimate{}, fmt.Errorf("model: %w", err)
+	}
+	if fi.IsDir() {
+		return ModelEstimate{}, fmt.Errorf("model %s: is a directory, not a GGUF file", path)
+	}
+	if fi.Size() == 0 {
+		return ModelEstimate{}, fmt.Errorf("model %s: file is empty, not a GGUF file", path)
+	}
+	gf, err := gguf.ParseGGUFFile(path, gguf.SkipLargeMetadata())
+	if err != nil {
+		return ModelEstimate{}, ggufError(path, err)
+	}
+	return estimateFile(path, gf, ctxSize)
+}
+
+// ggufError turns a parse failure into an error a person can act on.
+func ggufError(path string, err error) error {
+	switch {
+	case errors.Is(err, gguf.ErrGGUFFileInvalidFormat):
+		return fmt.Errorf("model %s: not a GGUF file (no GGUF magic at the start)", path)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("model %s: GGUF file is truncated: %w", path, err)
+	case strings.Contains(err.Error(), "remaining bytes"), strings.Contains(err.Error(), "follow the header"):
+		// The parser's wording when a count, length or the tensor data
+		// runs past the end of the file.
+		return fmt.Errorf("model %s: GGUF file is truncated or corrupt: %w", path, err)
+	}
+	return fmt.Errorf("model %s: unreadable GGUF file: %w", path, err)
+}
+
+// estimateFile does the arithmetic on a parsed file. The parser panics on
+// some malformed metadata (a key of an unexpected type); that becomes an
+// error too.
+func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimate, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			est, err = ModelEstimate{}, fmt.Errorf("model %s: malformed GGUF metadata: %v", path, r)
+		}
+	}()
+	meta := gf.Metadata()
+	arch := gf.Architecture()
+
+	est.Name = meta.Name
+	if est.Name == "" {
+		est.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	est.Arch = meta.Architecture
+	if est.Arch == "" {
+		return ModelEstimate{}, fmt.Errorf("model %s: GGUF file names no general.architecture", path)
+	}
+	if arch.BlockCount > 1<<16 {
+		return ModelEstimate{}, fmt.Errorf("model %s: implausible block count %d", path, arch.BlockCount)
+	}
+	est.Layers = int(arch.BlockCount)
+
+	est.LayerBytes = make([]uint64, est.Layers)
+	for _, ti := range gf.TensorInfos {
+		b := ti.Bytes()
+		est.WeightBytes += b
+		if n, ok := blockIndex(ti.Name); ok && n < est.Layers {
+			est.LayerBytes[n] += b
+		} else {
+			est.OutputBytes += b
+		}
+	}
+
+	if ctxSize <= 0 {
+		ctxSize = int(min(arch.MaximumContextLength, 1<<24))
+	}
+	if ctxSize <= 0 {
+		return ModelEstimate{}, fmt.Errorf("model %s: GGUF file gives no context length; pass a context size", path)
+	}
+	est.CtxSize = ctxSize
+	ctx := uint64(ctxSize)
+
+	kvHeads := arch.AttentionHeadCountKV
+	if kvHeads == 0 {
+		kvHeads = arch.AttentionHeadCount
+	}
+	kGQA := uint64(arch.AttentionKeyLength) * kvHeads
+	vGQA := uint64(arch.AttentionValueLength) * kvHeads
+	est.KVBytesPerLayer = 2 * ctx * (kGQA + vGQA)
+
+	vocab := arch.VocabularyLength
+	if vocab == 0 {
+		if ti, ok := gf.TensorInfos.Get("token_embd.weight"); ok && ti.NDimensions == 2 {
+			vocab = ti.Dimensions[1]
+		}
+	}
+	est.ComputeBytes = 4 * ComputeUBatch * (vocab + arch.AttentionHeadCount*ctx)
+
+	est.TotalBytes = est.WeightBytes + uint64(est.Layers)*est.KVBytesPerLayer + est.ComputeBytes
+	return est, nil
+}
+
+// blockIndex returns N for a tensor named blk.N.*.
+func blockIndex(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "blk.")
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// layerWeights returns the weights of layer i. An estimate built without
+// per-layer figures spreads the block weights evenly.
+func (m ModelEstimate) layerWeights(i int) uint64 {
+	if len(m.LayerBytes) == m.Layers {
+		return m.LayerBytes[i]
+	}
+	if m.Layers == 0 || m.WeightBytes < m.OutputBytes {
+		return 0
+	}
+	return (m.WeightBytes - m.OutputBytes) / uint64(m.Layers)
+}
+
+// meanLayerBytes is what an average layer needs: its weights and its cache.
+func (m ModelEstimate) meanLayerBytes() uint64 {
+	if m.Layers <= 0 {
+		return 0
+	}
+	var sum uint64
+	for i := range m.Layers {
+		sum += m.layerWeights(i)
+	}
+	return sum/uint64(m.Layers) + m.KVBytesPerLayer
+}

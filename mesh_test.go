@@ -1,0 +1,196 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/netmesh"
+)
+
+// meshArgs are the flags of a loopback-only node of the mesh of token.
+func meshArgs(token string, extra ...string) []string {
+	return append([]string{"--token", token, "--no-dht", "--no-mdns", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
+}
+
+type peerDoc struct {
+	PeerID     string `json:"peer_id"`
+	Name       string `json:"name"`
+	Mode       string `json:"mode"`
+	Online     bool   `json:"online"`
+	LastSeenMS int64  `json:"last_seen_ms"`
+	Hardware   struct {
+		Cores    int    `json:"cores"`
+		RAMTotal uint64 `json:"ram_total"`
+	} `json:"hardware"`
+}
+
+func (p *proc) peers(t *testing.T) []peerDoc {
+	t.Helper()
+	var ps []peerDoc
+	if err := getJSON(p.api+"/api/peers", &ps); err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// waitPeers polls /api/peers until ok accepts the list.
+func (p *proc) waitPeers(t *testing.T, what string, within time.Duration, ok func([]peerDoc) bool) []peerDoc {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var ps []peerDoc
+	for time.Now().Before(deadline) {
+		ps = nil
+		if err := getJSON(p.api+"/api/peers", &ps); err == nil && ok(ps) {
+			return ps
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: timed out waiting for %s; peers: %+v", p.api, what, ps)
+	return nil
+}
+
+func onlineIDs(ps []peerDoc) map[string]bool {
+	m := map[string]bool{}
+	for _, p := range ps {
+		if p.Online {
+			m[p.PeerID] = true
+		}
+	}
+	return m
+}
+
+// meshStatus is the part of /api/status about the mesh.
+type meshStatus struct {
+	PeerID      string   `json:"peer_id"`
+	P2PAddrs    []string `json:"p2p_addrs"`
+	PeersOnline int      `json:"peers_online"`
+	InMesh      bool     `json:"in_mesh"`
+	Share       string   `json:"share"`
+}
+
+func (p *proc) meshStatus(t *testing.T) meshStatus {
+	t.Helper()
+	var st meshStatus
+	p.waitStatus(t, "in the mesh", func(m map[string]any) bool { return m["in_mesh"] == true })
+	if err := getJSON(p.api+"/api/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func newToken(t *testing.T) string {
+	t.Helper()
+	tok, err := netmesh.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Three processes joined by --bootstrap see each other, with hardware; a
+// killed one goes offline within three heartbeats and keeps its peer id
+// when it comes back.
+func TestMeshOfThreeProcesses(t *testing.T) {
+	token := newToken(t)
+	hb := "POTLUCK_P2P_HEARTBEAT=1s"
+	a := startPotluckEnv(t, []string{hb}, meshArgs(token, "--name", "alpha")...)
+	as := a.meshStatus(t)
+	if len(as.P2PAddrs) == 0 || !strings.Contains(as.P2PAddrs[0], "/p2p/"+as.PeerID) {
+		t.Fatalf("p2p_addrs = %v, want full multiaddrs with /p2p/%s", as.P2PAddrs, as.PeerID)
+	}
+	boot := as.P2PAddrs[0]
+	bDir := t.TempDir()
+	b := startPotluckEnv(t, []string{hb}, append(meshArgs(token, "--name", "bravo", "--bootstrap", boot), "--data-dir", bDir)...)
+	c := startPotluckEnv(t, []string{hb}, meshArgs(token, "--name", "charlie", "--bootstrap", boot)...)
+	bs, cs := b.meshStatus(t), c.meshStatus(t)
+
+	all := map[*proc][]string{a: {bs.PeerID, cs.PeerID}, b: {as.PeerID, cs.PeerID}, c: {as.PeerID, bs.PeerID}}
+	for p, want := range all {
+		ps := p.waitPeers(t, "the other two online", 20*time.Second, func(ps []peerDoc) bool {
+			on := onlineIDs(ps)
+			return on[want[0]] && on[want[1]]
+		})
+		for _, peer := range ps {
+			if peer.Hardware.Cores == 0 || peer.Hardware.RAMTotal == 0 {
+				t.Errorf("%s sees %s without hardware: %+v", p.api, peer.Name, peer)
+			}
+		}
+	}
+
+	// SIGKILL bravo: the others mark it offline within ~3 heartbeats.
+	killed := time.Now()
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	for _, p := range []*proc{a, c} {
+		p.waitPeers(t, "bravo offline", 8*time.Second, func(ps []peerDoc) bool {
+			for _, peer := range ps {
+				if peer.PeerID == bs.PeerID {
+					return !peer.Online
+				}
+			}
+			return false
+		})
+	}
+	t.Logf("bravo offline after %s", time.Since(killed).Round(time.Millisecond))
+
+	// Restart bravo on the same data dir: same peer id, online again.
+	b2 := startPotluckEnv(t, []string{hb}, append(meshArgs(token, "--name", "bravo", "--bootstrap", boot), "--data-dir", bDir)...)
+	if got := b2.meshStatus(t).PeerID; got != bs.PeerID {
+		t.Errorf("restarted node has peer id %s, want %s", got, bs.PeerID)
+	}
+	a.waitPeers(t, "bravo back online", 20*time.Second, func(ps []peerDoc) bool { return onlineIDs(ps)[bs.PeerID] })
+}
+
+// The node API joins, reports and leaves a mesh; a bad token is a 400 that
+// says what is wrong.
+func TestNodeAPIJoinLeave(t *testing.T) {
+	token := newToken(t)
+	a := startPotluck(t, meshArgs(token)...)
+	boot := a.meshStatus(t).P2PAddrs[0]
+	b := startPotluck(t, "--no-dht", "--no-mdns", "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", boot)
+
+	for _, bad := range []string{"", "not a token", "aGVsbG8="} {
+		body, _ := json.Marshal(map[string]string{"token": bad})
+		resp, err := http.Post(b.api+"/api/join", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error struct{ Message string } }
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error.Message, "token") {
+			t.Errorf("join %q: %s %q, want 400 about the token", bad, resp.Status, e.Error.Message)
+		}
+	}
+	body, _ := json.Marshal(map[string]string{"token": "\n  " + token + "  \n"})
+	resp, err := http.Post(b.api+"/api/join", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("join: %s", resp.Status)
+	}
+	aID := a.meshStatus(t).PeerID
+	b.waitPeers(t, "alpha", 20*time.Second, func(ps []peerDoc) bool { return onlineIDs(ps)[aID] })
+
+	var tok struct{ Token string }
+	if err := getJSON(b.api+"/api/token", &tok); err != nil || tok.Token != token {
+		t.Errorf("/api/token = %q, %v", tok.Token, err)
+	}
+	resp, err = http.Post(b.api+"/api/leave", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var st meshStatus
+	if err := getJSON(b.api+"/api/status", &st); err != nil || st.InMesh {
+		t.Errorf("after leave: %+v %v", st, err)
+	}
+	if strings.Contains(b.logs.String(), token) || strings.Contains(a.logs.String(), token) {
+		t.Error("a log contains the invite token")
+	}
+}

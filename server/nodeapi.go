@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Node is what the node API drives. The values returned as any are
+// rendered as JSON unchanged.
+type Node interface {
+	Status() any
+	Peers() any
+	Plan(model string) any
+	Join(ctx context.Context, token string) error
+	Leave(ctx context.Context) error
+	// Share sets the share mode ("off", "worker", "server") and memory (a
+	// size like "12GiB" or a byte count; empty: the default offer).
+	Share(ctx context.Context, mode, memory string) error
+	InviteToken() (string, error)
+	Counters() Counters
+}
+
+// Counters are the node's numbers that /metrics publishes.
+type Counters struct {
+	PeersOnline int
+	TunnelBytes uint64
+}
+
+// InvalidInput marks an error caused by what the client sent (a 400).
+type InvalidInput interface {
+	InvalidInput() bool
+}
+
+func (s *Server) nodeRoutes(g *gin.RouterGroup) {
+	if s.node == nil {
+		return
+	}
+	g.GET("/status", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Status()) })
+	g.GET("/peers", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Peers()) })
+	g.GET("/plan", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Plan(c.Query("model"))) })
+	g.GET("/requests", func(c *gin.Context) { c.JSON(http.StatusOK, s.Recent()) })
+	g.GET("/token", s.token)
+	g.POST("/join", func(c *gin.Context) {
+		var req struct {
+			Token string `json:"token"`
+		}
+		if !bindJSON(c, &req) {
+			return
+		}
+		s.nodeResult(c, s.node.Join(c.Request.Context(), req.Token))
+	})
+	g.POST("/leave", func(c *gin.Context) { s.nodeResult(c, s.node.Leave(c.Request.Context())) })
+	g.POST("/share", func(c *gin.Context) {
+		var req struct {
+			Mode   string          `json:"mode"`
+			Memory json.RawMessage `json:"memory"`
+		}
+		if !bindJSON(c, &req) {
+			return
+		}
+		mem := ""
+		if len(req.Memory) > 0 && string(req.Memory) != "null" {
+			var str string
+			if err := json.Unmarshal(req.Memory, &str); err != nil {
+				str = string(req.Memory) // a plain number of bytes
+			}
+			mem = str
+		}
+		s.nodeResult(c, s.node.Share(c.Request.Context(), req.Mode, mem))
+	})
+}
+
+// token answers only clients on this machine: the invite token is the key
+// to the whole mesh.
+func (s *Server) token(c *gin.Context) {
+	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		openAIError(c, http.StatusForbidden, "invalid_request_error", "the invite token is only given to clients on this machine")
+		return
+	}
+	tok, err := s.node.InviteToken()
+	if err != nil {
+		openAIError(c, http.StatusConflict, "invalid_request_error", err.Error())
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"token": tok})
+}
+
+func bindJSON(c *gin.Context, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
+	if err := dec.Decode(v); err != nil {
+		openAIError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) nodeResult(c *gin.Context, err error) {
+	if err == nil {
+		c.JSON(http.StatusOK, s.node.Status())
+		return
+	}
+	var bad InvalidInput
+	if errors.As(err, &bad) && bad.InvalidInput() {
+		openAIError(c, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	openAIError(c, http.StatusInternalServerError, "server_error", err.Error())
+}
