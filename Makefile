@@ -14,12 +14,17 @@ export CGO_ENABLED := 1
 export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 
 # Debian packages the build and the tests need.
+# The second line is for the tray's end-to-end test: a virtual display, a
+# session bus and a StatusNotifier host.
 DEB_PACKAGES := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
-	libxinerama-dev libxi-dev libxxf86vm-dev pci.ids debian-archive-keyring iproute2
+	libxinerama-dev libxi-dev libxxf86vm-dev pci.ids debian-archive-keyring iproute2 \
+	xvfb dbus haskell-gtk-sni-tray-utils xdotool imagemagick x11-utils xauth
 
 MODEL ?= $(if $(wildcard $(SHARED)),$(SHARED),$(TINY))
 
-.PHONY: all deps build llama run test lint tidy clean
+SDK_DIR := server/testdata/openai-sdk
+
+.PHONY: all deps build llama run test lint tidy clean sdk
 
 all: build
 
@@ -35,6 +40,9 @@ deps:
 		fi; \
 	fi
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
+	@command -v npm >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; \
+		else echo "Node.js is needed for the OpenAI SDK test. Run:  sudo apt-get install -y nodejs npm"; exit 1; fi; }
 
 build: deps
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -52,7 +60,11 @@ run: llama $(if $(wildcard $(SHARED)),,$(TINY))
 	@echo "  curl -s http://$(API)/v1/completions -H 'Content-Type: application/json' -d '{\"prompt\":\"Once upon a time\",\"max_tokens\":32}'"
 	$(BIN) run --model $(MODEL) --api $(API) --ctx-size 512
 
-test: llama
+# sdk installs the official OpenAI client the API test drives.
+sdk: deps
+	@[ -d $(SDK_DIR)/node_modules/openai ] || (cd $(SDK_DIR) && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
+
+test: llama sdk
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
 

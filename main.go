@@ -30,6 +30,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/tray"
 )
 
 const usage = `Potluck pools the GPUs and memory of your machines to run LLMs.
@@ -60,8 +61,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch cmd {
-	case "", "run":
-		err = cmdRun(ctx, args, stderr)
+	case "":
+		err = cmdRun(ctx, args, stderr, true)
+	case "run":
+		err = cmdRun(ctx, args, stderr, false)
 	case "engine":
 		err = cmdEngine(ctx, args, stdout, stderr)
 	case "hw":
@@ -218,7 +221,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, desktop bool) error {
 	cfg := defaultConfig()
 	var level string
 	fs := flag.NewFlagSet("potluck run", flag.ContinueOnError)
@@ -234,9 +237,27 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// libp2p is chatty: only its warnings, unless POTLUCK_P2P_LOGLEVEL asks for more.
+	p2pLevel := slog.LevelWarn
+	if cfg.P2PLogLevel != "" {
+		if err := p2pLevel.UnmarshalText([]byte(cfg.P2PLogLevel)); err != nil {
+			return usageError{fmt.Errorf("POTLUCK_P2P_LOGLEVEL %q: want debug, info, warn or error", cfg.P2PLogLevel)}
+		}
+	}
+	netmesh.RouteLibp2pLogs(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: p2pLevel}).WithAttrs([]slog.Attr{slog.String("part", "libp2p")}))
+	desktop = desktop && tray.CanShow(os.Getenv)
+	if desktop {
+		if shown, err := tray.SignalRunning(cfg.DataDir); err == nil && shown {
+			log.Info("potluck is already running: opened its dashboard")
+			return nil
+		}
+	}
 	node, err := app.NewNode(cfg, log)
 	if err != nil {
 		return err
+	}
+	if desktop {
+		return runTray(ctx, node, cfg, log)
 	}
 	go func() {
 		upCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -409,4 +430,26 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, view.Plan.String())
 	}
 	return nil
+}
+
+// runTray runs the node in the background and the tray app on this (the
+// main) goroutine; whichever ends first ends the other.
+func runTray(ctx context.Context, node *app.Node, cfg app.Config, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nodeErr := make(chan error, 1)
+	go func() {
+		err := node.Run(ctx)
+		cancel() // a node that stops takes the tray down
+		nodeErr <- err
+	}()
+	err := tray.Run(ctx, node, tray.Options{DataDir: cfg.DataDir, Log: log.With("part", "tray"), Getenv: os.Getenv, Version: app.Version})
+	cancel()
+	if nerr := <-nodeErr; nerr != nil {
+		return nerr
+	}
+	if errors.Is(err, tray.ErrRunning) {
+		return nil
+	}
+	return err
 }

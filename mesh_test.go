@@ -110,8 +110,13 @@ func TestMeshOfThreeProcesses(t *testing.T) {
 
 	all := map[*proc][]string{a: {bs.PeerID, cs.PeerID}, b: {as.PeerID, cs.PeerID}, c: {as.PeerID, bs.PeerID}}
 	for p, want := range all {
-		ps := p.waitPeers(t, "the other two online", 20*time.Second, func(ps []peerDoc) bool {
+		ps := p.waitPeers(t, "the other two online, with their hardware", 20*time.Second, func(ps []peerDoc) bool {
 			on := onlineIDs(ps)
+			for _, peer := range ps {
+				if peer.Name == "" || peer.Hardware.Cores == 0 {
+					return false
+				}
+			}
 			return on[want[0]] && on[want[1]]
 		})
 		for _, peer := range ps {

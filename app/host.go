@@ -114,6 +114,7 @@ func (h *modelHost) makePlan() engine.Plan {
 		in.Workers = append(in.Workers, c)
 	}
 	plan := engine.MakePlan(in)
+	plan.Model = h.alias
 	plan.Excluded = append(plan.Excluded, excluded...)
 	return plan
 }
@@ -312,10 +313,15 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 			h.wait(ctx)
 			return
 		case <-h.trigger:
-			if np := h.makePlan(); !samePlan(np, plan) {
+			np := h.makePlan()
+			if !samePlan(np, plan) {
 				n.log.Info("plan changed; restarting llama-server", "workers", np.Workers)
 				return
 			}
+			// Same layout; keep serving, but show who is excluded now.
+			h.mu.Lock()
+			h.plan = np
+			h.mu.Unlock()
 		}
 	}
 }

@@ -74,11 +74,11 @@ func (s *Server) proxy(c *gin.Context) {
 	var tried []string
 	var lastErr error
 	for attempt := 0; attempt < s.cfg.MaxAttempts && len(backends) > 0; attempt++ {
-		cs := s.inflight.candidates(backends)
-		b := cs[s.sel.Select(cs)].Backend
+		b, release := s.inflight.pick(backends, s.sel)
 		backends = slices.DeleteFunc(backends, func(x Backend) bool { return x.Node == b.Node })
 		tried = append(tried, b.Node)
 		res := s.forward(c, b, body, req.Model, start)
+		release()
 		if res.err == nil || res.started {
 			return
 		}
@@ -137,18 +137,18 @@ func retryable(status int) bool {
 // chunk so server-sent events reach the client as they are produced. The
 // client going away cancels the upstream request.
 func (s *Server) forward(c *gin.Context, b Backend, body []byte, model string, start time.Time) forwardResult {
-	s.inflight.add(b.Node, 1)
 	s.metrics.inflight.WithLabelValues(b.Node).Inc()
-	defer func() {
-		s.inflight.add(b.Node, -1)
-		s.metrics.inflight.WithLabelValues(b.Node).Dec()
-	}()
+	defer s.metrics.inflight.WithLabelValues(b.Node).Dec()
 
 	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodPost, b.BaseURL+c.Request.URL.Path, bytes.NewReader(body))
 	if err != nil {
 		return forwardResult{err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// Let the transport resend the request when a kept-alive connection
+	// turns out to be closed before any answer: nothing was generated then.
+	// (A nil value marks it without sending the header.)
+	req.Header["X-Idempotency-Key"] = nil
 	if a := c.GetHeader("Accept"); a != "" {
 		req.Header.Set("Accept", a)
 	}

@@ -67,6 +67,10 @@ type inflight struct {
 func (f *inflight) candidates(bs []Backend) []Candidate {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.candidatesLocked(bs)
+}
+
+func (f *inflight) candidatesLocked(bs []Backend) []Candidate {
 	cs := make([]Candidate, len(bs))
 	for i, b := range bs {
 		cs[i] = Candidate{Backend: b, InFlight: f.n[b.Node]}
@@ -74,9 +78,24 @@ func (f *inflight) candidates(bs []Backend) []Candidate {
 	return cs
 }
 
+// pick selects a backend and counts the request against it in one step, so
+// simultaneous requests see each other. The caller must call release.
+func (f *inflight) pick(bs []Backend, sel Selector) (b Backend, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b = bs[sel.Select(f.candidatesLocked(bs))]
+	f.addLocked(b.Node, 1)
+	var once sync.Once
+	return b, func() { once.Do(func() { f.add(b.Node, -1) }) }
+}
+
 func (f *inflight) add(node string, d int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.addLocked(node, d)
+}
+
+func (f *inflight) addLocked(node string, d int) {
 	if f.n == nil {
 		f.n = map[string]int{}
 	}

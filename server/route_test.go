@@ -55,3 +55,25 @@ func TestInflightCounts(t *testing.T) {
 		t.Errorf("candidates = %+v, total %d", cs, f.total())
 	}
 }
+
+func TestInflightPickIsAtomic(t *testing.T) {
+	var f inflight
+	bs := []Backend{{Node: "a"}, {Node: "b"}}
+	var releases []func()
+	count := map[string]int{}
+	for i := 0; i < 8; i++ {
+		b, release := f.pick(bs, LeastBusy{})
+		count[b.Node]++
+		releases = append(releases, release)
+	}
+	if count["a"] != 4 || count["b"] != 4 {
+		t.Errorf("8 picks with none finished split %v, want 4/4", count)
+	}
+	for _, r := range releases {
+		r()
+		r() // idempotent
+	}
+	if f.total() != 0 {
+		t.Errorf("after release: %d in flight", f.total())
+	}
+}

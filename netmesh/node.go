@@ -1,0 +1,556 @@
+package netmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/mudler/edgevpn/pkg/blockchain"
+	"github.com/mudler/edgevpn/pkg/discovery"
+	"github.com/mudler/edgevpn/pkg/node"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// ledgerSyncEvery is the ledger's full-sync period in heartbeats.
+const ledgerSyncEvery = 4
+
+// ErrClosed is returned by Run, Up and Dial once the node has been closed.
+var ErrClosed = errors.New("netmesh: node closed")
+
+const (
+	stateNew = iota
+	stateRunning
+	stateStopped
+)
+
+// Node is one member of a mesh. Build it with New, start it with Run.
+type Node struct {
+	cfg  Config
+	tok  Token
+	log  *slog.Logger
+	priv crypto.PrivKey
+	id   peer.ID
+	boot string // random per Run: lets peers tell a restart from a replay
+
+	up   chan struct{} // closed once listening and joined
+	done chan struct{} // closed when the node has stopped
+
+	mu       sync.Mutex
+	state    int
+	stopping bool // no new goroutines may start
+	cancel   context.CancelFunc
+	runErr   error
+	host     host.Host
+	ev       *node.Node
+	ledger   *blockchain.Ledger
+	dht      *discovery.DHT
+	mdns     mdns.Service
+	services map[string]string // exposed service name -> local address
+	tunnels  map[*Tunnel]struct{}
+	dialing  map[peer.ID]bool // full-mesh connects in flight
+
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup // goroutines started by this package
+
+	self     selfInfo
+	roster   *roster
+	announce chan struct{} // asks the heartbeat loop to announce now
+	stats    counters
+}
+
+// New validates cfg and loads (or creates) the node's identity. It starts
+// nothing: call Run. log may be nil.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, tok, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	priv, err := LoadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	boot, err := randomString(12)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		tok:      tok,
+		log:      log.With("component", "netmesh"),
+		priv:     priv,
+		id:       id,
+		boot:     boot,
+		up:       make(chan struct{}),
+		done:     make(chan struct{}),
+		services: map[string]string{},
+		tunnels:  map[*Tunnel]struct{}{},
+		dialing:  map[peer.ID]bool{},
+		announce: make(chan struct{}, 1),
+	}
+	n.roster = newRoster(cfg.HeartbeatInterval)
+	n.self.info = NodeInfo{PeerID: id.String(), Name: cfg.Name, Version: cfg.AppVersion}
+	return n, nil
+}
+
+// ID is the node's peer ID, stable across restarts with the same DataDir.
+func (n *Node) ID() string { return n.id.String() }
+
+// Token returns the parsed invite token (it prints redacted).
+func (n *Node) Token() Token { return n.tok }
+
+// Addrs are the node's full listen multiaddrs, each ending in /p2p/<id>, for
+// another node's Bootstrap. Empty until the node is up.
+func (n *Node) Addrs() []string {
+	h := n.getHost()
+	if h == nil {
+		return nil
+	}
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+func (n *Node) getHost() host.Host {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.host
+}
+
+// Run joins the mesh and serves until ctx ends or Close is called, then leaves
+// it and releases everything. Cancellation is not an error. Run may be called
+// once.
+func (n *Node) Run(ctx context.Context) error {
+	n.mu.Lock()
+	switch n.state {
+	case stateRunning:
+		n.mu.Unlock()
+		return errors.New("netmesh: node already running")
+	case stateStopped:
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.state = stateRunning
+	ctx, cancel := context.WithCancel(ctx)
+	n.cancel = cancel
+	n.mu.Unlock()
+	defer cancel()
+
+	err := n.start(ctx)
+	if err == nil {
+		close(n.up)
+		n.log.Info("joined mesh", "peer_id", n.id.String(), "token", n.tok, "addrs", n.Addrs())
+		<-ctx.Done()
+	}
+	if ctx.Err() != nil {
+		err = nil // cancelled while starting: not a failure
+	}
+	cancel()
+	serr := n.shutdown()
+	if err == nil {
+		err = serr
+	}
+	n.mu.Lock()
+	n.state = stateStopped
+	n.runErr = err
+	n.closeErr = serr
+	n.mu.Unlock()
+	close(n.done)
+	return err
+}
+
+// Up waits until the node listens and has joined the mesh. It returns the
+// start error if Run failed, ErrClosed if the node stopped, or ctx's error.
+func (n *Node) Up(ctx context.Context) error {
+	select {
+	case <-n.up:
+		select {
+		case <-n.done:
+			return ErrClosed
+		default:
+			return nil
+		}
+	case <-n.done:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.runErr != nil {
+			return n.runErr
+		}
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the node and waits until everything it started has ended. It is
+// safe to call more than once and from several goroutines.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		if n.state == stateNew {
+			n.state = stateStopped
+			n.runErr = ErrClosed
+			n.mu.Unlock()
+			close(n.done)
+			n.roster.close()
+			return
+		}
+		cancel := n.cancel
+		n.mu.Unlock()
+		cancel()
+		<-n.done
+	})
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closeErr
+}
+
+// spawn runs f in a goroutine that shutdown waits for, unless the node is
+// stopping.
+func (n *Node) spawn(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// enter registers a goroutine that libp2p started (a stream handler) so that
+// shutdown waits for it; it returns false when the node is stopping.
+func (n *Node) enter() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return false
+	}
+	n.wg.Add(1)
+	return true
+}
+
+func (n *Node) start(ctx context.Context) error {
+	enc, err := n.tok.Encode()
+	if err != nil {
+		return err
+	}
+	keyBytes, err := crypto.MarshalPrivateKey(n.priv)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	lvl, _ := parseLevel(n.cfg.LogLevel)
+	p2pOpts, err := libp2pOptions(n.cfg, n.tok)
+	if err != nil {
+		return err
+	}
+	var bootstrap discovery.AddrList
+	for _, a := range n.cfg.Bootstrap {
+		if err := bootstrap.Set(a); err != nil {
+			return fmt.Errorf("bootstrap peer %q: %w", a, err)
+		}
+	}
+	var dht *discovery.DHT
+	if !n.cfg.DisableDHT {
+		dht = discovery.NewDHT()
+	}
+	// EdgeVPN's mDNS cannot be stopped, so it stays off here and startMDNS
+	// runs go-libp2p's own.
+	ev, err := node.New(
+		node.Logger(newEdgeLogger(n.log, lvl)),
+		node.WithDiscoveryBootstrapPeers(bootstrap),
+		node.FromBase64(false, dht != nil, enc, dht, nil),
+		node.WithPrivKey(keyBytes),
+		node.WithLibp2pOptions(p2pOpts...),
+		node.WithStore(&blockchain.MemoryStore{}),
+		node.WithSealer(&sealer{}),
+		node.EnableGenericHub,
+		node.GenericChannelHandlers(n.handleHeartbeat),
+		// Heartbeats carry liveness and info; the ledger's periodic full
+		// sync only helps late joiners converge, so it can be slower.
+		node.WithLedgerAnnounceTime(ledgerSyncEvery*n.cfg.HeartbeatInterval),
+		node.WithLedgerInterval(ledgerSyncEvery*n.cfg.HeartbeatInterval),
+	)
+	if err != nil {
+		return fmt.Errorf("configure mesh: %w", err)
+	}
+	n.mu.Lock()
+	n.ev, n.dht = ev, dht
+	n.mu.Unlock()
+
+	startErr := ev.Start(ctx)
+	h := ev.Host()
+	n.mu.Lock()
+	n.host = h
+	n.mu.Unlock()
+	if startErr != nil {
+		return fmt.Errorf("join mesh: %w", startErr)
+	}
+	// Listening only now, on a complete host: a failed listen inside libp2p's
+	// constructor would leave some of its goroutines behind.
+	if err := n.listen(h); err != nil {
+		return err
+	}
+	ledger, err := ev.Ledger()
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	n.mu.Lock()
+	n.ledger = ledger
+	for name := range n.services {
+		h.SetStreamHandler(serviceProtocol(name), n.serveStream)
+	}
+	n.mu.Unlock()
+
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected})
+	if n.cfg.MDNS {
+		n.startMDNS(h)
+	}
+	for _, a := range n.cfg.Bootstrap {
+		pi, _ := peer.AddrInfoFromString(a) // validated in New
+		n.spawn(func() { n.keepConnected(ctx, *pi) })
+	}
+	if err := n.waitJoined(ctx); err != nil {
+		return err
+	}
+	n.spawn(func() { n.heartbeatLoop(ctx) })
+	n.spawn(func() { n.pingLoop(ctx) })
+	return nil
+}
+
+func (n *Node) listen(h host.Host) error {
+	addrs := make([]ma.Multiaddr, 0, len(n.cfg.ListenAddrs))
+	for _, a := range n.cfg.ListenAddrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return fmt.Errorf("listen address %q: %w", a, err)
+		}
+		addrs = append(addrs, m)
+	}
+	if err := h.Network().Listen(addrs...); err != nil {
+		return fmt.Errorf("listen on %s: %w", strings.Join(n.cfg.ListenAddrs, ", "), err)
+	}
+	return nil
+}
+
+// waitJoined waits until EdgeVPN's message hub has joined the token's room.
+func (n *Node) waitJoined(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := n.ev.MessageHub.ListPeers(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// shutdown releases everything start created, in reverse order, and waits for
+// every goroutine this package started.
+func (n *Node) shutdown() error {
+	n.mu.Lock()
+	n.stopping = true
+	tunnels := make([]*Tunnel, 0, len(n.tunnels))
+	for t := range n.tunnels {
+		tunnels = append(tunnels, t)
+	}
+	h, md, dht := n.host, n.mdns, n.dht
+	n.mu.Unlock()
+
+	for _, t := range tunnels {
+		t.Close()
+	}
+	if md != nil {
+		md.Close()
+	}
+	var err error
+	if dht != nil && dht.IpfsDHT != nil {
+		if cerr := dht.Close(); cerr != nil {
+			n.log.Debug("close DHT", "err", cerr)
+		}
+	}
+	if h != nil {
+		if cerr := h.Close(); cerr != nil {
+			err = fmt.Errorf("close libp2p host: %w", cerr)
+		}
+	}
+	n.wg.Wait()
+	n.roster.close()
+	return err
+}
+
+// connected announces this node to a peer as soon as the peer has joined the
+// mesh room over a new connection, instead of waiting for the next heartbeat.
+func (n *Node) connected(_ network.Network, c network.Conn) {
+	pid := c.RemotePeer()
+	n.spawn(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			n.mu.Lock()
+			stopping := n.stopping
+			n.mu.Unlock()
+			if stopping {
+				return
+			}
+			if ps, err := n.ev.MessageHub.ListPeers(); err == nil {
+				for _, p := range ps {
+					if p == pid {
+						n.announceNow()
+						return
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+}
+
+// keepConnected dials a bootstrap peer and redials it whenever the connection
+// drops, with capped backoff.
+func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
+	h := n.getHost()
+	const maxWait = 30 * time.Second
+	wait := 250 * time.Millisecond
+	for {
+		if h.Network().Connectedness(pi.ID) != network.Connected {
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := h.Connect(dctx, pi)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				n.log.Debug("bootstrap peer unreachable", "peer", pi.ID.String(), "err", err)
+				wait = min(wait*2, maxWait)
+			} else {
+				wait = 250 * time.Millisecond
+			}
+		}
+		next := wait
+		if h.Network().Connectedness(pi.ID) == network.Connected {
+			next = 5 * time.Second // just check on it now and then
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// mdnsNotifee connects to peers found on the LAN.
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
+	n := m.n
+	if !n.enter() {
+		return
+	}
+	defer n.wg.Done()
+	h := n.getHost()
+	if pi.ID == h.ID() || h.Network().Connectedness(pi.ID) == network.Connected {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, pi); err != nil {
+		n.log.Debug("mDNS peer unreachable", "peer", pi.ID.String(), "err", err)
+	}
+}
+
+func (n *Node) startMDNS(h host.Host) {
+	svc := mdns.NewMdnsService(h, n.tok.cfg.MDNS, mdnsNotifee{n})
+	if err := svc.Start(); err != nil {
+		// No multicast-capable interface: carry on without LAN discovery.
+		n.log.Warn("mDNS discovery unavailable; peers on this LAN will not be found automatically", "err", err)
+		svc.Close()
+		return
+	}
+	n.mu.Lock()
+	n.mdns = svc
+	n.mu.Unlock()
+}
+
+// connectPeer makes sure there is a direct connection to a peer heard about
+// through the mesh, so its services can be dialed and its RTT measured.
+func (n *Node) connectPeer(pid peer.ID, addrs []string) {
+	h := n.getHost()
+	if h == nil || pid == n.id || h.Network().Connectedness(pid) == network.Connected {
+		return
+	}
+	pi := peer.AddrInfo{ID: pid}
+	for _, a := range addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			pi.Addrs = append(pi.Addrs, m)
+		}
+	}
+	if len(pi.Addrs) == 0 {
+		return
+	}
+	n.mu.Lock()
+	if n.dialing[pid] || n.stopping {
+		n.mu.Unlock()
+		return
+	}
+	n.dialing[pid] = true
+	n.mu.Unlock()
+	n.spawn(func() {
+		defer func() {
+			n.mu.Lock()
+			delete(n.dialing, pid)
+			n.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		clearBackoff(h, pid)
+		if err := h.Connect(ctx, pi); err != nil {
+			n.log.Debug("peer unreachable", "peer", pid.String(), "err", err)
+		}
+	})
+}
+
+// clearBackoff forgets earlier failed dials to pid. Peers of a mesh hear of
+// each other through heartbeats and often dial each other at the same
+// moment; the loser of that race must not lock the pair out for the
+// swarm's backoff period.
+func clearBackoff(h host.Host, pid peer.ID) {
+	if sw, ok := h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(pid)
+	}
+}

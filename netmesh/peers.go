@@ -1,0 +1,314 @@
+package netmesh
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// NodeInfo is what a node announces about itself to the mesh.
+type NodeInfo struct {
+	PeerID        string `json:"peer_id"`
+	Name          string `json:"name"`
+	Version       string `json:"version,omitempty"`
+	Mode          string `json:"mode,omitempty"`           // off, worker or server
+	MemoryOffered uint64 `json:"memory_offered,omitempty"` // bytes
+	// Hardware is an opaque summary owned by the hardware package.
+	Hardware json.RawMessage        `json:"hardware,omitempty"`
+	Services map[string]ServiceInfo `json:"services,omitempty"`
+	Models   []string               `json:"models,omitempty"`
+	InFlight int                    `json:"in_flight,omitempty"` // requests being served
+}
+
+// ServiceInfo describes one exposed service.
+type ServiceInfo struct {
+	Version string `json:"version,omitempty"` // protocol version, e.g. llama.cpp RPC 8.0.0
+}
+
+// Clone returns a deep copy.
+func (i NodeInfo) Clone() NodeInfo {
+	i.Hardware = bytes.Clone(i.Hardware)
+	i.Services = maps.Clone(i.Services)
+	i.Models = slices.Clone(i.Models)
+	return i
+}
+
+// Peer is another node as this node sees it.
+type Peer struct {
+	NodeInfo
+	// Online is false once about three heartbeats were missed.
+	Online bool
+	// LastSeen is the local time the last heartbeat arrived.
+	LastSeen time.Time
+	// RTT is the last measured round trip over a direct connection; zero if
+	// none is known.
+	RTT time.Duration
+}
+
+// MarshalJSON renders a Peer for the node API: NodeInfo plus online,
+// last_seen_ms (Unix milliseconds, local clock) and rtt_ms.
+func (p Peer) MarshalJSON() ([]byte, error) {
+	type wire struct {
+		NodeInfo
+		Online     bool    `json:"online"`
+		LastSeenMS int64   `json:"last_seen_ms"`
+		RTTMS      float64 `json:"rtt_ms"`
+	}
+	return json.Marshal(wire{p.NodeInfo, p.Online, p.LastSeen.UnixMilli(), float64(p.RTT) / float64(time.Millisecond)})
+}
+
+// EventType says what happened to a peer.
+type EventType int
+
+// Peer events.
+const (
+	PeerJoined  EventType = iota + 1 // first heartbeat, or back after being offline
+	PeerUpdated                      // announced info changed
+	PeerOffline                      // missed about three heartbeats
+	PeerRemoved                      // offline for Config.RemoveAfter
+)
+
+func (t EventType) String() string {
+	switch t {
+	case PeerJoined:
+		return "joined"
+	case PeerUpdated:
+		return "updated"
+	case PeerOffline:
+		return "offline"
+	case PeerRemoved:
+		return "removed"
+	}
+	return "unknown"
+}
+
+// PeerEvent is delivered to subscribers.
+type PeerEvent struct {
+	Type EventType
+	Peer Peer
+}
+
+// subscriberBuffer is how many events a slow subscriber may fall behind before
+// the oldest are dropped.
+const subscriberBuffer = 64
+
+type subscriber struct {
+	ch chan PeerEvent
+}
+
+type peerState struct {
+	info     NodeInfo
+	raw      []byte // info as announced, to detect changes
+	boot     string
+	seq      uint64
+	every    time.Duration // the peer's own heartbeat interval
+	online   bool
+	lastSeen time.Time // local clock, monotonic reading included
+	rtt      time.Duration
+}
+
+// roster is the table of peers, judged only by the local clock.
+type roster struct {
+	defaultEvery time.Duration
+
+	mu     sync.Mutex
+	peers  map[string]*peerState
+	subs   map[*subscriber]struct{}
+	closed bool
+}
+
+func newRoster(every time.Duration) *roster {
+	return &roster{defaultEvery: every, peers: map[string]*peerState{}, subs: map[*subscriber]struct{}{}}
+}
+
+// observe records a heartbeat that arrived at now. It reports whether the
+// peer joined (is new or back from offline).
+func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (joined bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	every := time.Duration(hb.EveryMS) * time.Millisecond
+	if every <= 0 {
+		every = r.defaultEvery
+	}
+	every = min(max(every, 10*time.Millisecond), 10*time.Minute)
+
+	p, known := r.peers[hb.ID]
+	if !known {
+		p = &peerState{}
+		r.peers[hb.ID] = p
+	}
+	newer := !known || hb.Boot != p.boot || hb.Seq > p.seq
+	wasOnline := p.online
+	p.lastSeen = now
+	p.online = true
+	p.every = every
+	changed := false
+	if newer {
+		p.boot, p.seq = hb.Boot, hb.Seq
+		if hb.Info != nil && !bytes.Equal(p.raw, raw) {
+			p.info, p.raw = *hb.Info, raw
+			changed = known // a new peer is "joined", not "updated"
+		}
+	}
+	if p.info.PeerID == "" {
+		p.info.PeerID = hb.ID
+	}
+	switch {
+	case !wasOnline:
+		r.emit(PeerJoined, p)
+	case changed:
+		r.emit(PeerUpdated, p)
+	}
+	return !wasOnline
+}
+
+// sweep marks peers offline and removes long-gone ones; it returns the IDs it
+// removed.
+func (r *roster) sweep(now time.Time, removeAfter time.Duration) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var removed []string
+	for id, p := range r.peers {
+		age := now.Sub(p.lastSeen)
+		if p.online && age > missedHeartbeats*p.every+p.every/2 {
+			p.online = false
+			r.emit(PeerOffline, p)
+		}
+		if !p.online && age > removeAfter {
+			delete(r.peers, id)
+			r.emit(PeerRemoved, p)
+			removed = append(removed, id)
+		}
+	}
+	return removed
+}
+
+func (r *roster) known(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.peers[id]
+	return ok
+}
+
+// pinged records a ping answered at now; it extends the life of an online
+// peer but does not bring an offline one back (only a heartbeat does).
+func (r *roster) pinged(id string, rtt time.Duration, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.peers[id]; ok {
+		p.rtt = rtt
+		if p.online && now.After(p.lastSeen) {
+			p.lastSeen = now
+		}
+	}
+}
+
+func (r *roster) onlineIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for id, p := range r.peers {
+		if p.online {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (p *peerState) snapshot() Peer {
+	return Peer{NodeInfo: p.info.Clone(), Online: p.online, LastSeen: p.lastSeen, RTT: p.rtt}
+}
+
+func (r *roster) list() []Peer {
+	r.mu.Lock()
+	out := make([]Peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		out = append(out, p.snapshot())
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Peer) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.PeerID, b.PeerID)
+	})
+	return out
+}
+
+func (r *roster) get(id string) (Peer, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.peers[id]
+	if !ok {
+		return Peer{}, false
+	}
+	return p.snapshot(), true
+}
+
+// emit delivers an event without ever blocking: a full subscriber loses its
+// oldest event. Called with r.mu held.
+func (r *roster) emit(t EventType, p *peerState) {
+	ev := PeerEvent{Type: t, Peer: p.snapshot()}
+	for s := range r.subs {
+		select {
+		case s.ch <- ev:
+			continue
+		default:
+		}
+		select {
+		case <-s.ch:
+		default:
+		}
+		select {
+		case s.ch <- ev:
+		default:
+		}
+	}
+}
+
+func (r *roster) subscribe() (<-chan PeerEvent, func()) {
+	s := &subscriber{ch: make(chan PeerEvent, subscriberBuffer)}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	r.subs[s] = struct{}{}
+	return s.ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.subs[s]; ok {
+			delete(r.subs, s)
+			close(s.ch)
+		}
+	}
+}
+
+// close ends every subscription.
+func (r *roster) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for s := range r.subs {
+		delete(r.subs, s)
+		close(s.ch)
+	}
+}
+
+// Peers lists the other nodes this node has heard from, online or not, sorted
+// by name.
+func (n *Node) Peers() []Peer { return n.roster.list() }
+
+// Peer returns one peer by ID.
+func (n *Node) Peer(id string) (Peer, bool) { return n.roster.get(id) }
+
+// Subscribe returns a channel of peer events and a function that ends the
+// subscription. Events never block the node: a subscriber that falls more than
+// 64 events behind loses the oldest ones (re-read Peers to resynchronise). The
+// channel is closed when the subscription ends or the node stops.
+func (n *Node) Subscribe() (<-chan PeerEvent, func()) { return n.roster.subscribe() }

@@ -1,0 +1,249 @@
+package netmesh
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/mudler/edgevpn/pkg/node"
+	"gopkg.in/yaml.v2"
+)
+
+// Token defaults, matching EdgeVPN's generator so tokens are interchangeable.
+const (
+	tokenKeyLength      = 43
+	tokenOTPInterval    = 9000     // seconds between key rotations
+	tokenMaxMessageSize = 20 << 20 // bytes
+	maxTokenLength      = 64 << 10 // a pasted token longer than this is not a token
+
+	// maxOTPLength bounds otp.*.length: EdgeVPN slices the base64 of a SHA-256
+	// digest (44 characters) to that length and panics beyond it.
+	maxOTPLength = 44
+)
+
+// ErrEmptyToken is returned by ParseToken for empty or all-whitespace input.
+var ErrEmptyToken = errors.New("token is empty")
+
+// Token is a parsed invite token: the EdgeVPN connection config shared by
+// every member of a mesh. It never prints its secrets: String, GoString and
+// LogValue show only a fingerprint.
+type Token struct {
+	cfg node.YAMLConnectionConfig
+}
+
+var (
+	_ fmt.Stringer   = Token{}
+	_ fmt.GoStringer = Token{}
+	_ slog.LogValuer = Token{}
+)
+
+// NewToken returns a fresh invite token in EdgeVPN's format (base64 of its YAML
+// connection config) with every secret drawn from crypto/rand.
+func NewToken() (string, error) {
+	secrets := make([]string, 5)
+	for i := range secrets {
+		s, err := randomString(tokenKeyLength)
+		if err != nil {
+			return "", fmt.Errorf("generate token: %w", err)
+		}
+		secrets[i] = s
+	}
+	t := Token{cfg: node.YAMLConnectionConfig{
+		RoomName:       secrets[0],
+		Rendezvous:     secrets[1],
+		MDNS:           secrets[2],
+		MaxMessageSize: tokenMaxMessageSize,
+		OTP: node.OTP{
+			DHT:    node.OTPConfig{Key: secrets[3], Interval: tokenOTPInterval, Length: tokenKeyLength},
+			Crypto: node.OTPConfig{Key: secrets[4], Interval: tokenOTPInterval, Length: tokenKeyLength},
+		},
+	}}
+	return t.Encode()
+}
+
+// ParseToken validates a pasted token. Surrounding whitespace and line breaks
+// (also inside the token, as mail clients wrap long lines) are ignored; base64
+// padding may be missing. The error says what is wrong and never contains the
+// token itself.
+func ParseToken(s string) (t Token, err error) {
+	if len(s) > maxTokenLength {
+		return Token{}, fmt.Errorf("token is too long (%d bytes): it is not an invite token", len(s))
+	}
+	s = strings.Join(strings.Fields(s), "")
+	if s == "" {
+		return Token{}, ErrEmptyToken
+	}
+	raw, err := decodeBase64(s)
+	if err != nil {
+		return Token{}, err
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return Token{}, errors.New("token decodes to nothing: it was probably cut off when copied")
+	}
+	// The YAML decoder is third-party code fed untrusted input: never let it
+	// take the process down.
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = Token{}, errors.New("token is not a valid connection config (the YAML decoder failed)")
+		}
+	}()
+	var cfg node.YAMLConnectionConfig
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		return Token{}, fmt.Errorf("token is not a valid connection config (%s): it was probably cut off or mangled when copied", yamlProblem(err))
+	}
+	if err := validateConnectionConfig(cfg); err != nil {
+		return Token{}, err
+	}
+	return Token{cfg: cfg}, nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	enc := base64.StdEncoding
+	if strings.ContainsAny(s, "-_") {
+		enc = base64.URLEncoding
+	}
+	if !strings.HasSuffix(s, "=") && len(s)%4 != 0 {
+		enc = enc.WithPadding(base64.NoPadding)
+	}
+	raw, err := enc.DecodeString(s)
+	var corrupt base64.CorruptInputError
+	switch {
+	case err == nil:
+		return raw, nil
+	case errors.As(err, &corrupt) && int(corrupt) >= len(s)-2:
+		return nil, errors.New("token is not valid base64: it ends early, so it was probably cut off when copied")
+	case errors.As(err, &corrupt):
+		return nil, fmt.Errorf("token is not valid base64: unexpected character at position %d", int(corrupt)+1)
+	default:
+		return nil, errors.New("token is not valid base64")
+	}
+}
+
+// yamlProblem describes a YAML error without quoting any of the input (the
+// decoder's messages can contain token content).
+func yamlProblem(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "cannot unmarshal") {
+		return "wrong structure"
+	}
+	var line int
+	if i := strings.Index(msg, "line "); i >= 0 {
+		fmt.Sscanf(msg[i:], "line %d", &line)
+	}
+	if line > 0 {
+		return fmt.Sprintf("YAML error at line %d", line)
+	}
+	return "YAML error"
+}
+
+func validateConnectionConfig(c node.YAMLConnectionConfig) error {
+	var missing []string
+	for _, f := range []struct{ name, v string }{
+		{"room", c.RoomName},
+		{"rendezvous", c.Rendezvous},
+		{"mdns", c.MDNS},
+		{"otp.dht.key", c.OTP.DHT.Key},
+		{"otp.crypto.key", c.OTP.Crypto.Key},
+	} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("token is incomplete (no %s): it was probably cut off when copied", strings.Join(missing, ", "))
+	}
+	for _, o := range []struct {
+		name string
+		c    node.OTPConfig
+	}{{"otp.dht", c.OTP.DHT}, {"otp.crypto", c.OTP.Crypto}} {
+		if o.c.Interval <= 0 {
+			return fmt.Errorf("token has an invalid %s.interval (%d): it must be positive", o.name, o.c.Interval)
+		}
+		if o.c.Length <= 0 || o.c.Length > maxOTPLength {
+			return fmt.Errorf("token has an invalid %s.length (%d): it must be 1..%d", o.name, o.c.Length, maxOTPLength)
+		}
+	}
+	if c.MaxMessageSize <= 0 || c.MaxMessageSize > 1<<30 {
+		return fmt.Errorf("token has an invalid max_message_size (%d)", c.MaxMessageSize)
+	}
+	return nil
+}
+
+// Encode returns the token in EdgeVPN's wire format. The result is a secret.
+func (t Token) Encode() (string, error) {
+	b, err := yaml.Marshal(t.cfg)
+	if err != nil {
+		return "", fmt.Errorf("encode token: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// IsZero reports whether t is the zero Token (not parsed from anything).
+func (t Token) IsZero() bool { return t.cfg == node.YAMLConnectionConfig{} }
+
+// Fingerprint is a short, non-secret digest of the token: two nodes show the
+// same fingerprint exactly when they hold the same token.
+func (t Token) Fingerprint() string {
+	sum := sha256.Sum256(t.secretMaterial())
+	return hex.EncodeToString(sum[:4])
+}
+
+// String redacts the token.
+func (t Token) String() string {
+	if t.IsZero() {
+		return "token(none)"
+	}
+	return "token(" + t.Fingerprint() + ")"
+}
+
+// GoString redacts the token in %#v.
+func (t Token) GoString() string { return "netmesh.Token{" + t.String() + "}" }
+
+// LogValue redacts the token in structured logs.
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// secretMaterial is an unambiguous encoding of every secret in the token.
+func (t Token) secretMaterial() []byte {
+	var b bytes.Buffer
+	for _, s := range []string{t.cfg.RoomName, t.cfg.Rendezvous, t.cfg.MDNS, t.cfg.OTP.DHT.Key, t.cfg.OTP.Crypto.Key} {
+		fmt.Fprintf(&b, "%d:%s;", len(s), s)
+	}
+	return b.Bytes()
+}
+
+// handshakeKey derives the 32-byte value bound into every Noise handshake, so
+// only holders of the same token can complete a connection.
+func (t Token) handshakeKey() []byte {
+	k, err := hkdf.Key(sha256.New, t.secretMaterial(), []byte("potluck netmesh"), "noise prologue v1", 32)
+	if err != nil { // only for absurd lengths; 32 is fine
+		panic(err)
+	}
+	return k
+}
+
+const tokenAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890"
+
+// randomString draws n characters uniformly from tokenAlphabet using crypto/rand.
+func randomString(n int) (string, error) {
+	const limit = 256 - 256%len(tokenAlphabet) // reject bytes that would bias the result
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+n/2)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		for _, c := range buf {
+			if int(c) < limit && len(out) < n {
+				out = append(out, tokenAlphabet[int(c)%len(tokenAlphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}

@@ -1,0 +1,301 @@
+package tray
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/potluck-gpu/potluck/app"
+)
+
+// dashLogLines and dashRequests bound what the dashboard lists.
+const (
+	dashLogLines = 30
+	dashRequests = 12
+)
+
+// dashboard is the window that shows everything: this machine, the peers,
+// who serves which model, recent requests, the log and the API address.
+type dashboard struct {
+	u        *ui
+	win      fyne.Window
+	headline *widget.Label
+	api      *widget.Label
+	machine  *widget.Label
+	warnings *widget.Label
+	peers    *fyne.Container
+	routing  *widget.Label
+	requests *fyne.Container
+	logs     *widget.Label
+	body     *fyne.Container
+	scroll   *container.Scroll
+
+	lastPeers, lastRequests string
+}
+
+// Column headings of the dashboard's tables.
+var (
+	peerColumns    = []string{"Name", "Mode", "Memory", "Online", "RTT", "Version", "Models"}
+	requestColumns = []string{"Time", "Model", "Served by", "Status", "Took"}
+)
+
+// showDashboard opens the dashboard, or brings it to the front. Fyne
+// thread.
+func (u *ui) showDashboard() {
+	if u.dash == nil {
+		u.dash = newDashboard(u)
+	}
+	u.dashVisible.Store(true)
+	u.dash.win.Show()
+	u.dash.win.RequestFocus()
+	u.requestRefresh()
+}
+
+func newDashboard(u *ui) *dashboard {
+	d := &dashboard{u: u, win: u.app.NewWindow("Potluck dashboard")}
+	d.headline = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	d.api = widget.NewLabel("")
+	d.api.Selectable = true
+	copyAPI := widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), u.copyAPI)
+	d.machine = widget.NewLabel("")
+	d.machine.Wrapping = fyne.TextWrapWord
+	d.warnings = widget.NewLabel("")
+	d.warnings.Wrapping = fyne.TextWrapWord
+	d.warnings.Importance = widget.DangerImportance
+	d.warnings.Hide()
+	d.peers = container.NewVBox()
+	d.routing = widget.NewLabel("")
+	d.routing.Wrapping = fyne.TextWrapWord
+	d.requests = container.NewVBox()
+	d.logs = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+	d.logs.Selectable = true
+	logScroll := container.NewScroll(d.logs)
+	logScroll.SetMinSize(fyne.NewSize(0, 160))
+
+	top := container.NewBorder(nil, nil, nil,
+		container.NewHBox(widget.NewLabel("API"), d.api, copyAPI), d.headline)
+	d.body = container.NewVBox(
+		top,
+		d.warnings,
+		container.NewGridWithColumns(2,
+			widget.NewCard("This machine", "", d.machine),
+			widget.NewCard("Models and routing", "", d.routing)),
+		widget.NewCard("Peers", "", d.peers),
+		widget.NewCard("Recent requests", "", d.requests),
+		widget.NewCard("Log", "", logScroll),
+	)
+	d.scroll = container.NewVScroll(d.body)
+	d.win.SetContent(d.scroll)
+	d.win.Resize(fyne.NewSize(920, 720))
+	d.win.SetCloseIntercept(func() {
+		if u.tray == nil { // without a tray icon the dashboard is the app
+			u.quit()
+			return
+		}
+		u.dashVisible.Store(false)
+		d.win.Hide()
+	})
+	d.update(snapshot{Status: u.status, Peers: u.peers, Full: true})
+	return d
+}
+
+// update shows s. Fyne thread.
+func (d *dashboard) update(s snapshot) {
+	st := s.Status
+	d.headline.SetText(statusLine(st))
+	d.api.SetText(orDash(st.API))
+	d.machine.SetText(strings.Join(machineLines(st), "\n"))
+	var warns []string
+	for _, w := range st.Warnings {
+		if w.Severity != app.SeverityInfo {
+			warns = append(warns, w.Message)
+		}
+	}
+	d.warnings.SetText(strings.Join(warns, "\n"))
+	d.warnings.Hidden = len(warns) == 0
+	d.warnings.Refresh()
+	d.routing.SetText(strings.Join(routingLines(st, s.Peers), "\n"))
+
+	relayout := false
+	rows := peerRows(s.Peers)
+	if key := fmt.Sprint(rows); key != d.lastPeers || len(d.peers.Objects) == 0 {
+		d.lastPeers = key
+		fillTable(d.peers, peerColumns, rows,
+			"No other machine yet. Copy the invite token from the tray menu and send it to a friend.")
+		relayout = true
+	}
+	if s.Full {
+		rows := requestRows(s.Recent)
+		if key := fmt.Sprint(rows); key != d.lastRequests || len(d.requests.Objects) == 0 {
+			d.lastRequests = key
+			fillTable(d.requests, requestColumns, rows, "No requests yet. Point a chat app at the API address above.")
+			relayout = true
+		}
+		logs := strings.Join(s.Logs, "\n")
+		if logs == "" {
+			logs = "(nothing logged yet)"
+		}
+		if logs != d.logs.Text {
+			d.logs.SetText(logs)
+		}
+	}
+	if relayout && d.body != nil {
+		// A table that grew or shrank changes the size of everything under it.
+		d.body.Refresh()
+		d.scroll.Refresh()
+	}
+}
+
+// fillTable replaces c's content with a grid of heads and rows, or the
+// empty text when there are no rows.
+func fillTable(c *fyne.Container, heads []string, rows [][]string, empty string) {
+	if len(rows) == 0 {
+		c.Objects = []fyne.CanvasObject{widget.NewLabel(empty)}
+		c.Refresh()
+		return
+	}
+	cells := make([]fyne.CanvasObject, 0, len(heads)*(len(rows)+1))
+	for _, h := range heads {
+		cells = append(cells, widget.NewLabelWithStyle(h, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
+	}
+	for _, r := range rows {
+		for _, v := range r {
+			l := widget.NewLabel(v)
+			l.Truncation = fyne.TextTruncateEllipsis
+			cells = append(cells, l)
+		}
+	}
+	c.Objects = []fyne.CanvasObject{container.NewGridWithColumns(len(heads), cells...)}
+	c.Refresh()
+}
+
+func machineLines(st app.Status) []string {
+	lines := []string{
+		"Name: " + orDash(st.Name),
+		"Potluck " + orDash(st.Version) + ", up " + formatUptime(st.UptimeS),
+	}
+	offer := modeLabel(st.Share)
+	if sharing(st) {
+		offer += ", " + formatBytes(st.MemoryOffered)
+	}
+	lines = append(lines, "Shares: "+offer)
+	switch {
+	case st.Engine.Available && st.Engine.Server != "":
+		lines = append(lines, "llama.cpp: "+st.Engine.Server)
+	case st.Engine.Available:
+		lines = append(lines, "llama.cpp: found")
+	default:
+		lines = append(lines, "llama.cpp: not found")
+	}
+	lines = append(lines, describeHardware(st.Hardware)...)
+	if st.InMesh {
+		lines = append(lines, fmt.Sprintf("Network: in a mesh, %s online", plural(st.PeersOnline, "peer", "peers")))
+	} else {
+		lines = append(lines, "Network: none yet")
+	}
+	return lines
+}
+
+// routingLines says which node holds what: the model served here, the
+// models peers serve and the shard workers a split can use.
+func routingLines(st app.Status, peers []app.Peer) []string {
+	var lines []string
+	if m := st.Model; m != nil {
+		state := "loading"
+		switch {
+		case m.Ready:
+			state = "ready"
+		case st.State == app.StateError:
+			state = "failed"
+		}
+		where := "served here"
+		if workers := shardWorkers(peers); len(workers) > 0 {
+			where = "split across this machine and " + strings.Join(workers, ", ")
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s (%s)", m.ID, where, state))
+	}
+	byModel := map[string][]string{}
+	for _, p := range peers {
+		if !p.Online {
+			continue
+		}
+		for _, m := range p.Models {
+			byModel[m] = append(byModel[m], peerName(p))
+		}
+	}
+	models := make([]string, 0, len(byModel))
+	for m := range byModel {
+		models = append(models, m)
+	}
+	slices.Sort(models)
+	for _, m := range models {
+		lines = append(lines, fmt.Sprintf("%s: served by %s", m, strings.Join(byModel[m], ", ")))
+	}
+	if st.Model == nil {
+		if workers := shardWorkers(peers); len(workers) > 0 {
+			lines = append(lines, "Shard workers ready: "+strings.Join(workers, ", "))
+		}
+	}
+	if len(lines) == 0 {
+		lines = append(lines, "No model is served yet.")
+	}
+	return lines
+}
+
+func shardWorkers(peers []app.Peer) []string {
+	var out []string
+	for _, p := range peers {
+		if p.Online && p.Mode == app.ShareWorker {
+			out = append(out, fmt.Sprintf("%s (%s)", peerName(p), formatBytes(p.MemoryOffered)))
+		}
+	}
+	return out
+}
+
+// peerRows are the peers table, online ones first, then by name.
+func peerRows(peers []app.Peer) [][]string {
+	ps := slices.Clone(peers)
+	slices.SortStableFunc(ps, func(a, b app.Peer) int {
+		if a.Online != b.Online {
+			if a.Online {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(peerName(a), peerName(b))
+	})
+	rows := make([][]string, 0, len(ps))
+	for _, p := range ps {
+		online := "yes"
+		if !p.Online {
+			online = "no, seen " + formatDuration(time.Duration(p.LastSeenMS)*time.Millisecond) + " ago"
+		}
+		rtt := "—"
+		if p.RTTMS > 0 {
+			rtt = fmt.Sprintf("%.0f ms", p.RTTMS)
+		}
+		models := strings.Join(p.Models, ", ")
+		rows = append(rows, []string{peerName(p), modeLabel(p.Mode), formatBytes(p.MemoryOffered), online, rtt, orDash(p.Version), orDash(models)})
+	}
+	return rows
+}
+
+// requestRows are the latest requests, newest first.
+func requestRows(reqs []app.Request) [][]string {
+	rs := slices.Clone(reqs)
+	slices.SortStableFunc(rs, func(a, b app.Request) int { return b.Time.Compare(a.Time) })
+	if len(rs) > dashRequests {
+		rs = rs[:dashRequests]
+	}
+	rows := make([][]string, 0, len(rs))
+	for _, r := range rs {
+		rows = append(rows, []string{r.Time.Local().Format("15:04:05"), orDash(r.Model), orDash(r.Node), fmt.Sprint(r.Status), formatDuration(r.Duration)})
+	}
+	return rows
+}

@@ -1,0 +1,541 @@
+//go:build linux
+
+package tray
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"image"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+var updateDocs = flag.Bool("update-docs", false, "write the end-to-end screenshots to docs/ (else to a temporary directory)")
+
+// e2eTools are the programs the end-to-end test drives, with their Debian
+// packages.
+var e2eTools = map[string]string{
+	"Xvfb":                    "xvfb",
+	"dbus-daemon":             "dbus",
+	"gtk-sni-tray-standalone": "haskell-gtk-sni-tray-utils",
+	"xdotool":                 "xdotool",
+	"import":                  "imagemagick",
+}
+
+// TestE2E runs the real potluck binary as a tray app under Xvfb, with a
+// private session bus and a StatusNotifier watcher and host, and drives it
+// through D-Bus like a desktop would.
+func TestE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: not with -short")
+	}
+	var missing []string
+	for tool, pkg := range e2eTools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		t.Fatalf("the tray end-to-end test needs: apt-get install %s", strings.Join(missing, " "))
+	}
+	root := moduleRoot(t)
+	if !mainUsesTray(t) {
+		t.Skip("main does not start the tray yet: `potluck` with no command must call tray.Run (see tray.Run's doc)")
+	}
+	bin := filepath.Join(t.TempDir(), "potluck")
+	build := exec.Command("go", "build", "-o", bin, "github.com/potluck-gpu/potluck")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	shots := t.TempDir()
+	if *updateDocs {
+		shots = filepath.Join(root, "docs")
+	}
+
+	t.Run("tray", func(t *testing.T) { e2eTray(t, bin, shots) })
+	t.Run("no session bus", func(t *testing.T) { e2eNoBus(t, bin) })
+	t.Run("no display", func(t *testing.T) { e2eHeadless(t, bin) })
+}
+
+func e2eTray(t *testing.T, bin, shots string) {
+	d := newDesktop(t, true)
+	p := d.startPotluck(t, bin)
+	item := d.waitForItem(t)
+	menu := d.menu(t, item)
+	var labels []string
+	for _, it := range menu {
+		labels = append(labels, it.label)
+	}
+	for _, want := range []string{labelShare, labelShareAs, labelWorker, labelServer, labelMemory, labelJoin, labelInvite, labelAPI, labelDashboard, labelLogin, labelQuit} {
+		if !slices.Contains(labels, want) {
+			t.Errorf("tray menu lacks %q: %q", want, labels)
+		}
+	}
+	if labels[0] != "Not sharing" && !strings.Contains(labels[0], "llama.cpp") {
+		t.Errorf("status line %q", labels[0])
+	}
+
+	d.click(t, item, labelShare)
+	p.waitStatus(t, "sharing", func(st map[string]any) bool { return st["share"] != "off" && st["share"] != nil })
+	d.waitForLabel(t, item, func(l string) bool { return strings.HasPrefix(l, "Sharing") || strings.HasPrefix(l, "Serving") })
+
+	// The menu as a person sees it, for the README.
+	before := d.screen(t)
+	d.xdotool(t, "mousemove", "14", "15", "click", "3")
+	d.save(t, filepath.Join(shots, "tray-menu.png"), cropChange(t, before, d.settled(t, "", before)))
+	d.xdotool(t, "key", "Escape")
+
+	d.click(t, item, labelJoin)
+	join := d.window(t, "Join a network")
+	d.save(t, filepath.Join(shots, "tray-join.png"), d.settled(t, join, nil))
+
+	// A second launch opens the first one's dashboard and exits.
+	second := exec.Command(bin)
+	second.Env = p.cmd.Env
+	if out, err := second.CombinedOutput(); err != nil {
+		t.Fatalf("second launch: %v\n%s", err, out)
+	}
+	dash := d.window(t, "Potluck dashboard")
+	d.save(t, filepath.Join(shots, "tray-dashboard.png"), d.settled(t, dash, nil))
+
+	d.click(t, item, labelQuit)
+	p.waitExit(t, 0)
+}
+
+func e2eNoBus(t *testing.T, bin string) {
+	d := newDesktop(t, false)
+	p := d.startPotluck(t, bin)
+	p.waitStatus(t, "the API", func(map[string]any) bool { return true })
+	d.window(t, "Potluck dashboard")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitExit(t, 0)
+	if strings.Contains(p.out.String(), "panic") {
+		t.Errorf("potluck panicked:\n%s", p.out.String())
+	}
+}
+
+func e2eHeadless(t *testing.T, bin string) {
+	p := startPotluck(t, bin, []string{"DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent"})
+	p.waitStatus(t, "the API", func(map[string]any) bool { return true })
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitExit(t, 0)
+}
+
+// moduleRoot is the repository root.
+func moduleRoot(t *testing.T) string {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// mainUsesTray reports whether the potluck command links this package.
+func mainUsesTray(t *testing.T) bool {
+	out, err := exec.Command("go", "list", "-deps", "github.com/potluck-gpu/potluck").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	return slices.Contains(strings.Fields(string(out)), "github.com/potluck-gpu/potluck/tray")
+}
+
+// xdesk is an X server, optionally with a session bus and a tray.
+type xdesk struct {
+	env []string // DISPLAY and DBUS_SESSION_BUS_ADDRESS
+	bus *dbus.Conn
+	dir string
+}
+
+func newDesktop(t *testing.T, withTray bool) *xdesk {
+	d := &xdesk{dir: t.TempDir()}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xvfb := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset")
+	xvfb.ExtraFiles = []*os.File{w}
+	background(t, xvfb)
+	w.Close()
+	display, err := bufio.NewReader(r).ReadString('\n')
+	r.Close()
+	if err != nil {
+		t.Fatalf("Xvfb did not start: %v", err)
+	}
+	d.env = append(d.env, "DISPLAY=:"+strings.TrimSpace(display))
+	if !withTray {
+		d.env = append(d.env, "DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(d.dir, "no-bus"))
+		return d
+	}
+	daemon := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
+	stdout, _ := daemon.StdoutPipe()
+	background(t, daemon)
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("dbus-daemon did not start: %v", err)
+	}
+	addr = strings.TrimSpace(addr)
+	d.env = append(d.env, "DBUS_SESSION_BUS_ADDRESS="+addr)
+	if d.bus, err = dbus.Connect(addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.bus.Close() })
+	watcher := exec.Command("gtk-sni-tray-standalone", "--watcher")
+	watcher.Env = append(os.Environ(), d.env...)
+	background(t, watcher)
+	poll(t, 30*time.Second, "the StatusNotifierWatcher", func() bool {
+		var has bool
+		return d.bus.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, watcherName).Store(&has) == nil && has
+	})
+	return d
+}
+
+// background starts cmd and stops it when the test ends.
+func background(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if cmd.Stderr == nil {
+		cmd.Stderr = io.Discard
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+// poll waits for cond, checking every 100 ms.
+func poll(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// potluck is a running potluck process.
+type potluck struct {
+	cmd  *exec.Cmd
+	api  string
+	out  *syncBuffer
+	done chan struct{}
+}
+
+func (d *xdesk) startPotluck(t *testing.T, bin string) *potluck {
+	return startPotluck(t, bin, d.env)
+}
+
+func startPotluck(t *testing.T, bin string, env []string) *potluck {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := ln.Addr().String()
+	ln.Close()
+	home := t.TempDir()
+	cache, _ := os.UserCacheDir() // where a provisioned llama.cpp is
+	p := &potluck{cmd: exec.Command(bin), api: api, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME=" + cache, "XDG_RUNTIME_DIR=" + home, "LANG=C.UTF-8",
+		"POTLUCK_DATA_DIR=" + filepath.Join(home, "data"), "POTLUCK_API=" + api, "POTLUCK_NAME=kitchen",
+	}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("potluck output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+// waitStatus polls /api/status until ok holds.
+func (p *potluck) waitStatus(t *testing.T, what string, ok func(map[string]any) bool) {
+	t.Helper()
+	poll(t, 90*time.Second, what+" in /api/status", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("potluck exited: %v\n%s", p.cmd.ProcessState, p.out.String())
+		default:
+		}
+		resp, err := http.Get("http://" + p.api + "/api/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st map[string]any
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&st) == nil && ok(st)
+	})
+}
+
+func (p *potluck) waitExit(t *testing.T, code int) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("potluck did not exit\n%s", p.out.String())
+	}
+	if got := p.cmd.ProcessState.ExitCode(); got != code {
+		t.Errorf("potluck exited with %d, want %d\n%s", got, code, p.out.String())
+	}
+}
+
+// waitForItem waits for potluck's tray icon to register and returns its bus
+// name.
+func (d *xdesk) waitForItem(t *testing.T) string {
+	t.Helper()
+	var item string
+	poll(t, 60*time.Second, "the tray icon to register", func() bool {
+		v, err := d.bus.Object(watcherName, "/StatusNotifierWatcher").GetProperty(watcherName + ".RegisteredStatusNotifierItems")
+		if err != nil {
+			return false
+		}
+		items, _ := v.Value().([]string)
+		if len(items) == 0 {
+			return false
+		}
+		item, _, _ = strings.Cut(items[0], "/")
+		return true
+	})
+	return item
+}
+
+type menuEntry struct {
+	id    int32
+	label string
+}
+
+// menu reads the item's dbusmenu, submenus flattened.
+func (d *xdesk) menu(t *testing.T, item string) []menuEntry {
+	t.Helper()
+	obj := d.bus.Object(item, d.menuPath(t, item))
+	get := func(id int32) dbusLayout {
+		var rev uint32
+		var layout dbusLayout
+		err := obj.Call("com.canonical.dbusmenu.GetLayout", 0, id, int32(-1), []string{}).Store(&rev, &layout)
+		if err != nil {
+			t.Fatalf("GetLayout: %v", err)
+		}
+		return layout
+	}
+	var out []menuEntry
+	var walk func(dbusLayout)
+	walk = func(l dbusLayout) {
+		if s, ok := l.Props["label"].Value().(string); ok && s != "" {
+			out = append(out, menuEntry{l.ID, s})
+		}
+		if sub, _ := l.Props["children-display"].Value().(string); sub == "submenu" && len(l.Children) == 0 {
+			// fyne.io/systray answers the first GetLayout one level deep.
+			l = get(l.ID)
+		}
+		for _, c := range l.Children {
+			var child dbusLayout
+			if err := dbus.Store([]any{c.Value()}, &child); err == nil {
+				walk(child)
+			}
+		}
+	}
+	walk(get(0))
+	return out
+}
+
+func (d *xdesk) menuPath(t *testing.T, item string) dbus.ObjectPath {
+	v, err := d.bus.Object(item, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.Menu")
+	if err != nil {
+		t.Fatalf("Menu property: %v", err)
+	}
+	path, _ := v.Value().(dbus.ObjectPath)
+	return path
+}
+
+type dbusLayout struct {
+	ID       int32
+	Props    map[string]dbus.Variant
+	Children []dbus.Variant
+}
+
+// click clicks the menu item labelled label, as a tray host does.
+func (d *xdesk) click(t *testing.T, item, label string) {
+	t.Helper()
+	for _, e := range d.menu(t, item) {
+		if e.label == label {
+			call := d.bus.Object(item, d.menuPath(t, item)).Call("com.canonical.dbusmenu.Event", 0, e.id, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix()))
+			if call.Err != nil {
+				t.Fatalf("clicking %q: %v", label, call.Err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no menu item %q", label)
+}
+
+func (d *xdesk) waitForLabel(t *testing.T, item string, ok func(string) bool) {
+	t.Helper()
+	poll(t, 30*time.Second, "the status line to change", func() bool {
+		m := d.menu(t, item)
+		return len(m) > 0 && ok(m[0].label)
+	})
+}
+
+func (d *xdesk) xdotool(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("xdotool", args...)
+	cmd.Env = append(os.Environ(), d.env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("xdotool %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// window waits for a visible window with this title and returns its id.
+func (d *xdesk) window(t *testing.T, title string) string {
+	t.Helper()
+	var id string
+	poll(t, 30*time.Second, "the window "+title, func() bool {
+		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^"+title+"$")
+		cmd.Env = append(os.Environ(), d.env...)
+		out, _ := cmd.Output()
+		id, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return id != ""
+	})
+	return id
+}
+
+// capture takes a PNG of a window, or of the screen when id is "".
+func (d *xdesk) capture(t *testing.T, id string) []byte {
+	t.Helper()
+	if id == "" {
+		id = "root"
+	}
+	cmd := exec.Command("import", "-window", id, "png:-")
+	cmd.Env = append(os.Environ(), d.env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("import -window %s: %v", id, err)
+	}
+	return out
+}
+
+func (d *xdesk) screen(t *testing.T) []byte { return d.capture(t, "") }
+
+// settled waits until a capture differs from before (when given), is not
+// blank and is the same twice running: drawing is done.
+func (d *xdesk) settled(t *testing.T, id string, before []byte) []byte {
+	t.Helper()
+	var last, cur []byte
+	poll(t, 30*time.Second, "the screen to settle", func() bool {
+		last, cur = cur, d.capture(t, id)
+		return !bytes.Equal(cur, before) && bytes.Equal(cur, last) && !blank(cur)
+	})
+	return cur
+}
+
+// cropChange crops after to what differs from before, with the top-left
+// corner (where the tray icon is) and a margin.
+func cropChange(t *testing.T, before, after []byte) []byte {
+	t.Helper()
+	a, err1 := png.Decode(bytes.NewReader(before))
+	b, err2 := png.Decode(bytes.NewReader(after))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("decoding screenshots: %v, %v", err1, err2)
+	}
+	r := b.Bounds()
+	box := image.Rect(0, 0, 40, 40)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if a.At(x, y) != b.At(x, y) {
+				box = box.Union(image.Rect(x, y, x+1, y+1))
+			}
+		}
+	}
+	box = image.Rect(box.Min.X, box.Min.Y, box.Max.X+24, box.Max.Y+24).Intersect(r)
+	sub := b.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(box)
+	var out bytes.Buffer
+	if err := png.Encode(&out, sub); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// blank reports whether a PNG has a single colour.
+func blank(b []byte) bool {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		return true
+	}
+	r := img.Bounds()
+	first := img.At(r.Min.X, r.Min.Y)
+	for y := r.Min.Y; y < r.Max.Y; y += 3 {
+		for x := r.Min.X; x < r.Max.X; x += 3 {
+			if img.At(x, y) != first {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (d *xdesk) save(t *testing.T, name string, png []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", name)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process and the test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,214 @@
+package tray
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/potluck-gpu/potluck/app"
+)
+
+// fakeCtrl is an app.Controller that records calls and replays events.
+type fakeCtrl struct {
+	mu      sync.Mutex
+	status  app.Status
+	peers   []app.Peer
+	recent  []app.Request
+	logs    []string
+	token   string
+	joinErr error
+
+	events chan app.Event
+	joins  chan string
+	shares chan shareCall
+}
+
+type shareCall struct {
+	Mode   app.ShareMode
+	Memory uint64
+}
+
+var _ app.Controller = (*fakeCtrl)(nil)
+
+func newFakeCtrl() *fakeCtrl {
+	return &fakeCtrl{
+		status: app.Status{Name: "kitchen", Version: "0.1.0", State: app.StateIdle, Share: app.ShareOff, API: "http://127.0.0.1:8080/v1"},
+		events: make(chan app.Event, 16),
+		joins:  make(chan string, 4),
+		shares: make(chan shareCall, 4),
+	}
+}
+
+func (f *fakeCtrl) Status() app.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
+func (f *fakeCtrl) Peers() []app.Peer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.peers)
+}
+
+func (f *fakeCtrl) Join(ctx context.Context, token string) error {
+	f.joins <- token
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.joinErr != nil {
+		return f.joinErr
+	}
+	f.status.InMesh, f.token = true, token
+	return nil
+}
+
+func (f *fakeCtrl) Leave(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status.InMesh, f.status.Share, f.status.State = false, app.ShareOff, app.StateIdle
+	return nil
+}
+
+func (f *fakeCtrl) Share(ctx context.Context, mode app.ShareMode, memory uint64) error {
+	f.mu.Lock()
+	f.status.Share = mode
+	f.status.State = app.StateIdle
+	if mode != app.ShareOff {
+		f.status.State, f.status.InMesh, f.status.MemoryOffered = app.StateSharing, true, 12<<30
+		if f.token == "" {
+			f.token = "fresh-token"
+		}
+	}
+	f.mu.Unlock()
+	f.shares <- shareCall{mode, memory}
+	return nil
+}
+
+func (f *fakeCtrl) InviteToken() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.token == "" {
+		return "", errors.New("not in a mesh")
+	}
+	return f.token, nil
+}
+
+func (f *fakeCtrl) Subscribe() (<-chan app.Event, func()) { return f.events, func() {} }
+
+func (f *fakeCtrl) Recent() []app.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.recent)
+}
+
+func (f *fakeCtrl) Logs(n int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.logs)
+}
+
+// push updates the peers the way the node would and sends e.
+func (f *fakeCtrl) push(e app.Event) {
+	f.mu.Lock()
+	if e.Peer != nil {
+		i := slices.IndexFunc(f.peers, func(p app.Peer) bool { return p.ID == e.Peer.ID })
+		p := *e.Peer
+		p.Online = e.Kind != app.EventPeerLost
+		if i < 0 {
+			f.peers = append(f.peers, p)
+		} else {
+			f.peers[i] = p
+		}
+		f.status.PeersOnline = 0
+		for _, p := range f.peers {
+			if p.Online {
+				f.status.PeersOnline++
+			}
+		}
+	}
+	f.mu.Unlock()
+	f.events <- e
+}
+
+// notifyApp records notifications.
+type notifyApp struct {
+	fyne.App
+	mu    sync.Mutex
+	notes []string
+}
+
+func (a *notifyApp) SendNotification(n *fyne.Notification) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.notes = append(a.notes, n.Title)
+}
+
+func (a *notifyApp) sent(title string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Contains(a.notes, title)
+}
+
+// harness is a ui on Fyne's test app, whose work from goroutines runs on
+// the test's goroutine when it waits.
+type harness struct {
+	u    *ui
+	ctrl *fakeCtrl
+	app  *notifyApp
+	ops  chan func()
+	ctx  context.Context
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	a := &notifyApp{App: test.NewTempApp(t)}
+	ctrl := newFakeCtrl()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	u := newUI(ctx, a, ctrl, Options{DataDir: t.TempDir()})
+	h := &harness{u: u, ctrl: ctrl, app: a, ops: make(chan func(), 256), ctx: ctx}
+	u.do = func(f func()) {
+		select {
+		case h.ops <- f:
+		case <-ctx.Done():
+		}
+	}
+	u.quit = cancel
+	return h
+}
+
+// waitFor runs queued UI work until cond holds.
+func (h *harness) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case f := <-h.ops:
+			f()
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// texts lists the text of every label in o, walking containers.
+func texts(o fyne.CanvasObject) []string {
+	switch w := o.(type) {
+	case *fyne.Container:
+		var out []string
+		for _, c := range w.Objects {
+			out = append(out, texts(c)...)
+		}
+		return out
+	case *widget.Label:
+		return []string{w.Text}
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package tray
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/icons"
+)
+
+// statusLine is the first line of the tray menu: what the node is doing, in
+// a few words.
+func statusLine(st app.Status) string {
+	if w, ok := firstError(st); ok && (st.State == app.StateError || st.State == app.StateIdle) {
+		return shorten(w.Message, 70)
+	}
+	peers := ""
+	if st.InMesh {
+		peers = " · " + plural(st.PeersOnline, "peer", "peers")
+	}
+	switch st.State {
+	case app.StateJoining:
+		return "Joining a network…"
+	case app.StateStopping:
+		return "Stopping…"
+	case app.StateError:
+		return "Something went wrong: open the dashboard"
+	case app.StateServing:
+		if st.Model == nil {
+			return "Serving" + peers
+		}
+		if !st.Model.Ready {
+			return "Loading " + st.Model.ID + "…"
+		}
+		if st.InMesh && st.PeersOnline > 0 {
+			return fmt.Sprintf("Serving %s across %s", st.Model.ID, plural(st.PeersOnline+1, "machine", "machines"))
+		}
+		return "Serving " + st.Model.ID
+	case app.StateSharing:
+		return fmt.Sprintf("Sharing %s as %s%s", formatBytes(st.MemoryOffered), modeNoun(st.Share), peers)
+	}
+	return "Not sharing" + peers
+}
+
+// iconState is the tray icon for st; busy is set while requests are being
+// served.
+func iconState(st app.Status, busy bool) icons.State {
+	if _, ok := firstError(st); ok || st.State == app.StateError {
+		return icons.Error
+	}
+	switch {
+	case st.State == app.StateJoining, st.State == app.StateStopping:
+		return icons.Busy
+	case st.Model != nil && !st.Model.Ready:
+		return icons.Busy
+	case busy && (st.State == app.StateServing || st.State == app.StateSharing):
+		return icons.Busy
+	case st.State == app.StateSharing, st.State == app.StateServing:
+		return icons.Sharing
+	}
+	return icons.Idle
+}
+
+func firstError(st app.Status) (app.Warning, bool) {
+	for _, w := range st.Warnings {
+		if w.Severity == app.SeverityError {
+			return w, true
+		}
+	}
+	return app.Warning{}, false
+}
+
+// sharing reports whether st offers this computer to the pool.
+func sharing(st app.Status) bool {
+	return st.Share != app.ShareOff && st.Share != ""
+}
+
+func modeNoun(m app.ShareMode) string {
+	switch m {
+	case app.ShareWorker:
+		return "shard"
+	case app.ShareServer:
+		return "server"
+	case app.ShareOff, "":
+		return "user"
+	}
+	return string(m)
+}
+
+// modeLabel names a mode in the menu and the dashboard.
+func modeLabel(m app.ShareMode) string {
+	switch m {
+	case app.ShareWorker:
+		return "Shard worker"
+	case app.ShareServer:
+		return "Full server"
+	case app.ShareOff, "":
+		return "Not sharing"
+	}
+	return string(m)
+}
+
+// formatBytes prints a size in GB (GiB, as memory is counted) with one
+// decimal, or MB below one.
+func formatBytes(b uint64) string {
+	const gib, mib = 1 << 30, 1 << 20
+	if b >= gib {
+		return fmt.Sprintf("%.1f GB", float64(b)/gib)
+	}
+	if b == 0 {
+		return "0 GB"
+	}
+	return fmt.Sprintf("%d MB", (b+mib/2)/mib)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// formatUptime prints seconds of uptime coarsely: 42s, 5m, 3h07m, 2d04h.
+func formatUptime(s int64) string {
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", max(s, 0))
+	case s < 3600:
+		return fmt.Sprintf("%dm", s/60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+}
+
+// hardware is the part of a hardware report the dashboard shows, read from
+// its JSON form so the tray does not depend on the package that measures it.
+type hardware struct {
+	CPU struct {
+		Model        string `json:"model"`
+		LogicalCores int    `json:"logical_cores"`
+	} `json:"cpu"`
+	Memory struct {
+		TotalBytes uint64 `json:"total_bytes"`
+	} `json:"memory"`
+	GPUs []struct {
+		Name          string `json:"name"`
+		Vendor        string `json:"vendor"`
+		VRAMTotal     uint64 `json:"vram_total"`
+		VRAMKnown     bool   `json:"vram_known"`
+		UnifiedMemory bool   `json:"unified_memory"`
+	} `json:"gpus"`
+	OS   string `json:"os"`
+	Arch string `json:"arch"`
+}
+
+// describeHardware summarises a hardware report in lines; nil or an
+// unknown shape gives none.
+func describeHardware(v any) []string {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var h hardware
+	if json.Unmarshal(b, &h) != nil {
+		return nil
+	}
+	if h.CPU.Model == "" && h.Memory.TotalBytes == 0 && len(h.GPUs) == 0 {
+		var wrapped struct {
+			Report *hardware `json:"report"`
+		}
+		if json.Unmarshal(b, &wrapped) != nil || wrapped.Report == nil {
+			return nil
+		}
+		h = *wrapped.Report
+	}
+	var lines []string
+	if h.CPU.Model != "" || h.CPU.LogicalCores > 0 {
+		lines = append(lines, fmt.Sprintf("CPU: %s (%d threads)", orDash(h.CPU.Model), h.CPU.LogicalCores))
+	}
+	if h.Memory.TotalBytes > 0 {
+		lines = append(lines, "Memory: "+formatBytes(h.Memory.TotalBytes))
+	}
+	for _, g := range h.GPUs {
+		name := strings.TrimSpace(g.Vendor + " " + g.Name)
+		switch {
+		case g.UnifiedMemory:
+			lines = append(lines, "GPU: "+name+" (unified memory)")
+		case g.VRAMKnown:
+			lines = append(lines, fmt.Sprintf("GPU: %s, %s VRAM", name, formatBytes(g.VRAMTotal)))
+		default:
+			lines = append(lines, "GPU: "+name)
+		}
+	}
+	if len(h.GPUs) == 0 && len(lines) > 0 {
+		lines = append(lines, "GPU: none found")
+	}
+	return lines
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}

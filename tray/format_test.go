@@ -1,0 +1,156 @@
+package tray
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/icons"
+)
+
+func TestStatusLineAndIcon(t *testing.T) {
+	ready := &app.ModelStatus{ID: "stories260K", Ready: true}
+	loading := &app.ModelStatus{ID: "stories260K"}
+	noLlama := app.Warning{Code: "llama-not-found", Severity: app.SeverityError, Message: "llama.cpp was not found: run `potluck engine install`"}
+	tests := []struct {
+		name string
+		st   app.Status
+		busy bool
+		line string
+		icon icons.State
+	}{
+		{"fresh", app.Status{State: app.StateIdle}, false, "Not sharing", icons.Idle},
+		{"in a mesh, not sharing", app.Status{State: app.StateIdle, InMesh: true, PeersOnline: 2}, false, "Not sharing · 2 peers", icons.Idle},
+		{"sharing as shard", app.Status{State: app.StateSharing, Share: app.ShareWorker, MemoryOffered: 12 << 30, InMesh: true, PeersOnline: 3}, false, "Sharing 12.0 GB as shard · 3 peers", icons.Sharing},
+		{"sharing, one peer", app.Status{State: app.StateSharing, Share: app.ShareServer, MemoryOffered: 512 << 20, InMesh: true, PeersOnline: 1}, false, "Sharing 512 MB as server · 1 peer", icons.Sharing},
+		{"serving across", app.Status{State: app.StateServing, Model: ready, InMesh: true, PeersOnline: 2}, false, "Serving stories260K across 3 machines", icons.Sharing},
+		{"serving, busy", app.Status{State: app.StateServing, Model: ready}, true, "Serving stories260K", icons.Busy},
+		{"loading", app.Status{State: app.StateServing, Model: loading}, false, "Loading stories260K…", icons.Busy},
+		{"joining", app.Status{State: app.StateJoining}, false, "Joining a network…", icons.Busy},
+		{"busy but idle", app.Status{State: app.StateIdle}, true, "Not sharing", icons.Idle},
+		{"error warning", app.Status{State: app.StateIdle, Warnings: []app.Warning{noLlama}}, false, "llama.cpp was not found: run `potluck engine install`", icons.Error},
+		{"error state", app.Status{State: app.StateError}, false, "Something went wrong: open the dashboard", icons.Error},
+		{"info warning only", app.Status{State: app.StateIdle, Warnings: []app.Warning{{Severity: app.SeverityInfo, Message: "no peers"}}}, false, "Not sharing", icons.Idle},
+	}
+	for _, tc := range tests {
+		if got := statusLine(tc.st); got != tc.line {
+			t.Errorf("%s: statusLine = %q, want %q", tc.name, got, tc.line)
+		}
+		if got := iconState(tc.st, tc.busy); got != tc.icon {
+			t.Errorf("%s: iconState = %q, want %q", tc.name, got, tc.icon)
+		}
+	}
+	long := app.Status{State: app.StateError, Warnings: []app.Warning{{Severity: app.SeverityError, Message: "the model does not fit in the memory of the machines in this network, even split across all of them"}}}
+	if got := []rune(statusLine(long)); len(got) != 70 || got[69] != '…' {
+		t.Errorf("a long warning is not shortened: %q", string(got))
+	}
+}
+
+func TestCheckToken(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      error
+	}{
+		{"", "", errTokenEmpty},
+		{" \n\t", "", errTokenEmpty},
+		{"not a token", "", errTokenBad},
+		{"https://example.com/invite", "", errTokenBad},
+		{"aGVsbG8=", "", errTokenBad}, // "hello": text, but not YAML
+		{validToken, validToken, nil},
+		{"  " + validToken[:10] + "\r\n" + validToken[10:] + "\n", validToken, nil},
+		{string(make([]byte, maxTokenLen+1)), "", errTokenBad},
+	} {
+		got, err := checkToken(tc.in)
+		if got != tc.want || err != tc.err {
+			t.Errorf("checkToken(%.20q…) = %.20q, %v; want %.20q, %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestDescribeHardware(t *testing.T) {
+	report := map[string]any{
+		"cpu":    map[string]any{"model": "AMD Ryzen 7", "logical_cores": 16},
+		"memory": map[string]any{"total_bytes": 32 << 30},
+		"gpus": []any{
+			map[string]any{"vendor": "NVIDIA", "name": "RTX 3090", "vram_total": 24 << 30, "vram_known": true},
+			map[string]any{"vendor": "Intel", "name": "UHD 770"},
+		},
+	}
+	want := []string{"CPU: AMD Ryzen 7 (16 threads)", "Memory: 32.0 GB", "GPU: NVIDIA RTX 3090, 24.0 GB VRAM", "GPU: Intel UHD 770"}
+	if got := describeHardware(report); !slices.Equal(got, want) {
+		t.Errorf("describeHardware = %q, want %q", got, want)
+	}
+	if got := describeHardware(map[string]any{"report": report}); !slices.Equal(got, want) {
+		t.Errorf("describeHardware(wrapped) = %q", got)
+	}
+	if got := describeHardware(map[string]any{"cpu": map[string]any{"model": "M2", "logical_cores": 8}}); !slices.Equal(got, []string{"CPU: M2 (8 threads)", "GPU: none found"}) {
+		t.Errorf("no GPUs: %q", got)
+	}
+	if got := describeHardware(nil); got != nil {
+		t.Errorf("nil: %q", got)
+	}
+	if got := describeHardware("something else"); got != nil {
+		t.Errorf("a string: %q", got)
+	}
+}
+
+func TestRows(t *testing.T) {
+	peers := []app.Peer{
+		{ID: "b", Name: "bob", Online: false, LastSeenMS: 90_000},
+		{ID: "z", Name: "zed", Online: true, Mode: app.ShareWorker, MemoryOffered: 8 << 30},
+		{ID: "a", Name: "alice", Online: true, Mode: app.ShareServer, Models: []string{"m1", "m2"}, RTTMS: 3.4, Version: "0.2"},
+	}
+	rows := peerRows(peers)
+	var names []string
+	for _, r := range rows {
+		names = append(names, r[0])
+	}
+	if !slices.Equal(names, []string{"alice", "zed", "bob"}) {
+		t.Errorf("peer order %q", names)
+	}
+	if want := []string{"alice", "Full server", "0 GB", "yes", "3 ms", "0.2", "m1, m2"}; !slices.Equal(rows[0], want) {
+		t.Errorf("alice row %q, want %q", rows[0], want)
+	}
+	if rows[2][3] != "no, seen 1m30s ago" {
+		t.Errorf("offline peer: %q", rows[2][3])
+	}
+	lines := routingLines(app.Status{Model: &app.ModelStatus{ID: "big", Ready: true}}, peers)
+	if want := []string{"big: split across this machine and zed (8.0 GB) (ready)", "m1: served by alice", "m2: served by alice"}; !slices.Equal(lines, want) {
+		t.Errorf("routing %q, want %q", lines, want)
+	}
+	if got := routingLines(app.Status{}, nil); !slices.Equal(got, []string{"No model is served yet."}) {
+		t.Errorf("routing with nothing: %q", got)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{formatBytes(0), "0 GB"}, {formatBytes(300 << 20), "300 MB"}, {formatBytes(12 << 30), "12.0 GB"},
+		{formatUptime(-1), "0s"}, {formatUptime(42), "42s"}, {formatUptime(300), "5m"},
+		{formatUptime(3*3600 + 7*60), "3h07m"}, {formatUptime(2*86400 + 4*3600), "2d04h"},
+		{formatDuration(42 * time.Millisecond), "42 ms"}, {formatDuration(1500 * time.Millisecond), "1.5 s"},
+		{formatDuration(90 * time.Second), "1m30s"}, {formatDuration(2*time.Hour + 5*time.Minute), "2h05m"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestTrayVariant(t *testing.T) {
+	for _, tc := range []struct {
+		desktop string
+		dark    bool
+		want    icons.Variant
+	}{
+		{"", false, icons.Light}, {"", true, icons.Dark}, {"KDE", false, icons.Light},
+		{"ubuntu:GNOME", false, icons.Dark}, {"GNOME", true, icons.Dark}, {"XFCE", true, icons.Dark},
+	} {
+		if got := trayVariant(tc.desktop, tc.dark); got != tc.want {
+			t.Errorf("trayVariant(%q, %v) = %s, want %s", tc.desktop, tc.dark, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,244 @@
+package tray
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/potluck-gpu/potluck/app"
+)
+
+// Menu labels; tests and the end-to-end test find items by these.
+const (
+	labelShare     = "Share this computer"
+	labelShareAs   = "Share as"
+	labelWorker    = "Shard worker"
+	labelServer    = "Full server"
+	labelMemory    = "Memory to share…"
+	labelJoin      = "Join a network…"
+	labelInvite    = "Copy invite token"
+	labelAPI       = "Copy API address"
+	labelDashboard = "Open dashboard"
+	labelLogin     = "Start at login"
+	labelQuit      = "Quit"
+)
+
+type menuItems struct {
+	status, share, worker, server, memory, join, invite, api, dashboard, login, quit *fyne.MenuItem
+}
+
+func (u *ui) buildMenu() *fyne.Menu {
+	it := &u.items
+	it.status = &fyne.MenuItem{Label: "Starting…", Disabled: true}
+	it.share = fyne.NewMenuItem(labelShare, func() { u.setSharing(!it.share.Checked) })
+	it.worker = fyne.NewMenuItem(labelWorker, func() { u.setShareAs(app.ShareWorker) })
+	it.server = fyne.NewMenuItem(labelServer, func() { u.setShareAs(app.ShareServer) })
+	shareAs := fyne.NewMenuItem(labelShareAs, nil)
+	shareAs.ChildMenu = fyne.NewMenu("", it.worker, it.server)
+	it.memory = fyne.NewMenuItem(labelMemory, u.showMemory)
+	it.join = fyne.NewMenuItem(labelJoin, u.showJoin)
+	it.invite = fyne.NewMenuItem(labelInvite, u.copyInvite)
+	it.api = fyne.NewMenuItem(labelAPI, u.copyAPI)
+	it.dashboard = fyne.NewMenuItem(labelDashboard, u.showDashboard)
+	it.login = fyne.NewMenuItem(labelLogin, u.toggleLogin)
+	it.quit = fyne.NewMenuItem(labelQuit, func() { u.quit() })
+	it.quit.IsQuit = true
+	m := fyne.NewMenu("Potluck",
+		it.status,
+		fyne.NewMenuItemSeparator(),
+		it.share, shareAs, it.memory,
+		fyne.NewMenuItemSeparator(),
+		it.join, it.invite, it.api, it.dashboard,
+		fyne.NewMenuItemSeparator(),
+		it.login,
+		fyne.NewMenuItemSeparator(),
+		it.quit,
+	)
+	u.fillMenu()
+	return m
+}
+
+// fillMenu sets the items from the state and reports whether any changed.
+// Fyne thread.
+func (u *ui) fillMenu() bool {
+	it := &u.items
+	before := menuState(it)
+	it.status.Label = statusLine(u.status)
+	it.share.Checked = sharing(u.status)
+	mode := u.settings.ShareAs
+	if sharing(u.status) {
+		mode = u.status.Share
+	}
+	it.worker.Checked = mode == app.ShareWorker
+	it.server.Checked = mode == app.ShareServer
+	it.invite.Disabled = !u.status.InMesh
+	it.api.Disabled = u.status.API == ""
+	it.login.Disabled = u.login == nil
+	it.login.Checked = u.login != nil && u.login.Enabled()
+	return menuState(it) != before
+}
+
+// menuState is a fingerprint of what the menu shows.
+func menuState(it *menuItems) string {
+	var b strings.Builder
+	for _, m := range []*fyne.MenuItem{it.status, it.share, it.worker, it.server, it.invite, it.api, it.login} {
+		b.WriteString(m.Label)
+		b.WriteString(strconv.FormatBool(m.Checked))
+		b.WriteString(strconv.FormatBool(m.Disabled))
+	}
+	return b.String()
+}
+
+// updateMenu refreshes the tray menu when what it shows changed; a refresh
+// rebuilds the whole D-Bus menu, so it is not done for nothing.
+func (u *ui) updateMenu() {
+	if u.fillMenu() && u.tray != nil {
+		u.menu.Refresh()
+	}
+}
+
+// setSharing turns sharing on (in the chosen mode) or off.
+func (u *ui) setSharing(on bool) {
+	mode := app.ShareOff
+	if on {
+		mode = u.settings.ShareAs
+	}
+	u.settings.Sharing = on
+	u.saveSettings()
+	u.items.share.Checked = on
+	if u.tray != nil {
+		u.menu.Refresh()
+	}
+	mem := u.settings.Memory
+	what := "Could not stop sharing"
+	if on {
+		what = "Could not share this computer"
+	}
+	u.background(what, func(ctx context.Context) error { return u.ctrl.Share(ctx, mode, mem) })
+}
+
+// setShareAs chooses the mode; a computer already shared switches to it.
+func (u *ui) setShareAs(mode app.ShareMode) {
+	u.settings.ShareAs = mode
+	u.saveSettings()
+	u.updateMenu()
+	if sharing(u.status) && u.status.Share != mode {
+		mem := u.settings.Memory
+		u.background("Could not change how this computer is shared", func(ctx context.Context) error {
+			return u.ctrl.Share(ctx, mode, mem)
+		})
+	}
+}
+
+func (u *ui) copyInvite() {
+	tok, err := u.ctrl.InviteToken()
+	if err != nil {
+		u.notify("No invite token", "Share this computer or join a network first.")
+		return
+	}
+	u.app.Clipboard().SetContent(tok)
+	u.notify("Invite token copied", "Send it to a friend: they paste it in “Join a network…”.")
+}
+
+func (u *ui) copyAPI() {
+	if u.status.API == "" {
+		return
+	}
+	u.app.Clipboard().SetContent(u.status.API)
+	u.notify("API address copied", u.status.API)
+}
+
+func (u *ui) toggleLogin() {
+	if u.login == nil {
+		return
+	}
+	on := !u.login.Enabled()
+	if err := u.login.SetEnabled(on); err != nil {
+		u.log.Warn("start at login", "err", err)
+		u.notify("Could not change “Start at login”", err.Error())
+	}
+	u.updateMenu()
+}
+
+// memoryWindow is "Memory to share…": how much this computer offers.
+type memoryWindow struct {
+	win     fyne.Window
+	entry   *widget.Entry
+	problem *widget.Label
+	save    *widget.Button
+}
+
+// showMemory opens the memory window. Fyne thread.
+func (u *ui) showMemory() {
+	if u.memory == nil {
+		u.memory = newMemoryWindow(u)
+	}
+	u.memory.win.Show()
+	u.memory.win.RequestFocus()
+}
+
+func newMemoryWindow(u *ui) *memoryWindow {
+	m := &memoryWindow{win: u.app.NewWindow("Memory to share"), entry: widget.NewEntry(), problem: widget.NewLabel("")}
+	m.entry.SetPlaceHolder("automatic")
+	if u.settings.Memory > 0 {
+		m.entry.SetText(strconv.FormatFloat(float64(u.settings.Memory)/(1<<30), 'f', -1, 64))
+	}
+	m.problem.Wrapping = fyne.TextWrapWord
+	m.problem.Importance = widget.DangerImportance
+	m.problem.Hide()
+	m.save = &widget.Button{Text: "Save", Importance: widget.HighImportance, OnTapped: func() {
+		mem, err := parseMemory(m.entry.Text)
+		if err != nil {
+			m.problem.SetText(err.Error())
+			m.problem.Show()
+			return
+		}
+		u.setMemory(mem)
+		m.win.Close()
+	}}
+	m.entry.OnSubmitted = func(string) { m.save.OnTapped() }
+	hint := widget.NewLabel("How much of this computer's memory (GPU first, then RAM) the pool may use, in GB. Leave it empty to let Potluck decide.")
+	hint.Wrapping = fyne.TextWrapWord
+	m.win.SetContent(container.NewVBox(
+		hint,
+		container.NewBorder(nil, nil, nil, widget.NewLabel("GB"), m.entry),
+		m.problem,
+		container.NewHBox(layout.NewSpacer(), widget.NewButton("Cancel", m.win.Close), m.save),
+	))
+	m.win.SetOnClosed(func() { u.memory = nil })
+	m.win.Resize(fyne.NewSize(420, 200))
+	return m
+}
+
+// setMemory saves how much to offer; a shared computer offers it at once.
+func (u *ui) setMemory(mem uint64) {
+	u.settings.Memory = mem
+	u.saveSettings()
+	if sharing(u.status) {
+		mode := u.status.Share
+		u.background("Could not change the memory shared", func(ctx context.Context) error {
+			return u.ctrl.Share(ctx, mode, mem)
+		})
+	}
+}
+
+// parseMemory reads a size in GB; empty or 0 means automatic.
+func parseMemory(s string) (uint64, error) {
+	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.ToUpper(s)), "GB"))
+	if s == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(strings.ReplaceAll(s, ",", "."), 64)
+	if err != nil || f < 0 || f > 1<<20 {
+		return 0, errMemory
+	}
+	return uint64(f * (1 << 30)), nil
+}
+
+var errMemory = errors.New("Write a number of gigabytes, such as 8 or 12.5, or leave it empty.")

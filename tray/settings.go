@@ -1,0 +1,85 @@
+package tray
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/potluck-gpu/potluck/app"
+)
+
+// settingsFile is the tray's settings in the data directory.
+const settingsFile = "tray.json"
+
+// Settings are the tray's choices that outlive a run.
+type Settings struct {
+	// ShareAs is the mode "Share this computer" turns on: worker or server.
+	ShareAs app.ShareMode `json:"share_as"`
+	// Memory is the bytes to offer; 0 lets the node decide.
+	Memory uint64 `json:"memory"`
+	// Sharing is whether this computer was shared when the app last ran; it
+	// is shared again at start.
+	Sharing bool `json:"sharing"`
+}
+
+func defaultSettings() Settings {
+	return Settings{ShareAs: app.ShareWorker}
+}
+
+// loadSettings reads the settings in dir; a missing file gives the
+// defaults.
+func loadSettings(dir string) (Settings, error) {
+	s := defaultSettings()
+	b, err := os.ReadFile(filepath.Join(dir, settingsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return defaultSettings(), fmt.Errorf("%s: %w", settingsFile, err)
+	}
+	if s.ShareAs != app.ShareWorker && s.ShareAs != app.ShareServer {
+		s.ShareAs = app.ShareWorker
+	}
+	return s, nil
+}
+
+// saveSettings writes s to dir, readable by this user only.
+func saveSettings(dir string, s Settings) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, settingsFile), append(b, '\n'), 0o600)
+}
+
+// writeFileAtomic replaces name with data, so a crash leaves the old file or
+// the new one, never half of either.
+func writeFileAtomic(name string, data []byte, perm fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}

@@ -1,0 +1,271 @@
+package tray
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/potluck-gpu/potluck/app"
+)
+
+// validToken looks like an EdgeVPN token: base64 of a YAML config.
+var validToken = base64.StdEncoding.EncodeToString([]byte("otp:\n  dht:\n    key: abc\n    interval: 9000\nroom: def\nrendezvous: ghi\nmdns: jkl\nmax_message_size: 20971520\n"))
+
+func TestJoinWindow(t *testing.T) {
+	tests := []struct {
+		name      string
+		input     string
+		joinErr   error
+		wantJoin  string // the token Join gets; "" when it is not called
+		wantError string // a substring of the inline error; "" for success
+	}{
+		{name: "empty", input: "  \n ", wantError: "Paste the invite token"},
+		{name: "garbage", input: "hello there, this is not a token!", wantError: "This is not an invite token"},
+		{name: "base64 but not a token", input: base64.StdEncoding.EncodeToString([]byte{0xff, 0x00, 0x13, 0x37}), wantError: "This is not an invite token"},
+		{name: "valid", input: validToken, wantJoin: validToken},
+		{name: "wrapped by a mail app", input: validToken[:30] + "\n" + validToken[30:60] + " \n" + validToken[60:], wantJoin: validToken},
+		{name: "rejected by the node", input: validToken, joinErr: errors.New("the token is not valid: it was cut short"), wantJoin: validToken, wantError: "Could not join: the token is not valid: it was cut short"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.ctrl.joinErr = tc.joinErr
+			h.ctrl.peers = []app.Peer{{ID: "p1", Name: "alice", Mode: app.ShareWorker, MemoryOffered: 8 << 30, Online: true}}
+			h.u.showJoin()
+			j := h.u.join
+			j.token.SetText(tc.input)
+			test.Tap(j.joinBtn)
+
+			if tc.wantJoin == "" {
+				if !j.problem.Visible() || !strings.Contains(j.problem.Text, tc.wantError) {
+					t.Fatalf("inline error = %q (visible %v), want it to contain %q", j.problem.Text, j.problem.Visible(), tc.wantError)
+				}
+				select {
+				case tok := <-h.ctrl.joins:
+					t.Fatalf("Join was called with %q", tok)
+				default:
+				}
+				return
+			}
+			if !j.busy.Visible() || !j.joinBtn.Disabled() {
+				t.Error("no progress shown while joining")
+			}
+			select {
+			case tok := <-h.ctrl.joins:
+				if tok != tc.wantJoin {
+					t.Errorf("Join got %q, want %q", tok, tc.wantJoin)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Join was not called")
+			}
+			h.waitFor(t, "the join to finish", func() bool { return !j.busy.Visible() })
+			if tc.wantError != "" {
+				if !j.problem.Visible() || !strings.Contains(j.problem.Text, tc.wantError) {
+					t.Errorf("inline error = %q, want %q", j.problem.Text, tc.wantError)
+				}
+				if j.joinBtn.Disabled() {
+					t.Error("Join stays disabled after a failure")
+				}
+				return
+			}
+			if !j.result.Visible() || !strings.Contains(j.result.Text, "alice") {
+				t.Errorf("success text = %q, want it to name alice", j.result.Text)
+			}
+		})
+	}
+}
+
+func TestJoinPaste(t *testing.T) {
+	h := newHarness(t)
+	h.app.Clipboard().SetContent("  " + validToken + "\n")
+	h.u.showJoin()
+	test.Tap(h.u.join.paste)
+	if got := h.u.join.token.Text; got != validToken {
+		t.Errorf("after Paste the box holds %q", got)
+	}
+}
+
+func TestShareToggle(t *testing.T) {
+	h := newHarness(t)
+	expect := func(want shareCall) {
+		t.Helper()
+		select {
+		case got := <-h.ctrl.shares:
+			if got != want {
+				t.Errorf("Share(%v), want Share(%v)", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Share(%v) was not called", want)
+		}
+		h.u.refresh()
+		h.waitFor(t, "the menu to follow", func() bool {
+			return h.u.items.share.Checked == (want.Mode != app.ShareOff) && h.u.status.Share == want.Mode
+		})
+	}
+
+	h.u.items.share.Action() // on, in the default mode
+	expect(shareCall{app.ShareWorker, 0})
+	if !strings.HasPrefix(h.u.items.status.Label, "Sharing 12.0 GB as shard") {
+		t.Errorf("status line %q", h.u.items.status.Label)
+	}
+
+	h.u.items.server.Action() // switching mode while shared re-shares
+	expect(shareCall{app.ShareServer, 0})
+	if !h.u.items.server.Checked || h.u.items.worker.Checked {
+		t.Error("Share as does not show Full server")
+	}
+
+	h.u.items.share.Action() // off
+	expect(shareCall{app.ShareOff, 0})
+
+	h.u.settings.Memory = 6 << 30
+	h.u.items.share.Action() // on again, in the mode chosen last, with the memory set
+	expect(shareCall{app.ShareServer, 6 << 30})
+
+	s, err := loadSettings(h.u.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ShareAs != app.ShareServer || !s.Sharing {
+		t.Errorf("saved settings %+v", s)
+	}
+	fi, err := os.Stat(filepath.Join(h.u.dataDir, settingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("settings file mode %v, want 0600", perm)
+	}
+}
+
+func TestDashboardPeersFromEvents(t *testing.T) {
+	h := newHarness(t)
+	h.ctrl.status.InMesh = true
+	h.ctrl.logs = []string{"level=INFO msg=\"potluck is running\""}
+	h.ctrl.recent = []app.Request{{Time: time.Now(), Model: "stories260K", Node: "alice", Status: 200, Duration: 42 * time.Millisecond}}
+	go h.u.run(h.ctx)
+	h.u.showDashboard()
+	d := h.u.dash
+
+	peerTexts := func() []string { return texts(d.peers) }
+	h.ctrl.push(app.Event{Kind: app.EventPeerJoined, Peer: &app.Peer{ID: "p1", Name: "alice", Mode: app.ShareServer, MemoryOffered: 24 << 30, Models: []string{"stories260K"}, RTTMS: 12, Version: "0.1.0"}})
+	h.ctrl.push(app.Event{Kind: app.EventPeerJoined, Peer: &app.Peer{ID: "p2", Name: "bob", Mode: app.ShareWorker, MemoryOffered: 8 << 30}})
+	h.waitFor(t, "alice and bob in the peers table", func() bool {
+		p := peerTexts()
+		return slices.Contains(p, "alice") && slices.Contains(p, "bob")
+	})
+	for _, want := range []string{"Full server", "24.0 GB", "12 ms", "stories260K", "Shard worker"} {
+		if !slices.Contains(peerTexts(), want) {
+			t.Errorf("peers table lacks %q: %q", want, peerTexts())
+		}
+	}
+	h.waitFor(t, "the recent requests and the log", func() bool {
+		return slices.Contains(texts(d.requests), "alice") && strings.Contains(d.logs.Text, "potluck is running")
+	})
+	if !strings.Contains(d.routing.Text, "stories260K: served by alice") {
+		t.Errorf("routing = %q", d.routing.Text)
+	}
+
+	h.ctrl.push(app.Event{Kind: app.EventPeerLost, Peer: &app.Peer{ID: "p2", Name: "bob", Mode: app.ShareWorker}})
+	h.waitFor(t, "bob offline", func() bool {
+		return slices.ContainsFunc(peerTexts(), func(s string) bool { return strings.HasPrefix(s, "no, seen") })
+	})
+	h.waitFor(t, "the peer lost notification", func() bool { return h.app.sent("bob left") })
+	if d.api.Text != "http://127.0.0.1:8080/v1" {
+		t.Errorf("API address %q", d.api.Text)
+	}
+}
+
+func TestNotifications(t *testing.T) {
+	h := newHarness(t)
+	go h.u.run(h.ctx)
+	h.ctrl.push(app.Event{Kind: app.EventJoined})
+	h.ctrl.push(app.Event{Kind: app.EventModelReady, Message: "stories260K"})
+	h.waitFor(t, "joined and model ready notifications", func() bool {
+		return h.app.sent("Joined the network") && h.app.sent("Model ready")
+	})
+}
+
+func TestMenu(t *testing.T) {
+	h := newHarness(t)
+	var labels []string
+	for _, it := range h.u.menu.Items {
+		if !it.IsSeparator {
+			labels = append(labels, it.Label)
+		}
+	}
+	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelJoin, labelInvite, labelAPI, labelDashboard, labelLogin, labelQuit}
+	if !slices.Equal(labels, want) {
+		t.Errorf("menu = %q\nwant   %q", labels, want)
+	}
+	if !h.u.items.invite.Disabled {
+		t.Error("Copy invite token is enabled outside a mesh")
+	}
+
+	h.u.refresh()
+	h.waitFor(t, "the status", func() bool { return h.u.status.API != "" })
+	h.u.items.api.Action()
+	if got := h.app.Clipboard().Content(); got != "http://127.0.0.1:8080/v1" {
+		t.Errorf("clipboard after Copy API address = %q", got)
+	}
+	h.ctrl.token = "the-token"
+	h.u.items.invite.Action()
+	if got := h.app.Clipboard().Content(); got != "the-token" {
+		t.Errorf("clipboard after Copy invite token = %q", got)
+	}
+	h.u.items.quit.Action()
+	if h.ctx.Err() == nil {
+		t.Error("Quit did not end the app")
+	}
+}
+
+func TestMemoryWindow(t *testing.T) {
+	h := newHarness(t)
+	h.u.showMemory()
+	m := h.u.memory
+	m.entry.SetText("a lot")
+	test.Tap(m.save)
+	if !m.problem.Visible() || m.problem.Text != errMemory.Error() {
+		t.Errorf("inline error %q", m.problem.Text)
+	}
+
+	h.ctrl.status.Share, h.ctrl.status.State = app.ShareWorker, app.StateSharing
+	h.u.refresh()
+	h.waitFor(t, "the status", func() bool { return sharing(h.u.status) })
+	m.entry.SetText("10")
+	test.Tap(m.save)
+	select {
+	case got := <-h.ctrl.shares:
+		if want := (shareCall{app.ShareWorker, 10 << 30}); got != want {
+			t.Errorf("Share(%v), want %v", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a shared computer did not offer the new memory")
+	}
+	if h.u.settings.Memory != 10<<30 || h.u.memory != nil {
+		t.Errorf("memory setting %d, window still open: %v", h.u.settings.Memory, h.u.memory != nil)
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		bad  bool
+	}{
+		{"", 0, false}, {"8", 8 << 30, false}, {"12.5 GB", 12<<30 + 1<<29, false}, {"1,5", 1<<30 + 1<<29, false},
+		{"-3", 0, true}, {"lots", 0, true},
+	} {
+		got, err := parseMemory(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("parseMemory(%q) = %d, %v", tc.in, got, err)
+		}
+	}
+}
