@@ -24,7 +24,7 @@ MODEL ?= $(if $(wildcard $(SHARED)),$(SHARED),$(TINY))
 
 SDK_DIR := server/testdata/openai-sdk
 
-.PHONY: all deps build llama run test lint tidy clean sdk
+.PHONY: all deps build llama run test test-mdns gpu-check lint tidy clean sdk
 
 all: build
 
@@ -67,6 +67,18 @@ sdk: deps
 test: llama sdk
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory test-mdns
+
+# test-mdns runs the mesh's LAN-discovery tests inside throwaway network
+# namespaces (root only): multicast never leaves them.
+test-mdns:
+	@if [ "$$(id -u)" != 0 ] || ! command -v unshare >/dev/null; then echo "test-mdns: skipped (needs root and unshare)"; exit 0; fi; \
+	unshare -n sh -c 'ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && NETMESH_TEST_MDNS=multicast $(GO) test -count=1 -run MDNS ./netmesh' && \
+	unshare -n sh -c 'ip link set lo up && NETMESH_TEST_MDNS=none $(GO) test -count=1 -run MDNS ./netmesh'
+
+# gpu-check compares NVML with nvidia-smi on a machine with an NVIDIA GPU.
+gpu-check:
+	hw/gpucheck.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }

@@ -292,6 +292,8 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 			readyCh = sup.Changed()
 			if sup.Status().State == engine.StateReady {
 				h.setDetail(nil, "")
+				n.clearWarning("worker-lost")
+				n.clearWarning("model-failed")
 				n.log.Info("model ready", "model", h.alias, "nodes", len(plan.Nodes), "workers", len(rpc))
 				n.events.publish(Event{Kind: EventModelReady, Message: h.alias + " is ready"})
 				n.opMu.Lock()
@@ -331,6 +333,14 @@ func (h *modelHost) checkWorkers(ctx context.Context, plan engine.Plan, rpc []st
 	s := h.n.currentMesh()
 	for i, id := range plan.Workers {
 		if err := probeRPC(ctx, rpc[i]); err != nil {
+			name := id
+			for _, a := range plan.Nodes {
+				if a.ID == id {
+					name = a.Name
+				}
+			}
+			h.n.warn(Warning{Code: "worker-lost", Severity: SeverityWarning,
+				Message: fmt.Sprintf("worker %s was lost while serving %s; re-planning without it", name, h.alias)})
 			h.exclude(id, "lost during serving: "+err.Error())
 			if s != nil {
 				s.closeTunnels(id)

@@ -121,6 +121,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	spawn(func() error { return n.srv.Run(ctx) })
 	spawn(func() error { return n.watchHardware(ctx) })
+	spawn(func() error { return n.publishLoad(ctx) })
 	if n.host != nil {
 		spawn(func() error { return n.host.run(ctx) })
 	}
@@ -170,6 +171,25 @@ func (n *Node) resume(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// publishLoad re-announces the requests in flight when they change, so
+// peers routing to this node see its load.
+func (n *Node) publishLoad(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	last := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if cur := n.srv.InFlight(); cur != last {
+				last = cur
+				n.publishInfo()
+			}
+		}
+	}
 }
 
 // shutdown stops the worker and leaves the mesh.

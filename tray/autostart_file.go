@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+
+	"github.com/potluck-gpu/potluck/app"
 )
 
 // fileAutostart is an autostart entry that is a file: present means on.
@@ -39,5 +41,5 @@ func (a *fileAutostart) SetEnabled(on bool) error {
 		}
 		return nil
 	}
-	return writeFileAtomic(a.path, []byte(a.content), 0o644)
+	return app.WriteFileAtomic(a.path, []byte(a.content), 0o644)
 }

@@ -55,31 +55,5 @@ func saveSettings(dir string, s Settings) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, settingsFile), append(b, '\n'), 0o600)
-}
-
-// writeFileAtomic replaces name with data, so a crash leaves the old file or
-// the new one, never half of either.
-func writeFileAtomic(name string, data []byte, perm fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
+	return app.WriteFileAtomic(filepath.Join(dir, settingsFile), append(b, '\n'), 0o600)
 }

@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+)
+
+func TestSettingsRoundTripPrivate(t *testing.T) {
+	dir := t.TempDir()
+	if s, err := LoadSettings(dir); err != nil || s != (Settings{}) {
+		t.Fatalf("missing file: %+v, %v", s, err)
+	}
+	want := Settings{Token: "secret", Share: ShareWorker, ShareMemory: 8 << 30}
+	if err := want.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, settingsFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("settings file mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	if got, err := LoadSettings(dir); err != nil || got != want {
+		t.Errorf("LoadSettings = %+v, %v; want %+v", got, err, want)
+	}
+	os.WriteFile(filepath.Join(dir, settingsFile), []byte("{nope"), 0o600)
+	if _, err := LoadSettings(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("damaged file: %v", err)
+	}
+}
+
+func TestParseShareMode(t *testing.T) {
+	for in, want := range map[string]ShareMode{"": ShareOff, "off": ShareOff, "worker": ShareWorker, "shard": ShareWorker, "server": ShareServer} {
+		if got, ok := ParseShareMode(in); !ok || got != want {
+			t.Errorf("ParseShareMode(%q) = %q, %v", in, got, ok)
+		}
+	}
+	if _, ok := ParseShareMode("everything"); ok {
+		t.Error("accepted a bad mode")
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "m.gguf")
+	os.WriteFile(model, []byte("x"), 0o600)
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"ok", func(c *Config) { c.Model = model }, ""},
+		{"missing model", func(c *Config) { c.Model = "/no/such.gguf" }, "/no/such.gguf"},
+		{"model is a dir", func(c *Config) { c.Model = filepath.Dir(model) }, "directory"},
+		{"bad share", func(c *Config) { c.Share = "all-of-it" }, "--share"},
+		{"negative ctx", func(c *Config) { c.CtxSize = -1 }, "--ctx-size"},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		tt.edit(&c)
+		err := c.Check()
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: Check = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// A subscriber that never reads does not block publishers.
+func TestBusNeverBlocks(t *testing.T) {
+	var b bus
+	slow, cancelSlow := b.subscribe()
+	fast, cancelFast := b.subscribe()
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 1000; i++ {
+			b.publish(Event{Kind: EventStatus})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("publish blocked on a slow subscriber")
+	}
+	if len(fast) == 0 || len(slow) == 0 {
+		t.Error("subscribers got nothing")
+	}
+	cancelSlow()
+	cancelSlow()
+	cancelFast()
+	if _, ok := <-slow; ok {
+		// drained buffered events are fine; the channel must end closed
+		for range slow {
+		}
+	}
+}
+
+func TestTeeHandlerKeepsInfoLines(t *testing.T) {
+	ring := &logRing{max: 3}
+	log := slog.New(teeHandler{next: slog.DiscardHandler, ring: ring}).With("part", "x")
+	log.Debug("hidden")
+	for i := 0; i < 5; i++ {
+		log.Info("line", "i", i)
+	}
+	got := ring.last(10)
+	if len(got) != 3 || !strings.Contains(got[2], "line part=x i=4") {
+		t.Errorf("ring = %q", got)
+	}
+}
+
+func TestSamePlan(t *testing.T) {
+	a := engine.Plan{Fits: true, GPULayers: 3, Workers: []string{"w1", "w2"}, TensorSplit: []float64{2, 1}}
+	b := a
+	b.Excluded = []engine.Exclusion{{ID: "old", Reason: "speaks 7.0.0"}}
+	if !samePlan(a, b) {
+		t.Error("plans differing only in exclusions should be the same")
+	}
+	b.Workers = []string{"w2", "w1"}
+	if samePlan(a, b) {
+		t.Error("a different --rpc order is a different plan")
+	}
+}
+
+// A node with no model and no mesh answers routing with ErrNoModel and
+// reports no peers; its status is idle.
+func TestIdleNode(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.API = t.TempDir(), "127.0.0.1:0"
+	n, err := NewNode(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Backends("any"); err == nil {
+		t.Error("Backends with no model succeeded")
+	}
+	if ps := n.Peers(); len(ps) != 0 {
+		t.Errorf("peers = %v", ps)
+	}
+	if _, err := n.InviteToken(); err == nil {
+		t.Error("an invite token without a network")
+	}
+	if err := n.Join(context.Background(), "garbage"); err == nil {
+		t.Error("joined with a garbage token")
+	} else if _, ok := err.(*InvalidTokenError); !ok {
+		t.Errorf("garbage token error %T, want *InvalidTokenError", err)
+	}
+	if st := n.Status(); st.State != StateIdle || st.InMesh {
+		t.Errorf("status = %+v", st)
+	}
+}
