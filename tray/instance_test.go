@@ -87,7 +87,7 @@ func TestSettingsFile(t *testing.T) {
 	if err != nil || s != defaultSettings() {
 		t.Fatalf("no file: %+v, %v", s, err)
 	}
-	want := Settings{ShareAs: "server", Memory: 3 << 30, Sharing: true}
+	want := Settings{ShareAs: "server", Memory: 3 << 30}
 	if err := saveSettings(dir, want); err != nil {
 		t.Fatal(err)
 	}

@@ -109,8 +109,6 @@ func (u *ui) setSharing(on bool) {
 	if on {
 		mode = u.settings.ShareAs
 	}
-	u.settings.Sharing = on
-	u.saveSettings()
 	u.items.share.Checked = on
 	if u.tray != nil {
 		u.menu.Refresh()

@@ -79,7 +79,6 @@ func Run(ctx context.Context, ctrl app.Controller, opts Options) error {
 		if openDashboard || !useTray {
 			u.showDashboard()
 		}
-		u.resume()
 	})
 	a.Run()
 	cancel()

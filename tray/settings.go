@@ -20,10 +20,10 @@ type Settings struct {
 	ShareAs app.ShareMode `json:"share_as"`
 	// Memory is the bytes to offer; 0 lets the node decide.
 	Memory uint64 `json:"memory"`
-	// Sharing is whether this computer was shared when the app last ran; it
-	// is shared again at start.
-	Sharing bool `json:"sharing"`
 }
+
+// Whether the computer is shared is the node's to remember: it resumes its
+// share mode at start.
 
 func defaultSettings() Settings {
 	return Settings{ShareAs: app.ShareWorker}

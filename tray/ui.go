@@ -193,21 +193,6 @@ func (u *ui) saveSettings() {
 	}
 }
 
-// resume shares this computer again if it was shared when the app last
-// ran. Call once at start.
-func (u *ui) resume() {
-	if !u.settings.Sharing {
-		return
-	}
-	mode, mem := u.settings.ShareAs, u.settings.Memory
-	u.background("Could not share this computer", func(ctx context.Context) error {
-		if sharing(u.ctrl.Status()) {
-			return nil
-		}
-		return u.ctrl.Share(ctx, mode, mem)
-	})
-}
-
 // trayVariant picks the icon for the panel: GNOME-style shells keep a dark
 // top bar in light mode; elsewhere the panel follows the theme.
 func trayVariant(desktop string, darkTheme bool) icons.Variant {
