@@ -28,6 +28,8 @@ SDK_DIR := server/testdata/openai-sdk
 
 all: build
 
+include lab.mk
+
 # deps installs missing Debian packages when root; otherwise prints the command.
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -64,10 +66,12 @@ run: llama $(if $(wildcard $(SHARED)),,$(TINY))
 sdk: deps
 	@[ -d $(SDK_DIR)/node_modules/openai ] || (cd $(SDK_DIR) && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
 
+# test runs every package's tests, then the namespace lab on its own so its
+# timing-sensitive scenarios do not share the two cores with the rest.
 test: llama sdk
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
-	$(MAKE) --no-print-directory test-mdns
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /app/labtest)
+	$(MAKE) --no-print-directory test-mdns test-lab
 
 # test-mdns runs the mesh's LAN-discovery tests inside throwaway network
 # namespaces (root only): multicast never leaves them.

@@ -73,7 +73,19 @@ func (s *Server) proxy(c *gin.Context) {
 	}
 	var tried []string
 	var lastErr error
-	for attempt := 0; attempt < s.cfg.MaxAttempts && len(backends) > 0; attempt++ {
+	deadline := start.Add(s.cfg.WaitReady)
+	for attempt := 0; attempt < 3*s.cfg.MaxAttempts; attempt++ {
+		if len(backends) == 0 {
+			// Every backend failed before answering. A head whose worker
+			// just died is re-planning: wait for it, within WaitReady.
+			if time.Now().After(deadline) || !sleepCtx(c.Request.Context(), 200*time.Millisecond) {
+				break
+			}
+			if backends, err = s.backends(c.Request.Context(), req.Model); err != nil {
+				lastErr = err
+				break
+			}
+		}
 		b, release := s.inflight.pick(backends, s.sel)
 		backends = slices.DeleteFunc(backends, func(x Backend) bool { return x.Node == b.Node })
 		tried = append(tried, b.Node)
@@ -91,6 +103,18 @@ func (s *Server) proxy(c *gin.Context) {
 	c.Header("Retry-After", "2")
 	openAIError(c, http.StatusBadGateway, "server_error", fmt.Sprintf("no backend could serve the request (tried %v): %v", tried, lastErr))
 	s.record(RequestRecord{Time: start, Model: req.Model, Status: http.StatusBadGateway, Duration: time.Since(start)})
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // backends asks the router, waiting up to WaitReady while the model loads.

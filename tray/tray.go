@@ -10,6 +10,9 @@ package tray
 import (
 	"errors"
 	"log/slog"
+
+	// Before Fyne reads the locale; see the package doc.
+	_ "github.com/potluck-gpu/potluck/tray/internal/cfix"
 )
 
 // AppID is the application id: the Fyne preferences key, the LaunchAgent

@@ -121,9 +121,15 @@ func removeLeftovers() []string {
 	return removed
 }
 
+// processAlive says whether pid is a live process (a zombie is not).
 func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || err == syscall.EPERM
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // inNS runs f on an OS thread that has entered the named network namespace.

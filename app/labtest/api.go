@@ -1,0 +1,362 @@
+package labtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+)
+
+// Status is the part of GET /api/status the lab reads.
+type Status struct {
+	Name        string   `json:"name"`
+	State       string   `json:"state"`
+	UptimeS     int64    `json:"uptime_s"`
+	Share       string   `json:"share"`
+	InMesh      bool     `json:"in_mesh"`
+	PeerID      string   `json:"peer_id"`
+	P2PAddrs    []string `json:"p2p_addrs"`
+	PeersOnline int      `json:"peers_online"`
+	InFlight    int      `json:"in_flight"`
+	Model       *struct {
+		ID     string `json:"id"`
+		Ready  bool   `json:"ready"`
+		Detail string `json:"detail"`
+		Nodes  int    `json:"nodes"`
+	} `json:"model"`
+	Warnings []struct {
+		Code     string `json:"code"`
+		Severity string `json:"severity"`
+		Message  string `json:"message"`
+	} `json:"warnings"`
+}
+
+// ModelReady says whether the node serves its model now.
+func (s Status) ModelReady() bool { return s.Model != nil && s.Model.Ready }
+
+// Peer is one entry of GET /api/peers.
+type Peer struct {
+	ID            string   `json:"peer_id"`
+	Name          string   `json:"name"`
+	Mode          string   `json:"mode"`
+	MemoryOffered uint64   `json:"memory_offered"`
+	Models        []string `json:"models"`
+	InFlight      int      `json:"in_flight"`
+	Online        bool     `json:"online"`
+	LastSeenMS    int64    `json:"last_seen_ms"`
+	RTTMS         float64  `json:"rtt_ms"`
+}
+
+// PlanDoc is GET /api/plan.
+type PlanDoc struct {
+	Model  string      `json:"model"`
+	Detail string      `json:"detail"`
+	Plan   engine.Plan `json:"plan"`
+	Error  string      `json:"error"`
+}
+
+// Layers is how many layers node id holds in the plan.
+func (d PlanDoc) Layers(id string) int {
+	for _, a := range d.Plan.Nodes {
+		if a.ID == id {
+			return a.Layers
+		}
+	}
+	return 0
+}
+
+// GetJSON decodes GET path on the node's API into v, within 5 seconds.
+func (n *Node) GetJSON(path string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL(path), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s", n.Name, path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Status reads the node's /api/status.
+func (n *Node) Status() (Status, error) {
+	var s Status
+	err := n.GetJSON("/api/status", &s)
+	return s, err
+}
+
+// Peers reads the node's /api/peers.
+func (n *Node) Peers() ([]Peer, error) {
+	var ps []Peer
+	err := n.GetJSON("/api/peers", &ps)
+	return ps, err
+}
+
+// Plan reads the node's /api/plan.
+func (n *Node) Plan() (PlanDoc, error) {
+	var d PlanDoc
+	err := n.GetJSON("/api/plan", &d)
+	return d, err
+}
+
+// OnlinePeers is the set of peer ids the node sees online, or nil when its
+// API does not answer.
+func (n *Node) OnlinePeers() map[string]bool {
+	ps, err := n.Peers()
+	if err != nil {
+		return nil
+	}
+	on := map[string]bool{}
+	for _, p := range ps {
+		if p.Online {
+			on[p.ID] = true
+		}
+	}
+	return on
+}
+
+// PeerID is the node's peer id; it fails the test when the node has none.
+func (n *Node) PeerID() string {
+	t := n.lab.t
+	t.Helper()
+	var id string
+	n.lab.Wait(n.Name+" in the mesh", 30*time.Second, func() bool {
+		s, err := n.Status()
+		id = s.PeerID
+		return err == nil && s.InMesh && id != ""
+	})
+	return id
+}
+
+// Metrics reads the node's /metrics as a map from a sample's name with its
+// labels, e.g. `potluck_requests_total{backend="a",status="200"}`, to its
+// value.
+func (n *Node) Metrics() (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL("/metrics"), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s /metrics: %s", n.Name, resp.Status)
+	}
+	return parseMetrics(resp.Body)
+}
+
+// parseMetrics reads the Prometheus text format.
+func parseMetrics(r io.Reader) (map[string]float64, error) {
+	m := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m, sc.Err()
+}
+
+// SumMetric adds up every sample of the metric name whose labels contain
+// all of the given `key="value"` pairs.
+func SumMetric(m map[string]float64, name string, labels ...string) float64 {
+	var sum float64
+	for k, v := range m {
+		base, rest, _ := strings.Cut(k, "{")
+		if base != name {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			if !strings.Contains(rest, l) {
+				ok = false
+			}
+		}
+		if ok {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// Completion is the answer to a greedy completion.
+type Completion struct {
+	Text    string
+	Tokens  int           // generated tokens, from usage
+	Node    string        // X-Potluck-Node
+	Elapsed time.Duration // the whole request
+	// TokensPerSecond is llama-server's own decode speed, when it reports
+	// timings; 0 otherwise.
+	TokensPerSecond float64
+}
+
+// Complete asks the node for a greedy completion of maxTokens tokens from the
+// empty prompt.
+func (n *Node) Complete(ctx context.Context, maxTokens int) (Completion, error) {
+	start := time.Now()
+	body := fmt.Sprintf(`{"prompt":"","max_tokens":%d,"temperature":0,"seed":1}`, maxTokens)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL("/v1/completions"), strings.NewReader(body))
+	if err != nil {
+		return Completion{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return Completion{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return Completion{}, fmt.Errorf("%s: completion: %s: %s", n.Name, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	var out struct {
+		Choices []struct {
+			Text string `json:"text"`
+		} `json:"choices"`
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+		Timings struct {
+			PredictedPerSecond float64 `json:"predicted_per_second"`
+		} `json:"timings"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return Completion{}, fmt.Errorf("%s: completion: %w", n.Name, err)
+	}
+	if len(out.Choices) == 0 {
+		return Completion{}, fmt.Errorf("%s: completion without choices", n.Name)
+	}
+	return Completion{
+		Text: out.Choices[0].Text, Tokens: out.Usage.CompletionTokens,
+		Node: resp.Header.Get("X-Potluck-Node"), Elapsed: time.Since(start),
+		TokensPerSecond: out.Timings.PredictedPerSecond,
+	}, nil
+}
+
+// Stream is how one streamed chat request ended.
+type Stream struct {
+	Node    string // X-Potluck-Node
+	Status  int    // 0 when no answer came
+	Chunks  int    // data events before [DONE]
+	Done    bool   // saw [DONE]
+	Err     error
+	Elapsed time.Duration
+}
+
+// Outcome classifies a stream the way the reliability scenarios count them.
+type Outcome int
+
+const (
+	Completed         Outcome = iota // 200 and [DONE]
+	FailedAfterStream                // streamed, then broke: allowed
+	FailedBefore                     // an error before any token reached the client
+	Hung                             // still going when the client gave up
+)
+
+func (o Outcome) String() string {
+	return [...]string{"completed", "failed_after_stream", "failed_before_stream", "hung"}[o]
+}
+
+// Outcome classifies s; limit is how long the client waited.
+func (s Stream) Outcome(limit time.Duration) Outcome {
+	switch {
+	case s.Status == http.StatusOK && s.Done:
+		return Completed
+	case s.Elapsed >= limit:
+		return Hung
+	case s.Status == http.StatusOK && s.Chunks > 0:
+		return FailedAfterStream
+	default:
+		return FailedBefore
+	}
+}
+
+// StreamChat sends a streamed chat request for model and reads it to the end
+// or until ctx ends.
+func (n *Node) StreamChat(ctx context.Context, model string, maxTokens int) Stream {
+	start := time.Now()
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":%d,"stream":true}`, model, maxTokens)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL("/v1/chat/completions"), strings.NewReader(body))
+	if err != nil {
+		return Stream{Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return Stream{Err: err, Elapsed: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	s := Stream{Node: resp.Header.Get("X-Potluck-Node"), Status: resp.StatusCode}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		s.Err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		s.Elapsed = time.Since(start)
+		return s
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "data: [DONE]" {
+			s.Done = true
+		} else if strings.HasPrefix(line, "data: ") {
+			s.Chunks++
+		}
+	}
+	s.Err = sc.Err()
+	s.Elapsed = time.Since(start)
+	return s
+}
+
+// ModelNodes lists the nodes the node's /v1/models names for each model.
+func (n *Node) ModelNodes() (map[string][]string, error) {
+	var models struct {
+		Data []struct {
+			ID      string `json:"id"`
+			Potluck struct {
+				Nodes []string `json:"nodes"`
+			} `json:"potluck"`
+		} `json:"data"`
+	}
+	if err := n.GetJSON("/v1/models", &models); err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, m := range models.Data {
+		out[m.ID] = m.Potluck.Nodes
+	}
+	return out, nil
+}
+
+// P2PAddr is the node's full libp2p address on the LAN, for --bootstrap.
+func (n *Node) P2PAddr() string {
+	n.lab.t.Helper()
+	return fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", n.IP, P2PPort, n.PeerID())
+}

@@ -1,0 +1,281 @@
+package labtest
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Node is one machine of the lab.
+type Node struct {
+	Index   int
+	Name    string // node<i>: the lab's name for it, and its --name unless Args give another
+	NS      string // its network namespace
+	IP      string // its LAN address
+	DataDir string
+	// Client reaches the node's API on the loopback of its namespace, as
+	// an app on that machine would: it opens its connections from inside
+	// the namespace. The host has no route into the lab (and is not given
+	// one), so the API keeps its default loopback address and needs no key.
+	Client *http.Client
+
+	lab   *Lab
+	relay *relay
+	logs  *lineRing // output of every run
+
+	mu      sync.Mutex
+	proc    *process
+	extra   []string // the flags Start added
+	started time.Time
+}
+
+// process is one run of `potluck run`.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (n *Node) port() string { return "p" + strconv.Itoa(n.Index) }
+
+// args is the command line of the node, after `ip netns exec NS`.
+func (n *Node) args() []string {
+	args := []string{n.lab.bin, "run",
+		"--data-dir", n.DataDir, "--api", APIAddr, "--name", n.Name,
+		"--threads", "1", "--ctx-size", "512", "--log-level", "debug",
+		"--token", n.lab.token, "--no-dht",
+		"--p2p-listen", fmt.Sprintf("/ip4/%s/tcp/%d", n.IP, P2PPort),
+	}
+	if n.lab.opts.Args != nil {
+		args = append(args, n.lab.opts.Args(n.Index)...)
+	}
+	return args
+}
+
+// Start starts a node New held back, with extra flags after its Args, and
+// waits until its API answers.
+func (n *Node) Start(extra ...string) {
+	n.lab.t.Helper()
+	if n.current() != nil {
+		n.lab.t.Fatalf("start %s: it was started before; use Restart", n.Name)
+	}
+	n.start(extra)
+	n.waitAPI()
+}
+
+func (n *Node) waitAPI() {
+	n.lab.t.Helper()
+	n.lab.Wait(n.Name+"'s API", n.lab.opts.Ready, func() bool {
+		_, err := n.Status()
+		return err == nil
+	})
+}
+
+func (n *Node) start(extra []string) {
+	t := n.lab.t
+	t.Helper()
+	args := append(n.args(), extra...)
+	n.mu.Lock()
+	n.extra = extra
+	n.mu.Unlock()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.NS}, args...)...)
+	cmd.Env = append(os.Environ(), "POTLUCK_P2P_HEARTBEAT="+Heartbeat.String())
+	cmd.Env = append(cmd.Env, n.lab.opts.Env...)
+	// `ip netns exec` execs potluck in place: the pid is the node's, and it
+	// dies with the test process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = n.logs, n.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", n.Name, err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	n.mu.Lock()
+	n.proc, n.started = p, time.Now()
+	n.mu.Unlock()
+}
+
+// Started is when the node's current run began.
+func (n *Node) Started() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.started
+}
+
+func (n *Node) current() *process {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
+}
+
+// PID is the node's potluck process id, or 0 when it is not running.
+func (n *Node) PID() int {
+	p := n.current()
+	if p == nil || p.exited() {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Running says whether the node's potluck process is alive (paused counts).
+func (n *Node) Running() bool { return n.PID() != 0 }
+
+// stop ends the node gracefully, as at the end of a test.
+func (n *Node) stop() {
+	p := n.current()
+	if p == nil || p.exited() {
+		return
+	}
+	signalNS(n.NS, syscall.SIGCONT)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		n.lab.t.Errorf("%s did not stop within 15s of SIGTERM", n.Name)
+	}
+}
+
+// Kill powers the machine off: SIGKILL to potluck and everything else in the
+// namespace (its llama.cpp children).
+func (n *Node) Kill() {
+	p := n.current()
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	signalNS(n.NS, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		n.lab.t.Fatalf("%s still running 10s after SIGKILL", n.Name)
+	}
+	signalNS(n.NS, syscall.SIGKILL)
+}
+
+// Restart starts a killed node again, with the same flags and data dir
+// (so the same peer id), and waits until its API answers.
+func (n *Node) Restart() {
+	n.lab.t.Helper()
+	if n.Running() {
+		n.lab.t.Fatalf("restart %s: it is still running", n.Name)
+	}
+	n.mu.Lock()
+	extra := n.extra
+	n.mu.Unlock()
+	n.start(extra)
+	n.waitAPI()
+}
+
+// Pause stops every process of the machine (SIGSTOP), like a laptop put to
+// sleep; its link stays up.
+func (n *Node) Pause() { signalNS(n.NS, syscall.SIGSTOP) }
+
+// Resume wakes a paused machine (SIGCONT).
+func (n *Node) Resume() { signalNS(n.NS, syscall.SIGCONT) }
+
+// Cut unplugs the machine's cable at the switch: its bridge port goes down.
+func (n *Node) Cut() {
+	if err := ipCmd("-n", n.lab.bridge, "link", "set", n.port(), "down"); err != nil {
+		n.lab.t.Fatal(err)
+	}
+}
+
+// Heal plugs the cable back in.
+func (n *Node) Heal() {
+	if err := ipCmd("-n", n.lab.bridge, "link", "set", n.port(), "up"); err != nil {
+		n.lab.t.Fatal(err)
+	}
+}
+
+// Netem delays and drops the frames of the machine's link, in both
+// directions; the zero Impairment clears it. It uses tc netem where the
+// kernel has it, and the TAP relay of a Shaped node otherwise.
+func (n *Node) Netem(imp Impairment) {
+	t := n.lab.t
+	t.Helper()
+	if n.relay != nil {
+		n.relay.set(imp)
+		return
+	}
+	if !n.lab.netem {
+		t.Fatalf("%s: this kernel has no tc netem; list the node in Options.Shaped to shape its link with a relay", n.Name)
+	}
+	for _, end := range []struct{ ns, dev string }{{n.NS, "lan0"}, {n.lab.bridge, n.port()}} {
+		var err error
+		if imp == (Impairment{}) {
+			err = tcCmd(end.ns, "qdisc", "del", "dev", end.dev, "root")
+		} else {
+			err = tcCmd(end.ns, "qdisc", "replace", "dev", end.dev, "root", "netem",
+				"delay", fmt.Sprintf("%dus", imp.Delay.Microseconds()),
+				"loss", strconv.FormatFloat(imp.Loss*100, 'f', -1, 64)+"%")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Logs returns the last lines of the node's output (all of its runs).
+func (n *Node) Logs(lines int) string { return n.logs.last(lines) }
+
+// URL is the address of path on the node's API, for n.Client.
+func (n *Node) URL(path string) string { return "http://" + APIAddr + path }
+
+// lineRing keeps the last lines written to it.
+type lineRing struct {
+	mu      sync.Mutex
+	max     int
+	lines   []string
+	partial []byte
+}
+
+func newLineRing(max int) *lineRing { return &lineRing{max: max} }
+
+func (r *lineRing) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.partial = append(r.partial, p...)
+	for {
+		i := slices.Index(r.partial, '\n')
+		if i < 0 {
+			break
+		}
+		r.lines = append(r.lines, string(r.partial[:i]))
+		r.partial = r.partial[i+1:]
+	}
+	if len(r.lines) > r.max {
+		r.lines = slices.Clone(r.lines[len(r.lines)-r.max:])
+	}
+	return len(p), nil
+}
+
+func (r *lineRing) last(n int) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	from := max(0, len(r.lines)-n)
+	out := strings.Join(r.lines[from:], "\n")
+	if len(r.partial) > 0 {
+		out += "\n" + string(r.partial)
+	}
+	return out
+}

@@ -1,0 +1,27 @@
+# The home lab in a box: app/labtest runs `potluck run` nodes as machines of a
+# LAN, one network namespace each, and kills, pauses, unplugs and slows them
+# while it counts what their users see. Root and iproute2 are needed; the
+# traffic stays inside the lab's own namespaces (10.77.0.0/24 on a bridge in a
+# namespace of its own).
+#
+# Include this file after the main Makefile's first target:
+#   include lab.mk
+#
+#   make lab        the scenarios, verbose, then the measured figures (LAB lines)
+#   make test-lab   the scenarios as CI runs them
+
+GO            ?= go
+LAB_TESTFLAGS ?= -timeout 10m
+LAB_RUN       ?= ^TestLab
+LAB_LOG       ?= bin/lab.log
+
+.PHONY: lab test-lab
+
+lab: llama
+	@mkdir -p $(dir $(LAB_LOG))
+	@{ $(GO) test $(LAB_TESTFLAGS) -count=1 -p 1 -v -run '$(LAB_RUN)' ./app/labtest/; echo $$? > $(LAB_LOG).status; } 2>&1 | tee $(LAB_LOG)
+	@echo; echo "Measured (also in $(LAB_LOG)):"; grep -o 'LAB .*' $(LAB_LOG) || true
+	@exit $$(cat $(LAB_LOG).status)
+
+test-lab: llama
+	$(GO) test $(LAB_TESTFLAGS) -count=1 -p 1 -run '$(LAB_RUN)' ./app/labtest/
