@@ -29,6 +29,7 @@ SDK_DIR := server/testdata/openai-sdk
 all: build
 
 include lab.mk
+include bench.mk
 
 # deps installs missing Debian packages when root; otherwise prints the command.
 deps:

@@ -272,6 +272,10 @@ func (t *Tunnel) forward(c net.Conn) {
 		c.Close()
 		return
 	}
+	// Closing the tunnel resets its streams: a peer that keeps its end open
+	// must not keep Close waiting.
+	stop := context.AfterFunc(t.ctx, func() { s.Reset() })
+	defer stop()
 	t.n.pipe(c, s, &t.stats)
 }
 

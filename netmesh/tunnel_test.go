@@ -244,3 +244,49 @@ func TestForeignTokenIsRejected(t *testing.T) {
 		}
 	}
 }
+
+// Closing a tunnel returns even while the service still holds a connection
+// open that the client has already closed (a half-closed stream).
+func TestTunnelCloseWithServiceHoldingOpen(t *testing.T) {
+	nodes := netmeshtest.Cluster(t, 2)
+	netmeshtest.WaitConverged(t, nodes, 10*time.Second)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			held <- c // accepted, never read, written or closed
+		}
+	}()
+	if err := nodes[0].Expose("mute", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tun, err := nodes[1].Dial(ctx, nodes[0].ID(), "mute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", tun.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("hello"))
+	c.Close()
+	select {
+	case sc := <-held:
+		defer sc.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the service never got the connection")
+	}
+	done := make(chan struct{})
+	go func() { tun.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Tunnel.Close still blocked after 10s")
+	}
+}
