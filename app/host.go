@@ -364,6 +364,16 @@ func (h *modelHost) status() *ModelStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := &ModelStatus{ID: h.alias, Path: h.path, Detail: h.detail, Nodes: h.nodes}
+	if h.plan.Fits {
+		for _, a := range h.plan.Nodes {
+			if a.Layers > 0 {
+				st.Holders = append(st.Holders, Holder{Name: a.Name, Local: a.Local, Layers: a.Layers, Bytes: a.Bytes})
+			}
+		}
+	}
+	for _, e := range h.plan.Excluded {
+		st.Excluded = append(st.Excluded, e.Name+": "+e.Reason)
+	}
 	if h.sup != nil {
 		st.State = h.sup.Status()
 		st.Ready = st.State.State == engine.StateReady

@@ -297,6 +297,18 @@ type ModelStatus struct {
 	State  engine.Status `json:"state"`
 	Detail string        `json:"detail,omitempty"` // e.g. why it waits
 	Nodes  int           `json:"nodes"`            // machines holding it
+	// Holders is the current plan: which machine holds how many layers.
+	Holders []Holder `json:"holders,omitempty"`
+	// Excluded names the workers left out of the plan, with the reason.
+	Excluded []string `json:"excluded,omitempty"`
+}
+
+// Holder is one machine's part of a split model.
+type Holder struct {
+	Name   string `json:"name"`
+	Local  bool   `json:"local"`
+	Layers int    `json:"layers"`
+	Bytes  uint64 `json:"bytes"`
 }
 
 // WorkerState describes this node's RPC worker.

@@ -215,10 +215,17 @@ func routingLines(st app.Status, peers []app.Peer) []string {
 			state = "failed"
 		}
 		where := "served here"
-		if workers := shardWorkers(peers); len(workers) > 0 {
-			where = "split across this machine and " + strings.Join(workers, ", ")
+		if len(m.Holders) > 1 {
+			parts := make([]string, len(m.Holders))
+			for i, h := range m.Holders {
+				parts[i] = fmt.Sprintf("%s %d layers (%s)", h.Name, h.Layers, formatBytes(h.Bytes))
+			}
+			where = "split: " + strings.Join(parts, ", ")
 		}
 		lines = append(lines, fmt.Sprintf("%s: %s (%s)", m.ID, where, state))
+		for _, e := range m.Excluded {
+			lines = append(lines, "  left out: "+e)
+		}
 	}
 	byModel := map[string][]string{}
 	for _, p := range peers {
@@ -237,7 +244,7 @@ func routingLines(st app.Status, peers []app.Peer) []string {
 	for _, m := range models {
 		lines = append(lines, fmt.Sprintf("%s: served by %s", m, strings.Join(byModel[m], ", ")))
 	}
-	if st.Model == nil {
+	if st.Model == nil || len(st.Model.Holders) <= 1 {
 		if workers := shardWorkers(peers); len(workers) > 0 {
 			lines = append(lines, "Shard workers ready: "+strings.Join(workers, ", "))
 		}

@@ -115,8 +115,16 @@ func TestRows(t *testing.T) {
 	if rows[2][3] != "no, seen 1m30s ago" {
 		t.Errorf("offline peer: %q", rows[2][3])
 	}
-	lines := routingLines(app.Status{Model: &app.ModelStatus{ID: "big", Ready: true}}, peers)
-	if want := []string{"big: split across this machine and zed (8.0 GB) (ready)", "m1: served by alice", "m2: served by alice"}; !slices.Equal(lines, want) {
+	split := &app.ModelStatus{ID: "big", Ready: true,
+		Holders:  []app.Holder{{Name: "me", Local: true, Layers: 2, Bytes: 1 << 30}, {Name: "zed", Layers: 3, Bytes: 3 << 29}},
+		Excluded: []string{"old: speaks llama.cpp RPC 7.0.0, this node 8.0.0"}}
+	lines := routingLines(app.Status{Model: split}, peers)
+	if want := []string{"big: split: me 2 layers (1.0 GB), zed 3 layers (1.5 GB) (ready)", "  left out: old: speaks llama.cpp RPC 7.0.0, this node 8.0.0", "m1: served by alice", "m2: served by alice"}; !slices.Equal(lines, want) {
+		t.Errorf("routing %q, want %q", lines, want)
+	}
+	// Served here alone: the workers are listed as available.
+	lines = routingLines(app.Status{Model: &app.ModelStatus{ID: "big", Ready: true, Holders: []app.Holder{{Name: "me", Local: true, Layers: 5}}}}, peers)
+	if want := []string{"big: served here (ready)", "m1: served by alice", "m2: served by alice", "Shard workers ready: zed (8.0 GB)"}; !slices.Equal(lines, want) {
 		t.Errorf("routing %q, want %q", lines, want)
 	}
 	if got := routingLines(app.Status{}, nil); !slices.Equal(got, []string{"No model is served yet."}) {
