@@ -95,3 +95,5 @@ tidy:
 
 clean:
 	rm -rf bin
+
+include packaging.mk
