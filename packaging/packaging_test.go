@@ -84,7 +84,7 @@ func TestTemplates(t *testing.T) {
 		tmpl string
 		want []string
 	}{
-		{"desktop.tmpl", []string{"Exec=/usr/bin/potluck\n", "Icon=" + m.ID + "\n", "Categories=Network;Utility;\n"}},
+		{"desktop.tmpl", []string{"Exec=/usr/bin/potluck\n", "Icon=" + m.ID + "\n", "Categories=Network;\n"}},
 		{"metainfo.xml.tmpl", []string{"<id>" + m.ID + "</id>", `date="2026-01-02"`, "Tom &amp; Jerry&#39;s &#34;app&#34; &lt;3"}},
 		{"service.tmpl", []string{"ExecStart=/usr/bin/potluck run\n", "WantedBy=default.target"}},
 		{"Makefile.tmpl", []string{"ID      := " + m.ID + "\n"}},
