@@ -49,6 +49,7 @@ Run "potluck run -h" for the node's flags.
 `
 
 func main() {
+	attachConsole()
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
