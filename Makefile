@@ -31,9 +31,10 @@ all: build
 include lab.mk
 include bench.mk
 
-# deps installs missing Debian packages when root; otherwise prints the command.
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+# install-debs installs the Debian packages of $(1) that are missing, when
+# root; otherwise it prints the apt-get line to run and fails.
+define install-debs
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "Installing: $$missing"; \
@@ -42,6 +43,10 @@ deps:
 			echo "Missing packages. Run:  sudo apt-get install -y $$missing"; exit 1; \
 		fi; \
 	fi
+endef
+
+deps:
+	$(call install-debs,$(DEB_PACKAGES))
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
 	@command -v npm >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; \

@@ -44,17 +44,10 @@ WIN_SIGN  := sh $(CURDIR)/packaging/windows/sign.sh
 package: package-linux package-windows
 	@ls -l $(DIST)/*.deb $(DIST)/*.rpm $(DIST)/*.tar.gz $(WIN_SETUP)
 
-# package-deps installs missing Debian packages when root; otherwise prints the command.
+# package-deps installs the Debian packages the installers need (see
+# install-debs in the Makefile).
 package-deps:
-	@missing=$$(for p in $(PKG_DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then \
-			echo "Installing: $$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-		else \
-			echo "Missing packages. Run:  sudo apt-get install -y $$missing"; exit 1; \
-		fi; \
-	fi
+	$(call install-debs,$(PKG_DEB_PACKAGES))
 
 $(PKG_TOOL): $(PKG_SOURCES)
 	$(GO) build -o $@ ./packaging

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
@@ -191,7 +192,7 @@ func (b *bench) setup(bin string) error {
 		b.report.Machine.Llama = fmt.Sprintf("%s, RPC %s", v.Server, v.RPCProtocol)
 	}
 
-	if p, ok := sharedModel(); ok {
+	if p, ok := enginetest.SharedModel(); ok {
 		b.model, b.alias = p, "stories260K"
 	} else {
 		b.model, b.alias = filepath.Join(b.tmp, "tiny-llama.gguf"), "tiny-llama"
@@ -210,26 +211,4 @@ func (b *bench) setup(bin string) error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return nil
-}
-
-// sharedModel finds ../shared/models/stories260K.gguf beside the module root.
-func sharedModel() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "models", "stories260K.gguf")
-			if _, err := os.Stat(p); err == nil {
-				return filepath.Clean(p), true
-			}
-			return "", false
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
 }
