@@ -8,7 +8,7 @@ TINY      ?= bin/tiny-llama.gguf
 API       ?= 127.0.0.1:8080
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 LDFLAGS   := -X github.com/potluck-gpu/potluck/app.Version=$(VERSION)
-TESTFLAGS ?= -timeout 20m
+TESTFLAGS ?= -timeout 20m -count=1
 
 export CGO_ENABLED := 1
 export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
