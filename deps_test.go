@@ -28,6 +28,15 @@ func TestDependencyDirection(t *testing.T) {
 		pkg, imports, _ := strings.Cut(line, ":")
 		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, mod), "/")
 		top, _, _ := strings.Cut(rel, "/")
+		for _, imp := range strings.Fields(imports) {
+			// Everywhere: Fyne only in tray and main, gin only in server.
+			if strings.HasPrefix(imp, "fyne.io/") && top != "tray" && rel != "" {
+				t.Errorf("%s imports %s: only tray and main may use Fyne", pkg, imp)
+			}
+			if strings.HasPrefix(imp, "github.com/gin-gonic/") && top != "server" {
+				t.Errorf("%s imports %s: only server may use gin", pkg, imp)
+			}
+		}
 		rules, ok := forbidden[top]
 		if !ok {
 			continue
