@@ -48,9 +48,7 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) error {
 	defer n.opMu.Unlock()
 
 	n.mu.Lock()
-	if memory > 0 {
-		n.settings.ShareMemory = memory
-	}
+	n.settings.ShareMemory = memory // 0: the default offer
 	n.settings.Share = mode
 	n.mu.Unlock()
 
