@@ -90,7 +90,7 @@ test-mdns:
 gpu-check:
 	hw/gpucheck.sh
 
-lint:
+lint: deps
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff

@@ -46,7 +46,7 @@ package: package-linux package-windows
 
 # package-deps installs the Debian packages the installers need (see
 # install-debs in the Makefile).
-package-deps:
+package-deps: deps
 	$(call install-debs,$(PKG_DEB_PACKAGES))
 
 $(PKG_TOOL): $(PKG_SOURCES)
