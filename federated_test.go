@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 )
 
@@ -48,69 +46,28 @@ func federation(t *testing.T) (a, b, c *proc, model string) {
 	return
 }
 
-// streamResult is how one streamed request through the API ended.
-type streamResult struct {
-	node    string
-	status  int
-	chunks  int
-	done    bool // saw [DONE]
-	err     error
-	elapsed time.Duration
-}
-
-func streamChat(ctx context.Context, api, model string, maxTokens int) streamResult {
-	start := time.Now()
-	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":%d,"stream":true}`, model, maxTokens)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return streamResult{err: err, elapsed: time.Since(start)}
-	}
-	defer resp.Body.Close()
-	r := streamResult{node: resp.Header.Get("X-Potluck-Node"), status: resp.StatusCode}
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		r.err = fmt.Errorf("%s", msg)
-		r.elapsed = time.Since(start)
-		return r
-	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "data: [DONE]" {
-			r.done = true
-		} else if strings.HasPrefix(line, "data: ") {
-			r.chunks++
-		}
-	}
-	r.err = sc.Err()
-	r.elapsed = time.Since(start)
-	return r
-}
-
 func TestFederatedRouting(t *testing.T) {
 	a, b, c, model := federation(t)
 	aID, bID := a.meshStatus(t).PeerID, b.meshStatus(t).PeerID
 
 	var wg sync.WaitGroup
-	results := make([]streamResult, 12)
+	results := make([]labtest.Stream, 12)
 	for i := range results {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			results[i] = streamChat(ctx, c.api, model, 200)
+			results[i] = labtest.StreamChat(ctx, http.DefaultClient, c.api, model, 200)
 		}(i)
 	}
 	wg.Wait()
 	served := map[string]int{}
 	for i, r := range results {
-		if r.err != nil || r.status != http.StatusOK || !r.done {
+		if r.Err != nil || r.Status != http.StatusOK || !r.Done {
 			t.Errorf("stream %d: %+v", i, r)
 		}
-		served[r.node]++
+		served[r.Node]++
 	}
 	t.Logf("12 concurrent streams through the client node: %v", served)
 	if served["alpha/"+aID] < 3 || served["bravo/"+bID] < 3 {
@@ -153,7 +110,7 @@ func TestOpenAISDK(t *testing.T) {
 func TestFederatedFailover(t *testing.T) {
 	a, _, c, model := federation(t)
 	const n = 24
-	results := make([]streamResult, n)
+	results := make([]labtest.Stream, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -162,7 +119,7 @@ func TestFederatedFailover(t *testing.T) {
 			time.Sleep(time.Duration(i) * 15 * time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 			defer cancel()
-			results[i] = streamChat(ctx, c.api, model, 200)
+			results[i] = labtest.StreamChat(ctx, http.DefaultClient, c.api, model, 200)
 		}(i)
 	}
 	time.Sleep(100 * time.Millisecond)
@@ -170,18 +127,18 @@ func TestFederatedFailover(t *testing.T) {
 	wg.Wait()
 	var completed, brokenAfterStream, failedBefore, hung int
 	for i, r := range results {
-		switch {
-		case r.elapsed >= 45*time.Second:
+		switch r.Outcome(45 * time.Second) {
+		case labtest.Hung:
 			hung++
 			t.Errorf("request %d hung: %+v", i, r)
-		case r.status == http.StatusOK && r.done:
+		case labtest.Completed:
 			completed++
-		case r.status == http.StatusOK && r.chunks > 0:
+		case labtest.FailedAfterStream:
 			brokenAfterStream++
 			t.Logf("request %d broke after streaming: %+v", i, r)
 		default:
 			failedBefore++
-			t.Errorf("request %d failed before streaming: %+v: %v", i, r, r.err)
+			t.Errorf("request %d failed before streaming: %+v: %v", i, r, r.Err)
 		}
 	}
 	t.Logf("server killed under load: %d completed, %d broken after streaming, %d failed before streaming, %d hung", completed, brokenAfterStream, failedBefore, hung)

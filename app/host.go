@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -97,7 +98,7 @@ func (h *modelHost) makePlan() engine.Plan {
 			delete(h.excluded, id)
 		}
 	}
-	ex := maps(h.excluded)
+	ex := maps.Clone(h.excluded)
 	h.mu.Unlock()
 	for _, p := range n.Peers() {
 		if !p.Online || p.Mode != ShareWorker {
@@ -117,14 +118,6 @@ func (h *modelHost) makePlan() engine.Plan {
 	plan.Model = h.alias
 	plan.Excluded = append(plan.Excluded, excluded...)
 	return plan
-}
-
-func maps(m map[string]exclusion) map[string]exclusion {
-	out := make(map[string]exclusion, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // samePlan reports whether two plans start the same llama-server.

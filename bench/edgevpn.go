@@ -13,9 +13,7 @@ import (
 
 	ipfslog "github.com/ipfs/go-log"
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mudler/edgevpn/pkg/blockchain"
 	"github.com/mudler/edgevpn/pkg/crypto"
 	"github.com/mudler/edgevpn/pkg/discovery"
@@ -107,18 +105,6 @@ func edgevpnOptions(token string, bootstrap []string, tcpOnly bool) ([]node.Opti
 	return opts, nil
 }
 
-func p2pAddrs(h host.Host) []string {
-	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
-	if err != nil {
-		return nil
-	}
-	out := make([]string, len(addrs))
-	for i, a := range addrs {
-		out[i] = a.String()
-	}
-	return out
-}
-
 // evTunnel is EdgeVPN's service tunnel between two in-process nodes.
 type evTunnel struct {
 	addr    string // local end (ConnectNetworkService's listener)
@@ -163,7 +149,7 @@ func startEdgeVPNTunnel(ctx context.Context, target string) (*evTunnel, error) {
 		return nil, err
 	}
 	t.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	opts, err = edgevpnOptions(token, p2pAddrs(t.exposer.Host()), false)
+	opts, err = edgevpnOptions(token, netmesh.P2PAddrs(t.exposer.Host()), false)
 	if err != nil {
 		t.close()
 		return nil, err
@@ -270,7 +256,7 @@ func edgevpnNodeMain(args []string) int {
 	}
 	self := n.Host().ID().String()
 	fmt.Printf("id %s\n", self)
-	for _, a := range p2pAddrs(n.Host()) {
+	for _, a := range netmesh.P2PAddrs(n.Host()) {
 		fmt.Printf("addr %s\n", a)
 	}
 	ledger, err := n.Ledger()

@@ -123,6 +123,12 @@ func (n *Node) Addrs() []string {
 	if h == nil {
 		return nil
 	}
+	return P2PAddrs(h)
+}
+
+// P2PAddrs lists a libp2p host's listen addresses as full multiaddrs ending
+// in /p2p/<id>, the form --bootstrap takes.
+func P2PAddrs(h host.Host) []string {
 	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
 	if err != nil {
 		return nil

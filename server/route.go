@@ -64,12 +64,6 @@ type inflight struct {
 	n  map[string]int
 }
 
-func (f *inflight) candidates(bs []Backend) []Candidate {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.candidatesLocked(bs)
-}
-
 func (f *inflight) candidatesLocked(bs []Backend) []Candidate {
 	cs := make([]Candidate, len(bs))
 	for i, b := range bs {

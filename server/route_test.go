@@ -50,7 +50,9 @@ func TestInflightCounts(t *testing.T) {
 	f.add("a", 1)
 	f.add("b", 1)
 	f.add("a", -1)
-	cs := f.candidates([]Backend{{Node: "a"}, {Node: "b"}, {Node: "c"}})
+	f.mu.Lock()
+	cs := f.candidatesLocked([]Backend{{Node: "a"}, {Node: "b"}, {Node: "c"}})
+	f.mu.Unlock()
 	if cs[0].InFlight != 1 || cs[1].InFlight != 1 || cs[2].InFlight != 0 || f.total() != 2 {
 		t.Errorf("candidates = %+v, total %d", cs, f.total())
 	}

@@ -302,14 +302,21 @@ func (s Stream) Outcome(limit time.Duration) Outcome {
 // StreamChat sends a streamed chat request for model and reads it to the end
 // or until ctx ends.
 func (n *Node) StreamChat(ctx context.Context, model string, maxTokens int) Stream {
+	return StreamChat(ctx, n.Client, n.URL(""), model, maxTokens)
+}
+
+// StreamChat sends a streamed chat request to the API at base (e.g.
+// http://127.0.0.1:8080) with client, and reads it to the end or until ctx
+// ends. Tests outside the lab use it too.
+func StreamChat(ctx context.Context, client *http.Client, base, model string, maxTokens int) Stream {
 	start := time.Now()
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":%d,"stream":true}`, model, maxTokens)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL("/v1/chat/completions"), strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
 	if err != nil {
 		return Stream{Err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return Stream{Err: err, Elapsed: time.Since(start)}
 	}
