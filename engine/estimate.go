@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,32 +51,76 @@ type ModelEstimate struct {
 	TotalBytes uint64 `json:"total_bytes"`
 }
 
+// maxModelBytes bounds every figure of an estimate: 4 PiB, more than any
+// mesh offers. A file that claims more is corrupt, and the bound keeps the
+// planner's sums of these figures far from overflow.
+const maxModelBytes = 1 << 52
+
 // EstimateModel reads the GGUF file at path and estimates its memory needs
 // for a context of ctxSize tokens. ctxSize ≤ 0 means the model's training
 // context, which is what llama-server uses when it is not given one.
 func EstimateModel(path string, ctxSize int) (ModelEstimate, error) {
-	fi, err := os.Stat(path)
+	gf, err := readGGUF(path)
 	if err != nil {
-		return ModelEstimate{}, fmt.Errorf("model: %w", err)
-	}
-	if fi.IsDir() {
-		return ModelEstimate{}, fmt.Errorf("model %s: is a directory, not a GGUF file", path)
-	}
-	if fi.Size() == 0 {
-		return ModelEstimate{}, fmt.Errorf("model %s: file is empty, not a GGUF file", path)
-	}
-	gf, err := gguf.ParseGGUFFile(path, gguf.SkipLargeMetadata())
-	if err != nil {
-		return ModelEstimate{}, ggufError(path, err)
+		return ModelEstimate{}, err
 	}
 	return estimateFile(path, gf, ctxSize)
+}
+
+// readGGUF parses the GGUF file at path, with the other shards of a split
+// model. The parser trusts some of what a file claims (a block count sizes a
+// table), so vetFile reads each file's metadata first; what still makes the
+// parser panic becomes an error.
+func readGGUF(path string) (gf *gguf.GGUFFile, err error) {
+	files := gguf.CompleteShardGGUFFilename(path)
+	if files == nil {
+		files = []string{path}
+	}
+	for _, p := range files {
+		if err := vetFile(p); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			gf, err = nil, fmt.Errorf("model %s: not a valid GGUF model: %v", path, r)
+		}
+	}()
+	gf, err = gguf.ParseGGUFFile(path, gguf.SkipLargeMetadata())
+	if err != nil {
+		return nil, ggufError(path, err)
+	}
+	return gf, nil
+}
+
+// vetFile refuses a file that is no GGUF model, or whose header or metadata
+// the parser should not be trusted with.
+func vetFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return fmt.Errorf("model: %w", err)
+	case fi.IsDir():
+		return fmt.Errorf("model %s: is a directory, not a GGUF file", path)
+	case fi.Size() == 0:
+		return fmt.Errorf("model %s: file is empty, not a GGUF file", path)
+	}
+	if err := vetGGUF(f, fi.Size()); err != nil {
+		return fmt.Errorf("model %s: %w", path, err)
+	}
+	return nil
 }
 
 // ggufError turns a parse failure into an error a person can act on.
 func ggufError(path string, err error) error {
 	switch {
 	case errors.Is(err, gguf.ErrGGUFFileInvalidFormat):
-		return fmt.Errorf("model %s: not a GGUF file (no GGUF magic at the start)", path)
+		return fmt.Errorf("model %s: %w", path, errNotGGUF)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("model %s: GGUF file is truncated: %w", path, err)
 	case strings.Contains(err.Error(), "remaining bytes"), strings.Contains(err.Error(), "follow the header"):
@@ -92,7 +137,7 @@ func ggufError(path string, err error) error {
 func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimate, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			est, err = ModelEstimate{}, fmt.Errorf("model %s: malformed GGUF metadata: %v", path, r)
+			est, err = ModelEstimate{}, fmt.Errorf("model %s: not a valid GGUF model (malformed metadata: %v)", path, r)
 		}
 	}()
 	meta := gf.Metadata()
@@ -106,20 +151,34 @@ func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimat
 	if est.Arch == "" {
 		return ModelEstimate{}, fmt.Errorf("model %s: GGUF file names no general.architecture", path)
 	}
-	if arch.BlockCount > 1<<16 {
+	if arch.BlockCount > maxBlocks {
 		return ModelEstimate{}, fmt.Errorf("model %s: implausible block count %d", path, arch.BlockCount)
 	}
 	est.Layers = int(arch.BlockCount)
 
+	// The parser checks that the tensors' sizes add up to no more than the
+	// file holds, but its sum may wrap, and it does not look at offsets.
+	var data uint64 // bytes after the header; known for a file that is not split
+	if len(gf.SplitSizes) == 1 && gf.TensorDataStartOffset >= 0 && gf.TensorDataStartOffset <= int64(gf.Size) {
+		data = uint64(gf.Size) - uint64(gf.TensorDataStartOffset)
+	}
+	var c checked
 	est.LayerBytes = make([]uint64, est.Layers)
 	for _, ti := range gf.TensorInfos {
 		b := ti.Bytes()
-		est.WeightBytes += b
+		var o checked
+		if end := o.add(ti.Offset, b); data > 0 && (o.overflow || end > data) {
+			return ModelEstimate{}, fmt.Errorf("model %s: GGUF file is truncated or corrupt: tensor %q lies past the end of the file", path, ti.Name)
+		}
+		est.WeightBytes = c.add(est.WeightBytes, b)
 		if n, ok := blockIndex(ti.Name); ok && n < est.Layers {
 			est.LayerBytes[n] += b
 		} else {
 			est.OutputBytes += b
 		}
+	}
+	if c.overflow || est.WeightBytes > maxModelBytes {
+		return ModelEstimate{}, fmt.Errorf("model %s: not a valid GGUF model: its tensors claim more than %s", path, formatBytes(maxModelBytes))
 	}
 
 	if ctxSize <= 0 {
@@ -135,9 +194,9 @@ func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimat
 	if kvHeads == 0 {
 		kvHeads = arch.AttentionHeadCount
 	}
-	kGQA := uint64(arch.AttentionKeyLength) * kvHeads
-	vGQA := uint64(arch.AttentionValueLength) * kvHeads
-	est.KVBytesPerLayer = 2 * ctx * (kGQA + vGQA)
+	kGQA := c.mul(uint64(arch.AttentionKeyLength), kvHeads)
+	vGQA := c.mul(uint64(arch.AttentionValueLength), kvHeads)
+	est.KVBytesPerLayer = c.mul(c.mul(2, ctx), c.add(kGQA, vGQA))
 
 	vocab := arch.VocabularyLength
 	if vocab == 0 {
@@ -145,10 +204,29 @@ func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimat
 			vocab = ti.Dimensions[1]
 		}
 	}
-	est.ComputeBytes = 4 * ComputeUBatch * (vocab + arch.AttentionHeadCount*ctx)
+	est.ComputeBytes = c.mul(4*ComputeUBatch, c.add(vocab, c.mul(arch.AttentionHeadCount, ctx)))
 
-	est.TotalBytes = est.WeightBytes + uint64(est.Layers)*est.KVBytesPerLayer + est.ComputeBytes
+	est.TotalBytes = c.add(c.add(est.WeightBytes, c.mul(uint64(est.Layers), est.KVBytesPerLayer)), est.ComputeBytes)
+	if c.overflow || est.TotalBytes > maxModelBytes {
+		return ModelEstimate{}, fmt.Errorf("model %s: with a context of %d tokens it would need more than %s: "+
+			"its metadata is implausible, or the context is too large", path, ctxSize, formatBytes(maxModelBytes))
+	}
 	return est, nil
+}
+
+// checked does uint64 arithmetic and remembers whether any of it overflowed.
+type checked struct{ overflow bool }
+
+func (c *checked) add(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	c.overflow = c.overflow || carry != 0
+	return s
+}
+
+func (c *checked) mul(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	c.overflow = c.overflow || hi != 0
+	return lo
 }
 
 // blockIndex returns N for a tensor named blk.N.*.

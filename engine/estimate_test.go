@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -119,6 +120,7 @@ func TestEstimateModelErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := gguf{tb: t, b: good}
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -137,6 +139,10 @@ func TestEstimateModelErrors(t *testing.T) {
 		{"not gguf", write("text.gguf", []byte("this is a text file, not a model\n")), "not a GGUF file"},
 		{"truncated header", write("head.gguf", good[:200]), "truncated"},
 		{"truncated data", write("data.gguf", good[:len(good)-4096]), "truncated"},
+		{"huge tensor count", write("count.gguf", g.put64(8, 1<<60)), "truncated"},
+		{"huge block count", write("blocks.gguf", g.put32(g.value("llama.block_count")+4, math.MaxUint32)), "4294967295 blocks"},
+		{"tensor past the end", write("offset.gguf", g.put64(g.tensor("output_norm.weight")+16, uint64(len(good)))), "past the end"},
+		{"tensor size overflows", write("dims.gguf", g.put64(g.tensor("token_embd.weight")+4, math.MaxUint64)), "not a valid GGUF model"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := engine.EstimateModel(tc.path, 512)

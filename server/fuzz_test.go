@@ -1,0 +1,219 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/potluck-gpu/potluck/server"
+)
+
+// fuzzPaths are the endpoints that take a JSON body.
+var fuzzPaths = []string{
+	"/api/join", "/api/share", "/api/leave", "/api/members/remove",
+	"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+}
+
+// FuzzAPIBodies posts arbitrary bodies to every endpoint that reads one, as a
+// client on this machine would. Whatever the body, the answer is JSON, never
+// a recovered panic, and every refusal is an OpenAI error. A body the server
+// cannot read never reaches the node. The only backend is a closed port, so
+// the OpenAI endpoints answer quickly, with an error.
+func FuzzAPIBodies(f *testing.F) {
+	for _, seed := range []string{
+		// What each endpoint expects.
+		`{"token":"potluck1.abc"}`,
+		`{"mode":"worker","memory":"12GiB"}`,
+		`{"mode":"server","memory":12884901888}`,
+		`{"mode":"off","memory":null}`,
+		`{"peer":"alice"}`,
+		`{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":true}`,
+		`{"prompt":"Once upon a time","max_tokens":16,"temperature":0}`,
+		`{"model":"tiny","input":["a","b"]}`,
+		`{}`,
+		``,
+		// Truncated, nested, huge, of the wrong type.
+		`{"messages":[`,
+		`{"token":"abc`,
+		strings.Repeat(`[`, 20000),
+		strings.Repeat(`{"a":`, 5000) + `1` + strings.Repeat(`}`, 5000),
+		`{"max_tokens":1e400}`,
+		`{"max_tokens":99999999999999999999999}`,
+		`{"max_tokens":-1}`,
+		`{"max_tokens":1.5}`,
+		`{"memory":{}}`,
+		`{"memory":[1,2]}`,
+		`{"memory":true}`,
+		`{"memory":-1}`,
+		`{"token":5}`,
+		`{"peer":["x"]}`,
+		`{"stream":"yes"}`,
+		`{"model":{"id":1}}`,
+		`{"model":"gpt-9"}`,
+		`[1,2,3]`,
+		`null`,
+		`"just a string"`,
+		`{"token":"a"} {"token":"b"}`,
+		`{"token":"a"}garbage`,
+		// Bytes JSON has no place for.
+		"{\"token\":\"a\x00b\"}",
+		"\x00\x00\x00",
+		"{\"peer\":\"\xff\xfe\"}",
+		"{\"model\":\"\xc3\x28\"}",
+		"\xef\xbb\xbf{}", // a byte-order mark
+		`{"token":"\ud800"}`,
+		strings.Repeat("a", 5000),
+	} {
+		f.Add([]byte(seed))
+	}
+
+	node := &recordingNode{}
+	s, err := server.New(server.Config{Addr: "127.0.0.1:0", MaxBody: 4 << 10},
+		staticRouter{model: "tiny", backends: []server.Backend{{Node: "dead/1", BaseURL: closedPort(f)}}},
+		node, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := s.Handler()
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, path := range fuzzPaths {
+			node.reset()
+			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1"+path, bytes.NewReader(body))
+			req.Host = "127.0.0.1"
+			req.RemoteAddr = "127.0.0.1:50000"
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			checkAnswer(t, path, rec, node.called())
+			// /api/leave takes no body; the others act on what theirs says.
+			if node.called() && path != "/api/leave" && !json.Valid(body) {
+				t.Errorf("%s: the node was driven by a body that is not JSON (%d %q)", path, rec.Code, rec.Body.Bytes())
+			}
+		}
+	})
+}
+
+// closedPort returns a URL where nothing listens: a dial is refused at once.
+func closedPort(tb testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return "http://" + l.Addr().String()
+}
+
+// checkAnswer fails unless rec is a well-formed answer to a POST to path,
+// given whether the node was called.
+func checkAnswer(t *testing.T, path string, rec *httptest.ResponseRecorder, nodeCalled bool) {
+	t.Helper()
+	got := rec.Body.Bytes()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s: %d with Content-Type %q: %q", path, rec.Code, ct, got)
+	}
+	if !json.Valid(got) {
+		t.Fatalf("%s: %d with a body that is not JSON: %q", path, rec.Code, got)
+	}
+	if rec.Code >= 200 && rec.Code < 300 {
+		if strings.HasPrefix(path, "/v1/") {
+			t.Errorf("%s: %d with no live backend: %q", path, rec.Code, got)
+		}
+		return
+	}
+	var e struct {
+		Error *struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(got, &e); err != nil || e.Error == nil || e.Error.Message == "" || e.Error.Type == "" {
+		t.Fatalf("%s: %d that is not an OpenAI error: %q", path, rec.Code, got)
+	}
+	if rec.Code == http.StatusInternalServerError && e.Error.Message == "internal error" {
+		t.Fatalf("%s: the handler panicked: %q", path, got)
+	}
+	if nodeCalled && strings.HasPrefix(e.Error.Message, "request body is not valid JSON") {
+		t.Errorf("%s: the node was driven by a body the server refused: %q", path, got)
+	}
+}
+
+// recordingNode is a server.Node that remembers whether the API called it.
+// It refuses, as invalid input, what the real node would refuse.
+type recordingNode struct {
+	mu    sync.Mutex
+	calls int
+}
+
+var _ server.Node = (*recordingNode)(nil)
+
+// badInput is an error the server must answer with a 400.
+type badInput string
+
+func (e badInput) Error() string      { return string(e) }
+func (e badInput) InvalidInput() bool { return true }
+
+func (n *recordingNode) reset() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls = 0
+}
+
+func (n *recordingNode) called() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls > 0
+}
+
+func (n *recordingNode) call() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls++
+}
+
+func (n *recordingNode) Status() any           { return map[string]any{"state": "idle"} }
+func (n *recordingNode) Peers() any            { return []any{} }
+func (n *recordingNode) Plan(model string) any { return map[string]any{"model": model} }
+func (n *recordingNode) Members() any          { return []any{} }
+func (n *recordingNode) InviteToken() (string, error) {
+	return "", errors.New("not in a network")
+}
+func (n *recordingNode) Counters() server.Counters { return server.Counters{} }
+
+func (n *recordingNode) Join(ctx context.Context, token string) error {
+	n.call()
+	if !strings.HasPrefix(token, "potluck1.") {
+		return badInput("not an invite token")
+	}
+	return nil
+}
+
+func (n *recordingNode) Leave(ctx context.Context) error {
+	n.call()
+	return nil
+}
+
+func (n *recordingNode) Share(ctx context.Context, mode, memory string) error {
+	n.call()
+	switch mode {
+	case "off", "worker", "server":
+	default:
+		return badInput(`mode: want "off", "worker" or "server"`)
+	}
+	return nil
+}
+
+func (n *recordingNode) RemoveMember(ctx context.Context, who string) (any, error) {
+	n.call()
+	if who != "alice" {
+		return nil, errors.New("no member " + who) // a plain failure: a 500
+	}
+	return map[string]any{"removed": who}, nil
+}
