@@ -15,11 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,8 +40,10 @@ Usage:
   potluck engine status       show which llama.cpp binaries are used
   potluck engine install      download llama.cpp (Debian/Ubuntu x86-64)
   potluck hw [--json]         what this machine has and would offer
-  potluck token new           print a new invite token (a new network)
+  potluck token new           print a new invite token (a new network this computer owns)
   potluck plan [--model M]    how the running node splits a model over the pool
+  potluck members             the members of the running node's network
+  potluck members remove WHO  remove a member (owner only): the others move to a new token
   potluck version             print the version
 
 Run "potluck run -h" for the node's flags.
@@ -71,9 +72,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case "hw":
 		err = cmdHW(ctx, args, stdout, stderr)
 	case "token":
-		err = cmdToken(args, stdout)
+		err = cmdToken(args, stdout, stderr)
 	case "plan":
 		err = cmdPlan(ctx, args, stdout, stderr)
+	case "members":
+		err = cmdMembers(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "potluck %s\n", app.Version)
 	case "help", "-h", "--help":
@@ -121,23 +124,20 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string) {
 	fs.StringVar(&cfg.DataDir, "data-dir", env("POTLUCK_DATA_DIR", cfg.DataDir), "settings, identity and logs `dir` [POTLUCK_DATA_DIR]")
 	fs.StringVar(&cfg.Name, "name", env("POTLUCK_NAME", cfg.Name), "display name of this node [POTLUCK_NAME]")
 	fs.StringVar(&cfg.API, "api", env("POTLUCK_API", cfg.API), "API listen `address` [POTLUCK_API]")
-	fs.StringVar(&cfg.APIKey, "api-key", env("POTLUCK_API_KEY", ""), "API key clients must send as a Bearer token; required off loopback [POTLUCK_API_KEY]")
-	fs.StringVar(&cfg.CORSOrigin, "cors-origin", env("POTLUCK_CORS_ORIGIN", ""), "allow browser requests from this `origin` [POTLUCK_CORS_ORIGIN]")
+	fs.StringVar(&cfg.APIKey, "api-key", env("POTLUCK_API_KEY", ""), "API key clients must send as a Bearer token; required off loopback (prefer --api-key-file) [POTLUCK_API_KEY]")
+	secretFileFlag(fs, &cfg.APIKey, "api-key-file", "read the API key from `file` (mode 0600)")
+	fs.StringVar(&cfg.AdminKey, "admin-key", env("POTLUCK_ADMIN_KEY", ""), "key that lets remote clients use the admin endpoints (prefer --admin-key-file) [POTLUCK_ADMIN_KEY]")
+	secretFileFlag(fs, &cfg.AdminKey, "admin-key-file", "read the admin key from `file` (mode 0600)")
+	fs.StringVar(&cfg.CORSOrigin, "cors-origin", env("POTLUCK_CORS_ORIGIN", ""), "let a web page from this `origin` use /v1 and read status [POTLUCK_CORS_ORIGIN]")
+	listFlag(fs, &cfg.AllowedHosts, "allow-host", "POTLUCK_ALLOW_HOSTS", "more host names the API answers to, comma-separated (loopback and the --api host always)")
 	fs.StringVar(&cfg.Model, "model", env("POTLUCK_MODEL", ""), "GGUF model `path` to serve [POTLUCK_MODEL]")
 	fs.IntVar(&cfg.CtxSize, "ctx-size", envInt("POTLUCK_CTX_SIZE", cfg.CtxSize), "context size in tokens [POTLUCK_CTX_SIZE]")
 	fs.IntVar(&cfg.Threads, "threads", envInt("POTLUCK_THREADS", cfg.Threads), "CPU threads for llama.cpp; 0 = its default [POTLUCK_THREADS]")
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server (overrides the search)")
 	fs.StringVar(logLevel, "log-level", env("POTLUCK_LOG_LEVEL", "info"), "debug, info, warn or error [POTLUCK_LOG_LEVEL]")
 
-	fs.StringVar(&cfg.Token, "token", env("POTLUCK_P2P_TOKEN", ""), "invite `token` of the network to join [POTLUCK_P2P_TOKEN]")
-	fs.Func("token-file", "read the invite token from `file`", func(path string) error {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		cfg.Token = strings.TrimSpace(string(data))
-		return nil
-	})
+	fs.StringVar(&cfg.Token, "token", env("POTLUCK_P2P_TOKEN", ""), "invite `token` of the network to join; other users can read it in the process list, prefer --token-file [POTLUCK_P2P_TOKEN]")
+	secretFileFlag(fs, &cfg.Token, "token-file", "read the invite token from `file` (mode 0600)")
 	listFlag(fs, &cfg.Bootstrap, "bootstrap", "POTLUCK_P2P_BOOTSTRAP_PEERS", "peers to connect to first: full multiaddrs with /p2p/<id>, comma-separated")
 	listFlag(fs, &cfg.P2PListen, "p2p-listen", "POTLUCK_P2P_LISTEN_MADDRS", "libp2p listen multiaddrs, comma-separated (default: TCP on all interfaces)")
 	fs.BoolVar(&cfg.NoDHT, "no-dht", envBool("POTLUCK_P2P_DISABLE_DHT"), "no DHT discovery: LAN (mDNS) and --bootstrap only [POTLUCK_P2P_DISABLE_DHT]")
@@ -178,6 +178,60 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string) {
 			cfg.Split = m
 		}
 	}
+}
+
+// secretFileFlag binds a flag that reads a secret from a file, which only
+// its owner may read.
+func secretFileFlag(fs *flag.FlagSet, dst *string, name, usage string) {
+	fs.Func(name, usage, func(path string) error {
+		v, err := readSecretFile(path)
+		*dst = v
+		return err
+	})
+}
+
+// readSecretFile reads a key or token from path. It refuses a file that
+// other users can read (on systems with Unix permissions) or that is empty.
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		return "", fmt.Errorf("%s is a directory", path)
+	}
+	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
+		return "", fmt.Errorf("%s can be read by other users (mode %04o): run `chmod 600 %s`", path, perm, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSpace(string(data))
+	if v == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return v, nil
+}
+
+// warnSecretFlags warns about secrets given on the command line, where
+// every user of the machine can read them (ps, /proc).
+func warnSecretFlags(fs *flag.FlagSet, log *slog.Logger) {
+	instead := map[string]string{
+		"token":     "--token-file FILE or POTLUCK_P2P_TOKEN",
+		"api-key":   "--api-key-file FILE or POTLUCK_API_KEY",
+		"admin-key": "--admin-key-file FILE or POTLUCK_ADMIN_KEY",
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if alt, ok := instead[f.Name]; ok {
+			log.Warn("--"+f.Name+" on the command line can be read by other users of this machine in the process list; use "+alt+" instead", "flag", f.Name)
+		}
+	})
 }
 
 // listFlag binds a comma-separated list flag with an environment default.
@@ -238,6 +292,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, desktop bool) 
 	if err != nil {
 		return err
 	}
+	warnSecretFlags(fs, log)
 	// libp2p is chatty: only its warnings, unless POTLUCK_P2P_LOGLEVEL asks for more.
 	p2pLevel := slog.LevelWarn
 	if cfg.P2PLogLevel != "" {
@@ -367,70 +422,6 @@ func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(r)
 	}
 	return hw.WriteTable(stdout, r, policy.Offer(r))
-}
-
-func cmdToken(args []string, stdout io.Writer) error {
-	if len(args) != 1 || args[0] != "new" {
-		return usageError{errors.New("token: want `potluck token new`")}
-	}
-	tok, err := netmesh.NewToken()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, tok)
-	return nil
-}
-
-func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("potluck plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	api := fs.String("api", env("POTLUCK_API", "127.0.0.1:8080"), "API `address` of the running node [POTLUCK_API]")
-	model := fs.String("model", "", "GGUF `path` to plan (default: the model the node serves)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	u := "http://" + *api + "/api/plan"
-	if *model != "" {
-		abs, err := filepath.Abs(*model)
-		if err != nil {
-			return err
-		}
-		u += "?model=" + url.QueryEscape(abs)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	if key := os.Getenv("POTLUCK_API_KEY"); key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("is a node running? %w", err)
-	}
-	defer resp.Body.Close()
-	var view app.PlanView
-	if err := json.NewDecoder(resp.Body).Decode(&view); err != nil {
-		return fmt.Errorf("%s: %s", u, resp.Status)
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(view)
-	}
-	if view.Error != "" {
-		return errors.New(view.Error)
-	}
-	fmt.Fprintf(stdout, "%s", view.Model)
-	if view.Detail != "" {
-		fmt.Fprintf(stdout, " (%s)", view.Detail)
-	}
-	fmt.Fprintln(stdout)
-	if view.Plan != nil {
-		fmt.Fprintln(stdout, view.Plan.String())
-	}
-	return nil
 }
 
 // runTray runs the node in the background and the tray app on this (the

@@ -82,6 +82,11 @@ func (p *proc) meshStatus(t *testing.T) meshStatus {
 	return st
 }
 
+// adminGetJSON is getJSON for an admin endpoint, which takes only JSON.
+func adminGetJSON(url string, v any) error {
+	return getJSON(url, v, "Content-Type", "application/json")
+}
+
 func newToken(t *testing.T) string {
 	t.Helper()
 	tok, err := netmesh.NewToken()
@@ -183,7 +188,10 @@ func TestNodeAPIJoinLeave(t *testing.T) {
 	b.waitPeers(t, "alpha", 20*time.Second, func(ps []peerDoc) bool { return onlineIDs(ps)[aID] })
 
 	var tok struct{ Token string }
-	if err := getJSON(b.api+"/api/token", &tok); err != nil || tok.Token != token {
+	if err := getJSON(b.api+"/api/token", &tok); err == nil {
+		t.Errorf("/api/token answered a request that was not JSON")
+	}
+	if err := adminGetJSON(b.api+"/api/token", &tok); err != nil || tok.Token != token {
 		t.Errorf("/api/token = %q, %v", tok.Token, err)
 	}
 	resp, err = http.Post(b.api+"/api/leave", "application/json", nil)

@@ -125,8 +125,16 @@ func (p *proc) waitStatus(t *testing.T, what string, ok func(map[string]any) boo
 	return nil
 }
 
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
+// getJSON decodes GET url into v; hdr are header names and values to send.
+func getJSON(url string, v any, hdr ...string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,11 @@ func (a apiNode) Join(ctx context.Context, token string) error { return a.n.Join
 func (a apiNode) Leave(ctx context.Context) error              { return a.n.Leave(ctx) }
 func (a apiNode) InviteToken() (string, error)                 { return a.n.InviteToken() }
 func (a apiNode) Counters() server.Counters                    { return a.n.counters() }
+func (a apiNode) Members() any                                 { return a.n.Members() }
+
+func (a apiNode) RemoveMember(ctx context.Context, who string) (any, error) {
+	return a.n.RemoveMember(ctx, who)
+}
 
 func (a apiNode) Share(ctx context.Context, mode, memory string) error {
 	m, ok := ParseShareMode(mode)

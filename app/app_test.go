@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 
 func TestSettingsRoundTripPrivate(t *testing.T) {
 	dir := t.TempDir()
-	if s, err := LoadSettings(dir); err != nil || s != (Settings{}) {
+	if s, err := LoadSettings(dir); err != nil || !reflect.DeepEqual(s, Settings{}) {
 		t.Fatalf("missing file: %+v, %v", s, err)
 	}
 	want := Settings{Token: "secret", Share: ShareWorker, ShareMemory: 8 << 30}
@@ -25,7 +26,7 @@ func TestSettingsRoundTripPrivate(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("settings file mode %v, %v; want 0600", fi.Mode(), err)
 	}
-	if got, err := LoadSettings(dir); err != nil || got != want {
+	if got, err := LoadSettings(dir); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("LoadSettings = %+v, %v; want %+v", got, err, want)
 	}
 	os.WriteFile(filepath.Join(dir, settingsFile), []byte("{nope"), 0o600)

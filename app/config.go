@@ -23,9 +23,11 @@ type Config struct {
 	DataDir string // settings, identity, logs
 	Name    string // display name; default the host name
 
-	API        string // listen address of the HTTP API
-	APIKey     string // required when API is not loopback
-	CORSOrigin string
+	API          string   // listen address of the HTTP API
+	APIKey       string   // required when API is not loopback; grants /v1 and reading status
+	AdminKey     string   // lets remote clients use the admin endpoints; empty: loopback only
+	CORSOrigin   string   // a browser origin allowed to use /v1 and read status
+	AllowedHosts []string // more names the API answers to, besides loopback and the --api host
 
 	Model   string // GGUF to serve; empty: serve none
 	CtxSize int

@@ -28,6 +28,10 @@ type Controller interface {
 	// Subscribe delivers events until cancel is called. A slow reader
 	// misses events rather than blocking the node.
 	Subscribe() (events <-chan Event, cancel func())
+	// Members lists the members of the network: name, peer id, first and
+	// last seen, and whether they were removed or have yet to move to the
+	// network's new token.
+	Members() MembersView
 	// Recent returns the latest requests served through this node's API.
 	Recent() []Request
 	// Logs returns the node's last log lines.

@@ -24,11 +24,17 @@ const (
 type meshSession struct {
 	node   *netmesh.Node
 	token  string
+	tok    netmesh.Token
 	cancel context.CancelFunc
 	done   chan struct{}
+	closed sync.Once
 
 	mu      sync.Mutex
 	tunnels map[string]*netmesh.Tunnel // peer id + "/" + service
+	// A retired session is a network this node moved away from when its
+	// owner removed a member. It stays up only to hand the signed removal
+	// to the members that have not moved yet, and admits nobody else.
+	retired *handoff
 }
 
 // InvalidTokenError is a pasted token that is not an invite token.
@@ -43,34 +49,58 @@ func (e *InvalidTokenError) Unwrap() error { return e.Err }
 // InvalidInput marks the error as the client's (HTTP 400).
 func (e *InvalidTokenError) InvalidInput() bool { return true }
 
-// startMesh joins the mesh of token. The caller holds opMu and has left any
-// previous mesh.
-func (n *Node) startMesh(ctx context.Context, token string) error {
+// sessionOptions vary a session from the configuration.
+type sessionOptions struct {
+	bootstrap []string // more peers to dial first
+	listen    []string // listen here instead of the configured addresses
+	retired   *handoff // a retired network's session (see handoff)
+}
+
+// openSession joins the mesh of token without making it the node's network.
+func (n *Node) openSession(ctx context.Context, token string, o sessionOptions) (*meshSession, error) {
 	n.mu.Lock()
 	runCtx := n.runCtx
 	n.mu.Unlock()
 	if runCtx == nil {
-		return fmt.Errorf("the node is not running")
+		return nil, fmt.Errorf("the node is not running")
 	}
+	tok, err := netmesh.ParseToken(token)
+	if err != nil {
+		return nil, &InvalidTokenError{Err: err}
+	}
+	s := &meshSession{token: token, tok: tok, done: make(chan struct{}), tunnels: map[string]*netmesh.Tunnel{}, retired: o.retired}
 	cfg := netmesh.DefaultConfig(token)
 	cfg.DataDir = n.cfg.DataDir
 	cfg.Name = n.cfg.Name
 	cfg.ListenAddrs = n.cfg.P2PListen
-	cfg.Bootstrap = n.cfg.Bootstrap
+	cfg.Bootstrap = append(slices.Clone(n.cfg.Bootstrap), o.bootstrap...)
+	if len(o.listen) > 0 {
+		cfg.ListenAddrs = o.listen
+	}
 	cfg.DisableDHT = n.cfg.NoDHT
 	cfg.MDNS = !n.cfg.NoMDNS
 	cfg.EnableLimits = n.cfg.P2PLimits
 	cfg.LogLevel = n.cfg.P2PLogLevel
 	cfg.AppVersion = Version
+	cfg.Admit = func(id string) bool { return n.admits(s, id) }
+	cfg.OnNotice = func(from string, payload []byte) { n.onNotice(s, from, payload) }
 	if n.cfg.Heartbeat > 0 {
 		cfg.HeartbeatInterval = n.cfg.Heartbeat
 	}
+	if o.retired != nil {
+		// The node's own network keeps the configured ports (a port
+		// forward points at them); a retired one takes any free port
+		// on the same interfaces.
+		cfg.ListenAddrs = anyPort(cfg.ListenAddrs)
+		cfg.Name = n.cfg.Name + " (moving)"
+	}
 	mn, err := netmesh.New(cfg, n.log.With("part", "mesh"))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	s.node = mn
 	mctx, cancel := context.WithCancel(runCtx)
-	s := &meshSession{node: mn, token: token, cancel: cancel, done: make(chan struct{}), tunnels: map[string]*netmesh.Tunnel{}}
+	s.cancel = cancel
 	go func() {
 		defer close(s.done)
 		if err := mn.Run(mctx); err != nil {
@@ -83,15 +113,61 @@ func (n *Node) startMesh(ctx context.Context, token string) error {
 		cancel()
 		mn.Close()
 		<-s.done
-		return fmt.Errorf("join the network: %w", err)
+		return nil, fmt.Errorf("join the network: %w", err)
 	}
+	return s, nil
+}
+
+// anyPort turns listen multiaddrs into the same ones on any free port.
+func anyPort(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		parts := strings.Split(a, "/")
+		for i := 1; i+1 < len(parts); i++ {
+			if parts[i] == "tcp" || parts[i] == "udp" {
+				parts[i+1] = "0"
+			}
+		}
+		out = append(out, strings.Join(parts, "/"))
+	}
+	return out
+}
+
+// installMesh makes s the node's network.
+func (n *Node) installMesh(s *meshSession) {
+	n.roll.UseNetwork(networkID(s.tok))
 	n.mu.Lock()
 	n.mesh = s
+	runCtx := n.runCtx
 	n.mu.Unlock()
+	mctx, cancel := context.WithCancel(runCtx)
+	go func() {
+		<-s.done
+		cancel()
+	}()
 	go n.watchPeers(mctx, s)
 	n.publishInfo()
-	n.log.Info("joined the network", "peer_id", mn.ID())
-	return nil
+	n.seenSelf()
+	n.log.Info("joined the network", "peer_id", s.node.ID(), "token", s.tok)
+}
+
+// closeSession stops a session that is not (or no longer) the node's
+// network. It may be called more than once.
+func (n *Node) closeSession(s *meshSession) {
+	s.closed.Do(func() {
+		s.cancel()
+		s.mu.Lock()
+		for k, t := range s.tunnels {
+			t.Close()
+			delete(s.tunnels, k)
+		}
+		s.mu.Unlock()
+		if err := s.node.Close(); err != nil {
+			n.log.Warn("leave the network", "err", err)
+		}
+		n.rejectedBefore.Add(s.node.Rejected())
+	})
+	<-s.done
 }
 
 // stopMesh leaves the mesh, if any. The caller holds opMu.
@@ -103,17 +179,7 @@ func (n *Node) stopMesh() {
 	if s == nil {
 		return
 	}
-	s.cancel()
-	s.mu.Lock()
-	for k, t := range s.tunnels {
-		t.Close()
-		delete(s.tunnels, k)
-	}
-	s.mu.Unlock()
-	if err := s.node.Close(); err != nil {
-		n.log.Warn("leave the network", "err", err)
-	}
-	<-s.done
+	n.closeSession(s)
 	if n.host != nil {
 		n.host.kick()
 	}
@@ -137,9 +203,14 @@ func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
 			if !ok {
 				return
 			}
-			p := n.peerView(ev.Peer, time.Now())
+			now := time.Now()
+			p := n.peerView(ev.Peer, now)
+			if ev.Type == netmesh.PeerJoined || ev.Type == netmesh.PeerUpdated {
+				n.seenPeer(ev.Peer, now)
+			}
 			switch ev.Type {
 			case netmesh.PeerJoined:
+				n.movedHere(p.ID)
 				n.log.Info("peer joined", "name", p.Name, "peer_id", p.ID, "mode", p.Mode)
 				n.events.publish(Event{Kind: EventPeerJoined, Peer: &p, Message: p.Name + " joined"})
 			case netmesh.PeerOffline, netmesh.PeerRemoved:
@@ -298,38 +369,58 @@ func (n *Node) counters() server.Counters {
 	}
 	st := s.node.TunnelStats()
 	c.TunnelBytes = st.BytesSent + st.BytesReceived
+	c.MessagesRejected = n.rejectedBefore.Load() + s.node.Rejected()
+	n.mu.Lock()
+	for _, r := range n.retired {
+		c.MessagesRejected += r.node.Rejected()
+	}
+	n.mu.Unlock()
 	return c
 }
 
 // Join implements Controller.
 func (n *Node) Join(ctx context.Context, token string) error {
 	token = strings.TrimSpace(token)
-	if _, err := netmesh.ParseToken(token); err != nil {
+	tok, err := netmesh.ParseToken(token)
+	if err != nil {
 		return &InvalidTokenError{Err: err}
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
+	n.mu.Lock()
+	if n.settings.movedFrom(token) {
+		// An old invite of this network: its owner moved it since.
+		token = n.settings.Token
+		tok, _ = netmesh.ParseToken(token)
+	}
+	prev, perr := netmesh.ParseToken(n.settings.Token)
+	n.mu.Unlock()
 	if s := n.currentMesh(); s != nil && s.token == token {
 		return nil
+	}
+	if perr != nil || networkID(prev) != networkID(tok) {
+		n.forgetRetired() // another network: nobody there waits for us
 	}
 	n.setJoining(true)
 	defer n.setJoining(false)
 	n.stopMesh()
-	if err := n.startMesh(ctx, token); err != nil {
+	s, err := n.openSession(ctx, token, sessionOptions{})
+	if err != nil {
 		n.warn(Warning{Code: "mesh", Severity: SeverityError, Message: err.Error()})
 		return err
 	}
-	n.clearWarning("mesh")
-	n.clearWarning("saved-mesh")
-	if err := n.reexpose(); err != nil {
-		return err
-	}
+	// Saved before anyone can see the node in the network, so that a
+	// node that stops right after still knows its network.
 	n.mu.Lock()
 	n.settings.Token = token
 	settings := n.settings
 	n.mu.Unlock()
-	if err := settings.Save(n.cfg.DataDir); err != nil {
-		n.log.Warn("save settings", "err", err)
+	n.saveSettings(settings)
+	n.installMesh(s)
+	n.clearWarning("mesh")
+	n.clearWarning("saved-mesh")
+	if err := n.reexpose(); err != nil {
+		return err
 	}
 	n.events.publish(Event{Kind: EventJoined, Message: "joined the network"})
 	if n.host != nil {
@@ -351,6 +442,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	defer n.opMu.Unlock()
 	n.stopWorker()
 	n.stopMesh()
+	n.forgetRetired()
 	n.mu.Lock()
 	n.settings.Token = ""
 	n.settings.Share = ShareOff

@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/members"
+	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/server"
 )
 
@@ -35,11 +38,16 @@ type Node struct {
 	engErr   error // why llama.cpp is unavailable
 	settings Settings
 	joining  bool
-	mesh     *meshSession // nil when in no mesh
-	worker   *workerProc  // non-nil while sharing as a worker
-	host     *modelHost   // non-nil when a model is configured
-	hwReport *hw.Report
-	warnings map[string]Warning
+	mesh     *meshSession    // nil when in no mesh
+	retired  []*meshSession  // networks left behind, still handing out a removal
+	applied  map[string]bool // removals carried out, by members.ID
+	roll     *members.Roll
+
+	rejectedBefore atomic.Uint64 // mesh messages rejected by closed sessions
+	worker         *workerProc   // non-nil while sharing as a worker
+	host           *modelHost    // non-nil when a model is configured
+	hwReport       *hw.Report
+	warnings       map[string]Warning
 }
 
 var _ Controller = (*Node)(nil)
@@ -60,6 +68,10 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	ring := &logRing{max: 200}
+	roll, rollErr := members.Open(cfg.DataDir)
+	if roll == nil {
+		return nil, rollErr
+	}
 	n := &Node{
 		cfg:      cfg,
 		logs:     ring,
@@ -67,11 +79,17 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		started:  time.Now(),
 		settings: settings,
 		warnings: map[string]Warning{},
+		applied:  map[string]bool{},
+		roll:     roll,
+	}
+	if rollErr != nil {
+		n.log.Warn("member list", "err", rollErr)
 	}
 	srv, err := server.New(server.Config{
-		Addr: cfg.API, APIKey: cfg.APIKey, CORSOrigin: cfg.CORSOrigin,
-		WaitReady: 20 * time.Second,
-		OnRequest: n.onRequest,
+		Addr: cfg.API, APIKey: cfg.APIKey, AdminKey: cfg.AdminKey, CORSOrigin: cfg.CORSOrigin,
+		AllowedHosts: cfg.AllowedHosts,
+		WaitReady:    20 * time.Second,
+		OnRequest:    n.onRequest,
 	}, n, apiNode{n}, n.log.With("part", "api"))
 	if err != nil {
 		return nil, err
@@ -122,6 +140,7 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.srv.Run(ctx) })
 	spawn(func() error { return n.watchHardware(ctx) })
 	spawn(func() error { return n.publishLoad(ctx) })
+	spawn(func() error { return n.keepRoll(ctx) })
 	if n.host != nil {
 		spawn(func() error { return n.host.run(ctx) })
 	}
@@ -146,8 +165,12 @@ func (n *Node) Run(ctx context.Context) error {
 // resume joins the mesh and shares as configured, or as saved last time.
 func (n *Node) resume(ctx context.Context) error {
 	token, saved := n.cfg.Token, false
-	if token == "" {
+	switch {
+	case token == "":
 		token, saved = n.settings.Token, true
+	case n.settings.movedFrom(token):
+		n.log.Warn("the network's owner moved it to a new token since; using the new one (update --token, --token-file or POTLUCK_P2P_TOKEN)")
+		token = n.settings.Token
 	}
 	share := n.cfg.Share
 	if share == "" {
@@ -164,6 +187,10 @@ func (n *Node) resume(ctx context.Context) error {
 			}
 			n.warn(Warning{Code: "saved-mesh", Severity: SeverityWarning, Message: "could not rejoin the saved network: " + err.Error()})
 		}
+		if tok, err := netmesh.ParseToken(token); err == nil && tok.Fingerprint() == n.settings.RemovedFrom {
+			n.warnRemoved()
+		}
+		n.resumeHandoffs(ctx)
 	}
 	if share != "" && share != ShareOff {
 		if err := n.Share(ctx, share, memory); err != nil {
@@ -198,6 +225,7 @@ func (n *Node) shutdown() {
 	defer n.opMu.Unlock()
 	n.stopWorker()
 	n.stopMesh()
+	n.closeRetired()
 }
 
 func (n *Node) findEngine(ctx context.Context) {
@@ -265,7 +293,10 @@ type Status struct {
 	Share         ShareMode `json:"share"`
 	MemoryOffered uint64    `json:"memory_offered"`
 
-	InMesh      bool     `json:"in_mesh"`
+	InMesh bool `json:"in_mesh"`
+	// Network is the fingerprint of the network's token: two nodes show
+	// the same exactly when they hold the same token.
+	Network     string   `json:"network,omitempty"`
 	PeerID      string   `json:"peer_id,omitempty"`
 	P2PAddrs    []string `json:"p2p_addrs,omitempty"`
 	PeersOnline int      `json:"peers_online"`
@@ -348,6 +379,7 @@ func (n *Node) Status() Status {
 
 	if mesh != nil {
 		st.InMesh, st.PeerID, st.P2PAddrs = true, mesh.node.ID(), mesh.node.Addrs()
+		st.Network = mesh.tok.Fingerprint()
 		for _, p := range mesh.node.Peers() {
 			if p.Online {
 				st.PeersOnline++

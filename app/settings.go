@@ -7,6 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
+	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 // Settings are the user's choices that outlive a restart: the mesh joined
@@ -16,6 +21,37 @@ type Settings struct {
 	Token       string    `json:"token,omitempty"`
 	Share       ShareMode `json:"share,omitempty"`
 	ShareMemory uint64    `json:"share_memory,omitempty"`
+
+	// PastTokens are the fingerprints of tokens the network moved away
+	// from when its owner removed a member: a --token naming one of them
+	// means Token.
+	PastTokens []string `json:"past_tokens,omitempty"`
+	// Handoffs are networks this node moved away from that still hand
+	// the owner's removal to members that have not moved yet.
+	Handoffs []SavedHandoff `json:"handoffs,omitempty"`
+	// RemovedFrom is the fingerprint of the token of a network whose
+	// owner removed this computer.
+	RemovedFrom string `json:"removed_from,omitempty"`
+}
+
+// SavedHandoff is a retired network kept up for members still on it.
+type SavedHandoff struct {
+	Token   string    `json:"token"`   // the retired token
+	Removal []byte    `json:"removal"` // the owner's signed removal
+	Pending []string  `json:"pending"` // peer ids of members that have not moved
+	Since   time.Time `json:"since"`
+}
+
+// maxPastTokens bounds Settings.PastTokens.
+const maxPastTokens = 16
+
+// movedFrom says whether token is one the network moved away from.
+func (s Settings) movedFrom(token string) bool {
+	tok, err := netmesh.ParseToken(token)
+	if err != nil || s.Token == "" || s.Token == token {
+		return false
+	}
+	return slices.Contains(s.PastTokens, tok.Fingerprint())
 }
 
 const settingsFile = "settings.json"
@@ -48,25 +84,5 @@ func (s Settings) Save(dir string) error {
 // WriteFileAtomic replaces name with data, so a crash leaves the old file or
 // the new one, never half of either. The file has mode perm from the start.
 func WriteFileAtomic(name string, data []byte, perm fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
+	return atomicfile.Write(name, data, perm)
 }

@@ -54,17 +54,27 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) error {
 
 	if mode != ShareOff && n.currentMesh() == nil {
 		// Sharing never needs a settings page first: start a new mesh
-		// whose token the user can copy as the invite.
-		token, err := netmesh.NewToken()
+		// whose token the user can copy as the invite. This computer
+		// holds its owner key, so it alone can remove members.
+		owner, err := netmesh.OwnerKey(n.cfg.DataDir)
 		if err != nil {
 			return err
 		}
-		if err := n.startMesh(ctx, token); err != nil {
+		token, err := netmesh.NewOwnedToken(owner.GetPublic())
+		if err != nil {
+			return err
+		}
+		n.forgetRetired()
+		s, err := n.openSession(ctx, token, sessionOptions{})
+		if err != nil {
 			return err
 		}
 		n.mu.Lock()
 		n.settings.Token = token
+		settings := n.settings
 		n.mu.Unlock()
+		n.saveSettings(settings)
+		n.installMesh(s)
 		n.log.Info("started a new network; copy its invite token to add machines")
 	}
 	if err := n.reexpose(); err != nil {

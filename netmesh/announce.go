@@ -1,6 +1,7 @@
 package netmesh
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
@@ -17,16 +18,19 @@ import (
 // NodeInfo, keyed by peer ID.
 const LedgerBucket = "potluck.nodes"
 
-// heartbeatVersion is the wire version of heartbeat.
-const heartbeatVersion = 1
+// heartbeatVersion is the wire version of heartbeat. Version 2 heartbeats
+// travel in signed envelopes; earlier ones are not accepted.
+const heartbeatVersion = 2
 
 // heartbeat is published on the mesh's sealed gossip channel every
-// Config.HeartbeatInterval. Receivers note the local time it arrived; the
-// sender's clock is never consulted.
+// Config.HeartbeatInterval, signed by the sender's identity key. Receivers
+// note the local time it arrived; the sender's clock is never compared with
+// theirs.
 type heartbeat struct {
 	V       int       `json:"v"`
 	ID      string    `json:"id"`
 	Boot    string    `json:"boot"`            // changes on every start
+	Start   int64     `json:"start"`           // when this boot began, on the sender's clock (orders its own boots)
 	Seq     uint64    `json:"seq"`             // increases within one boot
 	EveryMS int64     `json:"every_ms"`        // sender's heartbeat interval
 	Addrs   []string  `json:"addrs,omitempty"` // for a direct connection
@@ -59,6 +63,7 @@ func (n *Node) SetInfo(f func(*NodeInfo)) {
 	next := n.self.info.Clone()
 	f(&next)
 	next.PeerID = n.id.String()
+	next.SealKey = n.self.info.SealKey
 	before, _ := json.Marshal(n.self.info)
 	after, _ := json.Marshal(next)
 	n.self.info = next
@@ -137,6 +142,7 @@ func (n *Node) sendHeartbeat(full bool) {
 		V:       heartbeatVersion,
 		ID:      n.id.String(),
 		Boot:    n.boot,
+		Start:   n.started,
 		Seq:     n.self.seq,
 		EveryMS: n.cfg.HeartbeatInterval.Milliseconds(),
 	}
@@ -158,60 +164,129 @@ func (n *Node) sendHeartbeat(full bool) {
 		n.log.Error("encode heartbeat", "err", err)
 		return
 	}
-	if err := n.ev.PublishMessage(&hub.Message{Message: string(b)}); err != nil {
+	if err := n.publish(codecHeartbeat, b); err != nil {
 		n.log.Debug("publish heartbeat", "err", err)
 	}
 }
 
-// handleHeartbeat is EdgeVPN's handler for the sealed generic channel.
-func (n *Node) handleHeartbeat(_ *blockchain.Ledger, m *hub.Message, _ chan *hub.Message) error {
+// publish signs payload and puts it on the mesh's sealed channel.
+func (n *Node) publish(codec, payload []byte) error {
+	msg, err := seal(n.priv, codec, payload)
+	if err != nil {
+		return err
+	}
+	return n.ev.PublishMessage(&hub.Message{Message: msg})
+}
+
+// handleMessage is EdgeVPN's handler for the sealed generic channel. Every
+// message must be signed by the member it speaks for: anything else is
+// dropped and counted, and changes nothing.
+func (n *Node) handleMessage(_ *blockchain.Ledger, m *hub.Message, _ chan *hub.Message) error {
+	if tap := n.cfg.Tap; tap != nil {
+		tap(m.Message)
+	}
+	signer, codec, payload, err := unseal(m.Message)
+	if err != nil {
+		n.rejected("bad signature", m.SenderID, "")
+		return nil
+	}
+	if signer == n.id {
+		return nil
+	}
+	if !n.admitted(signer) {
+		return nil
+	}
+	switch {
+	case bytes.Equal(codec, codecHeartbeat):
+		n.handleHeartbeat(signer, payload)
+	case bytes.Equal(codec, codecNotice):
+		if f := n.cfg.OnNotice; f != nil {
+			f(signer.String(), payload)
+		}
+	default:
+		n.log.Debug("ignored a message of an unknown type", "from", signer.String())
+	}
+	return nil
+}
+
+// rejected counts a message that failed its checks.
+func (n *Node) rejected(why, via, claimed string) {
+	n.stats.rejected.Add(1)
+	n.log.Debug("dropped a mesh message", "why", why, "via", via, "claimed", claimed)
+}
+
+// Rejected is how many mesh messages failed their signature check, or were
+// signed by one member but spoke for another, since the node started.
+func (n *Node) Rejected() uint64 { return n.stats.rejected.Load() }
+
+// admitted says whether a peer may take part (Config.Admit).
+func (n *Node) admitted(id peer.ID) bool {
+	if n.isBlocked(id) {
+		return false
+	}
+	return n.cfg.Admit == nil || n.cfg.Admit(id.String())
+}
+
+// handleHeartbeat takes a heartbeat signed by signer.
+func (n *Node) handleHeartbeat(signer peer.ID, payload []byte) {
 	now := time.Now()
 	var hb heartbeat
-	if err := json.Unmarshal([]byte(m.Message), &hb); err != nil || hb.V < heartbeatVersion {
-		n.log.Debug("ignored a malformed heartbeat", "from", m.SenderID)
-		return nil
+	if err := json.Unmarshal(payload, &hb); err != nil || hb.V < heartbeatVersion {
+		n.log.Debug("ignored a malformed heartbeat", "from", signer.String())
+		return
 	}
-	pid, err := peer.Decode(hb.ID)
-	if err != nil || pid == n.id {
-		return nil
+	if hb.ID != signer.String() {
+		n.rejected("signed by another member", signer.String(), hb.ID)
+		return
 	}
 	var raw []byte
+	var err error
 	if hb.Info != nil {
 		hb.Info.PeerID = hb.ID
 		if raw, err = json.Marshal(hb.Info); err != nil {
-			return nil
+			return
 		}
 	} else if !n.roster.known(hb.ID) {
 		// A peer first heard without its info: take it from the ledger
 		// until its next full heartbeat.
 		if info, ok := n.LedgerNodes()[hb.ID]; ok {
-			info.PeerID = hb.ID
 			hb.Info = &info
 			raw, _ = json.Marshal(info)
 		}
 	}
-	if n.roster.observe(hb, raw, now) {
+	fresh, joined := n.roster.observe(hb, raw, now)
+	if !fresh {
+		return // a replay, or an older run of the peer
+	}
+	if joined {
 		// The newcomer may have missed our last full heartbeat: send one.
 		// As every node does the same, a joiner learns everyone's info
 		// at once, and everyone learns its info from its own replies.
 		n.announceNow()
 	}
-	n.connectPeer(pid, hb.Addrs)
-	return nil
+	n.connectPeer(signer, hb.Addrs)
 }
 
-// reconcileLedger rewrites this node's ledger entry when it is missing or
-// stale (a concurrent write by another node can replace the whole block).
+// reconcileLedger rewrites this node's ledger entry, its signed NodeInfo,
+// when it is missing or stale (a concurrent write by another node can
+// replace the whole block).
 func (n *Node) reconcileLedger() {
 	info := n.Info()
-	want, err := json.Marshal(info)
+	b, err := json.Marshal(info)
 	if err != nil {
 		return
 	}
-	if v, ok := n.ledger.GetKey(LedgerBucket, info.PeerID); ok && string(v) == string(want) {
+	want, err := seal(n.priv, codecNodeInfo, b) // Ed25519 signatures are deterministic
+	if err != nil {
 		return
 	}
-	n.ledger.Add(LedgerBucket, map[string]any{info.PeerID: info})
+	if v, ok := n.ledger.GetKey(LedgerBucket, info.PeerID); ok {
+		var have string
+		if v.Unmarshal(&have) == nil && have == want {
+			return
+		}
+	}
+	n.ledger.Add(LedgerBucket, map[string]any{info.PeerID: want})
 }
 
 // LedgerNodes returns the NodeInfo entries in the mesh's shared ledger, which
@@ -226,12 +301,29 @@ func (n *Node) LedgerNodes() map[string]NodeInfo {
 		return out
 	}
 	for id, v := range l.CurrentData()[LedgerBucket] {
-		var info NodeInfo
-		if err := v.Unmarshal(&info); err == nil {
+		if info, ok := n.ledgerEntry(id, v); ok {
 			out[id] = info
 		}
 	}
 	return out
+}
+
+// ledgerEntry checks one ledger entry: the NodeInfo of the member it is
+// filed under, signed by that member. Anything else is ignored.
+func (n *Node) ledgerEntry(id string, v blockchain.Data) (NodeInfo, bool) {
+	var msg string
+	if v.Unmarshal(&msg) != nil {
+		return NodeInfo{}, false
+	}
+	signer, codec, payload, err := unseal(msg)
+	if err != nil || !bytes.Equal(codec, codecNodeInfo) || signer.String() != id || !n.admitted(signer) {
+		return NodeInfo{}, false
+	}
+	var info NodeInfo
+	if json.Unmarshal(payload, &info) != nil || info.PeerID != id {
+		return NodeInfo{}, false
+	}
+	return info, true
 }
 
 // pingEvery is the RTT measurement period in heartbeats.

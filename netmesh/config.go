@@ -38,6 +38,19 @@ type Config struct {
 	// AppVersion is announced to peers.
 	AppVersion string
 
+	// Admit, when set, says whether a peer (by peer ID) may take part: a
+	// peer it refuses is disconnected, never dialed, and its messages are
+	// dropped. It is asked often and must be quick. Nil admits every
+	// holder of the token.
+	Admit func(peerID string) bool
+	// OnNotice, when set, receives the notices other members publish with
+	// Notify, with the signing member's peer ID. It runs on the mesh's
+	// message loop: it must not block.
+	OnNotice func(from string, payload []byte)
+	// Tap, when set, sees every raw message of the mesh's sealed channel
+	// before it is checked. For tools and tests.
+	Tap func(message string)
+
 	// HeartbeatInterval is how often the node announces itself. A peer that
 	// misses about three of its heartbeats is offline. Default 5s.
 	HeartbeatInterval time.Duration

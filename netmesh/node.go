@@ -2,9 +2,9 @@ package netmesh
 
 import (
 	"context"
+	"crypto/hpke"
 	"errors"
 	"fmt"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"log/slog"
 	"strings"
 	"sync"
@@ -35,12 +35,14 @@ const (
 
 // Node is one member of a mesh. Build it with New, start it with Run.
 type Node struct {
-	cfg  Config
-	tok  Token
-	log  *slog.Logger
-	priv crypto.PrivKey
-	id   peer.ID
-	boot string // random per Run: lets peers tell a restart from a replay
+	cfg     Config
+	tok     Token
+	log     *slog.Logger
+	priv    crypto.PrivKey
+	id      peer.ID
+	sealKey hpke.PrivateKey // see SealTo
+	boot    string          // random per node: lets peers tell a restart from a replay
+	started int64           // when this node was made (Unix ns): orders this machine's own restarts
 
 	up   chan struct{} // closed once listening and joined
 	done chan struct{} // closed when the node has stopped
@@ -58,6 +60,7 @@ type Node struct {
 	services map[string]string // exposed service name -> local address
 	tunnels  map[*Tunnel]struct{}
 	dialing  map[peer.ID]bool // full-mesh connects in flight
+	blocked  map[peer.ID]bool // see Block
 
 	closeOnce sync.Once
 	closeErr  error
@@ -91,13 +94,19 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	sk, err := sealKeyOf(priv)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{
 		cfg:      cfg,
 		tok:      tok,
 		log:      log.With("component", "netmesh"),
 		priv:     priv,
 		id:       id,
+		sealKey:  sk,
 		boot:     boot,
+		started:  time.Now().UnixNano(),
 		up:       make(chan struct{}),
 		done:     make(chan struct{}),
 		services: map[string]string{},
@@ -106,7 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		announce: make(chan struct{}, 1),
 	}
 	n.roster = newRoster(cfg.HeartbeatInterval)
-	n.self.info = NodeInfo{PeerID: id.String(), Name: cfg.Name, Version: cfg.AppVersion}
+	n.self.info = NodeInfo{PeerID: id.String(), Name: cfg.Name, Version: cfg.AppVersion, SealKey: encodeSealKey(sk)}
 	return n, nil
 }
 
@@ -124,6 +133,20 @@ func (n *Node) Addrs() []string {
 		return nil
 	}
 	return P2PAddrs(h)
+}
+
+// ListenAddrs are the addresses the node listens on, with the ports it
+// got (a configured port 0 shows the port chosen). Empty until it is up.
+func (n *Node) ListenAddrs() []string {
+	h := n.getHost()
+	if h == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range h.Network().ListenAddresses() {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // P2PAddrs lists a libp2p host's listen addresses as full multiaddrs ending
@@ -297,7 +320,7 @@ func (n *Node) start(ctx context.Context) error {
 		node.WithStore(&blockchain.MemoryStore{}),
 		node.WithSealer(&sealer{}),
 		node.EnableGenericHub,
-		node.GenericChannelHandlers(n.handleHeartbeat),
+		node.GenericChannelHandlers(n.handleMessage),
 		// Heartbeats carry liveness and info; the ledger's periodic full
 		// sync only helps late joiners converge, so it can be slower.
 		node.WithLedgerAnnounceTime(ledgerSyncEvery*n.cfg.HeartbeatInterval),
@@ -334,6 +357,11 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 
+	if n.cfg.Admit != nil {
+		for _, c := range h.Network().Conns() {
+			n.connected(h.Network(), c)
+		}
+	}
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected})
 	if n.cfg.MDNS {
 		n.startMDNS(h)
@@ -417,8 +445,14 @@ func (n *Node) shutdown() error {
 
 // connected announces this node to a peer as soon as the peer has joined the
 // mesh room over a new connection, instead of waiting for the next heartbeat.
-func (n *Node) connected(_ network.Network, c network.Conn) {
+func (n *Node) connected(nw network.Network, c network.Conn) {
 	pid := c.RemotePeer()
+	if !n.admitted(pid) {
+		// Refused: Config.Admit turned it away (a removed member, or
+		// anyone but the expected members of a retired network).
+		n.spawn(func() { _ = nw.ClosePeer(pid) })
+		return
+	}
 	n.spawn(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -446,117 +480,4 @@ func (n *Node) connected(_ network.Network, c network.Conn) {
 			}
 		}
 	})
-}
-
-// keepConnected dials a bootstrap peer and redials it whenever the connection
-// drops, with capped backoff.
-func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
-	h := n.getHost()
-	const maxWait = 30 * time.Second
-	wait := 250 * time.Millisecond
-	for {
-		if h.Network().Connectedness(pi.ID) != network.Connected {
-			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := h.Connect(dctx, pi)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				n.log.Debug("bootstrap peer unreachable", "peer", pi.ID.String(), "err", err)
-				wait = min(wait*2, maxWait)
-			} else {
-				wait = 250 * time.Millisecond
-			}
-		}
-		next := wait
-		if h.Network().Connectedness(pi.ID) == network.Connected {
-			next = 5 * time.Second // just check on it now and then
-		}
-		t := time.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// mdnsNotifee connects to peers found on the LAN.
-type mdnsNotifee struct{ n *Node }
-
-func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
-	n := m.n
-	if !n.enter() {
-		return
-	}
-	defer n.wg.Done()
-	h := n.getHost()
-	if pi.ID == h.ID() || h.Network().Connectedness(pi.ID) == network.Connected {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Connect(ctx, pi); err != nil {
-		n.log.Debug("mDNS peer unreachable", "peer", pi.ID.String(), "err", err)
-	}
-}
-
-func (n *Node) startMDNS(h host.Host) {
-	svc := mdns.NewMdnsService(h, n.tok.cfg.MDNS, mdnsNotifee{n})
-	if err := svc.Start(); err != nil {
-		// No multicast-capable interface: carry on without LAN discovery.
-		n.log.Warn("mDNS discovery unavailable; peers on this LAN will not be found automatically", "err", err)
-		svc.Close()
-		return
-	}
-	n.mu.Lock()
-	n.mdns = svc
-	n.mu.Unlock()
-}
-
-// connectPeer makes sure there is a direct connection to a peer heard about
-// through the mesh, so its services can be dialed and its RTT measured.
-func (n *Node) connectPeer(pid peer.ID, addrs []string) {
-	h := n.getHost()
-	if h == nil || pid == n.id || h.Network().Connectedness(pid) == network.Connected {
-		return
-	}
-	pi := peer.AddrInfo{ID: pid}
-	for _, a := range addrs {
-		if m, err := ma.NewMultiaddr(a); err == nil {
-			pi.Addrs = append(pi.Addrs, m)
-		}
-	}
-	if len(pi.Addrs) == 0 {
-		return
-	}
-	n.mu.Lock()
-	if n.dialing[pid] || n.stopping {
-		n.mu.Unlock()
-		return
-	}
-	n.dialing[pid] = true
-	n.mu.Unlock()
-	n.spawn(func() {
-		defer func() {
-			n.mu.Lock()
-			delete(n.dialing, pid)
-			n.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		clearBackoff(h, pid)
-		if err := h.Connect(ctx, pi); err != nil {
-			n.log.Debug("peer unreachable", "peer", pid.String(), "err", err)
-		}
-	})
-}
-
-// clearBackoff forgets earlier failed dials to pid. Peers of a mesh hear of
-// each other through heartbeats and often dial each other at the same
-// moment; the loser of that race must not lock the pair out for the
-// swarm's backoff period.
-func clearBackoff(h host.Host, pid peer.ID) {
-	if sw, ok := h.Network().(*swarm.Swarm); ok {
-		sw.Backoff().Clear(pid)
-	}
 }

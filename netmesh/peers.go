@@ -22,6 +22,8 @@ type NodeInfo struct {
 	Services map[string]ServiceInfo `json:"services,omitempty"`
 	Models   []string               `json:"models,omitempty"`
 	InFlight int                    `json:"in_flight,omitempty"` // requests being served
+	// SealKey is the node's HPKE public key (base64): see SealTo.
+	SealKey string `json:"seal_key,omitempty"`
 }
 
 // ServiceInfo describes one exposed service.
@@ -47,6 +49,9 @@ type Peer struct {
 	// RTT is the last measured round trip over a direct connection; zero if
 	// none is known.
 	RTT time.Duration
+	// Addrs are the addresses the peer last announced, signed, for a
+	// direct connection.
+	Addrs []string
 }
 
 // MarshalJSON renders a Peer for the node API: NodeInfo plus online,
@@ -104,7 +109,9 @@ type peerState struct {
 	info     NodeInfo
 	raw      []byte // info as announced, to detect changes
 	boot     string
+	start    int64 // the boot's start on the peer's clock
 	seq      uint64
+	addrs    []string
 	every    time.Duration // the peer's own heartbeat interval
 	online   bool
 	lastSeen time.Time // local clock, monotonic reading included
@@ -125,11 +132,16 @@ func newRoster(every time.Duration) *roster {
 	return &roster{defaultEvery: every, peers: map[string]*peerState{}, subs: map[*subscriber]struct{}{}}
 }
 
-// observe records a heartbeat that arrived at now. It reports whether the
-// peer joined (is new or back from offline).
-func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (joined bool) {
+// observe records a heartbeat, already checked to be signed by its peer,
+// that arrived at now. A heartbeat that says nothing new (a replay, or one
+// from an older run of the peer) changes nothing: fresh is false. joined
+// reports whether the peer is new or back from offline.
+func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (fresh, joined bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return false, false
+	}
 	every := time.Duration(hb.EveryMS) * time.Millisecond
 	if every <= 0 {
 		every = r.defaultEvery
@@ -137,22 +149,29 @@ func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (joined bool) 
 	every = min(max(every, 10*time.Millisecond), 10*time.Minute)
 
 	p, known := r.peers[hb.ID]
-	if !known {
+	if known {
+		switch {
+		case hb.Boot == p.boot && hb.Seq <= p.seq:
+			return false, false // seen already
+		case hb.Boot != p.boot && hb.Start <= p.start:
+			return false, false // an older run of the peer
+		}
+	} else {
 		p = &peerState{}
 		r.peers[hb.ID] = p
 	}
-	newer := !known || hb.Boot != p.boot || hb.Seq > p.seq
 	wasOnline := p.online
 	p.lastSeen = now
 	p.online = true
 	p.every = every
+	p.boot, p.start, p.seq = hb.Boot, hb.Start, hb.Seq
+	if len(hb.Addrs) > 0 {
+		p.addrs = slices.Clone(hb.Addrs)
+	}
 	changed := false
-	if newer {
-		p.boot, p.seq = hb.Boot, hb.Seq
-		if hb.Info != nil && !bytes.Equal(p.raw, raw) {
-			p.info, p.raw = *hb.Info, raw
-			changed = known // a new peer is "joined", not "updated"
-		}
+	if hb.Info != nil && !bytes.Equal(p.raw, raw) {
+		p.info, p.raw = *hb.Info, raw
+		changed = known // a new peer is "joined", not "updated"
 	}
 	if p.info.PeerID == "" {
 		p.info.PeerID = hb.ID
@@ -163,7 +182,20 @@ func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (joined bool) 
 	case changed:
 		r.emit(PeerUpdated, p)
 	}
-	return !wasOnline
+	return true, !wasOnline
+}
+
+// remove forgets a peer at once (it was blocked).
+func (r *roster) remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.peers[id]
+	if !ok {
+		return
+	}
+	delete(r.peers, id)
+	p.online = false
+	r.emit(PeerRemoved, p)
 }
 
 // sweep marks peers offline and removes long-gone ones; it returns the IDs it
@@ -220,7 +252,7 @@ func (r *roster) onlineIDs() []string {
 }
 
 func (p *peerState) snapshot() Peer {
-	return Peer{NodeInfo: p.info.Clone(), Online: p.online, LastSeen: p.lastSeen, RTT: p.rtt}
+	return Peer{NodeInfo: p.info.Clone(), Online: p.online, LastSeen: p.lastSeen, RTT: p.rtt, Addrs: slices.Clone(p.addrs)}
 }
 
 func (r *roster) list() []Peer {

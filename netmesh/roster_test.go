@@ -12,7 +12,16 @@ import (
 func beat(id, boot string, seq uint64, every time.Duration, info NodeInfo) (heartbeat, []byte) {
 	info.PeerID = id
 	raw, _ := json.Marshal(info)
-	return heartbeat{V: 1, ID: id, Boot: boot, Seq: seq, EveryMS: every.Milliseconds(), Info: &info}, raw
+	return heartbeat{V: heartbeatVersion, ID: id, Boot: boot, Start: bootStart(boot), Seq: seq, EveryMS: every.Milliseconds(), Info: &info}, raw
+}
+
+// bootStart orders the test's boots by their names: "b1" before "b2".
+func bootStart(boot string) int64 {
+	var n int64
+	for _, c := range boot {
+		n = n*256 + int64(c)
+	}
+	return n
 }
 
 func drain(ch <-chan PeerEvent) []string {
@@ -54,8 +63,11 @@ func TestRosterLiveness(t *testing.T) {
 		{name: "late replay of old info", at: 2*time.Second + 100*time.Millisecond, beat: &a, boot: "b1", seq: 2, online: true, present: true},
 		{name: "3 heartbeats missed, not yet", at: 5 * time.Second, online: true, present: true},
 		{name: "over 3.5 heartbeats missed", at: 5*time.Second + 700*time.Millisecond, want: []string{"offline a"}, online: false, present: true},
+		{name: "replay of the last heartbeat after it went offline", at: 5*time.Second + 800*time.Millisecond, beat: &a2, boot: "b1", seq: 3, online: false, present: true},
 		{name: "restarted (new boot, seq from 1)", at: 6 * time.Second, beat: &a, boot: "b2", seq: 1, want: []string{"joined a"}, online: true, present: true},
+		{name: "replay from the previous run", at: 6*time.Second + 100*time.Millisecond, beat: &a2, boot: "b1", seq: 9, online: true, present: true},
 		{name: "offline again", at: 10 * time.Second, want: []string{"offline a"}, online: false, present: true},
+		{name: "replay from the previous run while offline", at: 10*time.Second + 100*time.Millisecond, beat: &a2, boot: "b1", seq: 10, online: false, present: true},
 		{name: "removed after RemoveAfter", at: 6*time.Second + time.Minute + time.Millisecond, want: []string{"removed a"}, present: false},
 	}
 	for _, s := range steps {
@@ -75,6 +87,9 @@ func TestRosterLiveness(t *testing.T) {
 		}
 		if ok && s.name == "late replay of old info" && len(p.Models) != 1 {
 			t.Errorf("a replayed heartbeat overwrote newer info")
+		}
+		if ok && strings.HasPrefix(s.name, "replay from the previous run") && len(p.Models) != 0 {
+			t.Errorf("%s: a heartbeat of an older run overwrote the info", s.name)
 		}
 	}
 }
@@ -181,12 +196,12 @@ func TestRosterHeartbeatWithoutInfo(t *testing.T) {
 	t0 := time.Now()
 	hb, raw := beat("a", "b", 1, time.Second, NodeInfo{Name: "a"})
 	r.observe(hb, raw, t0)
-	r.observe(heartbeat{V: 1, ID: "a", Boot: "b", Seq: 2, EveryMS: 1000}, nil, t0.Add(3*time.Second))
+	r.observe(heartbeat{V: heartbeatVersion, ID: "a", Boot: "b", Start: bootStart("b"), Seq: 2, EveryMS: 1000}, nil, t0.Add(3*time.Second))
 	r.sweep(t0.Add(5*time.Second), time.Hour)
 	if p, _ := r.get("a"); !p.Online || p.Name != "a" {
 		t.Errorf("peer a = %+v after a heartbeat without info", p)
 	}
-	r.observe(heartbeat{V: 1, ID: "x", Boot: "b", Seq: 1, EveryMS: 1000}, nil, t0)
+	r.observe(heartbeat{V: heartbeatVersion, ID: "x", Boot: "b", Start: bootStart("b"), Seq: 1, EveryMS: 1000}, nil, t0)
 	if p, ok := r.get("x"); !ok || p.PeerID != "x" || !p.Online {
 		t.Errorf("peer x = %+v, %v", p, ok)
 	}

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mudler/edgevpn/pkg/node"
 	"gopkg.in/yaml.v2"
 )
@@ -34,8 +36,21 @@ var ErrEmptyToken = errors.New("token is empty")
 // Token is a parsed invite token: the EdgeVPN connection config shared by
 // every member of a mesh. It never prints its secrets: String, GoString and
 // LogValue show only a fingerprint.
+//
+// A token Potluck made for a new network also names the network's owner
+// (the peer ID of the owner key, see OwnerKey), in a field EdgeVPN's own
+// parser ignores. Only the owner can remove members.
 type Token struct {
-	cfg node.YAMLConnectionConfig
+	cfg     node.YAMLConnectionConfig
+	owner   string // peer ID of the owner key; empty: no owner
+	network string // the network's id, the same across rotations; empty for tokens without an owner
+}
+
+// tokenYAML is the wire form: EdgeVPN's config plus Potluck's own fields.
+type tokenYAML struct {
+	node.YAMLConnectionConfig `yaml:",inline"`
+	Owner                     string `yaml:"potluck_owner,omitempty"`
+	Network                   string `yaml:"potluck_network,omitempty"`
 }
 
 var (
@@ -45,17 +60,65 @@ var (
 )
 
 // NewToken returns a fresh invite token in EdgeVPN's format (base64 of its YAML
-// connection config) with every secret drawn from crypto/rand.
+// connection config) with every secret drawn from crypto/rand. The network
+// has no owner: see NewOwnedToken.
 func NewToken() (string, error) {
+	t, err := freshToken("")
+	if err != nil {
+		return "", err
+	}
+	return t.Encode()
+}
+
+// NewOwnedToken returns a fresh invite token for a network owned by the
+// holder of owner (see LoadOwnerKey).
+func NewOwnedToken(owner crypto.PubKey) (string, error) {
+	id, err := peer.IDFromPublicKey(owner)
+	if err != nil {
+		return "", fmt.Errorf("owner key: %w", err)
+	}
+	t, err := freshToken(id.String())
+	if err != nil {
+		return "", err
+	}
+	if t.network, err = randomString(16); err != nil {
+		return "", err
+	}
+	return t.Encode()
+}
+
+// Rotate returns a new token for the same network: fresh secrets, the same
+// owner. Holders of t cannot open the new one.
+func (t Token) Rotate() (Token, error) {
+	next, err := freshToken(t.owner)
+	next.network = t.network
+	return next, err
+}
+
+// Network names the network across token rotations: an id Potluck drew
+// when it made the network, or for a token without one, the token's
+// fingerprint.
+func (t Token) Network() string {
+	if t.network != "" {
+		return t.network
+	}
+	return t.Fingerprint()
+}
+
+// Owner is the peer ID of the network's owner key, or "" for a network
+// without one (a token made by EdgeVPN, LocalAI or an older Potluck).
+func (t Token) Owner() string { return t.owner }
+
+func freshToken(owner string) (Token, error) {
 	secrets := make([]string, 5)
 	for i := range secrets {
 		s, err := randomString(tokenKeyLength)
 		if err != nil {
-			return "", fmt.Errorf("generate token: %w", err)
+			return Token{}, fmt.Errorf("generate token: %w", err)
 		}
 		secrets[i] = s
 	}
-	t := Token{cfg: node.YAMLConnectionConfig{
+	return Token{owner: owner, cfg: node.YAMLConnectionConfig{
 		RoomName:       secrets[0],
 		Rendezvous:     secrets[1],
 		MDNS:           secrets[2],
@@ -64,8 +127,7 @@ func NewToken() (string, error) {
 			DHT:    node.OTPConfig{Key: secrets[3], Interval: tokenOTPInterval, Length: tokenKeyLength},
 			Crypto: node.OTPConfig{Key: secrets[4], Interval: tokenOTPInterval, Length: tokenKeyLength},
 		},
-	}}
-	return t.Encode()
+	}}, nil
 }
 
 // ParseToken validates a pasted token. Surrounding whitespace and line breaks
@@ -94,14 +156,22 @@ func ParseToken(s string) (t Token, err error) {
 			t, err = Token{}, errors.New("token is not a valid connection config (the YAML decoder failed)")
 		}
 	}()
-	var cfg node.YAMLConnectionConfig
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+	var w tokenYAML
+	if err := yaml.Unmarshal(raw, &w); err != nil {
 		return Token{}, fmt.Errorf("token is not a valid connection config (%s): it was probably cut off or mangled when copied", yamlProblem(err))
 	}
-	if err := validateConnectionConfig(cfg); err != nil {
+	if err := validateConnectionConfig(w.YAMLConnectionConfig); err != nil {
 		return Token{}, err
 	}
-	return Token{cfg: cfg}, nil
+	if w.Owner != "" {
+		if _, err := peer.Decode(w.Owner); err != nil {
+			return Token{}, errors.New("token names an owner that is not a peer ID: it was probably mangled when copied")
+		}
+	}
+	if len(w.Network) > 64 {
+		return Token{}, errors.New("token has an invalid network id: it was probably mangled when copied")
+	}
+	return Token{cfg: w.YAMLConnectionConfig, owner: w.Owner, network: w.Network}, nil
 }
 
 func decodeBase64(s string) ([]byte, error) {
@@ -178,7 +248,7 @@ func validateConnectionConfig(c node.YAMLConnectionConfig) error {
 
 // Encode returns the token in EdgeVPN's wire format. The result is a secret.
 func (t Token) Encode() (string, error) {
-	b, err := yaml.Marshal(t.cfg)
+	b, err := yaml.Marshal(tokenYAML{YAMLConnectionConfig: t.cfg, Owner: t.owner, Network: t.network})
 	if err != nil {
 		return "", fmt.Errorf("encode token: %w", err)
 	}
@@ -186,7 +256,7 @@ func (t Token) Encode() (string, error) {
 }
 
 // IsZero reports whether t is the zero Token (not parsed from anything).
-func (t Token) IsZero() bool { return t.cfg == node.YAMLConnectionConfig{} }
+func (t Token) IsZero() bool { return t == Token{} }
 
 // Fingerprint is a short, non-secret digest of the token: two nodes show the
 // same fingerprint exactly when they hold the same token.

@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mudler/edgevpn/pkg/node"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"gopkg.in/yaml.v2"
@@ -236,4 +239,77 @@ func FuzzParseToken(f *testing.F) {
 			t.Fatal("round trip changed the token")
 		}
 	})
+}
+
+// A token Potluck makes for a network it owns names the owner in a field
+// EdgeVPN's own parser ignores; rotating it keeps the owner and changes
+// every secret.
+func TestOwnedToken(t *testing.T) {
+	dir := t.TempDir()
+	key, err := netmesh.OwnerKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := netmesh.OwnerKey(dir); err != nil || !again.Equals(key) {
+		t.Fatalf("the owner key changed between loads: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, netmesh.OwnerKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("owner key file: %v %v", fi, err)
+	}
+	owner, _ := peer.IDFromPublicKey(key.GetPublic())
+	enc, err := netmesh.NewOwnedToken(key.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := netmesh.ParseToken(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Owner() != owner.String() {
+		t.Errorf("owner = %q, want %s", tok.Owner(), owner)
+	}
+
+	// EdgeVPN's parser still reads it, to the same connection config.
+	c := decodeYAML(t, enc)
+	var cfg node.Config
+	if err := node.FromBase64(false, false, enc, nil, nil)(&cfg); err != nil {
+		t.Fatalf("EdgeVPN rejects an owned token: %v", err)
+	}
+	if cfg.RoomName != c.RoomName || cfg.ExchangeKey != c.OTP.Crypto.Key || c.RoomName == "" {
+		t.Errorf("EdgeVPN read a different config")
+	}
+
+	next, err := tok.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Owner() != tok.Owner() || next.Fingerprint() == tok.Fingerprint() || next.Network() != tok.Network() {
+		t.Errorf("rotated: owner %q fingerprint %s network %s, from %q %s %s", next.Owner(), next.Fingerprint(), next.Network(), tok.Owner(), tok.Fingerprint(), tok.Network())
+	}
+	// Another network of the same owner is another network.
+	other, _ := netmesh.NewOwnedToken(key.GetPublic())
+	if o, _ := netmesh.ParseToken(other); o.Network() == tok.Network() || o.Owner() != tok.Owner() {
+		t.Errorf("two networks of one owner: %s %s", o.Network(), tok.Network())
+	}
+
+	// Tokens without an owner (EdgeVPN's, or NewToken) have none.
+	for _, s := range []string{node.GenerateNewConnectionData().Base64(), mustToken(t)} {
+		if p, err := netmesh.ParseToken(s); err != nil || p.Owner() != "" {
+			t.Errorf("owner of an ownerless token = %q, %v", p.Owner(), err)
+		}
+	}
+	// A mangled owner is refused, and the error does not repeat it.
+	bad := encodeYAML(strings.Replace(string(mustDecode(t, enc)), owner.String(), "not-a-peer-id", 1))
+	if _, err := netmesh.ParseToken(bad); err == nil || strings.Contains(err.Error(), "not-a-peer-id") {
+		t.Errorf("mangled owner: %v", err)
+	}
+}
+
+func mustDecode(t *testing.T, enc string) []byte {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

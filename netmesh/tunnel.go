@@ -51,6 +51,7 @@ type TunnelStats struct {
 type counters struct {
 	sent, received, streams atomic.Uint64
 	active                  atomic.Int64
+	rejected                atomic.Uint64 // mesh messages that failed their checks
 }
 
 func (c *counters) snapshot() TunnelStats {

@@ -17,6 +17,7 @@ type metrics struct {
 	inflight *prometheus.GaugeVec
 	latency  *prometheus.HistogramVec
 	tokens   prometheus.Counter
+	refused  *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -35,8 +36,12 @@ func newMetrics(s *Server) *metrics {
 		tokens: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "potluck_tokens_generated_total", Help: "Tokens generated for requests through this node.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "potluck_api_refused_total",
+			Help: "API requests refused before any handler ran, by reason: host, origin, content-type, key, admin, busy.",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.inflight, m.latency, m.tokens,
+	m.reg.MustRegister(m.requests, m.inflight, m.latency, m.tokens, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.node != nil {
 		m.reg.MustRegister(
@@ -46,6 +51,10 @@ func newMetrics(s *Server) *metrics {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "potluck_tunnel_bytes_total", Help: "Bytes carried by mesh tunnels, both directions.",
 			}, func() float64 { return float64(s.node.Counters().TunnelBytes) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "potluck_mesh_messages_rejected_total",
+				Help: "Mesh messages dropped because their signature did not check out or they spoke for another member.",
+			}, func() float64 { return float64(s.node.Counters().MessagesRejected) }),
 		)
 	}
 	return m

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
+	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -22,6 +22,10 @@ type Node interface {
 	// size like "12GiB" or a byte count; empty: the default offer).
 	Share(ctx context.Context, mode, memory string) error
 	InviteToken() (string, error)
+	// Members lists the members of the network; RemoveMember removes
+	// one by name or peer id (only the network's owner can).
+	Members() any
+	RemoveMember(ctx context.Context, who string) (any, error)
 	Counters() Counters
 }
 
@@ -29,6 +33,9 @@ type Node interface {
 type Counters struct {
 	PeersOnline int
 	TunnelBytes uint64
+	// MessagesRejected counts mesh messages dropped because their
+	// signature did not check out or they spoke for another member.
+	MessagesRejected uint64
 }
 
 // InvalidInput marks an error caused by what the client sent (a 400).
@@ -44,7 +51,26 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 	g.GET("/peers", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Peers()) })
 	g.GET("/plan", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Plan(c.Query("model"))) })
 	g.GET("/requests", func(c *gin.Context) { c.JSON(http.StatusOK, s.Recent()) })
+	g.GET("/members", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Members()) })
 	g.GET("/token", s.token)
+	g.POST("/members/remove", func(c *gin.Context) {
+		var req struct {
+			Peer string `json:"peer"`
+		}
+		if !bindJSON(c, &req) {
+			return
+		}
+		if req.Peer == "" {
+			openAIError(c, http.StatusBadRequest, "invalid_request_error", `say whom to remove: {"peer": "<name or peer id>"}`)
+			return
+		}
+		res, err := s.node.RemoveMember(c.Request.Context(), req.Peer)
+		if err != nil {
+			s.nodeResult(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, res)
+	})
 	g.POST("/join", func(c *gin.Context) {
 		var req struct {
 			Token string `json:"token"`
@@ -75,14 +101,9 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 	})
 }
 
-// token answers only clients on this machine: the invite token is the key
-// to the whole mesh.
+// token gives the invite token, the key to the whole mesh. It is an admin
+// endpoint: only clients on this machine or with the admin key get it.
 func (s *Server) token(c *gin.Context) {
-	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		openAIError(c, http.StatusForbidden, "invalid_request_error", "the invite token is only given to clients on this machine")
-		return
-	}
 	tok, err := s.node.InviteToken()
 	if err != nil {
 		openAIError(c, http.StatusConflict, "invalid_request_error", err.Error())
@@ -92,9 +113,14 @@ func (s *Server) token(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"token": tok})
 }
 
+// bindJSON reads the request body, which must be one JSON value and nothing
+// more, into v.
 func bindJSON(c *gin.Context, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(body, v)
+	}
+	if err != nil {
 		openAIError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
 		return false
 	}

@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,9 +57,16 @@ func (e *UnknownModelError) Error() string {
 // Config is the server's configuration.
 type Config struct {
 	Addr       string // listen address, default 127.0.0.1:8080
-	APIKey     string // required when Addr is not loopback
-	CORSOrigin string // allowed browser origin; empty: no CORS
-	MaxBody    int64  // request body limit, default 8 MiB
+	APIKey     string // required when Addr is not loopback; grants /v1 and the read-only endpoints
+	AdminKey   string // grants the admin endpoints to remote clients; empty: loopback clients only
+	CORSOrigin string // allowed browser origin for /v1 and reading status; empty: no CORS
+	// AllowedHosts are more names the API answers to (the Host header),
+	// besides loopback names and addresses and the host of Addr.
+	AllowedHosts []string
+	MaxBody      int64 // request body limit, default 8 MiB
+	// MaxConcurrent caps the requests handled at once; past it a request
+	// gets a 503 with Retry-After. Default 256.
+	MaxConcurrent int
 
 	Selector    Selector // default LeastBusy
 	MaxAttempts int      // backends tried per request before giving up; default 3
@@ -78,7 +84,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--api %q: want host:port, e.g. 127.0.0.1:8080", c.Addr)
 	}
 	if !isLoopbackHost(host) && c.APIKey == "" {
-		return fmt.Errorf("--api %s listens beyond this machine: set --api-key (POTLUCK_API_KEY) so only clients with the key get in", c.Addr)
+		return fmt.Errorf("--api %s listens beyond this machine: set --api-key-file FILE (or POTLUCK_API_KEY) so only clients with the key get in", c.Addr)
+	}
+	if c.AdminKey != "" && c.AdminKey == c.APIKey {
+		return errors.New("the admin key and the API key are the same: the admin key must be a different secret (it can change the node)")
 	}
 	return nil
 }
@@ -104,6 +113,7 @@ type Server struct {
 	inflight inflight
 	metrics  *metrics
 	recent   recentRequests
+	slots    chan struct{} // one per request being handled
 
 	ready chan struct{}
 	addr  net.Addr
@@ -129,6 +139,9 @@ func New(cfg Config, router Router, node Node, log *slog.Logger) (*Server, error
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 256
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{
 		cfg: cfg, router: router, node: node, log: log, sel: cfg.Selector,
@@ -138,6 +151,7 @@ func New(cfg Config, router Router, node Node, log *slog.Logger) (*Server, error
 			IdleConnTimeout:     90 * time.Second,
 		}},
 		ready: make(chan struct{}),
+		slots: make(chan struct{}, cfg.MaxConcurrent),
 	}
 	s.metrics = newMetrics(s)
 	s.engine = s.routes()
@@ -174,8 +188,14 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("API listen on %s: %w (is another potluck running? choose another --api port)", s.cfg.Addr, err)
 	}
 	hs := &http.Server{
-		Handler:           s.engine,
+		Handler: s.engine,
+		// Slow or idle clients cannot hold connections open: headers
+		// must arrive within ReadHeaderTimeout and an idle keep-alive
+		// connection is closed after IdleTimeout. There is no overall
+		// write timeout, as a streamed answer may take minutes.
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	s.addr = l.Addr()
@@ -205,12 +225,7 @@ func (s *Server) routes() *gin.Engine {
 		openAIError(c, http.StatusInternalServerError, "server_error", "internal error")
 	}))
 	e.Use(s.logRequests)
-	if s.cfg.CORSOrigin != "" {
-		e.Use(s.cors)
-	}
-	if s.cfg.APIKey != "" {
-		e.Use(s.requireKey)
-	}
+	e.Use(s.checkHost, s.limit, s.access)
 	e.NoRoute(func(c *gin.Context) {
 		openAIError(c, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -230,34 +245,6 @@ func (s *Server) logRequests(c *gin.Context) {
 	// The path only: query strings may carry secrets.
 	s.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "dur", time.Since(start).Round(time.Microsecond))
-}
-
-func (s *Server) requireKey(c *gin.Context) {
-	if c.Request.Method == http.MethodOptions {
-		c.Next()
-		return
-	}
-	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey)) != 1 {
-		c.Header("WWW-Authenticate", `Bearer realm="potluck"`)
-		openAIError(c, http.StatusUnauthorized, "invalid_request_error", "missing or wrong API key: send Authorization: Bearer <key>")
-		c.Abort()
-		return
-	}
-	c.Next()
-}
-
-func (s *Server) cors(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("Access-Control-Allow-Origin", s.cfg.CORSOrigin)
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-	h.Set("Vary", "Origin")
-	if c.Request.Method == http.MethodOptions {
-		c.AbortWithStatus(http.StatusNoContent)
-		return
-	}
-	c.Next()
 }
 
 func openAIError(c *gin.Context, status int, typ, msg string) {

@@ -32,17 +32,19 @@ type dashboard struct {
 	peers    *fyne.Container
 	routing  *widget.Label
 	requests *fyne.Container
+	members  *fyne.Container
 	logs     *widget.Label
 	body     *fyne.Container
 	scroll   *container.Scroll
 
-	lastPeers, lastRequests string
+	lastPeers, lastRequests, lastMembers string
 }
 
 // Column headings of the dashboard's tables.
 var (
 	peerColumns    = []string{"Name", "Mode", "Memory", "Online", "RTT", "Version", "Models"}
 	requestColumns = []string{"Time", "Model", "Served by", "Status", "Took"}
+	memberColumns  = []string{"Name", "Peer ID", "Status", "First seen", "Last seen"}
 )
 
 // showDashboard opens the dashboard, or brings it to the front. Fyne
@@ -73,6 +75,7 @@ func newDashboard(u *ui) *dashboard {
 	d.routing = widget.NewLabel("")
 	d.routing.Wrapping = fyne.TextWrapWord
 	d.requests = container.NewVBox()
+	d.members = container.NewVBox()
 	d.logs = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	d.logs.Selectable = true
 	logScroll := container.NewScroll(d.logs)
@@ -88,6 +91,7 @@ func newDashboard(u *ui) *dashboard {
 			widget.NewCard("Models and routing", "", d.routing)),
 		widget.NewCard("Peers", "", d.peers),
 		widget.NewCard("Recent requests", "", d.requests),
+		widget.NewCard("Members", "Every machine met in this network; only its owner can remove one (potluck members remove)", d.members),
 		widget.NewCard("Log", "", logScroll),
 	)
 	d.scroll = container.NewVScroll(d.body)
@@ -135,6 +139,11 @@ func (d *dashboard) update(s snapshot) {
 		if key := fmt.Sprint(rows); key != d.lastRequests || len(d.requests.Objects) == 0 {
 			d.lastRequests = key
 			fillTable(d.requests, requestColumns, rows, "No requests yet. Point a chat app at the API address above.")
+			relayout = true
+		}
+		if rows := memberRows(s.Members); fmt.Sprint(rows) != d.lastMembers || len(d.members.Objects) == 0 {
+			d.lastMembers = fmt.Sprint(rows)
+			fillTable(d.members, memberColumns, rows, "This computer is in no network yet.")
 			relayout = true
 		}
 		logs := strings.Join(s.Logs, "\n")
@@ -303,6 +312,19 @@ func requestRows(reqs []app.Request) [][]string {
 	rows := make([][]string, 0, len(rs))
 	for _, r := range rs {
 		rows = append(rows, []string{r.Time.Local().Format("15:04:05"), orDash(r.Model), orDash(r.Node), fmt.Sprint(r.Status), formatDuration(r.Duration)})
+	}
+	return rows
+}
+
+// memberRows are the members table: who, and where each stands.
+func memberRows(v app.MembersView) [][]string {
+	rows := make([][]string, 0, len(v.Members))
+	for _, m := range v.Members {
+		id := m.PeerID
+		if len(id) > 12 {
+			id = "…" + id[len(id)-8:]
+		}
+		rows = append(rows, []string{m.Label(), id, m.State(), m.FirstSeen.Local().Format("2006-01-02 15:04"), m.LastSeen.Local().Format("2006-01-02 15:04")})
 	}
 	return rows
 }

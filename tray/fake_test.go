@@ -24,6 +24,7 @@ type fakeCtrl struct {
 	logs    []string
 	token   string
 	joinErr error
+	members app.MembersView
 
 	events chan app.Event
 	joins  chan string
@@ -101,6 +102,12 @@ func (f *fakeCtrl) InviteToken() (string, error) {
 }
 
 func (f *fakeCtrl) Subscribe() (<-chan app.Event, func()) { return f.events, func() {} }
+
+func (f *fakeCtrl) Members() app.MembersView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.members
+}
 
 func (f *fakeCtrl) Recent() []app.Request {
 	f.mu.Lock()

@@ -69,17 +69,19 @@ func newUI(ctx context.Context, a fyne.App, ctrl app.Controller, opts Options) *
 
 // snapshot is what the UI shows, read off the Fyne thread.
 type snapshot struct {
-	Status app.Status
-	Peers  []app.Peer
-	Recent []app.Request // read only while the dashboard is open
-	Logs   []string
-	Full   bool // Recent and Logs were read
+	Status  app.Status
+	Peers   []app.Peer
+	Recent  []app.Request // read only while the dashboard is open
+	Logs    []string
+	Members app.MembersView // read only while the dashboard is open
+	Full    bool            // Recent and Logs were read
 }
 
 func (u *ui) read() snapshot {
 	s := snapshot{Status: u.ctrl.Status(), Peers: u.ctrl.Peers()}
 	if u.dashVisible.Load() {
 		s.Recent, s.Logs, s.Full = u.ctrl.Recent(), u.ctrl.Logs(dashLogLines), true
+		s.Members = u.ctrl.Members()
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package labtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,7 @@ type Status struct {
 	UptimeS     int64    `json:"uptime_s"`
 	Share       string   `json:"share"`
 	InMesh      bool     `json:"in_mesh"`
+	Network     string   `json:"network"`
 	PeerID      string   `json:"peer_id"`
 	P2PAddrs    []string `json:"p2p_addrs"`
 	PeersOnline int      `json:"peers_online"`
@@ -360,6 +362,54 @@ func (n *Node) ModelNodes() (map[string][]string, error) {
 		out[m.ID] = m.Potluck.Nodes
 	}
 	return out, nil
+}
+
+// Member is one entry of GET /api/members.
+type Member struct {
+	PeerID string `json:"peer_id"`
+	Name   string `json:"name"`
+	Online bool   `json:"online"`
+	Self   bool   `json:"self"`
+	Status string `json:"status"`
+}
+
+// Members reads the node's /api/members.
+func (n *Node) Members() ([]Member, error) {
+	var v struct {
+		Members []Member `json:"members"`
+	}
+	err := n.GetJSON("/api/members", &v)
+	return v.Members, err
+}
+
+// Admin calls an admin endpoint of the node's API as a client on its
+// machine would, with a JSON body, and decodes the answer into v. A non-2xx
+// answer is an error that quotes the API's message.
+func (n *Node) Admin(path string, body, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL(path), bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", n.Name, path, resp.Status, data)
+	}
+	if v == nil {
+		return nil
+	}
+	return json.Unmarshal(data, v)
 }
 
 // P2PAddr is the node's full libp2p address on the LAN, for --bootstrap.

@@ -272,10 +272,18 @@ func (l *Lab) teardown() {
 	}
 }
 
-// Dump logs the last lines of every node's output.
+// Dump logs the last lines of every node's output, leaving out the API's
+// request lines (the test's own polling).
 func (l *Lab) Dump(lines int) {
 	for _, n := range l.Nodes {
-		l.t.Logf("--- %s (%s, %s), last %d lines:\n%s", n.Name, n.NS, n.IP, lines, n.Logs(lines))
+		var keep []string
+		for _, line := range strings.Split(n.Logs(2000), "\n") {
+			if !strings.Contains(line, "msg=request ") {
+				keep = append(keep, line)
+			}
+		}
+		keep = keep[max(0, len(keep)-lines):]
+		l.t.Logf("--- %s (%s, %s), last %d lines:\n%s", n.Name, n.NS, n.IP, lines, strings.Join(keep, "\n"))
 	}
 }
 

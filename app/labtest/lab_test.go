@@ -14,6 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	labtest.RunHelper() // the forger's process runs here, and exits
 	code := m.Run()
 	labtest.RemoveBinary()
 	os.Exit(code)

@@ -1,0 +1,168 @@
+package labtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/netmesh/netmeshtest"
+)
+
+// A forger is a machine of the lab that holds the network's token but is
+// not what it claims: it publishes heartbeats under another member's peer
+// id (see netmeshtest.Forger). It runs as the test binary itself, started
+// again in the machine's namespace with helperEnv set; the test's TestMain
+// calls RunHelper so that this run does the forging instead of the tests.
+
+const (
+	helperEnv     = "POTLUCK_LABTEST_HELPER"
+	forgerToken   = "POTLUCK_LABTEST_FORGER_TOKEN"
+	forgerVictim  = "POTLUCK_LABTEST_FORGER_VICTIM"
+	forgerBoot    = "POTLUCK_LABTEST_FORGER_BOOTSTRAP"
+	forgerRunFor  = "POTLUCK_LABTEST_FORGER_FOR"
+	forgerAddress = "POTLUCK_LABTEST_FORGER_LISTEN"
+)
+
+// RunHelper runs a helper process when the test binary was started as one
+// (see StartForger), and exits; otherwise it returns at once. Call it first
+// in TestMain.
+func RunHelper() {
+	if os.Getenv(helperEnv) != "forger" {
+		return
+	}
+	os.Exit(forgerMain())
+}
+
+// ForgerReport is what a forger says it did.
+type ForgerReport struct {
+	Rounds   int            `json:"rounds"`
+	Sent     map[string]int `json:"sent"` // by kind of forgery
+	Captured int            `json:"captured"`
+	Error    string         `json:"error,omitempty"`
+}
+
+func forgerMain() int {
+	rep := ForgerReport{Sent: map[string]int{}}
+	defer func() { _ = json.NewEncoder(os.Stdout).Encode(rep) }()
+	runFor, err := time.ParseDuration(os.Getenv(forgerRunFor))
+	if err != nil {
+		rep.Error = err.Error()
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "potluck-forger-")
+	if err != nil {
+		rep.Error = err.Error()
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	cfg := netmesh.Config{
+		Token: os.Getenv(forgerToken), DataDir: dir, Name: "forger",
+		ListenAddrs: []string{os.Getenv(forgerAddress)}, Bootstrap: []string{os.Getenv(forgerBoot)},
+		DisableDHT: true, HeartbeatInterval: Heartbeat,
+	}
+	f, err := netmeshtest.NewForger(&cfg)
+	if err != nil {
+		rep.Error = err.Error()
+		return 1
+	}
+	n, err := netmesh.New(cfg, nil)
+	if err != nil {
+		rep.Error = err.Error()
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runFor+30*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.Run(ctx)
+	}()
+	defer func() {
+		n.Close()
+		<-done
+	}()
+	if err := n.Up(ctx); err != nil {
+		rep.Error = err.Error()
+		return 1
+	}
+	f.Attach(n)
+	victim := os.Getenv(forgerVictim)
+	// Listen first, so that there is something of the victim to replay.
+	for deadline := time.Now().Add(15 * time.Second); f.Captured(victim) < 2 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	rep.Captured = f.Captured(victim)
+	for end := time.Now().Add(runFor); time.Now().Before(end); rep.Rounds++ {
+		for _, a := range f.ForgeAs(victim, "forged", uint64(rep.Rounds)) {
+			if a.Sent {
+				rep.Sent[a.Kind]++
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return 0
+}
+
+// Forger is a running forger process.
+type Forger struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan struct{}
+}
+
+// StartForger runs a forger on machine n (which runs no potluck) for d: it
+// joins with the lab's token through bootstrap and speaks as victim.
+func (n *Node) StartForger(victim, bootstrap string, d time.Duration) *Forger {
+	t := n.lab.t
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", n.NS, exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=forger", forgerToken+"="+n.lab.token,
+		forgerVictim+"="+victim, forgerBoot+"="+bootstrap, forgerRunFor+"="+d.String(),
+		forgerAddress+"="+fmt.Sprintf("/ip4/%s/tcp/%d", n.IP, P2PPort))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	f := &Forger{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout = f.out
+	cmd.Stderr = n.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the forger: %v", err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(f.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-f.done
+	})
+	return f
+}
+
+// Wait waits for the forger to finish and returns its report.
+func (f *Forger) Wait(within time.Duration) (ForgerReport, error) {
+	select {
+	case <-f.done:
+	case <-time.After(within):
+		_ = f.cmd.Process.Kill()
+		<-f.done
+		return ForgerReport{}, fmt.Errorf("the forger did not finish within %s", within)
+	}
+	var rep ForgerReport
+	if err := json.Unmarshal(f.out.Bytes(), &rep); err != nil {
+		return rep, fmt.Errorf("forger report %q: %w (exit %s)", f.out.String(), err, strconv.Itoa(f.cmd.ProcessState.ExitCode()))
+	}
+	if rep.Error != "" {
+		return rep, fmt.Errorf("forger: %s", rep.Error)
+	}
+	return rep, nil
+}

@@ -1,0 +1,127 @@
+package netmesh
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// keepConnected dials a bootstrap peer and redials it whenever the connection
+// drops, with capped backoff.
+func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
+	h := n.getHost()
+	const maxWait = 30 * time.Second
+	wait := 250 * time.Millisecond
+	for {
+		if h.Network().Connectedness(pi.ID) != network.Connected && n.admitted(pi.ID) {
+			clearBackoff(h, pi.ID) // this loop has a backoff of its own
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := h.Connect(dctx, pi)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				n.log.Debug("bootstrap peer unreachable", "peer", pi.ID.String(), "err", err)
+				wait = min(wait*2, maxWait)
+			} else {
+				wait = 250 * time.Millisecond
+			}
+		}
+		next := wait
+		if h.Network().Connectedness(pi.ID) == network.Connected {
+			next = 5 * time.Second // just check on it now and then
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// mdnsNotifee connects to peers found on the LAN.
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
+	n := m.n
+	if !n.enter() {
+		return
+	}
+	defer n.wg.Done()
+	h := n.getHost()
+	if pi.ID == h.ID() || h.Network().Connectedness(pi.ID) == network.Connected || !n.admitted(pi.ID) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, pi); err != nil {
+		n.log.Debug("mDNS peer unreachable", "peer", pi.ID.String(), "err", err)
+	}
+}
+
+func (n *Node) startMDNS(h host.Host) {
+	svc := mdns.NewMdnsService(h, n.tok.cfg.MDNS, mdnsNotifee{n})
+	if err := svc.Start(); err != nil {
+		// No multicast-capable interface: carry on without LAN discovery.
+		n.log.Warn("mDNS discovery unavailable; peers on this LAN will not be found automatically", "err", err)
+		svc.Close()
+		return
+	}
+	n.mu.Lock()
+	n.mdns = svc
+	n.mu.Unlock()
+}
+
+// connectPeer makes sure there is a direct connection to a peer heard about
+// through the mesh, so its services can be dialed and its RTT measured.
+func (n *Node) connectPeer(pid peer.ID, addrs []string) {
+	h := n.getHost()
+	if h == nil || pid == n.id || h.Network().Connectedness(pid) == network.Connected || !n.admitted(pid) {
+		return
+	}
+	pi := peer.AddrInfo{ID: pid}
+	for _, a := range addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			pi.Addrs = append(pi.Addrs, m)
+		}
+	}
+	if len(pi.Addrs) == 0 {
+		return
+	}
+	n.mu.Lock()
+	if n.dialing[pid] || n.stopping {
+		n.mu.Unlock()
+		return
+	}
+	n.dialing[pid] = true
+	n.mu.Unlock()
+	n.spawn(func() {
+		defer func() {
+			n.mu.Lock()
+			delete(n.dialing, pid)
+			n.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		clearBackoff(h, pid)
+		if err := h.Connect(ctx, pi); err != nil {
+			n.log.Debug("peer unreachable", "peer", pid.String(), "err", err)
+		}
+	})
+}
+
+// clearBackoff forgets earlier failed dials to pid. Peers of a mesh hear of
+// each other through heartbeats and often dial each other at the same
+// moment; the loser of that race must not lock the pair out for the
+// swarm's backoff period.
+func clearBackoff(h host.Host, pid peer.ID) {
+	if sw, ok := h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(pid)
+	}
+}
