@@ -7,16 +7,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/mudler/edgevpn/pkg/blockchain"
 	"github.com/mudler/edgevpn/pkg/hub"
 )
-
-// LedgerBucket is the EdgeVPN ledger bucket where every node keeps its
-// NodeInfo, keyed by peer ID.
-const LedgerBucket = "potluck.nodes"
 
 // heartbeatVersion is the wire version of heartbeat. Version 2 heartbeats
 // travel in signed envelopes; earlier ones are not accepted.
@@ -33,13 +30,13 @@ type heartbeat struct {
 	Start   int64     `json:"start"`           // when this boot began, on the sender's clock (orders its own boots)
 	Seq     uint64    `json:"seq"`             // increases within one boot
 	EveryMS int64     `json:"every_ms"`        // sender's heartbeat interval
-	Addrs   []string  `json:"addrs,omitempty"` // for a direct connection
+	Addrs   []string  `json:"addrs,omitempty"` // for a direct connection; with Info only
 	Info    *NodeInfo `json:"info,omitempty"`  // when changed, on request, and every fullEvery beats
 }
 
 // fullEvery: a heartbeat carries the sender's NodeInfo at least this often,
 // besides whenever it changes or a new peer connects.
-const fullEvery = 6
+const fullEvery = 12
 
 type selfInfo struct {
 	mu        sync.Mutex
@@ -80,7 +77,7 @@ func (n *Node) announceNow() {
 	}
 }
 
-// heartbeatLoop announces this node, keeps its ledger entry current and judges
+// heartbeatLoop announces this node and judges
 // the liveness of the others.
 func (n *Node) heartbeatLoop(ctx context.Context) {
 	every := n.cfg.HeartbeatInterval
@@ -104,7 +101,6 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	send := func(full bool) {
 		last = time.Now()
 		n.sendHeartbeat(full)
-		n.reconcileLedger()
 	}
 	send(true)
 	for {
@@ -126,9 +122,7 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 			due, pending = nil, nil
 			send(true)
 		case <-sweep.C:
-			for _, id := range n.roster.sweep(time.Now(), n.cfg.RemoveAfter) {
-				n.ledger.Delete(LedgerBucket, id)
-			}
+			n.roster.sweep(time.Now(), n.cfg.RemoveAfter)
 		}
 	}
 }
@@ -154,7 +148,10 @@ func (n *Node) sendHeartbeat(full bool) {
 		n.self.sentInfo, n.self.sinceFull = raw, 0
 	}
 	n.self.mu.Unlock()
-	if h := n.getHost(); h != nil {
+	if h := n.getHost(); h != nil && (hb.Info != nil || n.missingDirect(h)) {
+		// Addresses are for peers that have no direct connection to
+		// this node yet: they travel with the info, and with every
+		// heartbeat while some peer is reached only through others.
 		for _, a := range h.Addrs() {
 			hb.Addrs = append(hb.Addrs, a.String())
 		}
@@ -167,6 +164,17 @@ func (n *Node) sendHeartbeat(full bool) {
 	if err := n.publish(codecHeartbeat, b); err != nil {
 		n.log.Debug("publish heartbeat", "err", err)
 	}
+}
+
+// missingDirect says whether some online peer has no direct connection to
+// this node.
+func (n *Node) missingDirect(h host.Host) bool {
+	for _, id := range n.roster.onlineIDs() {
+		if pid, err := peer.Decode(id); err == nil && h.Network().Connectedness(pid) != network.Connected {
+			return true
+		}
+	}
+	return false
 }
 
 // publish signs payload and puts it on the mesh's sealed channel.
@@ -240,18 +248,11 @@ func (n *Node) handleHeartbeat(signer peer.ID, payload []byte) {
 		return
 	}
 	var raw []byte
-	var err error
 	if hb.Info != nil {
 		hb.Info.PeerID = hb.ID
+		var err error
 		if raw, err = json.Marshal(hb.Info); err != nil {
 			return
-		}
-	} else if !n.roster.known(hb.ID) {
-		// A peer first heard without its info: take it from the ledger
-		// until its next full heartbeat.
-		if info, ok := n.LedgerNodes()[hb.ID]; ok {
-			hb.Info = &info
-			raw, _ = json.Marshal(info)
 		}
 	}
 	fresh, joined := n.roster.observe(hb, raw, now)
@@ -259,71 +260,13 @@ func (n *Node) handleHeartbeat(signer peer.ID, payload []byte) {
 		return // a replay, or an older run of the peer
 	}
 	if joined {
-		// The newcomer may have missed our last full heartbeat: send one.
-		// As every node does the same, a joiner learns everyone's info
-		// at once, and everyone learns its info from its own replies.
+		// The newcomer (or a restarted peer) may have missed our last
+		// full heartbeat: send one. As every node does the same, a joiner
+		// learns everyone's info at once, and everyone learns its info
+		// from its own replies.
 		n.announceNow()
 	}
 	n.connectPeer(signer, hb.Addrs)
-}
-
-// reconcileLedger rewrites this node's ledger entry, its signed NodeInfo,
-// when it is missing or stale (a concurrent write by another node can
-// replace the whole block).
-func (n *Node) reconcileLedger() {
-	info := n.Info()
-	b, err := json.Marshal(info)
-	if err != nil {
-		return
-	}
-	want, err := seal(n.priv, codecNodeInfo, b) // Ed25519 signatures are deterministic
-	if err != nil {
-		return
-	}
-	if v, ok := n.ledger.GetKey(LedgerBucket, info.PeerID); ok {
-		var have string
-		if v.Unmarshal(&have) == nil && have == want {
-			return
-		}
-	}
-	n.ledger.Add(LedgerBucket, map[string]any{info.PeerID: want})
-}
-
-// LedgerNodes returns the NodeInfo entries in the mesh's shared ledger, which
-// may include nodes this node has never heard from directly. Liveness is not
-// judged here; see Peers.
-func (n *Node) LedgerNodes() map[string]NodeInfo {
-	n.mu.Lock()
-	l := n.ledger
-	n.mu.Unlock()
-	out := map[string]NodeInfo{}
-	if l == nil {
-		return out
-	}
-	for id, v := range l.CurrentData()[LedgerBucket] {
-		if info, ok := n.ledgerEntry(id, v); ok {
-			out[id] = info
-		}
-	}
-	return out
-}
-
-// ledgerEntry checks one ledger entry: the NodeInfo of the member it is
-// filed under, signed by that member. Anything else is ignored.
-func (n *Node) ledgerEntry(id string, v blockchain.Data) (NodeInfo, bool) {
-	var msg string
-	if v.Unmarshal(&msg) != nil {
-		return NodeInfo{}, false
-	}
-	signer, codec, payload, err := unseal(msg)
-	if err != nil || !bytes.Equal(codec, codecNodeInfo) || signer.String() != id || !n.admitted(signer) {
-		return NodeInfo{}, false
-	}
-	var info NodeInfo
-	if json.Unmarshal(payload, &info) != nil || info.PeerID != id {
-		return NodeInfo{}, false
-	}
-	return info, true
 }
 
 // pingEvery is the RTT measurement period in heartbeats.

@@ -21,8 +21,10 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// ledgerSyncEvery is the ledger's full-sync period in heartbeats.
-const ledgerSyncEvery = 4
+// ledgerSyncEvery is the period, in heartbeats, of EdgeVPN's ledger sync.
+// Potluck keeps nothing in the ledger (signed heartbeats carry what nodes
+// announce), so it only needs to be rare.
+const ledgerSyncEvery = 12
 
 // ErrClosed is returned by Run, Up and Dial once the node has been closed.
 var ErrClosed = errors.New("netmesh: node closed")
@@ -54,7 +56,6 @@ type Node struct {
 	runErr   error
 	host     host.Host
 	ev       *node.Node
-	ledger   *blockchain.Ledger
 	dht      *discovery.DHT
 	mdns     mdns.Service
 	services map[string]string // exposed service name -> local address
@@ -321,8 +322,6 @@ func (n *Node) start(ctx context.Context) error {
 		node.WithSealer(&sealer{}),
 		node.EnableGenericHub,
 		node.GenericChannelHandlers(n.handleMessage),
-		// Heartbeats carry liveness and info; the ledger's periodic full
-		// sync only helps late joiners converge, so it can be slower.
 		node.WithLedgerAnnounceTime(ledgerSyncEvery*n.cfg.HeartbeatInterval),
 		node.WithLedgerInterval(ledgerSyncEvery*n.cfg.HeartbeatInterval),
 	)
@@ -346,12 +345,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.listen(h); err != nil {
 		return err
 	}
-	ledger, err := ev.Ledger()
-	if err != nil {
-		return fmt.Errorf("ledger: %w", err)
-	}
 	n.mu.Lock()
-	n.ledger = ledger
 	for name := range n.services {
 		h.SetStreamHandler(serviceProtocol(name), n.serveStream)
 	}

@@ -53,9 +53,6 @@ func (n *Node) Block(peerID string) error {
 		_ = h.Network().ClosePeer(pid)
 	}
 	n.roster.remove(peerID)
-	if l := n.getLedger(); l != nil {
-		l.Delete(LedgerBucket, peerID)
-	}
 	return nil
 }
 
@@ -63,20 +60,6 @@ func (n *Node) isBlocked(pid peer.ID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.blocked[pid]
-}
-
-func (n *Node) getLedger() ledgerStore {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ledger == nil {
-		return nil
-	}
-	return n.ledger
-}
-
-// ledgerStore is the part of EdgeVPN's ledger Block needs.
-type ledgerStore interface {
-	Delete(bucket, key string)
 }
 
 // Publish puts a raw message on the mesh's sealed channel, as any holder of

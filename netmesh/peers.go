@@ -18,7 +18,10 @@ type NodeInfo struct {
 	Mode          string `json:"mode,omitempty"`           // off, worker or server
 	MemoryOffered uint64 `json:"memory_offered,omitempty"` // bytes
 	// Hardware is an opaque summary owned by the hardware package.
-	Hardware json.RawMessage        `json:"hardware,omitempty"`
+	Hardware json.RawMessage `json:"hardware,omitempty"`
+	// Devices is an opaque list of the devices the node uses and lends,
+	// owned by the application.
+	Devices  json.RawMessage        `json:"devices,omitempty"`
 	Services map[string]ServiceInfo `json:"services,omitempty"`
 	Models   []string               `json:"models,omitempty"`
 	InFlight int                    `json:"in_flight,omitempty"` // requests being served
@@ -34,6 +37,7 @@ type ServiceInfo struct {
 // Clone returns a deep copy.
 func (i NodeInfo) Clone() NodeInfo {
 	i.Hardware = bytes.Clone(i.Hardware)
+	i.Devices = bytes.Clone(i.Devices)
 	i.Services = maps.Clone(i.Services)
 	i.Models = slices.Clone(i.Models)
 	return i
@@ -135,7 +139,8 @@ func newRoster(every time.Duration) *roster {
 // observe records a heartbeat, already checked to be signed by its peer,
 // that arrived at now. A heartbeat that says nothing new (a replay, or one
 // from an older run of the peer) changes nothing: fresh is false. joined
-// reports whether the peer is new or back from offline.
+// reports whether the peer is new, back from offline or restarted: it
+// should hear this node's full info.
 func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (fresh, joined bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -149,6 +154,7 @@ func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (fresh, joined
 	every = min(max(every, 10*time.Millisecond), 10*time.Minute)
 
 	p, known := r.peers[hb.ID]
+	restarted := known && hb.Boot != p.boot
 	if known {
 		switch {
 		case hb.Boot == p.boot && hb.Seq <= p.seq:
@@ -182,7 +188,9 @@ func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (fresh, joined
 	case changed:
 		r.emit(PeerUpdated, p)
 	}
-	return true, !wasOnline
+	// A peer that restarted has forgotten everyone: it needs full
+	// heartbeats as much as a newcomer.
+	return true, !wasOnline || restarted
 }
 
 // remove forgets a peer at once (it was blocked).

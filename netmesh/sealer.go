@@ -11,7 +11,8 @@ import (
 	"github.com/mudler/edgevpn/pkg/node"
 )
 
-// sealer encrypts EdgeVPN hub messages (ledger syncs and heartbeats) with
+// sealer encrypts EdgeVPN hub messages (heartbeats, notices and EdgeVPN's
+// own ledger syncs) with
 // AES-256-GCM under the hub's rotating key, like EdgeVPN's AESSealer, but
 // encodes them in base64 rather than hex: a third less mesh traffic. Only
 // Potluck nodes can join a Potluck mesh (see handshakeKey), so the format is

@@ -10,17 +10,16 @@ import (
 	"github.com/libp2p/go-libp2p/core/record"
 )
 
-// Every message a member puts on the mesh (heartbeats, its ledger entry,
-// notices) travels in a libp2p signed envelope. The token's keys only say
+// Every message a member puts on the mesh (heartbeats, which carry its
+// NodeInfo, and notices) travels in a libp2p signed envelope. The token's keys only say
 // that the sender holds the token; the envelope says which member sent it,
 // so no token holder can speak for another.
 const signDomain = "potluck-mesh"
 
-// Payload types of the envelopes.
+// Payload types of the envelopes: short, as every heartbeat carries one.
 var (
-	codecHeartbeat = []byte("/potluck/heartbeat/2")
-	codecNodeInfo  = []byte("/potluck/node-info/1")
-	codecNotice    = []byte("/potluck/notice/1")
+	codecHeartbeat = []byte("hb2")
+	codecNotice    = []byte("nt1")
 )
 
 // maxEnvelope bounds a signed message before it is parsed.

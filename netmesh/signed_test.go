@@ -1,13 +1,12 @@
 package netmesh
 
 import (
+	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/mudler/edgevpn/pkg/blockchain"
 )
 
 func testKey(t *testing.T) (crypto.PrivKey, string) {
@@ -23,50 +22,28 @@ func testKey(t *testing.T) (crypto.PrivKey, string) {
 	return k, id.String()
 }
 
-// ledgerValue is how EdgeVPN's ledger hands back a string value.
-func ledgerValue(t *testing.T, v any) blockchain.Data {
-	t.Helper()
-	b, err := json.Marshal(v)
+// Only a validly signed message unseals: anything tampered with, or not an
+// envelope at all, is refused.
+func TestUnsealRefuses(t *testing.T) {
+	k, _ := testKey(t)
+	good, err := seal(k, codecHeartbeat, []byte(`{"v":2}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return blockchain.Data(b)
-}
-
-// A ledger entry counts only when it is the NodeInfo of the member it is
-// filed under, signed by that member.
-func TestLedgerEntriesMustBeSignedByTheirMember(t *testing.T) {
-	n := &Node{}
-	kb, b := testKey(t)
-	kf, _ := testKey(t)
-	info, _ := json.Marshal(NodeInfo{PeerID: b, Name: "b"})
-	other, _ := json.Marshal(NodeInfo{PeerID: "someone", Name: "b"})
-	good, err := seal(kb, codecNodeInfo, info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byForger, _ := seal(kf, codecNodeInfo, info)
-	wrongType, _ := seal(kb, codecHeartbeat, info)
-	wrongID, _ := seal(kb, codecNodeInfo, other)
 	raw, _ := base64.RawStdEncoding.DecodeString(good)
-	raw[len(raw)/2] ^= 1
-	tampered := base64.RawStdEncoding.EncodeToString(raw)
-
-	if got, ok := n.ledgerEntry(b, ledgerValue(t, good)); !ok || got.Name != "b" {
-		t.Fatalf("a signed entry was refused: %+v %v", got, ok)
+	for i := range raw {
+		bad := bytes.Clone(raw)
+		bad[i] ^= 0x04
+		if signer, _, payload, err := unseal(base64.RawStdEncoding.EncodeToString(bad)); err == nil && string(payload) != `{"v":2}` {
+			t.Fatalf("byte %d flipped: accepted %q from %s", i, payload, signer)
+		}
 	}
-	for name, v := range map[string]any{
-		"signed by another key":  byForger,
-		"another message type":   wrongType,
-		"info for another id":    wrongID,
-		"tampered":               tampered,
-		"unsigned NodeInfo":      NodeInfo{PeerID: b, Name: "b"},
-		"not base64":             "%%%",
-		"empty":                  "",
-		"an envelope for nobody": base64.RawStdEncoding.EncodeToString([]byte{1, 2, 3}),
+	for name, msg := range map[string]string{
+		"not base64": "%%%", "empty": "", "JSON": `{"v":2,"id":"x"}`,
+		"random bytes": base64.RawStdEncoding.EncodeToString([]byte{1, 2, 3, 4, 5}),
 	} {
-		if got, ok := n.ledgerEntry(b, ledgerValue(t, v)); ok {
-			t.Errorf("%s: accepted %+v", name, got)
+		if _, _, _, err := unseal(msg); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

@@ -103,7 +103,7 @@ func (r *rawRecord) MarshalRecord() ([]byte, error) { return r.payload, nil }
 func (r *rawRecord) UnmarshalRecord(b []byte) error { r.payload = b; return nil }
 
 func (f *Forger) signed(payload []byte) string {
-	env, err := record.Seal(&rawRecord{codec: []byte("/potluck/heartbeat/2"), payload: payload}, f.key)
+	env, err := record.Seal(&rawRecord{codec: []byte("hb2"), payload: payload}, f.key)
 	if err != nil {
 		panic(err)
 	}
