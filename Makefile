@@ -14,11 +14,12 @@ FUZZTIME  ?= 1m
 export CGO_ENABLED := 1
 export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 
-# Debian packages the build and the tests need.
-# The second line is for the tray's end-to-end test: a virtual display, a
+# Debian packages the build and the tests need; mesa-vulkan-drivers gives
+# the engine's tests a software Vulkan device (lavapipe).
+# The last line is for the tray's end-to-end test: a virtual display, a
 # session bus and a StatusNotifier host; chromium is for the browser test.
 DEB_PACKAGES := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
-	libxinerama-dev libxi-dev libxxf86vm-dev pci.ids debian-archive-keyring iproute2 \
+	libxinerama-dev libxi-dev libxxf86vm-dev pci.ids debian-archive-keyring iproute2 mesa-vulkan-drivers \
 	xvfb dbus haskell-gtk-sni-tray-utils xdotool imagemagick x11-utils xauth chromium
 
 MODEL ?= $(if $(wildcard $(SHARED)),$(SHARED),$(TINY))

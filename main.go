@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,7 +169,8 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string) {
 			cfg.ShareMemory = n
 		}
 	}
-	fs.Func("split", "how a model is split: fit (fewest machines) or all (every worker) [POTLUCK_SPLIT]", func(v string) error {
+	listFlag(fs, &cfg.Devices, "device", "POTLUCK_DEVICE", "use only these of llama.cpp's devices, e.g. CUDA0,CPU (see `potluck engine status`), to serve and to lend; default: every device that makes a plan faster")
+	fs.Func("split", "how a model is split: fit (the fastest plan that holds it) or all (every device) [POTLUCK_SPLIT]", func(v string) error {
 		m, err := engine.ParseSplitMode(v)
 		cfg.Split = m
 		return err
@@ -336,6 +338,7 @@ func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server")
 	fs.StringVar(&cfg.Llama.ProvisionDir, "dir", cfg.Llama.ProvisionDir, "where the provisioned runtime lives")
 	asJSON := fs.Bool("json", false, "print JSON (status)")
+	backend := fs.String("backend", "auto", "GPU backends to install: auto (Vulkan, plus CUDA when an NVIDIA driver answers or CUDA is already installed), cpu (none), vulkan, or cuda (Vulkan and CUDA; NVIDIA driver 550 or later)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -343,10 +346,44 @@ func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "status":
 		return engineStatus(ctx, cfg.Llama, *asJSON, stdout)
 	case "install":
+		progress := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+		var backends []string
+		switch *backend {
+		case "auto":
+			// What is installed stays; CUDA comes when NVML answers with a
+			// driver new enough for sid's CUDA 12.4 runtime.
+			backends = engine.InstalledBackends(cfg.Llama.ProvisionDir)
+			if slices.Contains(backends, engine.ProvisionCUDA) {
+				break
+			}
+			r, err := hw.Probe(ctx)
+			if err != nil {
+				progress("Not looking for NVIDIA GPUs: %v", err)
+				break
+			}
+			i := slices.IndexFunc(r.GPUs, func(g hw.GPU) bool { return g.Vendor == hw.VendorNVIDIA && g.CUDAVersion != "" })
+			if i < 0 {
+				break // no NVIDIA driver answered
+			}
+			g := r.GPUs[i]
+			var major, minor int
+			fmt.Sscanf(g.CUDAVersion, "%d.%d", &major, &minor)
+			if major*100+minor < 1204 {
+				progress("Not adding the CUDA backend: driver %s supports only CUDA %s. %s", g.Driver, g.CUDAVersion, engine.CUDADriverHint)
+				break
+			}
+			progress("An NVIDIA driver answers (%s, CUDA %s): adding the CUDA backend, about 330 MB", g.Driver, g.CUDAVersion)
+			backends = append(backends, engine.ProvisionCUDA)
+		case engine.ProvisionCPU, engine.ProvisionVulkan, engine.ProvisionCUDA:
+			backends = []string{*backend}
+		default:
+			return usageError{fmt.Errorf("--backend %q: want auto, cpu, vulkan or cuda", *backend)}
+		}
 		start := time.Now()
 		rt, err := engine.Install(ctx, engine.InstallOptions{
 			Dir:      cfg.Llama.ProvisionDir,
-			Progress: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },
+			Backends: backends,
+			Progress: progress,
 		})
 		if err != nil {
 			return err
@@ -356,6 +393,25 @@ func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("llama.cpp was installed but does not run: %w", err)
 		}
 		fmt.Fprintf(stdout, "llama.cpp %s ready in %s (RPC protocol %s), %.1fs\n", v.Server, cfg.Llama.ProvisionDir, v.RPCProtocol, time.Since(start).Seconds())
+		devs, problems, err := rt.Devices(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("llama.cpp was installed but cannot list devices: %w", err)
+		}
+		seen := make([]string, len(devs))
+		for i, d := range devs {
+			seen[i] = d.Name
+			if d.Description != "" {
+				seen[i] += " = " + d.Description
+			}
+		}
+		fmt.Fprintf(stdout, "devices: %s\n", strings.Join(seen, ", "))
+		for _, p := range problems {
+			hint := ""
+			if p.Backend == "CUDA" {
+				hint = ". " + engine.CUDADriverHint
+			}
+			fmt.Fprintf(stdout, "%s backend not usable: %s%s\n", p.Backend, p.Message, hint)
+		}
 		return nil
 	default:
 		return usageError{fmt.Errorf("engine: want `status` or `install`, got %q", sub)}
@@ -368,14 +424,17 @@ func engineStatus(ctx context.Context, loc engine.Locator, asJSON bool, stdout i
 		return err
 	}
 	v, verr := rt.Probe(ctx)
+	devs, problems, derr := rt.Devices(ctx, nil)
 	if asJSON {
 		out := struct {
-			Runtime  engine.Runtime  `json:"runtime"`
-			Versions engine.Versions `json:"versions"`
-			Error    string          `json:"error,omitempty"`
-		}{rt, v, ""}
-		if verr != nil {
-			out.Error = verr.Error()
+			Runtime  engine.Runtime          `json:"runtime"`
+			Versions engine.Versions         `json:"versions"`
+			Devices  []engine.Device         `json:"devices"`
+			Problems []engine.BackendProblem `json:"backend_problems,omitempty"`
+			Error    string                  `json:"error,omitempty"`
+		}{rt, v, devs, problems, ""}
+		if err := errors.Join(verr, derr); err != nil {
+			out.Error = err.Error()
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -393,7 +452,33 @@ func engineStatus(ctx context.Context, loc engine.Locator, asJSON bool, stdout i
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return verr
+	if derr == nil {
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "DEVICE\tBACKEND\tDESCRIPTION\tTOTAL\tFREE\n")
+		for _, d := range devs {
+			total, free := "-", "-"
+			if d.TotalBytes > 0 {
+				total, free = hw.FormatSize(d.TotalBytes), hw.FormatSize(d.FreeBytes)
+			}
+			desc := d.Description
+			if d.Backend == "CPU" && desc == "" {
+				desc = "system memory: see `potluck hw`"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Backend, desc, total, free)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, p := range problems {
+			hint := ""
+			if p.Backend == "CUDA" {
+				hint = ". " + engine.CUDADriverHint
+			}
+			fmt.Fprintf(stdout, "%s backend not usable: %s%s\n", p.Backend, p.Message, hint)
+		}
+	}
+	return errors.Join(verr, derr)
 }
 
 func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -19,6 +19,9 @@ func (a apiNode) Leave(ctx context.Context) error              { return a.n.Leav
 func (a apiNode) InviteToken() (string, error)                 { return a.n.InviteToken() }
 func (a apiNode) Counters() server.Counters                    { return a.n.counters() }
 func (a apiNode) Members() any                                 { return a.n.Members() }
+func (a apiNode) SetDevices(ctx context.Context, d []string) error {
+	return a.n.SetDevices(ctx, d)
+}
 
 func (a apiNode) RemoveMember(ctx context.Context, who string) (any, error) {
 	return a.n.RemoveMember(ctx, who)

@@ -49,7 +49,11 @@ type Config struct {
 	Share       ShareMode        // off, worker or server; empty: the saved choice
 	ShareMemory uint64           // cap on the memory offered; 0: the default policy
 	Split       engine.SplitMode // fit or all
-	HWInterval  time.Duration    // hardware re-probe interval; 0: the default
+	// Devices restricts the node to these of llama.cpp's devices (e.g.
+	// "CUDA0", "Vulkan0", "CPU"), for what it serves and what it lends;
+	// empty: every device that makes a plan faster.
+	Devices    []string
+	HWInterval time.Duration // hardware re-probe interval; 0: the default
 }
 
 // DefaultConfig returns the defaults: data in the OS config directory, the

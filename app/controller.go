@@ -22,6 +22,10 @@ type Controller interface {
 	// node in no mesh yet, sharing starts a new mesh with a fresh token.
 	// memory 0 means the default offer.
 	Share(ctx context.Context, mode ShareMode, memory uint64) error
+	// SetDevices chooses which of llama.cpp's devices (names as Status's
+	// Devices list them, "CPU" included) this node serves with and lends;
+	// none means every device that makes a plan faster.
+	SetDevices(ctx context.Context, devices []string) error
 	// InviteToken returns the token of the current mesh, for inviting
 	// friends. It is an error when the node is in no mesh.
 	InviteToken() (string, error)
@@ -103,6 +107,9 @@ type Peer struct {
 	RTTMS         float64   `json:"rtt_ms"`
 	Hardware      any       `json:"hardware,omitempty"`
 	Services      any       `json:"services,omitempty"`
+	// Devices are what the node lends, device by device, in the order
+	// its RPC worker exposes them.
+	Devices []DeviceInfo `json:"devices,omitempty"`
 }
 
 // EventKind says what an Event is about.

@@ -15,9 +15,14 @@ func (n *Node) probeHardware(ctx context.Context) {
 		n.log.Warn("hardware probe", "err", err)
 		return
 	}
+	// Once: decoding on the CPU reads memory at this rate.
+	bw := hw.MeasureMemoryBandwidth(ctx)
+	r.Memory.BandwidthBytesPerSec = bw
 	n.mu.Lock()
 	n.hwReport = &r
+	n.hostBandwidth = bw
 	n.mu.Unlock()
+	n.log.Info("memory bandwidth", "GB/s", int(bw/1e9))
 }
 
 // watchHardware re-probes free memory periodically and republishes the
@@ -27,6 +32,7 @@ func (n *Node) watchHardware(ctx context.Context) error {
 		Interval: n.cfg.HWInterval,
 		OnChange: func(r hw.Report) {
 			n.mu.Lock()
+			r.Memory.BandwidthBytesPerSec = n.hostBandwidth
 			n.hwReport = &r
 			n.mu.Unlock()
 			n.publishInfo()
@@ -65,23 +71,23 @@ func (n *Node) hardwareSummary() json.RawMessage {
 	if r == nil {
 		return nil
 	}
+	// Totals only: what is free moves all the time, and every change
+	// would be announced to the whole mesh. Offers come from totals too.
 	type gpu struct {
 		Name      string `json:"name"`
 		VRAMTotal uint64 `json:"vram_total"`
-		VRAMFree  uint64 `json:"vram_free"`
 		Backend   string `json:"backend,omitempty"`
 	}
 	sum := struct {
 		CPU      string `json:"cpu"`
 		Cores    int    `json:"cores"`
 		RAMTotal uint64 `json:"ram_total"`
-		RAMFree  uint64 `json:"ram_available"`
 		GPUs     []gpu  `json:"gpus,omitempty"`
 		OS       string `json:"os"`
 		Arch     string `json:"arch"`
-	}{CPU: r.CPU.Model, Cores: r.CPU.LogicalCores, RAMTotal: r.Memory.TotalBytes, RAMFree: r.Memory.AvailableBytes, OS: r.OS, Arch: r.Arch}
+	}{CPU: r.CPU.Model, Cores: r.CPU.LogicalCores, RAMTotal: r.Memory.TotalBytes, OS: r.OS, Arch: r.Arch}
 	for _, g := range r.GPUs {
-		sum.GPUs = append(sum.GPUs, gpu{Name: g.Name, VRAMTotal: g.VRAMTotal, VRAMFree: g.VRAMFree, Backend: g.Backend})
+		sum.GPUs = append(sum.GPUs, gpu{Name: g.Name, VRAMTotal: g.VRAMTotal, Backend: g.Backend})
 	}
 	data, err := json.Marshal(sum)
 	if err != nil {

@@ -80,16 +80,19 @@ func (h *modelHost) peerChanged(t netmesh.EventType, p Peer) {
 func (h *modelHost) makePlan() engine.Plan {
 	n := h.n
 	_, versions, _ := n.engineRuntime()
-	head := engine.Candidate{ID: "self", Name: n.cfg.Name, Offer: n.offer().TotalBytes, RPCProtocol: versions.RPCProtocol, Local: true}
+	head := engine.Candidate{ID: "self", Name: n.cfg.Name, RPCProtocol: versions.RPCProtocol, Local: true}
 	if s := n.currentMesh(); s != nil {
 		head.ID = s.node.ID()
 	}
-	if head.Offer == 0 {
-		// Without a hardware report, assume the model fits here: the
-		// head always serves what it can.
-		head.Offer = h.est.TotalBytes
+	for _, d := range n.localDevices() {
+		head.Devices = append(head.Devices, d.planDevice())
 	}
-	in := engine.PlanInput{Model: h.est, Head: head, Protocol: versions.RPCProtocol, Mode: n.cfg.Split}
+	if cpu := len(head.Devices) - 1; cpu >= 0 && head.Devices[cpu].Offer == 0 {
+		// No hardware report, or a cap of nothing: the head still
+		// serves what it can on its own CPU.
+		head.Devices[cpu].Offer = h.est.TotalBytes
+	}
+	in := engine.PlanInput{Model: h.est, Head: head, Protocol: versions.RPCProtocol, Mode: n.cfg.Split, Devices: n.deviceChoice()}
 	now := time.Now()
 	var excluded []engine.Exclusion
 	h.mu.Lock()
@@ -108,9 +111,16 @@ func (h *modelHost) makePlan() engine.Plan {
 			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: e.reason})
 			continue
 		}
-		c := engine.Candidate{ID: p.ID, Name: p.Name, Offer: p.MemoryOffered}
+		c := engine.Candidate{ID: p.ID, Name: p.Name, RTT: time.Duration(p.RTTMS * float64(time.Millisecond))}
 		if svc, ok := p.Services.(map[string]netmesh.ServiceInfo); ok {
 			c.RPCProtocol = svc[serviceRPC].Version
+		}
+		for _, d := range p.Devices {
+			c.Devices = append(c.Devices, d.planDevice())
+		}
+		if len(c.Devices) == 0 {
+			// An older Potluck: its whole offer, on its CPU.
+			c.Devices = []engine.PlanDevice{{Name: "CPU", Backend: "CPU", Offer: p.MemoryOffered, Speed: engine.CPUSpeed(0)}}
 		}
 		in.Workers = append(in.Workers, c)
 	}
@@ -122,7 +132,7 @@ func (h *modelHost) makePlan() engine.Plan {
 
 // samePlan reports whether two plans start the same llama-server.
 func samePlan(a, b engine.Plan) bool {
-	return a.Fits == b.Fits && a.GPULayers == b.GPULayers &&
+	return a.Fits == b.Fits && a.GPULayers == b.GPULayers && slices.Equal(a.ServerDevices, b.ServerDevices) &&
 		slices.Equal(a.Workers, b.Workers) && slices.Equal(a.TensorSplit, b.TensorSplit)
 }
 
@@ -246,9 +256,11 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		h.setDetail(&plan, err.Error())
 		return
 	}
-	spec := engine.ServerSpec{Model: h.path, Alias: h.alias, Port: port, CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads}
-	if len(rpc) > 0 {
-		spec.RPC, spec.GPULayers, spec.TensorSplit = rpc, plan.GPULayers, plan.TensorSplit
+	spec := engine.ServerSpec{Model: h.path, Alias: h.alias, Port: port, CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads,
+		RPC: rpc, Devices: plan.ServerDevices, GPULayers: plan.GPULayers, TensorSplit: plan.TensorSplit}
+	if len(plan.ServerDevices) == 0 {
+		// Everything on the CPU, whatever llama.cpp would pick.
+		spec.Devices = []string{"none"}
 	}
 	ss := rt.ServerSupervisorSpec(spec)
 	ss.Log = n.log.With("part", "engine")
@@ -358,14 +370,19 @@ func (h *modelHost) status() *ModelStatus {
 	defer h.mu.Unlock()
 	st := &ModelStatus{ID: h.alias, Path: h.path, Detail: h.detail, Nodes: h.nodes}
 	if h.plan.Fits {
-		for _, a := range h.plan.Nodes {
-			if a.Layers > 0 {
-				st.Holders = append(st.Holders, Holder{Name: a.Name, Local: a.Local, Layers: a.Layers, Bytes: a.Bytes})
+		st.TokensPerSecond = h.plan.TokensPerSecond
+		for _, a := range h.plan.Devices {
+			if a.Layers > 0 || a.Output {
+				st.Holders = append(st.Holders, Holder{Name: a.NodeName, Device: a.Device, Local: a.Local, Layers: a.Layers, Bytes: a.Bytes, Share: a.Share})
 			}
 		}
 	}
 	for _, e := range h.plan.Excluded {
-		st.Excluded = append(st.Excluded, e.Name+": "+e.Reason)
+		who := e.Name
+		if e.Device != "" {
+			who += " " + e.Device
+		}
+		st.Excluded = append(st.Excluded, who+": "+e.Reason)
 	}
 	if h.sup != nil {
 		st.State = h.sup.Status()

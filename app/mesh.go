@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -272,7 +273,7 @@ func (n *Node) publishInfo() {
 	if s == nil {
 		return
 	}
-	offer := n.offer()
+	devs, choice := n.localDevices(), n.deviceChoice()
 	hwSum := n.hardwareSummary()
 	_, versions, _ := n.engineRuntime()
 	n.mu.Lock()
@@ -291,9 +292,16 @@ func (n *Node) publishInfo() {
 		i.Version = Version
 		i.Mode = string(mode)
 		i.MemoryOffered = 0
-		if mode != ShareOff {
-			i.MemoryOffered = offer.TotalBytes
+		published := devs
+		if mode == ShareWorker {
+			// Exactly what the RPC worker exposes, in its order: the
+			// head names them RPC0, RPC1… in this order.
+			published = lent(devs, choice)
 		}
+		if mode != ShareOff {
+			i.MemoryOffered = offerTotal(published)
+		}
+		i.Devices, _ = json.Marshal(published)
 		i.Hardware = hwSum
 		i.Models = models
 		i.InFlight = inflight
@@ -344,6 +352,7 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 	if len(p.Services) > 0 {
 		v.Services = p.Services
 	}
+	v.Devices = decodeDevices(p.Devices)
 	return v
 }
 

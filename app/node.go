@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -43,11 +44,15 @@ type Node struct {
 	applied  map[string]bool // removals carried out, by members.ID
 	roll     *members.Roll
 
+	worker   *workerProc // non-nil while sharing as a worker
+	host     *modelHost  // non-nil when a model is configured
+	hwReport *hw.Report
+	warnings map[string]Warning
+
+	engDevices    []engine.Device // what llama.cpp sees, listed at start
+	hostBandwidth float64         // bytes a second, measured at start
+
 	rejectedBefore atomic.Uint64 // mesh messages rejected by closed sessions
-	worker         *workerProc   // non-nil while sharing as a worker
-	host           *modelHost    // non-nil when a model is configured
-	hwReport       *hw.Report
-	warnings       map[string]Warning
 }
 
 var _ Controller = (*Node)(nil)
@@ -125,6 +130,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	n.probeHardware(ctx)
+	n.listDevices(ctx)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
@@ -301,13 +307,18 @@ type Status struct {
 	P2PAddrs    []string `json:"p2p_addrs,omitempty"`
 	PeersOnline int      `json:"peers_online"`
 
-	Engine   EngineStatus `json:"engine"`
-	Model    *ModelStatus `json:"model,omitempty"`
-	Worker   *WorkerState `json:"worker,omitempty"`
-	Hardware *hw.Report   `json:"hardware,omitempty"`
-	Offer    *hw.Offer    `json:"offer,omitempty"`
-	InFlight int          `json:"in_flight"`
-	Warnings []Warning    `json:"warnings,omitempty"`
+	Engine EngineStatus `json:"engine"`
+	// Devices are this node's devices and what each offers; those the
+	// user left out are marked unused.
+	Devices []DeviceInfo `json:"devices"`
+	// DeviceChoice is the user's choice of devices; empty: automatic.
+	DeviceChoice []string     `json:"device_choice,omitempty"`
+	Model        *ModelStatus `json:"model,omitempty"`
+	Worker       *WorkerState `json:"worker,omitempty"`
+	Hardware     *hw.Report   `json:"hardware,omitempty"`
+	Offer        *hw.Offer    `json:"offer,omitempty"`
+	InFlight     int          `json:"in_flight"`
+	Warnings     []Warning    `json:"warnings,omitempty"`
 }
 
 // EngineStatus describes llama.cpp on this node.
@@ -328,18 +339,24 @@ type ModelStatus struct {
 	State  engine.Status `json:"state"`
 	Detail string        `json:"detail,omitempty"` // e.g. why it waits
 	Nodes  int           `json:"nodes"`            // machines holding it
-	// Holders is the current plan: which machine holds how many layers.
+	// Holders is the current plan: which device of which machine holds
+	// how many layers.
 	Holders []Holder `json:"holders,omitempty"`
+	// TokensPerSecond is the plan's predicted decoding speed.
+	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
 	// Excluded names the workers left out of the plan, with the reason.
 	Excluded []string `json:"excluded,omitempty"`
 }
 
-// Holder is one machine's part of a split model.
+// Holder is one device's part of a split model.
 type Holder struct {
-	Name   string `json:"name"`
+	Name   string `json:"name"`   // the machine
+	Device string `json:"device"` // its device, e.g. "CUDA0", "CPU"
 	Local  bool   `json:"local"`
 	Layers int    `json:"layers"`
 	Bytes  uint64 `json:"bytes"`
+	// Share is its part of the time per token, 0 to 1.
+	Share float64 `json:"share"`
 }
 
 // WorkerState describes this node's RPC worker.
@@ -351,6 +368,8 @@ type WorkerState struct {
 // Status returns a snapshot of the node.
 func (n *Node) Status() Status {
 	offer := n.offer()
+	all := n.allDevices()
+	devs := slices.DeleteFunc(slices.Clone(all), func(d DeviceInfo) bool { return d.Unused })
 	n.mu.Lock()
 	st := Status{
 		Name: n.cfg.Name, Version: Version, UptimeS: int64(time.Since(n.started).Seconds()),
@@ -358,8 +377,10 @@ func (n *Node) Status() Status {
 		API: "http://" + n.apiAddr() + "/v1",
 		Engine: EngineStatus{Available: n.engErr == nil, Runtime: n.runtime,
 			Server: n.versions.Server, Build: n.versions.Build, RPCProtocol: n.versions.RPCProtocol},
-		Hardware: n.hwReport,
-		InFlight: n.srv.InFlight(),
+		Hardware:     n.hwReport,
+		InFlight:     n.srv.InFlight(),
+		Devices:      all,
+		DeviceChoice: slices.Clone(n.deviceChoiceLocked()),
 	}
 	if n.engErr != nil {
 		st.Engine.Error = n.engErr.Error()
@@ -368,7 +389,7 @@ func (n *Node) Status() Status {
 		st.Offer = &offer
 	}
 	if st.Share != ShareOff {
-		st.MemoryOffered = offer.TotalBytes
+		st.MemoryOffered = offerTotal(lent(devs, n.deviceChoiceLocked()))
 	}
 	mesh, worker, host, joining := n.mesh, n.worker, n.host, n.joining
 	for _, w := range n.warnings {

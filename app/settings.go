@@ -21,6 +21,9 @@ type Settings struct {
 	Token       string    `json:"token,omitempty"`
 	Share       ShareMode `json:"share,omitempty"`
 	ShareMemory uint64    `json:"share_memory,omitempty"`
+	// Devices are the devices chosen to serve and lend (see
+	// Config.Devices); empty: every device that makes a plan faster.
+	Devices []string `json:"devices,omitempty"`
 
 	// PastTokens are the fingerprints of tokens the network moved away
 	// from when its owner removed a member: a --token naming one of them

@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
@@ -14,10 +17,11 @@ import (
 
 // workerProc is this node's RPC worker while it shares as a shard.
 type workerProc struct {
-	addr   string
-	sup    *engine.Supervisor
-	cancel context.CancelFunc
-	done   chan struct{}
+	addr    string
+	devices []string // what it exposes, in order (-d)
+	sup     *engine.Supervisor
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 func (n *Node) shareLocked() ShareMode {
@@ -128,13 +132,25 @@ func (n *Node) reexpose() error {
 	return nil
 }
 
-// startWorker starts the RPC worker, or returns the running one.
+// startWorker starts the RPC worker, or returns the running one. A worker
+// that exposes other devices than the node now lends is restarted.
 func (n *Node) startWorker() (*workerProc, error) {
+	var devices []string
+	for _, d := range lent(n.localDevices(), n.deviceChoice()) {
+		devices = append(devices, d.Name)
+	}
 	n.mu.Lock()
 	w, runCtx := n.worker, n.runCtx
 	n.mu.Unlock()
-	if w != nil {
+	if w != nil && slices.Equal(w.devices, devices) {
 		return w, nil
+	}
+	if w != nil {
+		n.log.Info("the devices lent changed; restarting the shard worker", "devices", devices)
+		n.stopWorker()
+	}
+	if len(devices) == 0 {
+		return nil, errors.New("this computer lends no memory: raise --share-memory, or name devices that have some with --device")
 	}
 	rt, _, err := n.engineRuntime()
 	if err != nil {
@@ -148,10 +164,10 @@ func (n *Node) startWorker() (*workerProc, error) {
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		return nil, err
 	}
-	spec := rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: n.cfg.Threads, CacheDir: cache})
+	spec := rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: n.cfg.Threads, CacheDir: cache, Devices: devices})
 	spec.Log = n.log.With("part", "worker")
 	spec.LogFile = n.logPath("rpc-server")
-	w = &workerProc{addr: "127.0.0.1:" + strconv.Itoa(port), sup: engine.NewSupervisor(spec), done: make(chan struct{})}
+	w = &workerProc{addr: "127.0.0.1:" + strconv.Itoa(port), devices: devices, sup: engine.NewSupervisor(spec), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(runCtx)
 	w.cancel = cancel
 	go func() {
@@ -171,7 +187,7 @@ func (n *Node) startWorker() (*workerProc, error) {
 	n.worker = w
 	n.mu.Unlock()
 	n.clearWarning("worker")
-	n.log.Info("sharing as a shard worker", "rpc", w.addr)
+	n.log.Info("sharing as a shard worker", "rpc", w.addr, "devices", strings.Join(devices, ","))
 	return w, nil
 }
 

@@ -36,6 +36,9 @@ import (
 // machine is quiet, then the process-level ones.
 var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "load"}
 
+// extraSections run only when -only names them.
+var extraSections = []string{"calibrate"}
+
 type bench struct {
 	potluckBin string
 	tmp        string
@@ -97,7 +100,7 @@ func run() int {
 		soak    = flag.Duration("soak", 20*time.Second, "duration of the concurrent-stream soak")
 		streams = flag.Int("streams", 64, "concurrent streams in the soak")
 		idle    = flag.Duration("idle", 30*time.Second, "how long idle nodes are measured")
-		only    = flag.String("only", "", "comma-separated sections to run (default all: "+strings.Join(sections, ",")+")")
+		only    = flag.String("only", "", "comma-separated sections to run (default all: "+strings.Join(sections, ",")+"; also "+strings.Join(extraSections, ",")+")")
 		cpuprof = flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (the in-process tunnels) to `file`")
 	)
 	flag.Parse()
@@ -150,8 +153,10 @@ func run() int {
 		"soak":   b.benchSoak,
 		"shard":  b.benchShard,
 		"load":   b.benchLoad,
+
+		"calibrate": b.benchCalibrate,
 	}
-	for _, s := range sections {
+	for _, s := range slices.Concat(sections, extraSections) {
 		if !slices.Contains(want, s) || ctx.Err() != nil {
 			continue
 		}

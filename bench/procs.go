@@ -218,6 +218,8 @@ type peerDoc struct {
 	PeerID string `json:"peer_id"`
 	Name   string `json:"name"`
 	Online bool   `json:"online"`
+	// RTTMS is the last measured round trip to the peer.
+	RTTMS float64 `json:"rtt_ms"`
 }
 
 func (p *potluck) peers() ([]peerDoc, error) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
-	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 const decodeTokens = 128
@@ -57,64 +56,26 @@ type planDoc struct {
 func (b *bench) benchShard(ctx context.Context) {
 	const sec = "shard"
 	fail := func(err error) { b.report.fail(sec, "sharded decode", err) }
-	token, err := netmesh.NewToken()
+	two, err := b.startSplit("head", 2)
 	if err != nil {
 		fail(err)
 		return
 	}
-	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
-	head, err := b.startPotluck("head", env, meshArgs(token, "--model", b.model, "--split", "all")...)
-	if err != nil {
-		fail(err)
-		return
-	}
-	st, err := head.meshStatus()
-	if err != nil {
-		fail(err)
-		return
-	}
-	var ids []string
-	for i := range 2 {
-		w, err := b.startPotluck(fmt.Sprintf("worker-%d", i), env, meshArgs(token, "--share", "worker", "--bootstrap", st.P2PAddrs[0])...)
-		if err != nil {
-			fail(err)
-			return
+	plan, headArgs, meshURL := two.plan, two.args, two.url
+
+	// The same model on a head alone and on a head with one worker, for
+	// the plans' predicted decode rates (the head above is the third).
+	predictions := []struct {
+		name, setup, node string
+		workers           int
+		s                 *split
+	}{{"alone", "one node", "head-alone", 0, nil}, {"1 worker", "head + 1 worker", "head-1w", 1, nil}, {"mesh", "head + 2 workers", "head", 2, two}}
+	for i := range predictions[:2] {
+		p := &predictions[i]
+		if p.s, err = b.startSplit(p.node, p.workers); err != nil {
+			b.report.fail(sec, "predicted vs measured decode, "+p.setup, err)
 		}
-		ws, err := w.meshStatus()
-		if err != nil {
-			fail(err)
-			return
-		}
-		ids = append(ids, ws.PeerID)
 	}
-	var plan planDoc
-	err = head.waitFor(60*time.Second, 100*time.Millisecond, "a ready model split over both workers", func() bool {
-		plan = planDoc{}
-		if getJSON(head.api+"/api/plan", &plan) != nil {
-			return false
-		}
-		for _, id := range ids {
-			held := false
-			for _, n := range plan.Plan.Nodes {
-				held = held || (n.ID == id && n.Layers > 0)
-			}
-			if !held {
-				return false
-			}
-		}
-		s, err := head.status()
-		return err == nil && s.Model != nil && s.Model.Ready
-	})
-	if err != nil {
-		fail(err)
-		return
-	}
-	_, headArgs, err := head.llamaServer()
-	if err != nil {
-		fail(err)
-		return
-	}
-	meshURL := "http://127.0.0.1:" + argValue(headArgs, "--port")
 
 	// The same split with the workers reached directly.
 	var direct []string
@@ -189,9 +150,15 @@ func (b *bench) benchShard(ctx context.Context) {
 		}
 	}
 
-	urls := []struct{ name, url string }{{"single", singleURL}, {"direct", directURL}, {"mesh", meshURL}}
+	type target struct{ name, url string }
+	urls := []target{{"single", singleURL}, {"direct", directURL}, {"mesh", meshURL}}
 	if tunnelsURL != "" {
-		urls = append(urls, struct{ name, url string }{"tunnels", tunnelsURL})
+		urls = append(urls, target{"tunnels", tunnelsURL})
+	}
+	for _, p := range predictions[:2] {
+		if p.s != nil {
+			urls = append(urls, target{p.name, p.s.url})
+		}
 	}
 	rates := map[string][]float64{}
 	for _, u := range urls { // warm-up
@@ -200,10 +167,19 @@ func (b *bench) benchShard(ctx context.Context) {
 			return
 		}
 	}
+	sampled := map[string]*split{}
+	for _, p := range predictions {
+		if p.s != nil {
+			sampled[p.name] = p.s
+		}
+	}
 	for range b.runs {
 		for _, u := range urls {
 			if ctx.Err() != nil {
 				return
+			}
+			if s := sampled[u.name]; s != nil && s.err == nil {
+				s.err = s.sample()
 			}
 			r, err := decodeRate(u.url)
 			if err != nil {
@@ -218,7 +194,7 @@ func (b *bench) benchShard(ctx context.Context) {
 		Anchor: "2 workers direct RPC", AnchorValue: d, AnchorRuns: round(rates["direct"], 0),
 		Relation: fmt.Sprintf("%.2fx direct", m/d), Target: ">= 0.8x direct", Met: met(m >= 0.8*d),
 		Note: fmt.Sprintf("llama.cpp's own decode rate (timings.predicted_per_second) for %d greedy tokens; head `--split all` + 2 `--share worker` processes; direct = the head's llama-server arguments with --rpc pointed at 2 plain rpc-servers; plan tensor split %v",
-			decodeTokens, plan.Plan.TensorSplit)})
+			decodeTokens, plan.TensorSplit)})
 	if t := rates["tunnels"]; len(t) > 0 {
 		b.report.add(Figure{Section: sec, Name: "decode, 2 workers via in-process tunnels", Unit: "tok/s", Value: median(t), Runs: round(t, 0),
 			Anchor: "2 workers direct RPC", AnchorValue: d, Relation: fmt.Sprintf("%.2fx direct", median(t)/d),
@@ -227,6 +203,15 @@ func (b *bench) benchShard(ctx context.Context) {
 	b.report.add(Figure{Section: sec, Name: "decode, single process", Unit: "tok/s", Value: s, Runs: round(rates["single"], 0),
 		Anchor: "2 workers direct RPC", AnchorValue: d,
 		Relation: fmt.Sprintf("direct RPC is %.2fx single; mesh %.2fx single", d/s, m/s)})
+	for _, p := range predictions {
+		switch {
+		case p.s == nil:
+		case p.s.err != nil:
+			b.report.fail(sec, "predicted vs measured decode, "+p.setup, p.s.err)
+		default:
+			b.report.add(b.predictionFigure(sec, p.setup, p.s, rates[p.name]))
+		}
+	}
 }
 
 // benchLoad times llama-server loading a model onto one RPC worker that

@@ -19,6 +19,7 @@ type ServerSpec struct {
 	Threads     int       // 0: llama.cpp's default
 	GPULayers   int       // -1: all
 	RPC         []string  // worker addresses, host:port
+	Devices     []string  // devices to offload to, e.g. Vulkan0, RPC0; {"none"}: none; empty: llama.cpp's choice
 	TensorSplit []float64 // proportions, one per device
 	Parallel    int       // request slots; 0: llama.cpp's default
 	Embeddings  bool
@@ -42,6 +43,11 @@ func ServerArgs(s ServerSpec) []string {
 	}
 	if len(s.RPC) > 0 {
 		args = append(args, "--rpc", strings.Join(s.RPC, ","))
+	}
+	if len(s.Devices) > 0 {
+		// After --rpc: llama-server checks the names as it parses them,
+		// and RPC0… exist only once --rpc has connected.
+		args = append(args, "--device", strings.Join(s.Devices, ","))
 	}
 	if s.GPULayers != 0 {
 		ngl := strconv.Itoa(s.GPULayers)
@@ -68,6 +74,10 @@ type WorkerSpec struct {
 	Port     int    // on 127.0.0.1
 	Threads  int    // 0: llama.cpp's default
 	CacheDir string // tensor cache; empty: no cache
+	// Devices are the devices the worker lends, in this order, e.g.
+	// Vulkan0, CPU; a head numbers them RPC0, RPC1, … Empty: the worker's
+	// GPUs, or its CPU when it has none.
+	Devices []string
 }
 
 // WorkerArgs derives the RPC worker's arguments. It always binds 127.0.0.1:
@@ -80,6 +90,9 @@ func WorkerArgs(w WorkerSpec) []string {
 	}
 	if w.CacheDir != "" {
 		args = append(args, "--cache")
+	}
+	if len(w.Devices) > 0 {
+		args = append(args, "--device", strings.Join(w.Devices, ","))
 	}
 	return args
 }

@@ -20,6 +20,10 @@ func TestServerArgs(t *testing.T) {
 			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --alias tiny --ctx-size 512 --threads 1 --threads-batch 1 --parallel 4"},
 		{"split", ServerSpec{Model: "m.gguf", Port: 9000, RPC: []string{"127.0.0.1:1", "127.0.0.1:2"}, GPULayers: -1, TensorSplit: []float64{1, 2.5, 0}},
 			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --rpc 127.0.0.1:1,127.0.0.1:2 --n-gpu-layers 999 --tensor-split 1,2.5,0"},
+		{"devices after rpc", ServerSpec{Model: "m.gguf", Port: 9000, RPC: []string{"127.0.0.1:1"}, Devices: []string{"Vulkan0", "RPC0"}, GPULayers: -1},
+			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --rpc 127.0.0.1:1 --device Vulkan0,RPC0 --n-gpu-layers 999"},
+		{"no offload", ServerSpec{Model: "m.gguf", Port: 9000, Devices: []string{"none"}},
+			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --device none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -30,11 +34,25 @@ func TestServerArgs(t *testing.T) {
 	}
 }
 
-func TestWorkerArgsBindLoopback(t *testing.T) {
-	got := WorkerArgs(WorkerSpec{Port: 5000, Threads: 2, CacheDir: "/tmp/c"})
-	want := []string{"--host", "127.0.0.1", "--port", "5000", "--threads", "2", "--cache"}
-	if !slices.Equal(got, want) {
-		t.Errorf("WorkerArgs = %q, want %q", got, want)
+func TestWorkerArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		spec WorkerSpec
+		want string
+	}{
+		{"loopback", WorkerSpec{Port: 5000, Threads: 2, CacheDir: "/tmp/c"},
+			"--host 127.0.0.1 --port 5000 --threads 2 --cache"},
+		{"one device", WorkerSpec{Port: 5000, Devices: []string{"Vulkan0"}},
+			"--host 127.0.0.1 --port 5000 --device Vulkan0"},
+		{"devices in order", WorkerSpec{Port: 5000, Threads: 1, Devices: []string{"CUDA0", "Vulkan0", "CPU"}},
+			"--host 127.0.0.1 --port 5000 --threads 1 --device CUDA0,Vulkan0,CPU"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(WorkerArgs(tt.spec), " "); got != tt.want {
+				t.Errorf("WorkerArgs:\n got %s\nwant %s", got, tt.want)
+			}
+		})
 	}
 }
 

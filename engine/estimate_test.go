@@ -166,9 +166,10 @@ func TestPlanGeneratedModel(t *testing.T) {
 	}
 	const gib = 1 << 30
 	p := engine.MakePlan(engine.PlanInput{
-		Model:    est,
-		Head:     engine.Candidate{ID: "h", Name: "head", Offer: 8 * gib, RPCProtocol: "8.0.0"},
-		Workers:  []engine.Candidate{{ID: "w2", Offer: 8 * gib, RPCProtocol: "8.0.0"}, {ID: "w1", Offer: 8 * gib, RPCProtocol: "8.0.0"}},
+		Model: est,
+		Head:  engine.Candidate{ID: "h", Name: "head", Devices: []engine.PlanDevice{{Name: "CPU", Backend: "CPU", Offer: 8 * gib}}, RPCProtocol: "8.0.0"},
+		Workers: []engine.Candidate{{ID: "w2", Devices: []engine.PlanDevice{{Name: "CPU", Backend: "CPU", Offer: 8 * gib}}, RPCProtocol: "8.0.0"},
+			{ID: "w1", Devices: []engine.PlanDevice{{Name: "CPU", Backend: "CPU", Offer: 8 * gib}}, RPCProtocol: "8.0.0"}},
 		Protocol: "8.0.0",
 		Mode:     engine.SplitAll,
 	})

@@ -37,12 +37,80 @@ var provisionPackages = []string{
 	"libggml0", "libggml0-backend-rpc", "libllama0", "llama.cpp-tools", "llama.cpp-tools-extra",
 }
 
+// The GPU backends Install can add to the CPU runtime, as InstallOptions
+// and `potluck engine install --backend` name them (a Device's Backend uses
+// ggml's names: "Vulkan", "CUDA"). ggml loads each one it finds at start; one
+// whose driver is missing is skipped, not fatal.
+const (
+	ProvisionCPU    = "cpu"    // no GPU backend at all
+	ProvisionVulkan = "vulkan" // AMD, Intel and NVIDIA GPUs through the system's Vulkan driver
+	ProvisionCUDA   = "cuda"   // NVIDIA GPUs through the system's driver, 550 or later
+)
+
+// backendPackages are the packages each GPU backend adds, and the archive
+// components they live in. The Vulkan loader comes along (the drivers, its
+// ICDs, are the system's); libcuda.so.1 never does: it belongs to the
+// installed NVIDIA driver, which must match the kernel module, and sid's
+// CUDA 12.4 runtime needs driver 550 or later.
+var backendPackages = map[string]struct {
+	packages   []string
+	components []string
+}{
+	ProvisionVulkan: {[]string{"libggml0-backend-vulkan", "libvulkan1"}, nil},
+	ProvisionCUDA:   {[]string{"libggml0-backend-cuda", "libcudart12", "libcublas12", "libcublaslt12"}, []string{"contrib", "non-free"}},
+}
+
+// CUDADriverHint says what a CUDA backend needs from the machine.
+const CUDADriverHint = "llama.cpp's CUDA backend needs the NVIDIA driver 550 or later (CUDA 12.4), installed from your distribution or NVIDIA"
+
+// ResolveBackends turns a choice of GPU backends into the set Install
+// provisions, sorted: Vulkan always (it is small, and a machine without a
+// Vulkan driver just lists no Vulkan device), CUDA when asked for, and no
+// GPU backend at all when the choice is only "cpu".
+func ResolveBackends(choice []string) ([]string, error) {
+	if len(choice) == 1 && choice[0] == ProvisionCPU {
+		return nil, nil
+	}
+	out := []string{ProvisionVulkan}
+	for _, b := range choice {
+		if _, ok := backendPackages[b]; !ok {
+			return nil, fmt.Errorf("unknown llama.cpp backend %q: want %s, %s or %s", b, ProvisionCPU, ProvisionVulkan, ProvisionCUDA)
+		}
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// packageSet returns the packages and archive components for backends.
+func packageSet(backends []string) (pkgs, components []string) {
+	pkgs = slices.Clone(provisionPackages)
+	components = []string{"main"}
+	for _, b := range backends {
+		bp := backendPackages[b]
+		pkgs = append(pkgs, bp.packages...)
+		for _, c := range bp.components {
+			if !slices.Contains(components, c) {
+				components = append(components, c)
+			}
+		}
+	}
+	return pkgs, components
+}
+
 // ErrUnsupportedPlatform reports that Install cannot provision this system.
 var ErrUnsupportedPlatform = errors.New("automatic llama.cpp install is not supported here")
 
 // InstallOptions configure Install.
 type InstallOptions struct {
-	Dir      string                        // provision directory
+	Dir string // provision directory
+	// Backends are the GPU backends to add: "vulkan", "cuda", or only "cpu"
+	// for none. Vulkan is always added unless the choice is "cpu"; see
+	// ResolveBackends. Asking for other backends than the tree has unpacks
+	// it again.
+	Backends []string
 	Sources  []string                      // apt source files to read the mirror from; defaults to the system's
 	Progress func(format string, a ...any) // optional progress lines for a person
 }
@@ -57,15 +125,32 @@ func (o InstallOptions) progress(format string, a ...any) {
 type manifest struct {
 	Suite    string            `json:"suite"`
 	Mirror   string            `json:"mirror"`
-	Packages map[string]string `json:"packages"` // file name -> sha256
+	Backends []string          `json:"backends,omitempty"` // GPU backends, as ResolveBackends returns them
+	Packages map[string]string `json:"packages"`           // file name -> sha256
 }
 
-// Install provisions llama.cpp into opts.Dir and returns the runtime found
-// there. A second run downloads nothing new and only verifies the files.
+// InstalledBackends returns the GPU backends provisioned in dir ("vulkan",
+// "cuda"), or nil when there is no provisioned runtime or it has none.
+func InstalledBackends(dir string) []string {
+	m, err := readManifest(dir)
+	if err != nil {
+		return nil
+	}
+	return m.Backends
+}
+
+// Install provisions llama.cpp and the GPU backends opts asks for into
+// opts.Dir and returns the runtime found there. A second run with the same
+// backends downloads nothing new and only verifies the files.
 func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		return Runtime{}, fmt.Errorf("%w (%s/%s): %s", ErrUnsupportedPlatform, runtime.GOOS, runtime.GOARCH, manualInstallHint())
 	}
+	backends, err := ResolveBackends(opts.Backends)
+	if err != nil {
+		return Runtime{}, err
+	}
+	pkgs, components := packageSet(backends)
 	for _, tool := range []string{"apt-get", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return Runtime{}, fmt.Errorf("%w: %s is missing (Debian/Ubuntu only): %s", ErrUnsupportedPlatform, tool, manualInstallHint())
@@ -82,7 +167,7 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 	if err != nil {
 		return Runtime{}, err
 	}
-	a := aptDirs{root: filepath.Join(opts.Dir, "apt"), mirror: mirror}
+	a := aptDirs{root: filepath.Join(opts.Dir, "apt"), mirror: mirror, components: components}
 	if err := a.init(); err != nil {
 		return Runtime{}, err
 	}
@@ -99,7 +184,7 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 				return Runtime{}, err
 			}
 		}
-		uris, err = a.printURIs(ctx, provisionPackages)
+		uris, err = a.printURIs(ctx, pkgs)
 		if err == nil {
 			err = a.download(ctx, debs, uris, opts.progress)
 		}
@@ -113,7 +198,7 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 		opts.progress("Package index is stale (%v); refreshing", err)
 	}
 
-	want := manifest{Suite: provisionSuite, Mirror: mirror, Packages: map[string]string{}}
+	want := manifest{Suite: provisionSuite, Mirror: mirror, Backends: backends, Packages: map[string]string{}}
 	for _, u := range uris {
 		want.Packages[u.File] = u.SHA256
 	}
@@ -128,6 +213,8 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 			return Runtime{}, err
 		}
 	}
+	// Packages of older versions, or of a backend no longer wanted, only take space.
+	pruneDebs(debs, want.Packages)
 	rt, err := Locator{ProvisionDir: opts.Dir}.Find()
 	if err != nil {
 		return Runtime{}, fmt.Errorf("provisioned runtime is incomplete: %w", err)
@@ -239,6 +326,14 @@ func deb822URIs(data []byte) []string {
 // system's lists and caches.
 type aptDirs struct {
 	root, mirror string
+	components   []string // archive components; "main" when empty
+}
+
+func (a aptDirs) comps() []string {
+	if len(a.components) == 0 {
+		return []string{"main"}
+	}
+	return a.components
 }
 
 func (a aptDirs) init() error {
@@ -247,8 +342,13 @@ func (a aptDirs) init() error {
 			return err
 		}
 	}
-	line := fmt.Sprintf("deb [signed-by=%s] %s %s main\n", debianKeyring, a.mirror, provisionSuite)
-	return os.WriteFile(filepath.Join(a.root, "sources.list"), []byte(line), 0o644)
+	return os.WriteFile(filepath.Join(a.root, "sources.list"), []byte(a.sourcesLine()), 0o644)
+}
+
+// sourcesLine is the private sources.list: sid, signatures checked against
+// Debian's keyring, and only the components the packages need.
+func (a aptDirs) sourcesLine() string {
+	return fmt.Sprintf("deb [signed-by=%s] %s %s %s\n", debianKeyring, a.mirror, provisionSuite, strings.Join(a.comps(), " "))
 }
 
 func (a aptDirs) opts() []string {
@@ -269,9 +369,15 @@ func (a aptDirs) opts() []string {
 	return o
 }
 
+// hasIndex says whether every component's package index has been fetched.
 func (a aptDirs) hasIndex() bool {
-	m, _ := filepath.Glob(filepath.Join(a.root, "lists", "*_Packages*"))
-	return len(m) > 0
+	for _, c := range a.comps() {
+		m, _ := filepath.Glob(filepath.Join(a.root, "lists", "*_dists_"+provisionSuite+"_"+c+"_binary-amd64_Packages*"))
+		if len(m) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (a aptDirs) run(ctx context.Context, dir string, args ...string) ([]byte, error) {
@@ -344,6 +450,16 @@ func (a aptDirs) download(ctx context.Context, debs string, uris []debURI, progr
 	return nil
 }
 
+// pruneDebs removes the package files in debs that keep is not made of.
+func pruneDebs(debs string, keep map[string]string) {
+	files, _ := filepath.Glob(filepath.Join(debs, "*.deb"))
+	for _, f := range files {
+		if _, ok := keep[filepath.Base(f)]; !ok {
+			os.Remove(f)
+		}
+	}
+}
+
 func checkSHA256(path, want string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -373,8 +489,8 @@ func unpack(ctx context.Context, dir, debs string, uris []debURI) error {
 			return fmt.Errorf("dpkg-deb -x %s: %w: %s", u.File, err, lastLines(string(out), 3))
 		}
 	}
-	// ggml looks for its CPU backends next to the executable, which under
-	// ld.so is the loader's directory.
+	// ggml looks for its backends (CPU variants, RPC, Vulkan, CUDA) next to
+	// the executable, which under ld.so is the loader's directory.
 	lib := filepath.Join(tmp, multiarchLibDir)
 	backends, _ := filepath.Glob(filepath.Join(lib, "ggml", "backends0", "libggml-*.so"))
 	for _, b := range backends {

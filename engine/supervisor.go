@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"sync"
 	"time"
@@ -66,6 +67,10 @@ type Spec struct {
 
 	Log     *slog.Logger // optional
 	LogFile string       // optional; child output is appended here, rotated
+
+	// Env is extra environment for the child, after what Command set
+	// (e.g. the variables that show a test a software Vulkan device).
+	Env []string
 }
 
 func (s *Spec) defaults() {
@@ -256,6 +261,12 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 		}
 	}
 	cmd.Stdout, cmd.Stderr = w, w
+	if len(s.spec.Env) > 0 {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, s.spec.Env...)
+	}
 	configureProcess(cmd, s.spec.StopGrace)
 	s.set(func(st *Status) { st.State = StateStarting; st.Starts++ })
 	if err := cmd.Start(); err != nil {

@@ -104,6 +104,13 @@ func (r *nvmlReader) device(i int, dev nvml.Device) GPU {
 	} else {
 		r.log.Debug("hw: NVML memory info", "index", i, "reason", nvmlErr(ret))
 	}
+	// Peak bandwidth: the memory clock (MHz) moves two transfers a cycle
+	// over a bus this many bits wide.
+	if clock, ret := dev.GetMaxClockInfo(nvml.CLOCK_MEM); ret == nvml.SUCCESS && clock > 0 {
+		if width, ret := dev.GetMemoryBusWidth(); ret == nvml.SUCCESS && width > 0 {
+			g.BandwidthBytesPerSec = float64(clock) * 1e6 * 2 * float64(width) / 8
+		}
+	}
 	if u, ret := dev.GetUtilizationRates(); ret == nvml.SUCCESS {
 		g.Utilization = int(u.Gpu)
 	}

@@ -18,6 +18,7 @@ type nvmlCard struct {
 	reserved          uint64
 	util, temp        uint32
 	v1Only            bool
+	memClock, busBits uint32 // MHz and bits; 0: not supported
 }
 
 func (c nvmlCard) device() *mock.Device {
@@ -49,6 +50,21 @@ func (c nvmlCard) device() *mock.Device {
 			}
 			return c.temp, nvml.SUCCESS
 		},
+		GetMaxClockInfoFunc: func(ct nvml.ClockType) (uint32, nvml.Return) {
+			if ct != nvml.CLOCK_MEM {
+				return 0, nvml.ERROR_INVALID_ARGUMENT
+			}
+			if c.memClock == 0 {
+				return 0, nvml.ERROR_NOT_SUPPORTED
+			}
+			return c.memClock, nvml.SUCCESS
+		},
+		GetMemoryBusWidthFunc: func() (uint32, nvml.Return) {
+			if c.busBits == 0 {
+				return 0, nvml.ERROR_NOT_SUPPORTED
+			}
+			return c.busBits, nvml.SUCCESS
+		},
 	}
 }
 
@@ -72,8 +88,9 @@ func fakeNVML(cards ...nvmlCard) *mock.Interface {
 }
 
 var (
+	// The RTX 4090's GDDR6X: 10501 MHz over 384 bits, 1008 GB/s.
 	rtx4090 = nvmlCard{name: "NVIDIA GeForce RTX 4090", uuid: "GPU-5b2c3d4e-0000-1111-2222-333344445555", busID: "00000000:01:00.0",
-		total: 24564 * MiB, reserved: 334 * MiB, used: 1020 * MiB, util: 3, temp: 41}
+		total: 24564 * MiB, reserved: 334 * MiB, used: 1020 * MiB, util: 3, temp: 41, memClock: 10501, busBits: 384}
 	rtx3090a = nvmlCard{name: "NVIDIA GeForce RTX 3090", uuid: "GPU-aaaa", busID: "00000000:01:00.0",
 		total: 24576 * MiB, used: 22000 * MiB, util: 98, temp: 77, v1Only: true}
 	rtx3090b = nvmlCard{name: "NVIDIA GeForce RTX 3090", uuid: "GPU-bbbb", busID: "00000000:4C:00.0",
@@ -89,6 +106,22 @@ func nvGPU(c nvmlCard, addr string) GPU {
 		Vendor: VendorNVIDIA, Name: c.name, UUID: c.uuid, PCIAddress: addr, Backend: BackendCUDA,
 		VRAMTotal: c.total, VRAMFree: c.total - c.reserved - c.used, VRAMUsed: used, VRAMKnown: true,
 		Utilization: int(c.util), TemperatureC: int(c.temp), Driver: "550.54.15", CUDAVersion: "12.4",
+		BandwidthBytesPerSec: float64(c.memClock) * 1e6 * 2 * float64(c.busBits) / 8,
+	}
+}
+
+func TestNVMLBandwidth(t *testing.T) {
+	r := openNVMLLib(fakeNVML(rtx4090, rtx3090a), discard())
+	defer r.Close()
+	gpus, err := r.GPUs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gpus[0].BandwidthBytesPerSec; got < 1.007e12 || got > 1.009e12 {
+		t.Errorf("RTX 4090 bandwidth = %.4g B/s, want 1.008e12", got)
+	}
+	if got := gpus[1].BandwidthBytesPerSec; got != 0 {
+		t.Errorf("a card that does not report its memory clock: bandwidth %v, want unknown (0)", got)
 	}
 }
 
@@ -181,6 +214,7 @@ func TestNVMLDeviceErrors(t *testing.T) {
 		GetMemoryInfoFunc:       func() (nvml.Memory, nvml.Return) { return nvml.Memory{}, nvml.ERROR_GPU_IS_LOST },
 		GetUtilizationRatesFunc: func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_GPU_IS_LOST },
 		GetTemperatureFunc:      func(nvml.TemperatureSensors) (uint32, nvml.Return) { return 0, nvml.ERROR_GPU_IS_LOST },
+		GetMaxClockInfoFunc:     func(nvml.ClockType) (uint32, nvml.Return) { return 0, nvml.ERROR_GPU_IS_LOST },
 	}
 	lib = fakeNVML(rtx4090, rtx4090)
 	lib.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {

@@ -6,13 +6,18 @@ import (
 )
 
 // OfferPolicy decides how much of this machine's memory to share: each
-// GPU's free VRAM minus GPUReserve, plus RAMFraction of available system
-// memory while always leaving RAMReserve to the owner, all capped by Cap
-// (the user's --share-memory; 0 means no cap). Fields are taken as they
-// are; start from DefaultOfferPolicy.
+// GPU's VRAM less a reserve (GPUReserve, or a tenth of the card if more),
+// plus RAMFraction of system memory while always leaving RAMReserve to the
+// owner, all capped by Cap (the user's --share-memory; 0 means no cap).
+//
+// The offer is worked out from totals, never from what is free at the
+// moment: a model that Potluck itself loads takes free memory, and an offer
+// that shrank with it would change the plan that loaded the model, over and
+// over. It changes only when the cap or the hardware does. Fields are taken
+// as they are; start from DefaultOfferPolicy.
 type OfferPolicy struct {
-	// GPUReserve is kept free on every GPU for the desktop and other
-	// programs.
+	// GPUReserve is kept on every GPU for the desktop and other programs;
+	// a tenth of the card's memory when that is more.
 	GPUReserve uint64
 	// RAMFraction of available system memory is offered for CPU shards,
 	// between 0 and 1.
@@ -23,8 +28,8 @@ type OfferPolicy struct {
 	Cap uint64
 }
 
-// DefaultOfferPolicy keeps 512 MiB on each GPU, offers half of available
-// RAM but never the last 4 GiB, and has no cap.
+// DefaultOfferPolicy keeps 512 MiB or a tenth of each GPU, offers half of
+// the RAM but never the last 4 GiB, and has no cap.
 func DefaultOfferPolicy() OfferPolicy {
 	return OfferPolicy{
 		GPUReserve:  512 * MiB,
@@ -80,8 +85,9 @@ func (p OfferPolicy) Offer(r Report) Offer {
 		case g.Backend == BackendNone:
 			say("%s: no usable driver, not offered", g.Name)
 		default:
-			share := sub(g.VRAMFree, p.GPUReserve)
-			say("%s: %s free of %s, keeping %s: %s", g.Name, FormatSize(g.VRAMFree), FormatSize(g.VRAMTotal), FormatSize(p.GPUReserve), FormatSize(share))
+			keep := p.gpuKeep(g.VRAMTotal)
+			share := p.GPUShare(g.VRAMTotal)
+			say("%s: %s, keeping %s: %s", g.Name, FormatSize(g.VRAMTotal), FormatSize(keep), FormatSize(share))
 			if share > 0 {
 				o.VRAMBytes += share
 				o.Devices = append(o.Devices, DeviceOffer{GPU: i, Name: g.Name, Backend: g.Backend, Bytes: share})
@@ -89,19 +95,19 @@ func (p OfferPolicy) Offer(r Report) Offer {
 		}
 	}
 
-	ram := p.ramShare(r.Memory.AvailableBytes)
+	ram := p.ramShare(r.Memory.TotalBytes)
 	frac := fmt.Sprintf("%.0f%%", p.RAMFraction*100)
 	if unified {
 		// Apple Silicon: system memory is GPU memory; offer it to Metal
 		// rather than twice.
 		g, i := firstUnified(r.GPUs)
-		say("%s: unified memory, %s of %s available, keeping %s: %s", g.Name, frac, FormatSize(r.Memory.AvailableBytes), FormatSize(p.RAMReserve), FormatSize(ram))
+		say("%s: unified memory, %s of %s, keeping %s: %s", g.Name, frac, FormatSize(r.Memory.TotalBytes), FormatSize(p.RAMReserve), FormatSize(ram))
 		if ram > 0 {
 			o.VRAMBytes += ram
 			o.Devices = append(o.Devices, DeviceOffer{GPU: i, Name: g.Name, Backend: g.Backend, Bytes: ram})
 		}
 	} else {
-		say("system memory: %s of %s available, keeping %s: %s", frac, FormatSize(r.Memory.AvailableBytes), FormatSize(p.RAMReserve), FormatSize(ram))
+		say("system memory: %s of %s, keeping %s: %s", frac, FormatSize(r.Memory.TotalBytes), FormatSize(p.RAMReserve), FormatSize(ram))
 		if ram > 0 {
 			o.RAMBytes = ram
 			o.Devices = append(o.Devices, DeviceOffer{GPU: -1, Name: cpuName(r.CPU), Backend: "cpu", Bytes: ram})
@@ -117,10 +123,18 @@ func (p OfferPolicy) Offer(r Report) Offer {
 	return o
 }
 
-// ramShare is RAMFraction of avail, but never more than avail-RAMReserve.
-func (p OfferPolicy) ramShare(avail uint64) uint64 {
+// GPUShare is what the policy offers of a GPU with total bytes of memory.
+func (p OfferPolicy) GPUShare(total uint64) uint64 { return sub(total, p.gpuKeep(total)) }
+
+func (p OfferPolicy) gpuKeep(total uint64) uint64 { return max(p.GPUReserve, total/10) }
+
+// RAMShare is what the policy offers of total bytes of system memory.
+func (p OfferPolicy) RAMShare(total uint64) uint64 { return p.ramShare(total) }
+
+// ramShare is RAMFraction of total, but never more than total-RAMReserve.
+func (p OfferPolicy) ramShare(total uint64) uint64 {
 	f := min(max(p.RAMFraction, 0), 1)
-	return min(uint64(float64(avail)*f), sub(avail, p.RAMReserve))
+	return min(uint64(float64(total)*f), sub(total, p.RAMReserve))
 }
 
 // applyCap lowers the offer to Cap, keeping GPU memory first (it is the

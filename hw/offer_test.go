@@ -75,17 +75,19 @@ func TestOffer(t *testing.T) {
 		explains  []string
 	}{
 		{
-			machine: "no GPU", policy: def, ram: 11 * GiB,
-			devices:  []DeviceOffer{{GPU: -1, Name: "AMD EPYC", Backend: "cpu", Bytes: 11 * GiB}},
-			explains: []string{"system memory: 50% of 22.0 GiB available, keeping 4.0 GiB: 11.0 GiB"},
+			// Offers come from totals: 23.5 GiB, not the 22 GiB available.
+			machine: "no GPU", policy: def, ram: 12638251008,
+			devices:  []DeviceOffer{{GPU: -1, Name: "AMD EPYC", Backend: "cpu", Bytes: 12638251008}},
+			explains: []string{"system memory: 50% of 23.5 GiB, keeping 4.0 GiB: 11.8 GiB"},
 		},
 		{
-			machine: "1 NVIDIA", policy: def, vram: 23*GiB - 512*MiB, ram: 20 * GiB,
+			// A tenth of the card is kept, whatever is in use on it.
+			machine: "1 NVIDIA", policy: def, vram: 24564*MiB - 24564*MiB/10, ram: 32 * GiB,
 			devices: []DeviceOffer{
-				{GPU: 0, Name: "NVIDIA GeForce RTX 4090", Backend: BackendCUDA, Bytes: 23*GiB - 512*MiB},
-				{GPU: -1, Name: "AMD Ryzen 9 7950X 16-Core Processor", Backend: "cpu", Bytes: 20 * GiB},
+				{GPU: 0, Name: "NVIDIA GeForce RTX 4090", Backend: BackendCUDA, Bytes: 24564*MiB - 24564*MiB/10},
+				{GPU: -1, Name: "AMD Ryzen 9 7950X 16-Core Processor", Backend: "cpu", Bytes: 32 * GiB},
 			},
-			explains: []string{"NVIDIA GeForce RTX 4090: 23.0 GiB free of 24.0 GiB, keeping 512.0 MiB: 22.5 GiB"},
+			explains: []string{"NVIDIA GeForce RTX 4090: 24.0 GiB, keeping 2.4 GiB: 21.6 GiB", "system memory: 50% of 64.0 GiB, keeping 4.0 GiB: 32.0 GiB"},
 		},
 		{
 			machine: "1 NVIDIA", policy: capped, vram: 12 * GiB, capped: true,
@@ -93,35 +95,40 @@ func TestOffer(t *testing.T) {
 			explains: []string{"capped at 12.0 GiB by --share-memory"},
 		},
 		{
+			// The first card is busy with something else: that changes
+			// nothing, its total is the same.
 			machine: "2 NVIDIA", policy: capped, vram: 12 * GiB, capped: true,
 			devices: []DeviceOffer{
-				{GPU: 0, Name: "NVIDIA GeForce RTX 3090", Backend: BackendCUDA, Bytes: 3 * GiB / 2},
-				{GPU: 1, Name: "NVIDIA GeForce RTX 3090", Backend: BackendCUDA, Bytes: 21 * GiB / 2},
+				{GPU: 0, Name: "NVIDIA GeForce RTX 3090", Backend: BackendCUDA, Bytes: 12 * GiB},
 			},
 		},
 		{
-			machine: "2 NVIDIA", policy: OfferPolicy{GPUReserve: GiB}, vram: GiB + 23*GiB - 300*MiB,
+			machine: "2 NVIDIA", policy: OfferPolicy{GPUReserve: 4 * GiB}, vram: 40 * GiB,
 			devices: []DeviceOffer{
-				{GPU: 0, Name: "NVIDIA GeForce RTX 3090", Backend: BackendCUDA, Bytes: GiB},
-				{GPU: 1, Name: "NVIDIA GeForce RTX 3090", Backend: BackendCUDA, Bytes: 23*GiB - 300*MiB},
+				{GPU: 0, Name: "NVIDIA GeForce RTX 3090", Backend: BackendCUDA, Bytes: 20 * GiB},
+				{GPU: 1, Name: "NVIDIA GeForce RTX 3090", Backend: BackendCUDA, Bytes: 20 * GiB},
 			},
-			explains: []string{"system memory: 0% of 100.0 GiB available, keeping 0 B: 0 B"},
+			explains: []string{"NVIDIA GeForce RTX 3090: 24.0 GiB, keeping 4.0 GiB: 20.0 GiB", "system memory: 0% of 128.0 GiB, keeping 0 B: 0 B"},
 		},
 		{
-			machine: "AMD", policy: def, vram: 23*GiB - 512*MiB, ram: 2 * GiB,
+			machine: "AMD", policy: def, vram: 24*GiB - 24*GiB/10, ram: 16 * GiB,
 			devices: []DeviceOffer{
-				{GPU: 0, Name: "Radeon RX 7900 XT/7900 XTX/7900M", Backend: BackendVulkan, Bytes: 23*GiB - 512*MiB},
-				{GPU: -1, Name: "AMD Ryzen 7 7700X 8-Core Processor", Backend: "cpu", Bytes: 2 * GiB},
+				{GPU: 0, Name: "Radeon RX 7900 XT/7900 XTX/7900M", Backend: BackendVulkan, Bytes: 24*GiB - 24*GiB/10},
+				{GPU: -1, Name: "AMD Ryzen 7 7700X 8-Core Processor", Backend: "cpu", Bytes: 16 * GiB},
 			},
-			explains: []string{"Raphael: VRAM unknown, not offered", "system memory: 50% of 6.0 GiB available, keeping 4.0 GiB: 2.0 GiB"},
+			explains: []string{"Raphael: VRAM unknown, not offered", "system memory: 50% of 32.0 GiB, keeping 4.0 GiB: 16.0 GiB"},
 		},
 		{
-			machine: "Apple Silicon", policy: def, vram: 10 * GiB,
-			devices:  []DeviceOffer{{GPU: 0, Name: "Apple M2 Pro GPU", Backend: BackendMetal, Bytes: 10 * GiB}},
-			explains: []string{"Apple M2 Pro GPU: unified memory, 50% of 20.0 GiB available, keeping 4.0 GiB: 10.0 GiB"},
+			machine: "Apple Silicon", policy: def, vram: 16 * GiB,
+			devices:  []DeviceOffer{{GPU: 0, Name: "Apple M2 Pro GPU", Backend: BackendMetal, Bytes: 16 * GiB}},
+			explains: []string{"Apple M2 Pro GPU: unified memory, 50% of 32.0 GiB, keeping 4.0 GiB: 16.0 GiB"},
 		},
 		{
-			machine: "Apple Silicon", policy: OfferPolicy{RAMFraction: 2, RAMReserve: 24 * GiB},
+			machine: "Apple Silicon", policy: OfferPolicy{RAMFraction: 2, RAMReserve: 24 * GiB}, vram: 8 * GiB,
+			devices: []DeviceOffer{{GPU: 0, Name: "Apple M2 Pro GPU", Backend: BackendMetal, Bytes: 8 * GiB}},
+		},
+		{
+			machine: "Apple Silicon", policy: OfferPolicy{RAMFraction: 0.5, RAMReserve: 40 * GiB},
 			devices: []DeviceOffer{},
 		},
 	}
@@ -150,7 +157,7 @@ func TestWriteTable(t *testing.T) {
 		machine string
 		want    []string
 	}{
-		{machine: "no GPU", want: []string{"linux/amd64", "AMD EPYC (2 cores, 2 threads)", "23.5 GiB total, 22.0 GiB available", "none found", "Offer", "11.0 GiB (0 B VRAM + 11.0 GiB RAM)"}},
+		{machine: "no GPU", want: []string{"linux/amd64", "AMD EPYC (2 cores, 2 threads)", "23.5 GiB total, 22.0 GiB available", "none found", "Offer", "11.8 GiB (0 B VRAM + 11.8 GiB RAM)"}},
 		{machine: "1 NVIDIA", want: []string{"NVIDIA GeForce RTX 4090", "cuda", "23.0 GiB", "24.0 GiB", "3%", "41C", "550.54.15, CUDA 12.4"}},
 		{machine: "2 NVIDIA", want: []string{"0  NVIDIA GeForce RTX 3090", "1  NVIDIA GeForce RTX 3090", "98%", "77C"}},
 		{machine: "AMD", want: []string{"Raphael", "?", "amdgpu", "VRAM unknown, not offered"}},

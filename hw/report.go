@@ -38,6 +38,9 @@ type CPU struct {
 type Memory struct {
 	TotalBytes     uint64 `json:"total_bytes"`
 	AvailableBytes uint64 `json:"available_bytes"`
+	// BandwidthBytesPerSec is the measured rate of reading memory with
+	// every core (MeasureMemoryBandwidth); 0 when not measured.
+	BandwidthBytesPerSec float64 `json:"bandwidth_bytes_per_sec,omitempty"`
 }
 
 // Backends name the llama.cpp backend family a GPU can most likely be used
@@ -86,4 +89,7 @@ type GPU struct {
 	// UnifiedMemory is set when the GPU shares system memory (Apple
 	// Silicon): its VRAM figures are then system memory, not extra memory.
 	UnifiedMemory bool `json:"unified_memory"`
+	// BandwidthBytesPerSec is the peak memory bandwidth, from NVML's
+	// memory clock and bus width; 0 when unknown.
+	BandwidthBytesPerSec float64 `json:"bandwidth_bytes_per_sec,omitempty"`
 }

@@ -25,6 +25,10 @@ func (n *adminNode) InviteToken() (string, error)       { n.changes.Add(1); retu
 func (n *adminNode) Counters() server.Counters          { return server.Counters{} }
 func (n *adminNode) Join(context.Context, string) error { n.changes.Add(1); return nil }
 func (n *adminNode) Leave(context.Context) error        { n.changes.Add(1); return nil }
+func (n *adminNode) SetDevices(context.Context, []string) error {
+	n.changes.Add(1)
+	return nil
+}
 func (n *adminNode) Share(context.Context, string, string) error {
 	n.changes.Add(1)
 	return nil
@@ -160,6 +164,9 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 		{name: "join, same-origin fetch metadata", method: "POST", path: "/api/join", hdr: with("Sec-Fetch-Site", "same-origin"), want: 200},
 		{name: "share, text/plain", method: "POST", path: "/api/share", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "leave, text/plain", method: "POST", path: "/api/leave", hdr: with("Content-Type", "text/plain"), want: 415},
+		{name: "devices, text/plain", method: "POST", path: "/api/devices", hdr: with("Content-Type", "text/plain"), want: 415},
+		{name: "devices from another origin", method: "POST", path: "/api/devices", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "devices", method: "POST", path: "/api/devices", hdr: jsonCT, want: 200},
 		{name: "remove member, form", method: "POST", path: "/api/members/remove", hdr: with("Content-Type", "application/x-www-form-urlencoded"), want: 415},
 		{name: "token without JSON", method: "GET", path: "/api/token", want: 415},
 		{name: "token from another origin", method: "GET", path: "/api/token", hdr: with("Origin", "http://evil.test"), want: 403},

@@ -17,7 +17,7 @@ import (
 
 // fuzzPaths are the endpoints that take a JSON body.
 var fuzzPaths = []string{
-	"/api/join", "/api/share", "/api/leave", "/api/members/remove",
+	"/api/join", "/api/share", "/api/leave", "/api/members/remove", "/api/devices",
 	"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
 }
 
@@ -191,6 +191,16 @@ func (n *recordingNode) Join(ctx context.Context, token string) error {
 	n.call()
 	if !strings.HasPrefix(token, "potluck1.") {
 		return badInput("not an invite token")
+	}
+	return nil
+}
+
+func (n *recordingNode) SetDevices(ctx context.Context, devices []string) error {
+	n.call()
+	for _, d := range devices {
+		if d == "" || strings.ContainsAny(d, " ,") {
+			return badInput("not a device name")
+		}
 	}
 	return nil
 }

@@ -22,6 +22,9 @@ type Node interface {
 	// size like "12GiB" or a byte count; empty: the default offer).
 	Share(ctx context.Context, mode, memory string) error
 	InviteToken() (string, error)
+	// SetDevices chooses the devices the node serves with and lends
+	// (llama.cpp's names); none: automatic.
+	SetDevices(ctx context.Context, devices []string) error
 	// Members lists the members of the network; RemoveMember removes
 	// one by name or peer id (only the network's owner can).
 	Members() any
@@ -70,6 +73,15 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 			return
 		}
 		c.JSON(http.StatusOK, res)
+	})
+	g.POST("/devices", func(c *gin.Context) {
+		var req struct {
+			Devices []string `json:"devices"`
+		}
+		if !bindJSON(c, &req) {
+			return
+		}
+		s.nodeResult(c, s.node.SetDevices(c.Request.Context(), req.Devices))
 	})
 	g.POST("/join", func(c *gin.Context) {
 		var req struct {

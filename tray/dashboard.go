@@ -224,12 +224,15 @@ func routingLines(st app.Status, peers []app.Peer) []string {
 			state = "failed"
 		}
 		where := "served here"
-		if len(m.Holders) > 1 {
+		if len(m.Holders) > 1 || (len(m.Holders) == 1 && m.Holders[0].Device != "CPU") {
 			parts := make([]string, len(m.Holders))
 			for i, h := range m.Holders {
-				parts[i] = fmt.Sprintf("%s %d layers (%s)", h.Name, h.Layers, formatBytes(h.Bytes))
+				parts[i] = fmt.Sprintf("%s %s %d layers (%s, %.0f%% of the time)", h.Name, h.Device, h.Layers, formatBytes(h.Bytes), h.Share*100)
 			}
-			where = "split: " + strings.Join(parts, ", ")
+			where = "on " + strings.Join(parts, ", ")
+		}
+		if m.TokensPerSecond > 0 {
+			where += fmt.Sprintf("; predicted %.0f tok/s", m.TokensPerSecond)
 		}
 		lines = append(lines, fmt.Sprintf("%s: %s (%s)", m.ID, where, state))
 		for _, e := range m.Excluded {

@@ -103,6 +103,13 @@ func (f *fakeCtrl) InviteToken() (string, error) {
 
 func (f *fakeCtrl) Subscribe() (<-chan app.Event, func()) { return f.events, func() {} }
 
+func (f *fakeCtrl) SetDevices(ctx context.Context, devices []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status.DeviceChoice = slices.Clone(devices)
+	return nil
+}
+
 func (f *fakeCtrl) Members() app.MembersView {
 	f.mu.Lock()
 	defer f.mu.Unlock()

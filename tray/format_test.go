@@ -116,14 +116,17 @@ func TestRows(t *testing.T) {
 		t.Errorf("offline peer: %q", rows[2][3])
 	}
 	split := &app.ModelStatus{ID: "big", Ready: true,
-		Holders:  []app.Holder{{Name: "me", Local: true, Layers: 2, Bytes: 1 << 30}, {Name: "zed", Layers: 3, Bytes: 3 << 29}},
-		Excluded: []string{"old: speaks llama.cpp RPC 7.0.0, this node 8.0.0"}}
+		Holders: []app.Holder{{Name: "me", Device: "CPU", Local: true, Layers: 2, Bytes: 1 << 30, Share: 0.25},
+			{Name: "zed", Device: "CUDA0", Layers: 3, Bytes: 3 << 29, Share: 0.75}},
+		TokensPerSecond: 41.6,
+		Excluded:        []string{"old: speaks llama.cpp RPC 7.0.0, this node 8.0.0"}}
 	lines := routingLines(app.Status{Model: split}, peers)
-	if want := []string{"big: split: me 2 layers (1.0 GB), zed 3 layers (1.5 GB) (ready)", "  left out: old: speaks llama.cpp RPC 7.0.0, this node 8.0.0", "m1: served by alice", "m2: served by alice"}; !slices.Equal(lines, want) {
+	if want := []string{"big: on me CPU 2 layers (1.0 GB, 25% of the time), zed CUDA0 3 layers (1.5 GB, 75% of the time); predicted 42 tok/s (ready)",
+		"  left out: old: speaks llama.cpp RPC 7.0.0, this node 8.0.0", "m1: served by alice", "m2: served by alice"}; !slices.Equal(lines, want) {
 		t.Errorf("routing %q, want %q", lines, want)
 	}
 	// Served here alone: the workers are listed as available.
-	lines = routingLines(app.Status{Model: &app.ModelStatus{ID: "big", Ready: true, Holders: []app.Holder{{Name: "me", Local: true, Layers: 5}}}}, peers)
+	lines = routingLines(app.Status{Model: &app.ModelStatus{ID: "big", Ready: true, Holders: []app.Holder{{Name: "me", Device: "CPU", Local: true, Layers: 5}}}}, peers)
 	if want := []string{"big: served here (ready)", "m1: served by alice", "m2: served by alice", "Shard workers ready: zed (8.0 GB)"}; !slices.Equal(lines, want) {
 		t.Errorf("routing %q, want %q", lines, want)
 	}

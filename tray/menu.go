@@ -3,6 +3,7 @@ package tray
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,8 @@ const (
 	labelWorker    = "Shard worker"
 	labelServer    = "Full server"
 	labelMemory    = "Memory to share…"
+	labelDevices   = "Devices"
+	labelAutomatic = "Automatic (the fastest plan)"
 	labelJoin      = "Join a network…"
 	labelInvite    = "Copy invite token"
 	labelAPI       = "Copy API address"
@@ -30,7 +33,7 @@ const (
 )
 
 type menuItems struct {
-	status, share, worker, server, memory, join, invite, api, dashboard, login, quit *fyne.MenuItem
+	status, share, worker, server, memory, devices, join, invite, api, dashboard, login, quit *fyne.MenuItem
 }
 
 func (u *ui) buildMenu() *fyne.Menu {
@@ -42,6 +45,8 @@ func (u *ui) buildMenu() *fyne.Menu {
 	shareAs := fyne.NewMenuItem(labelShareAs, nil)
 	shareAs.ChildMenu = fyne.NewMenu("", it.worker, it.server)
 	it.memory = fyne.NewMenuItem(labelMemory, u.showMemory)
+	it.devices = fyne.NewMenuItem(labelDevices, nil)
+	it.devices.ChildMenu = fyne.NewMenu("")
 	it.join = fyne.NewMenuItem(labelJoin, u.showJoin)
 	it.invite = fyne.NewMenuItem(labelInvite, u.copyInvite)
 	it.api = fyne.NewMenuItem(labelAPI, u.copyAPI)
@@ -52,7 +57,7 @@ func (u *ui) buildMenu() *fyne.Menu {
 	m := fyne.NewMenu("Potluck",
 		it.status,
 		fyne.NewMenuItemSeparator(),
-		it.share, shareAs, it.memory,
+		it.share, shareAs, it.memory, it.devices,
 		fyne.NewMenuItemSeparator(),
 		it.join, it.invite, it.api, it.dashboard,
 		fyne.NewMenuItemSeparator(),
@@ -81,13 +86,57 @@ func (u *ui) fillMenu() bool {
 	it.api.Disabled = u.status.API == ""
 	it.login.Disabled = u.login == nil
 	it.login.Checked = u.login != nil && u.login.Enabled()
+	u.fillDevices()
 	return menuState(it) != before
+}
+
+// fillDevices lists llama.cpp's devices under Devices: Automatic, or the
+// ones chosen.
+func (u *ui) fillDevices() {
+	auto := len(u.status.DeviceChoice) == 0
+	items := []*fyne.MenuItem{{Label: labelAutomatic, Checked: auto, Action: func() { u.setDevices(nil) }}}
+	for _, d := range u.status.Devices {
+		label := d.Name
+		if d.Description != "" && d.Backend != "CPU" {
+			label += " · " + d.Description
+		}
+		if d.TotalBytes > 0 {
+			label += " · " + formatBytes(d.TotalBytes)
+		}
+		name := d.Name
+		items = append(items, &fyne.MenuItem{Label: label, Checked: !d.Unused && !auto, Action: func() { u.toggleDevice(name) }})
+	}
+	u.items.devices.ChildMenu.Items = items
+}
+
+// toggleDevice adds a device to the choice or takes it out; from
+// Automatic, choosing one device means that device (and the CPU).
+func (u *ui) toggleDevice(name string) {
+	var choice []string
+	switch cur := u.status.DeviceChoice; {
+	case len(cur) == 0:
+		choice = []string{name}
+		if name != "CPU" {
+			choice = append(choice, "CPU")
+		}
+	case slices.Contains(cur, name):
+		choice = slices.DeleteFunc(slices.Clone(cur), func(s string) bool { return s == name })
+	default:
+		choice = append(slices.Clone(cur), name)
+	}
+	u.setDevices(choice)
+}
+
+func (u *ui) setDevices(choice []string) {
+	u.background("Could not change the devices used", func(ctx context.Context) error { return u.ctrl.SetDevices(ctx, choice) })
 }
 
 // menuState is a fingerprint of what the menu shows.
 func menuState(it *menuItems) string {
 	var b strings.Builder
-	for _, m := range []*fyne.MenuItem{it.status, it.share, it.worker, it.server, it.invite, it.api, it.login} {
+	items := []*fyne.MenuItem{it.status, it.share, it.worker, it.server, it.invite, it.api, it.login}
+	items = append(items, it.devices.ChildMenu.Items...)
+	for _, m := range items {
 		b.WriteString(m.Label)
 		b.WriteString(strconv.FormatBool(m.Checked))
 		b.WriteString(strconv.FormatBool(m.Disabled))

@@ -3,6 +3,7 @@ package tray
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,7 +202,7 @@ func TestMenu(t *testing.T) {
 			labels = append(labels, it.Label)
 		}
 	}
-	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelJoin, labelInvite, labelAPI, labelDashboard, labelLogin, labelQuit}
+	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelDevices, labelJoin, labelInvite, labelAPI, labelDashboard, labelLogin, labelQuit}
 	if !slices.Equal(labels, want) {
 		t.Errorf("menu = %q\nwant   %q", labels, want)
 	}
@@ -268,4 +269,52 @@ func TestParseMemory(t *testing.T) {
 			t.Errorf("parseMemory(%q) = %d, %v", tc.in, got, err)
 		}
 	}
+}
+
+// The Devices menu lists llama.cpp's devices: Automatic at first, then the
+// ones the user picks.
+func TestDevicesMenu(t *testing.T) {
+	h := newHarness(t)
+	h.ctrl.mu.Lock()
+	h.ctrl.status.Devices = []app.DeviceInfo{
+		{Name: "CUDA0", Backend: "CUDA", Description: "NVIDIA GeForce RTX 4090", TotalBytes: 24 << 30},
+		{Name: "CPU", Backend: "CPU", TotalBytes: 64 << 30},
+	}
+	h.ctrl.mu.Unlock()
+	labels := func() []string {
+		var out []string
+		for _, it := range h.u.items.devices.ChildMenu.Items {
+			out = append(out, fmt.Sprintf("%s:%v", it.Label, it.Checked))
+		}
+		return out
+	}
+	choice := func() []string {
+		h.ctrl.mu.Lock()
+		defer h.ctrl.mu.Unlock()
+		return slices.Clone(h.ctrl.status.DeviceChoice)
+	}
+	h.u.refresh()
+	want := []string{labelAutomatic + ":true", "CUDA0 · NVIDIA GeForce RTX 4090 · 24.0 GB:false", "CPU · 64.0 GB:false"}
+	h.waitFor(t, "the devices in the menu", func() bool { return len(labels()) == 3 })
+	if got := labels(); !slices.Equal(got, want) {
+		t.Fatalf("devices menu %q, want %q", got, want)
+	}
+	// The choice goes to the node in the background.
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	h.u.items.devices.ChildMenu.Items[1].Action() // choose the GPU
+	eventually("CUDA0 chosen", func() bool { return slices.Equal(choice(), []string{"CUDA0", "CPU"}) })
+	h.u.refresh()
+	h.waitFor(t, "the menu to follow", func() bool {
+		items := h.u.items.devices.ChildMenu.Items
+		return !items[0].Checked && items[1].Checked
+	})
+	h.u.items.devices.ChildMenu.Items[0].Action() // back to automatic
+	eventually("automatic again", func() bool { return len(choice()) == 0 })
 }

@@ -104,9 +104,21 @@ func SharedModel() (string, bool) {
 	}
 }
 
+// Options adjust a child that ServerWith or WorkerWith starts.
+type Options struct {
+	Env     []string // extra environment, e.g. Lavapipe(t)
+	LogFile string   // keep all the child's output here too (the ring keeps 200 lines)
+}
+
 // Server starts a supervised llama-server for spec and returns its base URL
 // once /health answers. It stops with the test.
 func Server(t testing.TB, rt engine.Runtime, spec engine.ServerSpec) string {
+	t.Helper()
+	return ServerWith(t, rt, spec, Options{})
+}
+
+// ServerWith is Server with options for the child.
+func ServerWith(t testing.TB, rt engine.Runtime, spec engine.ServerSpec, opts Options) string {
 	t.Helper()
 	if spec.Port == 0 {
 		port, err := engine.FreePort()
@@ -121,13 +133,18 @@ func Server(t testing.TB, rt engine.Runtime, spec engine.ServerSpec) string {
 	if spec.CtxSize == 0 {
 		spec.CtxSize = 512
 	}
-	s := engine.NewSupervisor(Quick(rt.ServerSupervisorSpec(spec)))
-	start(t, s)
+	start(t, opts.apply(rt.ServerSupervisorSpec(spec)))
 	return fmt.Sprintf("http://127.0.0.1:%d", spec.Port)
 }
 
 // Worker starts a supervised RPC worker and returns its address.
 func Worker(t testing.TB, rt engine.Runtime, spec engine.WorkerSpec) string {
+	t.Helper()
+	return WorkerWith(t, rt, spec, Options{})
+}
+
+// WorkerWith is Worker with options for the child.
+func WorkerWith(t testing.TB, rt engine.Runtime, spec engine.WorkerSpec, opts Options) string {
 	t.Helper()
 	if spec.Port == 0 {
 		port, err := engine.FreePort()
@@ -139,9 +156,15 @@ func Worker(t testing.TB, rt engine.Runtime, spec engine.WorkerSpec) string {
 	if spec.Threads == 0 {
 		spec.Threads = 1
 	}
-	s := engine.NewSupervisor(Quick(rt.WorkerSupervisorSpec(spec)))
-	start(t, s)
+	start(t, opts.apply(rt.WorkerSupervisorSpec(spec)))
 	return fmt.Sprintf("127.0.0.1:%d", spec.Port)
+}
+
+func (o Options) apply(s engine.Spec) *engine.Supervisor {
+	s = Quick(s)
+	s.Env = append(s.Env, o.Env...)
+	s.LogFile = o.LogFile
+	return engine.NewSupervisor(s)
 }
 
 // Quick makes a spec give up fast, as a test wants.
@@ -171,6 +194,15 @@ func start(t testing.TB, s *engine.Supervisor) {
 // from the empty prompt and returns the text.
 func Complete(t testing.TB, base string, maxTokens int) string {
 	t.Helper()
+	text, _ := CompleteTimed(t, base, maxTokens)
+	return text
+}
+
+// CompleteTimed is Complete that also returns the generation speed
+// llama-server measured, in tokens per second (0 from a server that does
+// not report timings).
+func CompleteTimed(t testing.TB, base string, maxTokens int) (text string, tokensPerSecond float64) {
+	t.Helper()
 	body := fmt.Sprintf(`{"prompt":"","max_tokens":%d,"temperature":0,"seed":1}`, maxTokens)
 	resp, err := http.Post(base+"/v1/completions", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -181,6 +213,9 @@ func Complete(t testing.TB, base string, maxTokens int) string {
 		Choices []struct {
 			Text string `json:"text"`
 		} `json:"choices"`
+		Timings struct {
+			PredictedPerSecond float64 `json:"predicted_per_second"`
+		} `json:"timings"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("completion: %s", resp.Status)
@@ -188,5 +223,5 @@ func Complete(t testing.TB, base string, maxTokens int) string {
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Choices) == 0 {
 		t.Fatalf("completion: %v, %+v", err, out)
 	}
-	return out.Choices[0].Text
+	return out.Choices[0].Text, out.Timings.PredictedPerSecond
 }

@@ -19,12 +19,13 @@ import (
 // tensor in it, recorded in the file as general.alignment.
 const Alignment = 32
 
-// Limits on a TinyLlama. They keep the models tiny and the size arithmetic
-// far from overflow.
+// Limits on a TinyLlama. They keep the models small enough to write in a
+// test (the largest is 2 GiB, of the size of a real small model) and the
+// size arithmetic far from overflow.
 const (
 	MaxDim    = 1 << 16 // largest Vocab, Embd, FF or Context
 	MaxLayers = 256     // largest Layers
-	MaxParams = 1 << 28 // largest total weight count (1 GiB of F32)
+	MaxParams = 1 << 29 // largest total weight count (2 GiB of F32)
 )
 
 // Tokenizer layout: <unk>, <s> and </s>, then the 256 byte tokens, then

@@ -1,0 +1,251 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/hw"
+)
+
+// DeviceInfo is one device of a node: what it is, what it lends and how
+// fast it decodes. Nodes publish theirs in the mesh, in the order their RPC
+// worker exposes them.
+type DeviceInfo struct {
+	Name        string       `json:"name"` // llama.cpp's name on the node: "CUDA0", "Vulkan0", "CPU"
+	Backend     string       `json:"backend"`
+	Description string       `json:"description,omitempty"`
+	TotalBytes  uint64       `json:"total_bytes"`
+	Offer       uint64       `json:"offer"` // bytes it lends
+	Speed       engine.Speed `json:"speed"`
+	// Unused is set on a device the user left out (--device, or the
+	// tray's Devices menu); such a device is only listed.
+	Unused bool `json:"unused,omitempty"`
+}
+
+func (d DeviceInfo) planDevice() engine.PlanDevice {
+	return engine.PlanDevice{Name: d.Name, Backend: d.Backend, Description: d.Description, Offer: d.Offer, Speed: d.Speed}
+}
+
+// listDevices asks llama.cpp which devices it sees, once at start. A
+// backend that fails to load is a warning, not a failure: the node serves
+// on what works.
+func (n *Node) listDevices(ctx context.Context) {
+	rt, _, err := n.engineRuntime()
+	if err != nil {
+		return
+	}
+	devs, problems, err := rt.Devices(ctx, nil)
+	if err != nil {
+		n.log.Warn("list llama.cpp's devices", "err", err)
+		n.warn(Warning{Code: "devices", Severity: SeverityWarning, Message: "could not list llama.cpp's devices, serving on the CPU: " + err.Error()})
+	}
+	for _, p := range problems {
+		n.warn(Warning{Code: "backend-" + strings.ToLower(p.Backend), Severity: SeverityWarning,
+			Message: "llama.cpp's " + p.Backend + " backend did not load, so its devices are not used: " + p.Message})
+	}
+	n.mu.Lock()
+	n.engDevices = devs
+	n.mu.Unlock()
+	n.log.Info("devices", "llama.cpp", deviceNames(devs))
+}
+
+func deviceNames(devs []engine.Device) string {
+	var names []string
+	for _, d := range devs {
+		if d.Description != "" {
+			names = append(names, d.Name+" ("+d.Description+")")
+		} else {
+			names = append(names, d.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// localDevices are this node's devices with what each offers: llama.cpp's
+// GPUs (each once: a card both CUDA and Vulkan see is used through CUDA),
+// restricted to the user's choice, then the CPU, which always serves.
+func (n *Node) localDevices() []DeviceInfo {
+	return slices.DeleteFunc(n.allDevices(), func(d DeviceInfo) bool { return d.Unused })
+}
+
+// allDevices is localDevices with the devices the user left out, marked.
+func (n *Node) allDevices() []DeviceInfo {
+	n.mu.Lock()
+	devs, report, capBytes, bw, only := n.engDevices, n.hwReport, n.shareMemoryLocked(), n.hostBandwidth, n.deviceChoiceLocked()
+	n.mu.Unlock()
+	return planDevices(devs, report, capBytes, bw, only)
+}
+
+// deviceChoiceLocked is the devices the user chose: --device, else the
+// choice saved from the tray or the API; empty means automatic.
+func (n *Node) deviceChoiceLocked() []string {
+	if len(n.cfg.Devices) > 0 {
+		return n.cfg.Devices
+	}
+	return n.settings.Devices
+}
+
+func (n *Node) deviceChoice() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.deviceChoiceLocked())
+}
+
+// SetDevices implements Controller.
+func (n *Node) SetDevices(ctx context.Context, devices []string) error {
+	if len(n.cfg.Devices) > 0 {
+		return &InputError{Field: "devices", Msg: "chosen with --device (or POTLUCK_DEVICE) when Potluck started: restart without it to choose here"}
+	}
+	n.mu.Lock()
+	known := n.engDevices
+	n.mu.Unlock()
+	var clean []string
+	for _, d := range devices {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
+		ok := strings.EqualFold(d, "CPU") || strings.EqualFold(d, "none") ||
+			slices.ContainsFunc(known, func(k engine.Device) bool { return strings.EqualFold(k.Name, d) })
+		if !ok {
+			var names []string
+			for _, k := range known {
+				names = append(names, k.Name)
+			}
+			return &InputError{Field: "device", Value: d, Msg: "llama.cpp has no such device; it sees " + strings.Join(names, ", ")}
+		}
+		clean = append(clean, d)
+	}
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	n.mu.Lock()
+	n.settings.Devices = clean
+	settings := n.settings
+	n.mu.Unlock()
+	n.saveSettings(settings)
+	n.log.Info("devices chosen", "devices", strings.Join(clean, ","))
+	if err := n.reexpose(); err != nil {
+		return err
+	}
+	if n.host != nil {
+		n.host.kick()
+	}
+	return nil
+}
+
+// planDevices is localDevices as a pure function.
+func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostBW float64, only []string) []DeviceInfo {
+	policy := hw.DefaultOfferPolicy()
+	var gpus []hw.GPU
+	var ramTotal uint64
+	if report != nil {
+		gpus, ramTotal = report.GPUs, report.Memory.TotalBytes
+	}
+	cuda := slices.ContainsFunc(devs, func(d engine.Device) bool { return d.Backend == "CUDA" })
+	used := map[int]bool{} // hw GPUs matched already
+	var out []DeviceInfo
+	for _, d := range devs {
+		if d.Backend == "CPU" || d.Backend == "RPC" {
+			continue
+		}
+		if cuda && d.Backend == "Vulkan" && strings.Contains(strings.ToUpper(d.Description), "NVIDIA") {
+			continue // the same card, better through CUDA
+		}
+		info := DeviceInfo{Name: d.Name, Backend: d.Backend, Description: d.Description, TotalBytes: d.TotalBytes,
+			Speed: engine.DeviceSpeed(d, hostBW), Unused: len(only) > 0 && !named(only, d.Name)}
+		if g, i := matchGPU(d, gpus, used); i >= 0 {
+			used[i] = true
+			if g.VRAMKnown && g.VRAMTotal > 0 {
+				info.TotalBytes = g.VRAMTotal
+			}
+			if g.BandwidthBytesPerSec > 0 {
+				info.Speed = engine.GPUSpeed(g.BandwidthBytesPerSec)
+			}
+		}
+		info.Offer = policy.GPUShare(info.TotalBytes)
+		out = append(out, info)
+	}
+	// The CPU always takes part in serving: it keeps the embeddings and
+	// whatever does not fit elsewhere. --device decides what it lends.
+	out = append(out, DeviceInfo{Name: "CPU", Backend: "CPU", Description: cpuDescription(report), TotalBytes: ramTotal,
+		Offer: policy.RAMShare(ramTotal), Speed: engine.CPUSpeed(hostBW)})
+	capOffers(out, capBytes)
+	return out
+}
+
+func cpuDescription(r *hw.Report) string {
+	if r == nil {
+		return ""
+	}
+	return r.CPU.Model
+}
+
+// matchGPU finds the hardware report's entry for a llama.cpp device: the
+// first GPU not matched yet whose name the device's description contains.
+func matchGPU(d engine.Device, gpus []hw.GPU, used map[int]bool) (hw.GPU, int) {
+	desc := strings.ToLower(d.Description)
+	for i, g := range gpus {
+		if !used[i] && g.Name != "" && strings.Contains(desc, strings.ToLower(g.Name)) {
+			return g, i
+		}
+	}
+	return hw.GPU{}, -1
+}
+
+// capOffers lowers the offers of the devices in use to capBytes in all (0:
+// no cap), GPU memory first, as it is the fast memory, and system memory
+// last.
+func capOffers(devs []DeviceInfo, capBytes uint64) {
+	if capBytes == 0 {
+		return
+	}
+	left := capBytes
+	for i := range devs {
+		if devs[i].Unused {
+			continue
+		}
+		devs[i].Offer = min(devs[i].Offer, left)
+		left -= devs[i].Offer
+	}
+}
+
+// offerTotal is what devs lend together.
+func offerTotal(devs []DeviceInfo) uint64 {
+	var n uint64
+	for _, d := range devs {
+		n += d.Offer
+	}
+	return n
+}
+
+// lent are the devices a worker exposes, in order: those in use, and of
+// them only those named in only (the user's choice) when it is set: the CPU
+// serves the node's own model, but is lent only by name. A device may lend
+// nothing for now (the hardware is not probed yet, or the cap is spent); it
+// keeps its place, which is its name on the head (RPC0, RPC1, ...).
+func lent(devs []DeviceInfo, only []string) []DeviceInfo {
+	return slices.DeleteFunc(slices.Clone(devs), func(d DeviceInfo) bool {
+		return d.Unused || (len(only) > 0 && !named(only, d.Name))
+	})
+}
+
+// named says whether the user's --device list names a device.
+func named(only []string, name string) bool {
+	return slices.ContainsFunc(only, func(s string) bool { return strings.EqualFold(s, name) })
+}
+
+// decodeDevices reads the devices a peer published; nil when it published
+// none (an older Potluck: its whole offer is taken as its CPU's).
+func decodeDevices(raw json.RawMessage) []DeviceInfo {
+	if len(raw) == 0 {
+		return nil
+	}
+	var devs []DeviceInfo
+	if json.Unmarshal(raw, &devs) != nil {
+		return nil
+	}
+	return devs
+}

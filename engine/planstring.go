@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// String summarises the plan for a person, one device a line.
+func (p Plan) String() string {
+	var b strings.Builder
+	reason := p.Reason
+	if !p.Fits {
+		reason = "does not fit: " + reason
+	}
+	fmt.Fprintf(&b, "model %s (split %s): %s\n", p.Model, p.Mode, reason)
+	if p.Fits {
+		fmt.Fprintf(&b, "needs %s of %s offered; predicted %s\n", formatBytes(p.Need), formatBytes(p.Offered), formatRate(p.TokensPerSecond))
+	}
+
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  device\tlayers\tneeds\toffers\ttime\n")
+	for _, d := range p.Devices {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Label(), layersLabel(d), formatBytes(d.Bytes), formatBytes(d.Offer), percent(d.Share))
+	}
+	if p.NetworkSeconds > 0 && p.TokensPerSecond > 0 {
+		fmt.Fprintf(tw, "  network round trips\t\t\t\t%s\n", percent(p.NetworkSeconds*p.TokensPerSecond))
+	}
+	tw.Flush()
+
+	for _, e := range p.Excluded {
+		who := nodeLabel(e.ID, e.Name, false)
+		switch {
+		case e.Local:
+			who = "this node's " + e.Device
+		case e.Device != "":
+			who += " " + e.Device
+		}
+		fmt.Fprintf(&b, "left out %s: %s\n", who, e.Reason)
+	}
+	if p.Fits && len(p.ServerDevices) > 0 {
+		parts := make([]string, len(p.TensorSplit))
+		for i, f := range p.TensorSplit {
+			parts[i] = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		fmt.Fprintf(&b, "llama-server: --device %s --n-gpu-layers %d --tensor-split %s",
+			strings.Join(p.ServerDevices, ","), p.GPULayers, strings.Join(parts, ","))
+		if len(p.Workers) > 0 {
+			fmt.Fprintf(&b, ", %s over RPC", plural(len(p.Workers), "worker"))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// Label names the device for a person: "CPU [this node]", "Vulkan0
+// (llvmpipe) [this node]", "laptop CUDA0 (NVIDIA RTX 4060) as RPC1".
+func (d DeviceAssignment) Label() string {
+	s := d.Device
+	if d.Description != "" && d.Backend != "CPU" {
+		s += " (" + shortDesc(d.Description) + ")"
+	}
+	if d.Local {
+		return s + " [this node]"
+	}
+	s = nodeLabel(d.Node, d.NodeName, false) + " " + s
+	if d.Use != "" && d.Use != d.Device {
+		s += " as " + d.Use
+	}
+	return s
+}
+
+func layersLabel(d DeviceAssignment) string {
+	s := strconv.Itoa(d.Layers)
+	if d.Output {
+		s += "+output"
+	}
+	return s
+}
+
+func percent(f float64) string {
+	if f <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", f*100)
+}
+
+func nodeLabel(id, name string, local bool) string {
+	label := name
+	switch {
+	case label == "":
+		label = id
+	case id != "" && id != name:
+		label = fmt.Sprintf("%s (%s)", name, id)
+	}
+	if local {
+		label += " [this node]"
+	}
+	return label
+}
