@@ -72,7 +72,7 @@ func Run(ctx context.Context, ctrl app.Controller, opts Options) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { u.run(ctx) })
 	wg.Go(func() { inst.serve(ctx, func() { fyne.Do(u.showDashboard) }) })
-	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Quit) })
+	stop := context.AfterFunc(ctx, func() { quit(a) })
 	defer stop()
 
 	a.Lifecycle().SetOnStarted(func() {
@@ -81,10 +81,20 @@ func Run(ctx context.Context, ctrl app.Controller, opts Options) error {
 		}
 	})
 	a.Run()
+	stop() // the loop is gone: quitting again would touch a terminated GLFW
 	cancel()
 	inst.Close()
 	wg.Wait()
 	return nil
+}
+
+// quit asks a to stop from outside its loop. Fyne stops by itself on
+// SIGINT and SIGTERM, the same signals that end ctx, so the loop may
+// already be gone; then Fyne runs the call here, on a terminated GLFW,
+// which panics. That race is harmless and is absorbed.
+func quit(a fyne.App) {
+	defer func() { _ = recover() }()
+	fyne.Do(a.Quit)
 }
 
 // loginItem is "Start at login" for this platform, or nil where the
