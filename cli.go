@@ -87,13 +87,7 @@ func (c nodeClient) do(ctx context.Context, method, path string, body any, key s
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
-			return errors.New(e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return answerError(method+" "+path, resp.Status, data)
 	}
 	if v == nil {
 		return nil
@@ -102,6 +96,17 @@ func (c nodeClient) do(ctx context.Context, method, path string, body any, key s
 		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// answerError is the message of a node's error answer, in OpenAI's shape.
+func answerError(what, status string, body []byte) error {
+	var e struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return errors.New(e.Error.Message)
+	}
+	return fmt.Errorf("%s: %s", what, status)
 }
 
 func cmdToken(args []string, stdout, stderr io.Writer) error {
@@ -135,18 +140,19 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("potluck plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	client := clientFlags(fs)
-	model := fs.String("model", "", "GGUF `path` to plan (default: the model the node serves)")
+	model := fs.String("model", "", "the `model` to plan: a library name or a GGUF path (default: the model the node serves)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	path := "/api/plan"
-	if *model != "" {
-		abs, err := filepath.Abs(*model)
-		if err != nil {
-			return err
+	if m := *model; m != "" {
+		if _, err := os.Stat(m); err == nil {
+			if m, err = filepath.Abs(m); err != nil { // the node may run elsewhere
+				return err
+			}
 		}
-		path += "?model=" + url.QueryEscape(abs)
+		path += "?model=" + url.QueryEscape(m)
 	}
 	var view app.PlanView
 	c := client()

@@ -42,6 +42,8 @@ Usage:
   potluck engine install      download llama.cpp (Debian/Ubuntu x86-64)
   potluck hw [--json]         what this machine has and would offer
   potluck token new           print a new invite token (a new network this computer owns)
+  potluck models              the models on this machine (Potluck's, Ollama's, LM Studio's, Hugging Face's)
+  potluck pull REF            get a model from peers or Hugging Face: OWNER/REPO:QUANT or OWNER/REPO/FILE.gguf
   potluck plan [--model M]    how the running node splits a model over the pool
   potluck members             the members of the running node's network
   potluck members remove WHO  remove a member (owner only): the others move to a new token
@@ -76,6 +78,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdToken(args, stdout, stderr)
 	case "plan":
 		err = cmdPlan(ctx, args, stdout, stderr)
+	case "models":
+		err = cmdModels(args, stdout, stderr)
+	case "pull":
+		err = cmdPull(ctx, args, stdout, stderr)
 	case "members":
 		err = cmdMembers(ctx, args, stdout, stderr)
 	case "version":
@@ -120,8 +126,9 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// nodeFlags binds the node's flags, with environment defaults, to cfg.
-func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string) {
+// nodeFlags binds the node's flags, with environment defaults, to cfg and
+// the other places named.
+func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *[]string) {
 	fs.StringVar(&cfg.DataDir, "data-dir", env("POTLUCK_DATA_DIR", cfg.DataDir), "settings, identity and logs `dir` [POTLUCK_DATA_DIR]")
 	fs.StringVar(&cfg.Name, "name", env("POTLUCK_NAME", cfg.Name), "display name of this node [POTLUCK_NAME]")
 	fs.StringVar(&cfg.API, "api", env("POTLUCK_API", cfg.API), "API listen `address` [POTLUCK_API]")
@@ -131,7 +138,8 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string) {
 	secretFileFlag(fs, &cfg.AdminKey, "admin-key-file", "read the admin key from `file` (mode 0600)")
 	fs.StringVar(&cfg.CORSOrigin, "cors-origin", env("POTLUCK_CORS_ORIGIN", ""), "let a web page from this `origin` use /v1 and read status [POTLUCK_CORS_ORIGIN]")
 	listFlag(fs, &cfg.AllowedHosts, "allow-host", "POTLUCK_ALLOW_HOSTS", "more host names the API answers to, comma-separated (loopback and the --api host always)")
-	fs.StringVar(&cfg.Model, "model", env("POTLUCK_MODEL", ""), "GGUF model `path` to serve [POTLUCK_MODEL]")
+	fs.StringVar(&cfg.Model, "model", env("POTLUCK_MODEL", ""), "the `model` to serve: a name from `potluck models`, a GGUF path, or a Hugging Face reference (OWNER/REPO:QUANT), pulled first [POTLUCK_MODEL]")
+	modelsDirFlag(fs, modelsDirs)
 	fs.IntVar(&cfg.CtxSize, "ctx-size", envInt("POTLUCK_CTX_SIZE", cfg.CtxSize), "context size in tokens [POTLUCK_CTX_SIZE]")
 	fs.IntVar(&cfg.Threads, "threads", envInt("POTLUCK_THREADS", cfg.Threads), "CPU threads for llama.cpp; 0 = its default [POTLUCK_THREADS]")
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server (overrides the search)")
@@ -264,6 +272,8 @@ func defaultConfig() app.Config {
 	cfg := app.DefaultConfig()
 	cfg.Llama.EnvDir = os.Getenv("POTLUCK_LLAMA_DIR")
 	cfg.Llama.PathEnv = os.Getenv("PATH")
+	cfg.HFEndpoint = os.Getenv("HF_ENDPOINT")
+	cfg.HFToken = os.Getenv("HF_TOKEN")
 	if exe, err := os.Executable(); err == nil {
 		cfg.Llama.ExeDir = filepath.Dir(exe)
 	}
@@ -283,10 +293,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, desktop bool) 
 	var level string
 	fs := flag.NewFlagSet("potluck run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	nodeFlags(fs, &cfg, &level)
+	var modelsDirs []string
+	nodeFlags(fs, &cfg, &level, &modelsDirs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.ModelRoots = modelRoots(cfg.DataDir, modelsDirs)
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}

@@ -47,9 +47,21 @@ func potluckBinary(t testing.TB) string {
 
 // proc is a potluck process started by a test.
 type proc struct {
-	cmd  *exec.Cmd
-	api  string
-	logs *syncBuffer
+	cmd    *exec.Cmd
+	api    string
+	logs   *syncBuffer
+	exited chan struct{} // closed when the process has exited
+}
+
+// stop ends the process with SIGINT and waits for it to exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("potluck did not stop within 15s of SIGINT")
+	}
 }
 
 type syncBuffer struct {
@@ -87,13 +99,17 @@ func startPotluckEnv(t *testing.T, env []string, args ...string) *proc {
 	all := append([]string{"run", "--api", api, "--data-dir", t.TempDir(), "--threads", "1", "--ctx-size", "512", "--log-level", "debug"}, args...)
 	cmd := exec.Command(potluckBinary(t), all...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, api: "http://" + api, logs: &syncBuffer{}}
+	p := &proc{cmd: cmd, api: "http://" + api, logs: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		close(p.exited)
+		done <- err
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 
+	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/server"
 )
 
@@ -11,14 +12,40 @@ type apiNode struct{ n *Node }
 
 var _ server.Node = apiNode{}
 
-func (a apiNode) Status() any                                  { return a.n.Status() }
-func (a apiNode) Peers() any                                   { return a.n.Peers() }
-func (a apiNode) Plan(model string) any                        { return a.n.Plan(model) }
-func (a apiNode) Join(ctx context.Context, token string) error { return a.n.Join(ctx, token) }
-func (a apiNode) Leave(ctx context.Context) error              { return a.n.Leave(ctx) }
-func (a apiNode) InviteToken() (string, error)                 { return a.n.InviteToken() }
-func (a apiNode) Counters() server.Counters                    { return a.n.counters() }
-func (a apiNode) Members() any                                 { return a.n.Members() }
+func (a apiNode) Status() any                                   { return a.n.Status() }
+func (a apiNode) Peers() any                                    { return a.n.Peers() }
+func (a apiNode) Plan(model string) any                         { return a.n.Plan(model) }
+func (a apiNode) Join(ctx context.Context, token string) error  { return a.n.Join(ctx, token) }
+func (a apiNode) Leave(ctx context.Context) error               { return a.n.Leave(ctx) }
+func (a apiNode) InviteToken() (string, error)                  { return a.n.InviteToken() }
+func (a apiNode) Counters() server.Counters                     { return a.n.counters() }
+func (a apiNode) Members() any                                  { return a.n.Members() }
+func (a apiNode) Library() any                                  { return a.n.Library() }
+func (a apiNode) Serve(ctx context.Context, model string) error { return a.n.Serve(ctx, model) }
+
+// Pull holds back the steps before the first byte, so that a reference
+// that does not exist is still an HTTP error, not a line in a stream.
+func (a apiNode) Pull(ctx context.Context, ref string, progress func(any)) (any, error) {
+	var f func(hub.Progress)
+	if progress != nil {
+		var held []hub.Progress
+		started := false
+		f = func(p hub.Progress) {
+			if !started && p.Total == 0 && p.Status != "success" {
+				held = append(held, p)
+				return
+			}
+			if !started {
+				started = true
+				for _, h := range held {
+					progress(h)
+				}
+			}
+			progress(p)
+		}
+	}
+	return a.n.Pull(ctx, ref, f)
+}
 func (a apiNode) SetDevices(ctx context.Context, d []string) error {
 	return a.n.SetDevices(ctx, d)
 }

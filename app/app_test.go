@@ -55,7 +55,6 @@ func TestConfigCheck(t *testing.T) {
 		want string
 	}{
 		{"ok", func(c *Config) { c.Model = model }, ""},
-		{"missing model", func(c *Config) { c.Model = "/no/such.gguf" }, "/no/such.gguf"},
 		{"model is a dir", func(c *Config) { c.Model = filepath.Dir(model) }, "directory"},
 		{"bad share", func(c *Config) { c.Share = "all-of-it" }, "--share"},
 		{"negative ctx", func(c *Config) { c.CtxSize = -1 }, "--ctx-size"},
@@ -66,6 +65,21 @@ func TestConfigCheck(t *testing.T) {
 		err := c.Check()
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%s: Check = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// A model that is no file, no library name and no reference stops the
+// node before it starts, with what to do.
+func TestNewNodeRefusesAnUnknownModel(t *testing.T) {
+	for _, name := range []string{"/no/such.gguf", "no-such-model"} {
+		c := DefaultConfig()
+		c.DataDir = t.TempDir()
+		c.API = "127.0.0.1:0"
+		c.Model = name
+		_, err := NewNode(c, nil)
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "potluck models") {
+			t.Errorf("--model %s: %v", name, err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/library"
 )
 
 // Version is the application version, set at build time with
@@ -29,11 +30,18 @@ type Config struct {
 	CORSOrigin   string   // a browser origin allowed to use /v1 and read status
 	AllowedHosts []string // more names the API answers to, besides loopback and the --api host
 
-	Model   string // GGUF to serve; empty: serve none
+	// Model is the model to serve: a GGUF path, a library name or a
+	// Hugging Face reference (pulled first); empty: serve none.
+	Model   string
 	CtxSize int
 	Threads int
 
 	Llama engine.Locator // where to find llama.cpp
+
+	// Models.
+	ModelRoots []library.Root // where to look for models; nil: Potluck's store only
+	HFEndpoint string         // the Hugging Face endpoint (HF_ENDPOINT); empty: the default
+	HFToken    string         // HF_TOKEN, for gated repositories
 
 	// The mesh.
 	Token       string        // invite token; empty: rejoin the saved mesh, if any
@@ -99,12 +107,8 @@ func (c Config) Check() error {
 		}
 	}
 	if c.Model != "" {
-		fi, err := os.Stat(c.Model)
-		if err != nil {
-			return fmt.Errorf("--model %s: %w", c.Model, err)
-		}
-		if fi.IsDir() {
-			return fmt.Errorf("--model %s is a directory: give the path of a .gguf file", c.Model)
+		if fi, err := os.Stat(c.Model); err == nil && fi.IsDir() {
+			return fmt.Errorf("--model %s is a directory: give the path of a .gguf file, or add the directory with --models-dir", c.Model)
 		}
 	}
 	return nil

@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"time"
+
+	"github.com/potluck-gpu/potluck/hub"
+	"github.com/potluck-gpu/potluck/library"
 )
 
 // Controller is how a user interface drives a node: the tray and the node
@@ -36,6 +39,14 @@ type Controller interface {
 	// last seen, and whether they were removed or have yet to move to the
 	// network's new token.
 	Members() MembersView
+	// Library lists the models on this machine.
+	Library() LibraryView
+	// Pull makes a model available here: one in the library as it is,
+	// otherwise a Hugging Face reference downloaded, with progress.
+	Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error)
+	// Serve serves the model name (a library name, path or reference,
+	// pulled first) in place of the one served; "" serves none.
+	Serve(ctx context.Context, name string) error
 	// Recent returns the latest requests served through this node's API.
 	Recent() []Request
 	// Logs returns the node's last log lines.

@@ -130,8 +130,8 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 	if err := n.reexpose(); err != nil {
 		return err
 	}
-	if n.host != nil {
-		n.host.kick()
+	if h := n.modelHost(); h != nil {
+		h.kick()
 	}
 	return nil
 }

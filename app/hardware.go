@@ -36,8 +36,8 @@ func (n *Node) watchHardware(ctx context.Context) error {
 			n.hwReport = &r
 			n.mu.Unlock()
 			n.publishInfo()
-			if n.host != nil {
-				n.host.kick()
+			if h := n.modelHost(); h != nil {
+				h.kick()
 			}
 		},
 	}

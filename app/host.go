@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/hub"
+	"github.com/potluck-gpu/potluck/internal/size"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -18,7 +20,11 @@ import (
 // which machines hold which layers, starts llama-server with the chosen
 // workers' tunnels, and re-plans when workers come and go or one dies.
 type modelHost struct {
-	n     *Node
+	n    *Node
+	name string // what the user asked for: a path, a library name or a reference
+
+	// alias, path and est are set once the model is on this machine:
+	// at once, or after a pull. Read them under mu, or from run.
 	alias string
 	path  string
 
@@ -26,6 +32,9 @@ type modelHost struct {
 	estErr error
 
 	trigger chan struct{}
+
+	cancel context.CancelFunc // stops run; set by startHost
+	done   chan struct{}      // closed when run returned
 
 	mu       sync.Mutex
 	sup      *engine.Supervisor // the running llama-server, if any
@@ -45,15 +54,64 @@ type exclusion struct {
 // rejoins the mesh sooner.
 const excludeFor = 30 * time.Second
 
-func newModelHost(n *Node) *modelHost {
+func newModelHost(n *Node, name string) *modelHost {
 	h := &modelHost{
-		n: n, alias: ModelAlias(n.cfg.Model), path: n.cfg.Model,
+		n: n, name: name,
 		trigger:  make(chan struct{}, 1),
 		excluded: map[string]exclusion{},
 		detail:   "starting",
 	}
-	h.est, h.estErr = engine.EstimateModel(n.cfg.Model, n.cfg.CtxSize)
+	if path, alias, ok := n.findModel(h.name); ok {
+		h.setModel(path, alias)
+	}
 	return h
+}
+
+// setModel makes the file at path the model, served as alias.
+func (h *modelHost) setModel(path, alias string) {
+	est, err := engine.EstimateModel(path, h.n.cfg.CtxSize)
+	h.mu.Lock()
+	h.path, h.alias, h.est, h.estErr = path, alias, est, err
+	h.mu.Unlock()
+}
+
+// ident is the model's path and the name it is served under; before a
+// pull ends, no path and the name asked for.
+func (h *modelHost) ident() (path, alias string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.path == "" {
+		return "", h.name
+	}
+	return h.path, h.alias
+}
+
+// fetch pulls the model when it is not on this machine yet. It reports
+// progress in the model's status and fails with a warning.
+func (h *modelHost) fetch(ctx context.Context) bool {
+	if path, _ := h.ident(); path != "" {
+		return true
+	}
+	h.setDetail(nil, "getting "+h.name)
+	var last time.Time
+	m, err := h.n.Pull(ctx, h.name, func(p hub.Progress) {
+		if p.Total > 0 && time.Since(last) > time.Second {
+			last = time.Now()
+			h.setDetail(nil, fmt.Sprintf("getting %s: %s of %s", h.name, size.Format(uint64(p.Completed)), size.Format(uint64(p.Total))))
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		msg := "cannot get " + h.name + ": " + err.Error()
+		h.n.warn(Warning{Code: "model", Severity: SeverityError, Message: msg})
+		h.setDetail(nil, msg)
+		return false
+	}
+	h.n.clearWarning("model")
+	h.setModel(m.Path, m.Name)
+	return true
 }
 
 // kick asks for a re-plan.
@@ -148,6 +206,10 @@ func (h *modelHost) setDetail(plan *engine.Plan, detail string) {
 
 // run serves the model until ctx ends.
 func (h *modelHost) run(ctx context.Context) error {
+	if !h.fetch(ctx) {
+		<-ctx.Done()
+		return nil
+	}
 	if h.estErr != nil {
 		h.n.warn(Warning{Code: "model", Severity: SeverityError, Message: h.estErr.Error()})
 		h.setDetail(nil, "cannot read the model: "+h.estErr.Error())
@@ -369,6 +431,9 @@ func (h *modelHost) status() *ModelStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := &ModelStatus{ID: h.alias, Path: h.path, Detail: h.detail, Nodes: h.nodes}
+	if h.path == "" {
+		st.ID = h.name
+	}
 	if h.plan.Fits {
 		st.TokensPerSecond = h.plan.TokensPerSecond
 		for _, a := range h.plan.Devices {

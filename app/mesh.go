@@ -181,8 +181,8 @@ func (n *Node) stopMesh() {
 		return
 	}
 	n.closeSession(s)
-	if n.host != nil {
-		n.host.kick()
+	if h := n.modelHost(); h != nil {
+		h.kick()
 	}
 }
 
@@ -223,8 +223,8 @@ func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
 			default:
 				n.events.publish(Event{Kind: EventStatus})
 			}
-			if n.host != nil {
-				n.host.peerChanged(ev.Type, p)
+			if h := n.modelHost(); h != nil {
+				h.peerChanged(ev.Type, p)
 			}
 		}
 	}
@@ -432,8 +432,8 @@ func (n *Node) Join(ctx context.Context, token string) error {
 		return err
 	}
 	n.events.publish(Event{Kind: EventJoined, Message: "joined the network"})
-	if n.host != nil {
-		n.host.kick()
+	if h := n.modelHost(); h != nil {
+		h.kick()
 	}
 	return nil
 }

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/server"
@@ -30,7 +32,8 @@ type Node struct {
 	started time.Time
 	srv     *server.Server
 
-	opMu sync.Mutex // serializes Join, Leave and Share
+	opMu    sync.Mutex // serializes Join, Leave and Share
+	serveMu sync.Mutex // serializes Serve
 
 	mu       sync.Mutex
 	runCtx   context.Context // the context of Run; nil before
@@ -53,6 +56,11 @@ type Node struct {
 	hostBandwidth float64         // bytes a second, measured at start
 
 	rejectedBefore atomic.Uint64 // mesh messages rejected by closed sessions
+
+	lib     *library.Library
+	hub     *hub.Client
+	pulls   keyedMutex    // one pull of a file at a time
+	hashNow chan struct{} // asks for checksums of new models
 }
 
 var _ Controller = (*Node)(nil)
@@ -86,7 +94,14 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		warnings: map[string]Warning{},
 		applied:  map[string]bool{},
 		roll:     roll,
+		hub:      hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+Version),
+		hashNow:  make(chan struct{}, 1),
 	}
+	roots := cfg.ModelRoots
+	if roots == nil {
+		roots = []library.Root{{Source: library.SourcePotluck, Dir: library.StoreDir(cfg.DataDir)}}
+	}
+	n.lib = library.New(roots, filepath.Join(cfg.DataDir, "library.json"), n.log.With("part", "library"))
 	if rollErr != nil {
 		n.log.Warn("member list", "err", rollErr)
 	}
@@ -100,8 +115,19 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.srv = srv
-	if cfg.Model != "" {
-		n.host = newModelHost(n)
+	model := cfg.Model
+	if model == "" {
+		model = settings.Model // chosen in a user interface before
+	}
+	if model != "" {
+		if err := n.checkModelName(model); err != nil {
+			if cfg.Model != "" {
+				return nil, fmt.Errorf("--model: %w", err)
+			}
+			n.log.Warn("the model chosen before is gone; serving none", "err", err)
+		} else {
+			n.host = newModelHost(n, model)
+		}
 	}
 	return n, nil
 }
@@ -147,8 +173,9 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.watchHardware(ctx) })
 	spawn(func() error { return n.publishLoad(ctx) })
 	spawn(func() error { return n.keepRoll(ctx) })
-	if n.host != nil {
-		spawn(func() error { return n.host.run(ctx) })
+	spawn(func() error { return n.hashModels(ctx) })
+	if h := n.modelHost(); h != nil {
+		n.startHost(ctx, h)
 	}
 	if err := n.resume(ctx); err != nil {
 		cancel()
@@ -227,6 +254,11 @@ func (n *Node) publishLoad(ctx context.Context) error {
 
 // shutdown stops the worker and leaves the mesh.
 func (n *Node) shutdown() {
+	n.serveMu.Lock()
+	if h := n.modelHost(); h != nil {
+		h.stop() // before opMu: a host that just got ready takes it
+	}
+	n.serveMu.Unlock()
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
 	n.stopWorker()

@@ -292,8 +292,8 @@ func (n *Node) applyLocked(ctx context.Context, s *meshSession, signed []byte, r
 	n.saveSettingsNow()
 	n.clearWarning("network-moved")
 	n.events.publish(Event{Kind: EventJoined, Message: fmt.Sprintf("%s was removed; the network moved to a new token", refNames(r.Removed))})
-	if n.host != nil {
-		n.host.kick()
+	if h := n.modelHost(); h != nil {
+		h.kick()
 	}
 	return nil
 }

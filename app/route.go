@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/server"
 )
 
@@ -31,8 +32,8 @@ func (n *Node) selfLabel() string {
 // online federated peers serve, with the nodes that serve each.
 func (n *Node) Models() []server.Model {
 	byID := map[string]*server.Model{}
-	if n.host != nil {
-		st := n.host.status()
+	if h := n.modelHost(); h != nil {
+		st := h.status()
 		state := st.State.State.String()
 		if st.Detail != "" && !st.Ready {
 			state = st.Detail
@@ -70,8 +71,13 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 	if model == "" && len(models) == 1 {
 		model = models[0].ID
 	}
-	if n.host != nil && (model == n.host.path || model == filepath.Base(n.host.path)) {
-		model = n.host.alias
+	var hostPath, hostAlias string
+	host := n.modelHost()
+	if host != nil {
+		hostPath, hostAlias = host.ident()
+		if hostPath != "" && (model == hostPath || model == filepath.Base(hostPath)) {
+			model = hostAlias
+		}
 	}
 	idx := slices.IndexFunc(models, func(m server.Model) bool { return m.ID == model })
 	if idx < 0 {
@@ -82,8 +88,8 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 		return nil, &server.UnknownModelError{Model: model, Available: ids}
 	}
 	var out []server.Backend
-	if n.host != nil && n.host.alias == model {
-		if addr := n.host.localAddr(); addr != "" {
+	if host != nil && hostAlias == model {
+		if addr := host.localAddr(); addr != "" {
 			out = append(out, server.Backend{Node: n.selfLabel(), BaseURL: "http://" + addr})
 		}
 	}
@@ -101,8 +107,8 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 		}
 	}
 	if len(out) == 0 {
-		if n.host != nil && n.host.alias == model {
-			st := n.host.status()
+		if host != nil && hostAlias == model {
+			st := host.status()
 			if st.State.State == engine.StateFailed {
 				return nil, errors.New("the model failed to start: " + st.State.LastError)
 			}
@@ -126,18 +132,27 @@ type PlanView struct {
 // Plan returns the current plan, or for model (a GGUF path) the plan this
 // node would make for it with the pool as it is now.
 func (n *Node) Plan(model string) PlanView {
-	if model != "" && (n.host == nil || (model != n.host.path && model != n.host.alias)) {
-		h := &modelHost{n: n, alias: ModelAlias(model), path: model, excluded: map[string]exclusion{}}
-		h.est, h.estErr = engine.EstimateModel(model, n.cfg.CtxSize)
+	var hostPath, hostAlias string
+	host := n.modelHost()
+	if host != nil {
+		hostPath, hostAlias = host.ident()
+	}
+	if model != "" && (host == nil || (model != hostPath && model != hostAlias)) {
+		path, alias, ok := n.findModel(model)
+		if !ok {
+			return PlanView{Model: model, Error: (&library.NotFoundError{Name: model}).Error()}
+		}
+		h := &modelHost{n: n, name: model, alias: alias, path: path, excluded: map[string]exclusion{}}
+		h.est, h.estErr = engine.EstimateModel(path, n.cfg.CtxSize)
 		if h.estErr != nil {
 			return PlanView{Model: h.alias, Error: h.estErr.Error()}
 		}
 		p := h.makePlan()
 		return PlanView{Model: h.alias, Detail: "not being served: what this node would do now", Plan: &p}
 	}
-	if n.host == nil {
+	if host == nil {
 		return PlanView{Error: "this node serves no model: start it with --model PATH, or ask for a plan with ?model=PATH"}
 	}
-	p, detail := n.host.currentPlan()
-	return PlanView{Model: n.host.alias, Detail: detail, Plan: &p}
+	p, detail := host.currentPlan()
+	return PlanView{Model: hostAlias, Detail: detail, Plan: &p}
 }

@@ -21,6 +21,9 @@ type Settings struct {
 	Token       string    `json:"token,omitempty"`
 	Share       ShareMode `json:"share,omitempty"`
 	ShareMemory uint64    `json:"share_memory,omitempty"`
+	// Model is the model chosen to serve (a library name, a path or a
+	// reference) when none is given with --model.
+	Model string `json:"model,omitempty"`
 	// Devices are the devices chosen to serve and lend (see
 	// Config.Devices); empty: every device that makes a plan faster.
 	Devices []string `json:"devices,omitempty"`

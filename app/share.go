@@ -38,8 +38,8 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) error {
 	if _, ok := ParseShareMode(string(mode)); !ok {
 		return &InputError{Field: "mode", Value: string(mode), Msg: `want "off", "worker" or "server"`}
 	}
-	if mode == ShareServer && n.host == nil {
-		return &InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: start potluck with --model PATH"}
+	if mode == ShareServer && n.modelHost() == nil {
+		return &InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: pick one to serve first (`potluck run --model NAME`, or the tray's \"Serve a model…\")"}
 	}
 	if mode == ShareWorker {
 		if rt, _, err := n.engineRuntime(); err != nil {
@@ -118,8 +118,8 @@ func (n *Node) reexpose() error {
 		}
 	}
 	if s != nil {
-		if mode == ShareServer && n.host != nil {
-			if addr := n.host.localAddr(); addr != "" {
+		if h := n.modelHost(); mode == ShareServer && h != nil {
+			if addr := h.localAddr(); addr != "" {
 				if err := s.node.Expose(serviceOpenAI, addr); err != nil {
 					return err
 				}

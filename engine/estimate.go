@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	gguf "github.com/gpustack/gguf-parser-go"
+
+	"github.com/potluck-gpu/potluck/internal/size"
 )
 
 // ComputeUBatch is the micro-batch, in tokens, that the compute-buffer
@@ -178,7 +180,7 @@ func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimat
 		}
 	}
 	if c.overflow || est.WeightBytes > maxModelBytes {
-		return ModelEstimate{}, fmt.Errorf("model %s: not a valid GGUF model: its tensors claim more than %s", path, formatBytes(maxModelBytes))
+		return ModelEstimate{}, fmt.Errorf("model %s: not a valid GGUF model: its tensors claim more than %s", path, size.Format(maxModelBytes))
 	}
 
 	if ctxSize <= 0 {
@@ -209,7 +211,7 @@ func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimat
 	est.TotalBytes = c.add(c.add(est.WeightBytes, c.mul(uint64(est.Layers), est.KVBytesPerLayer)), est.ComputeBytes)
 	if c.overflow || est.TotalBytes > maxModelBytes {
 		return ModelEstimate{}, fmt.Errorf("model %s: with a context of %d tokens it would need more than %s: "+
-			"its metadata is implausible, or the context is too large", path, ctxSize, formatBytes(maxModelBytes))
+			"its metadata is implausible, or the context is too large", path, ctxSize, size.Format(maxModelBytes))
 	}
 	return est, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/size"
 )
 
 const (
@@ -541,8 +543,8 @@ func TestPlanFormatBytes(t *testing.T) {
 		{30*gib + gib/2, "30.5 GiB"},
 		{1 << 62, "4.0 EiB"},
 	} {
-		if got := formatBytes(tc.n); got != tc.want {
-			t.Errorf("formatBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		if got := size.Format(tc.n); got != tc.want {
+			t.Errorf("size.Format(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }

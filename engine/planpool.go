@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+
+	"github.com/potluck-gpu/potluck/internal/size"
 )
 
 // maxSearch is how many offload devices the fastest-plan search tries every
@@ -517,7 +519,7 @@ func (p *pool) plan(mode SplitMode, l layout, excluded []Exclusion) Plan {
 }
 
 func (p *pool) whyNot(pl Plan) string {
-	msg := fmt.Sprintf("needs %s, pool offers %s (%s on %s)", formatBytes(pl.Need), formatBytes(pl.Offered),
+	msg := fmt.Sprintf("needs %s, pool offers %s (%s on %s)", size.Format(pl.Need), size.Format(pl.Offered),
 		plural(len(pl.Devices), "device"), plural(len(pl.Nodes), "node"))
 	if pl.Offered < pl.Need {
 		return msg
@@ -536,7 +538,7 @@ func (p *pool) whyNot(pl Plan) string {
 		who = cmp.Or(worst.NodeName, worst.Node) + "'s " + who
 	}
 	return fmt.Sprintf("%s, but no split fits every device: %s would need %s of the %s it offers",
-		msg, who, formatBytes(worst.Bytes), formatBytes(worst.Offer))
+		msg, who, size.Format(worst.Bytes), size.Format(worst.Offer))
 }
 
 // shareLayers divides layers in proportion to weights with largest-remainder

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/potluck-gpu/potluck/internal/size"
 )
 
 // String summarises the plan for a person, one device a line.
@@ -16,13 +18,13 @@ func (p Plan) String() string {
 	}
 	fmt.Fprintf(&b, "model %s (split %s): %s\n", p.Model, p.Mode, reason)
 	if p.Fits {
-		fmt.Fprintf(&b, "needs %s of %s offered; predicted %s\n", formatBytes(p.Need), formatBytes(p.Offered), formatRate(p.TokensPerSecond))
+		fmt.Fprintf(&b, "needs %s of %s offered; predicted %s\n", size.Format(p.Need), size.Format(p.Offered), formatRate(p.TokensPerSecond))
 	}
 
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  device\tlayers\tneeds\toffers\ttime\n")
 	for _, d := range p.Devices {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Label(), layersLabel(d), formatBytes(d.Bytes), formatBytes(d.Offer), percent(d.Share))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Label(), layersLabel(d), size.Format(d.Bytes), size.Format(d.Offer), percent(d.Share))
 	}
 	if p.NetworkSeconds > 0 && p.TokensPerSecond > 0 {
 		fmt.Fprintf(tw, "  network round trips\t\t\t\t%s\n", percent(p.NetworkSeconds*p.TokensPerSecond))

@@ -38,6 +38,7 @@ var readOnlyPaths = map[string]bool{
 	"/api/plan":     true,
 	"/api/requests": true,
 	"/api/members":  true,
+	"/api/models":   true,
 	"/metrics":      true,
 }
 

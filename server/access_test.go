@@ -37,6 +37,15 @@ func (n *adminNode) RemoveMember(context.Context, string) (any, error) {
 	n.changes.Add(1)
 	return map[string]string{}, nil
 }
+func (n *adminNode) Library() any { return map[string]any{"models": []string{}} }
+func (n *adminNode) Serve(context.Context, string) error {
+	n.changes.Add(1)
+	return nil
+}
+func (n *adminNode) Pull(context.Context, string, func(any)) (any, error) {
+	n.changes.Add(1)
+	return map[string]string{}, nil
+}
 
 type accessCase struct {
 	name   string
@@ -167,6 +176,11 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 		{name: "devices, text/plain", method: "POST", path: "/api/devices", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "devices from another origin", method: "POST", path: "/api/devices", hdr: with("Origin", "http://evil.test"), want: 403},
 		{name: "devices", method: "POST", path: "/api/devices", hdr: jsonCT, want: 200},
+		{name: "pull, text/plain", method: "POST", path: "/api/pull", hdr: with("Content-Type", "text/plain"), want: 415},
+		{name: "pull from another origin", method: "POST", path: "/api/pull", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "serve, text/plain", method: "POST", path: "/api/serve", hdr: with("Content-Type", "text/plain"), want: 415},
+		{name: "serve from another origin", method: "POST", path: "/api/serve", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "models list needs no JSON", method: "GET", path: "/api/models", want: 200},
 		{name: "remove member, form", method: "POST", path: "/api/members/remove", hdr: with("Content-Type", "application/x-www-form-urlencoded"), want: 415},
 		{name: "token without JSON", method: "GET", path: "/api/token", want: 415},
 		{name: "token from another origin", method: "GET", path: "/api/token", hdr: with("Origin", "http://evil.test"), want: 403},
@@ -187,6 +201,7 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 	// A --cors-origin page may chat and read status, never administer.
 	runAccess(t, server.Config{Addr: "127.0.0.1:8080", CORSOrigin: "http://app.example"}, []accessCase{
 		{name: "cors page joins", method: "POST", path: "/api/join", hdr: with("Origin", "http://app.example"), want: 403},
+		{name: "cors page pulls a model", method: "POST", path: "/api/pull", hdr: with("Origin", "http://app.example"), want: 403},
 		{name: "cors page reads the token", method: "GET", path: "/api/token", hdr: with("Origin", "http://app.example"), want: 403},
 		{name: "cors page preflights join", method: "OPTIONS", path: "/api/join", hdr: map[string]string{"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}, want: 403},
 		{name: "cors page reads status", method: "GET", path: "/api/status", hdr: map[string]string{"Origin": "http://app.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}, want: 200},

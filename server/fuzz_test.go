@@ -17,7 +17,7 @@ import (
 
 // fuzzPaths are the endpoints that take a JSON body.
 var fuzzPaths = []string{
-	"/api/join", "/api/share", "/api/leave", "/api/members/remove", "/api/devices",
+	"/api/join", "/api/share", "/api/leave", "/api/members/remove", "/api/devices", "/api/pull", "/api/serve",
 	"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
 }
 
@@ -182,6 +182,15 @@ func (n *recordingNode) Status() any           { return map[string]any{"state": 
 func (n *recordingNode) Peers() any            { return []any{} }
 func (n *recordingNode) Plan(model string) any { return map[string]any{"model": model} }
 func (n *recordingNode) Members() any          { return []any{} }
+func (n *recordingNode) Library() any          { return map[string]any{"models": []any{}} }
+
+func (n *recordingNode) Serve(ctx context.Context, model string) error {
+	n.call()
+	if strings.ContainsAny(model, " \n") {
+		return badInput("not a model name")
+	}
+	return nil
+}
 func (n *recordingNode) InviteToken() (string, error) {
 	return "", errors.New("not in a network")
 }
@@ -218,6 +227,17 @@ func (n *recordingNode) Share(ctx context.Context, mode, memory string) error {
 		return badInput(`mode: want "off", "worker" or "server"`)
 	}
 	return nil
+}
+
+func (n *recordingNode) Pull(ctx context.Context, ref string, progress func(any)) (any, error) {
+	n.call()
+	if !strings.Contains(ref, "/") {
+		return nil, badInput("not a reference")
+	}
+	if progress != nil {
+		progress(map[string]any{"status": "success"})
+	}
+	return map[string]any{"name": ref}, nil
 }
 
 func (n *recordingNode) RemoveMember(ctx context.Context, who string) (any, error) {

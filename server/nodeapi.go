@@ -29,6 +29,14 @@ type Node interface {
 	// one by name or peer id (only the network's owner can).
 	Members() any
 	RemoveMember(ctx context.Context, who string) (any, error)
+	// Library lists the models on this machine. Pull makes one
+	// available, calling progress with Ollama-shaped steps, and returns
+	// what it got.
+	Library() any
+	Pull(ctx context.Context, ref string, progress func(any)) (any, error)
+	// Serve serves the model name (a library name, a path or a
+	// reference); "" serves none.
+	Serve(ctx context.Context, model string) error
 	Counters() Counters
 }
 
@@ -56,6 +64,21 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 	g.GET("/requests", func(c *gin.Context) { c.JSON(http.StatusOK, s.Recent()) })
 	g.GET("/members", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Members()) })
 	g.GET("/token", s.token)
+	g.GET("/models", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Library()) })
+	g.POST("/pull", s.pull)
+	g.POST("/serve", func(c *gin.Context) {
+		var req struct {
+			Model *string `json:"model"`
+		}
+		if !bindJSON(c, &req) {
+			return
+		}
+		if req.Model == nil {
+			openAIError(c, http.StatusBadRequest, "invalid_request_error", `say which model to serve: {"model": "NAME"}, or {"model": ""} to serve none`)
+			return
+		}
+		s.nodeResult(c, s.node.Serve(c.Request.Context(), *req.Model))
+	})
 	g.POST("/members/remove", func(c *gin.Context) {
 		var req struct {
 			Peer string `json:"peer"`
@@ -113,6 +136,60 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 	})
 }
 
+// pull makes a model available on this machine, as Ollama's /api/pull
+// does: {"model": REF, "stream": true} answers NDJSON progress lines
+// ({"status", "digest", "total", "completed"}) ending in
+// {"status": "success"}, or in {"error": …} once progress has begun. An
+// error found before any progress keeps its HTTP status.
+func (s *Server) pull(c *gin.Context) {
+	var req struct {
+		Model  string `json:"model"`
+		Name   string `json:"name"` // Ollama's older spelling
+		Stream *bool  `json:"stream"`
+	}
+	if !bindJSON(c, &req) {
+		return
+	}
+	ref := req.Model
+	if ref == "" {
+		ref = req.Name
+	}
+	if ref == "" {
+		openAIError(c, http.StatusBadRequest, "invalid_request_error", `say which model: {"model": "OWNER/REPO:QUANT"}`)
+		return
+	}
+	ctx := c.Request.Context()
+	if req.Stream != nil && !*req.Stream {
+		m, err := s.node.Pull(ctx, ref, nil)
+		if err != nil {
+			s.nodeResult(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "success", "model": m})
+		return
+	}
+	started := false
+	enc := json.NewEncoder(c.Writer)
+	_, err := s.node.Pull(ctx, ref, func(p any) {
+		if !started {
+			started = true
+			c.Header("Content-Type", "application/x-ndjson")
+			c.Header("Cache-Control", "no-store")
+			c.Status(http.StatusOK)
+		}
+		if enc.Encode(p) == nil {
+			c.Writer.Flush()
+		}
+	})
+	switch {
+	case err == nil:
+	case !started:
+		s.nodeResult(c, err)
+	default:
+		enc.Encode(gin.H{"error": err.Error()})
+	}
+}
+
 // token gives the invite token, the key to the whole mesh. It is an admin
 // endpoint: only clients on this machine or with the admin key get it.
 func (s *Server) token(c *gin.Context) {
@@ -147,6 +224,11 @@ func (s *Server) nodeResult(c *gin.Context, err error) {
 	var bad InvalidInput
 	if errors.As(err, &bad) && bad.InvalidInput() {
 		openAIError(c, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	var missing interface{ NotFound() bool }
+	if errors.As(err, &missing) && missing.NotFound() {
+		openAIError(c, http.StatusNotFound, "not_found_error", err.Error())
 		return
 	}
 	openAIError(c, http.StatusInternalServerError, "server_error", err.Error())

@@ -13,6 +13,8 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/hub"
+	"github.com/potluck-gpu/potluck/library"
 )
 
 // fakeCtrl is an app.Controller that records calls and replays events.
@@ -25,6 +27,10 @@ type fakeCtrl struct {
 	token   string
 	joinErr error
 	members app.MembersView
+	library app.LibraryView
+	pullErr error
+	pulls   chan string
+	serves  chan string
 
 	events chan app.Event
 	joins  chan string
@@ -44,6 +50,8 @@ func newFakeCtrl() *fakeCtrl {
 		events: make(chan app.Event, 16),
 		joins:  make(chan string, 4),
 		shares: make(chan shareCall, 4),
+		pulls:  make(chan string, 4),
+		serves: make(chan string, 4),
 	}
 }
 
@@ -107,6 +115,39 @@ func (f *fakeCtrl) SetDevices(ctx context.Context, devices []string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.status.DeviceChoice = slices.Clone(devices)
+	return nil
+}
+
+func (f *fakeCtrl) Library() app.LibraryView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.library
+}
+
+// Pull reports two steps of progress, then adds the model to the library.
+func (f *fakeCtrl) Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error) {
+	f.pulls <- ref
+	progress(hub.Progress{Status: "pulling manifest"})
+	progress(hub.Progress{Status: "pulling 0123", File: ref, Total: 100, Completed: 100})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pullErr != nil {
+		return library.Model{}, f.pullErr
+	}
+	m := library.Model{Name: ref, Size: 100, Source: library.SourcePotluck}
+	f.library.Models = append(f.library.Models, m)
+	return m, nil
+}
+
+func (f *fakeCtrl) Serve(ctx context.Context, name string) error {
+	f.serves <- name
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.library.Serving = name
+	f.status.Model = nil
+	if name != "" {
+		f.status.Model = &app.ModelStatus{ID: name}
+	}
 	return nil
 }
 

@@ -24,6 +24,8 @@ const (
 	labelMemory    = "Memory to share…"
 	labelDevices   = "Devices"
 	labelAutomatic = "Automatic (the fastest plan)"
+	labelServe     = "Serve a model…"
+	labelGet       = "Get a model…"
 	labelJoin      = "Join a network…"
 	labelInvite    = "Copy invite token"
 	labelAPI       = "Copy API address"
@@ -33,7 +35,7 @@ const (
 )
 
 type menuItems struct {
-	status, share, worker, server, memory, devices, join, invite, api, dashboard, login, quit *fyne.MenuItem
+	status, share, worker, server, memory, devices, serve, get, join, invite, api, dashboard, login, quit *fyne.MenuItem
 }
 
 func (u *ui) buildMenu() *fyne.Menu {
@@ -47,6 +49,8 @@ func (u *ui) buildMenu() *fyne.Menu {
 	it.memory = fyne.NewMenuItem(labelMemory, u.showMemory)
 	it.devices = fyne.NewMenuItem(labelDevices, nil)
 	it.devices.ChildMenu = fyne.NewMenu("")
+	it.serve = fyne.NewMenuItem(labelServe, func() { u.showModels("") })
+	it.get = fyne.NewMenuItem(labelGet, func() { u.showModels("") })
 	it.join = fyne.NewMenuItem(labelJoin, u.showJoin)
 	it.invite = fyne.NewMenuItem(labelInvite, u.copyInvite)
 	it.api = fyne.NewMenuItem(labelAPI, u.copyAPI)
@@ -58,6 +62,8 @@ func (u *ui) buildMenu() *fyne.Menu {
 		it.status,
 		fyne.NewMenuItemSeparator(),
 		it.share, shareAs, it.memory, it.devices,
+		fyne.NewMenuItemSeparator(),
+		it.serve, it.get,
 		fyne.NewMenuItemSeparator(),
 		it.join, it.invite, it.api, it.dashboard,
 		fyne.NewMenuItemSeparator(),
@@ -158,6 +164,10 @@ func (u *ui) setSharing(on bool) {
 	if on {
 		mode = u.settings.ShareAs
 	}
+	if mode == app.ShareServer && u.status.Model == nil {
+		u.showModels(app.ShareServer) // a full server needs a model first
+		return
+	}
 	u.items.share.Checked = on
 	if u.tray != nil {
 		u.menu.Refresh()
@@ -175,6 +185,10 @@ func (u *ui) setShareAs(mode app.ShareMode) {
 	u.settings.ShareAs = mode
 	u.saveSettings()
 	u.updateMenu()
+	if sharing(u.status) && u.status.Share != mode && mode == app.ShareServer && u.status.Model == nil {
+		u.showModels(app.ShareServer)
+		return
+	}
 	if sharing(u.status) && u.status.Share != mode {
 		mem := u.settings.Memory
 		u.background("Could not change how this computer is shared", func(ctx context.Context) error {

@@ -50,6 +50,7 @@ type ui struct {
 	join      *joinWindow
 	dash      *dashboard
 	memory    *memoryWindow
+	models    *modelsWindow
 }
 
 func newUI(ctx context.Context, a fyne.App, ctrl app.Controller, opts Options) *ui {

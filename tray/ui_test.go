@@ -95,6 +95,9 @@ func TestJoinPaste(t *testing.T) {
 
 func TestShareToggle(t *testing.T) {
 	h := newHarness(t)
+	h.ctrl.status.Model = &app.ModelStatus{ID: "stories"} // a full server needs one
+	h.u.refresh()
+	h.waitFor(t, "the model in the status", func() bool { return h.u.status.Model != nil })
 	expect := func(want shareCall) {
 		t.Helper()
 		select {
@@ -143,6 +146,59 @@ func TestShareToggle(t *testing.T) {
 	}
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("settings file mode %v, want 0600", perm)
+	}
+}
+
+// With no model, "Full server" opens the model window; a model got there
+// and picked is served, and then the computer is shared as a full server.
+func TestModelsWindow(t *testing.T) {
+	h := newHarness(t)
+	h.u.settings.ShareAs = app.ShareServer
+	h.u.items.share.Action()
+	if h.u.models == nil {
+		t.Fatal("sharing as a full server without a model did not open the model window")
+	}
+	select {
+	case c := <-h.ctrl.shares:
+		t.Fatalf("Share(%v) was called with no model", c)
+	default:
+	}
+	m := h.u.models
+	h.waitFor(t, "the empty library", func() bool { return strings.Contains(m.serving.Text, "No models") })
+
+	m.ref.SetText("not a reference")
+	test.Tap(m.getBtn)
+	if !strings.Contains(m.progress.Text, "OWNER/REPO") {
+		t.Errorf("a bad reference says %q", m.progress.Text)
+	}
+	m.ref.SetText("owner/repo:Q4_K_M")
+	test.Tap(m.getBtn)
+	if got := <-h.ctrl.pulls; got != "owner/repo:Q4_K_M" {
+		t.Errorf("Pull(%q)", got)
+	}
+	h.waitFor(t, "the pulled model in the list", func() bool {
+		return len(m.models) == 1 && strings.Contains(m.progress.Text, "is here")
+	})
+	if m.getBtn.Disabled() || m.bar.Visible() {
+		t.Error("Get stays disabled, or the bar shown, after the pull")
+	}
+	m.list.Select(0)
+	test.Tap(m.serveBtn)
+	select {
+	case got := <-h.ctrl.serves:
+		if got != "owner/repo:Q4_K_M" {
+			t.Errorf("Serve(%q)", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve was not called")
+	}
+	select {
+	case c := <-h.ctrl.shares:
+		if c.Mode != app.ShareServer {
+			t.Errorf("Share(%v) after picking the model", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not shared as a full server after picking a model")
 	}
 }
 
@@ -202,7 +258,7 @@ func TestMenu(t *testing.T) {
 			labels = append(labels, it.Label)
 		}
 	}
-	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelDevices, labelJoin, labelInvite, labelAPI, labelDashboard, labelLogin, labelQuit}
+	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelDevices, labelServe, labelGet, labelJoin, labelInvite, labelAPI, labelDashboard, labelLogin, labelQuit}
 	if !slices.Equal(labels, want) {
 		t.Errorf("menu = %q\nwant   %q", labels, want)
 	}

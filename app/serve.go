@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"strings"
+)
+
+// modelHost is the host of the model this node serves; nil when it serves
+// none.
+func (n *Node) modelHost() *modelHost {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.host
+}
+
+// startHost runs h until ctx ends or h is stopped.
+func (n *Node) startHost(ctx context.Context, h *modelHost) {
+	ctx, cancel := context.WithCancel(ctx)
+	h.cancel, h.done = cancel, make(chan struct{})
+	go func() {
+		defer close(h.done)
+		_ = h.run(ctx)
+	}()
+}
+
+// stop ends a started host and waits until its llama-server is gone.
+func (h *modelHost) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	<-h.done
+}
+
+// Serve makes this node serve the model name (a library name, a GGUF path,
+// or a Hugging Face reference, pulled first) in place of the one it serves;
+// "" serves none. The choice is kept for the next start, unless --model
+// says otherwise then.
+func (n *Node) Serve(ctx context.Context, name string) error {
+	name = strings.TrimSpace(name)
+	if name != "" {
+		if err := n.checkModelName(name); err != nil {
+			return err
+		}
+		if err := n.engineError(); err != nil {
+			return err
+		}
+	}
+	n.serveMu.Lock()
+	defer n.serveMu.Unlock()
+	n.mu.Lock()
+	old, runCtx := n.host, n.runCtx
+	n.mu.Unlock()
+	if old != nil && old.name == name {
+		return nil
+	}
+	if old != nil {
+		// Not under opMu: a host that just got ready takes it.
+		old.stop()
+	}
+	var h *modelHost
+	if name != "" {
+		h = newModelHost(n, name)
+	}
+	n.mu.Lock()
+	n.host = h
+	n.settings.Model = name
+	settings := n.settings
+	n.mu.Unlock()
+	n.saveSettings(settings)
+	n.clearWarning("model")
+	n.clearWarning("model-fit")
+	n.clearWarning("model-failed")
+	if h != nil && runCtx != nil {
+		n.startHost(runCtx, h)
+	}
+	n.opMu.Lock()
+	err := n.reexpose()
+	n.opMu.Unlock()
+	n.publishInfo()
+	n.events.publish(Event{Kind: EventStatus})
+	if name == "" {
+		n.log.Info("serving no model")
+	} else {
+		n.log.Info("serving a model", "model", name)
+	}
+	return err
+}

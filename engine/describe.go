@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	gguf "github.com/gpustack/gguf-parser-go"
+)
+
+// ModelInfo is what a GGUF file says about itself, for a list of models.
+type ModelInfo struct {
+	Name  string `json:"name"`  // general.name, else the file name
+	Type  string `json:"type"`  // general.type: "model", or "projector", "adapter", …
+	Arch  string `json:"arch"`  // general.architecture, e.g. "llama"
+	Quant string `json:"quant"` // the file type, e.g. "Q4_K_M"
+	// Params is the parameter count, from the tensors' shapes.
+	Params uint64 `json:"params"`
+	// Context is the training context length in tokens.
+	Context uint64 `json:"context"`
+	// ChatTemplate says whether the file carries tokenizer.chat_template.
+	ChatTemplate bool `json:"chat_template"`
+	// Bytes is the size of every file of the model.
+	Bytes uint64 `json:"bytes"`
+}
+
+// IsModel says whether the file is a language model llama-server can
+// serve on its own, as opposed to a vision projector or an adapter.
+func (m ModelInfo) IsModel() bool {
+	return m.Type == "" || m.Type == "model"
+}
+
+// DescribeModel reads the metadata of the GGUF model at path (the first
+// shard of a split model) without reading its weights.
+func DescribeModel(path string) (info ModelInfo, err error) {
+	gf, err := readGGUF(path)
+	if err != nil {
+		return ModelInfo{}, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			info, err = ModelInfo{}, fmt.Errorf("model %s: not a valid GGUF model (malformed metadata: %v)", path, r)
+		}
+	}()
+	meta := gf.Metadata()
+	info = ModelInfo{
+		Name:   meta.Name,
+		Type:   meta.Type,
+		Arch:   meta.Architecture,
+		Quant:  quantName(meta.FileTypeDescriptor),
+		Params: uint64(meta.Parameters),
+		Bytes:  uint64(gf.Size),
+	}
+	if info.Name == "" {
+		info.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	if info.IsModel() {
+		info.Context = gf.Architecture().MaximumContextLength
+	}
+	if kv, ok := gf.Header.MetadataKV.Get("tokenizer.chat_template"); ok {
+		info.ChatTemplate = kv.ValueType == gguf.GGUFMetadataValueTypeString && kv.ValueString() != ""
+	}
+	return info, nil
+}
+
+// quantName is the parser's file-type descriptor as people write it:
+// "Q4_K_M" rather than "Q4_K_M (guessed)", "F16" for "MOSTLY_F16".
+func quantName(desc string) string {
+	desc, _, _ = strings.Cut(desc, " ")
+	return strings.TrimPrefix(desc, "MOSTLY_")
+}
