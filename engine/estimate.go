@@ -35,6 +35,12 @@ type ModelEstimate struct {
 	// OutputBytes is every weight outside the repeating blocks: token_embd,
 	// output_norm, output and any other non-block tensor.
 	OutputBytes uint64 `json:"output_bytes"`
+	// OutputLayerBytes is what the device holding the output layer needs
+	// of it: output.weight and output_norm. A model that ties its output
+	// to the token embeddings (no output.weight) has llama.cpp copy the
+	// embeddings there, and OutputTied is set: the head keeps its own.
+	OutputLayerBytes uint64 `json:"output_layer_bytes"`
+	OutputTied       bool   `json:"output_tied,omitempty"`
 
 	// KVBytesPerLayer is one layer's f16 key and value cache for CtxSize
 	// tokens: 2 bytes × CtxSize × (n_embd_k_gqa + n_embd_v_gqa).
@@ -177,6 +183,15 @@ func estimateFile(path string, gf *gguf.GGUFFile, ctxSize int) (est ModelEstimat
 			est.LayerBytes[n] += b
 		} else {
 			est.OutputBytes += b
+			if ti.Name == "output.weight" || ti.Name == "output_norm.weight" || ti.Name == "output_norm.bias" {
+				est.OutputLayerBytes += b
+			}
+		}
+	}
+	if _, ok := gf.TensorInfos.Get("output.weight"); !ok {
+		if ti, ok := gf.TensorInfos.Get("token_embd.weight"); ok {
+			est.OutputTied = true
+			est.OutputLayerBytes += ti.Bytes()
 		}
 	}
 	if c.overflow || est.WeightBytes > maxModelBytes {

@@ -54,16 +54,18 @@ func TestEstimateGeneratedModel(t *testing.T) {
 		kv := 2 * ctx * (kvDim + kvDim) // f16 K and V
 		compute := uint64(4 * 512 * (vocab + heads*ctx))
 		want := engine.ModelEstimate{
-			Name:            "potluck-tiny-llama",
-			Arch:            "llama",
-			Layers:          4,
-			WeightBytes:     outputBytes + 4*layerBytes,
-			LayerBytes:      []uint64{layerBytes, layerBytes, layerBytes, layerBytes},
-			OutputBytes:     outputBytes,
-			KVBytesPerLayer: kv,
-			CtxSize:         tc.wantCtx,
-			ComputeBytes:    compute,
-			TotalBytes:      outputBytes + 4*layerBytes + 4*kv + compute,
+			Name:        "potluck-tiny-llama",
+			Arch:        "llama",
+			Layers:      4,
+			WeightBytes: outputBytes + 4*layerBytes,
+			LayerBytes:  []uint64{layerBytes, layerBytes, layerBytes, layerBytes},
+			OutputBytes: outputBytes,
+			// output.weight and output_norm
+			OutputLayerBytes: outputBytes - vocab*embd*4,
+			KVBytesPerLayer:  kv,
+			CtxSize:          tc.wantCtx,
+			ComputeBytes:     compute,
+			TotalBytes:       outputBytes + 4*layerBytes + 4*kv + compute,
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("EstimateModel(ctx %d):\n got %+v\nwant %+v", tc.ctx, got, want)
@@ -176,10 +178,11 @@ func TestPlanGeneratedModel(t *testing.T) {
 	if !p.Fits || len(p.Nodes) != 3 {
 		t.Fatalf("plan:\n%s", p)
 	}
-	// The head's share is smaller by the output weights it keeps.
-	if p.Nodes[0].Layers != 1 || p.GPULayers != 3 ||
-		!slices.Equal(p.Workers, []string{"w1", "w2"}) || !slices.Equal(p.TensorSplit, []float64{2, 1}) {
-		t.Errorf("got head %d layers, -ngl %d, workers %v, split %v; want 1, 3, [w1 w2], [2 1]\n%s",
+	// The head's share is smaller by the embeddings it keeps; the last
+	// worker takes the output, which --n-gpu-layers counts as a layer.
+	if p.Nodes[0].Layers != 1 || p.GPULayers != 4 ||
+		!slices.Equal(p.Workers, []string{"w1", "w2"}) || !slices.Equal(p.TensorSplit, []float64{2, 2}) {
+		t.Errorf("got head %d layers, -ngl %d, workers %v, split %v; want 1, 4, [w1 w2], [2 2]\n%s",
 			p.Nodes[0].Layers, p.GPULayers, p.Workers, p.TensorSplit, p)
 	}
 	if p.Need != est.TotalBytes+2*est.ComputeBytes {

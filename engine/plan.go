@@ -124,9 +124,10 @@ type Exclusion struct {
 //
 // llama-server runs on the head. The head's CPU keeps the embeddings and the
 // first layers; the other devices (ServerDevices, the head's own GPUs and the
-// workers' devices over RPC) hold the last GPULayers layers in the
-// proportions of TensorSplit. When the CPU keeps no layer, the output layer
-// goes to the last device too.
+// workers' devices over RPC) hold the last layers in the proportions of
+// TensorSplit, and the last of them the output layer too: llama.cpp's
+// --n-gpu-layers (GPULayers) counts the output layer first, and the output
+// takes one share of the split.
 //
 // When Fits is false, Devices shows the best attempt and the launch
 // settings are empty: such a plan must not start.

@@ -29,6 +29,7 @@ func uniformModel(layers int, layerWeights, kv, output, compute uint64) ModelEst
 	for range layers {
 		m.LayerBytes = append(m.LayerBytes, layerWeights)
 	}
+	m.OutputLayerBytes = output / 2 // the output matrix; the embeddings are the rest
 	m.WeightBytes = output + uint64(layers)*layerWeights
 	m.TotalBytes = m.WeightBytes + uint64(layers)*kv + compute
 	return m
@@ -106,9 +107,9 @@ func TestMakePlan(t *testing.T) {
 			// 15.5 GiB of room on the GPU: 15 layers; the CPU keeps 25.
 			name:        "a GPU too small keeps the first layers on the CPU",
 			in:          PlanInput{Model: bigModel, Head: head(cpu(64*gib), gpu("CUDA0", 16*gib, gpuSpeed))},
-			wantDevices: []string{"head/CPU:25", "head/CUDA0:15"},
+			wantDevices: []string{"head/CPU:25", "head/CUDA0:15+o"},
 			wantFits:    true,
-			wantServer:  "CUDA0 15 15",
+			wantServer:  "CUDA0 16 16",
 		},
 		{
 			// The head's GPU first, then the worker's, the rest on the
@@ -117,11 +118,11 @@ func TestMakePlan(t *testing.T) {
 			name: "the head's GPUs, then remote GPUs, then memory",
 			in: PlanInput{Model: bigModel, Head: head(cpu(64*gib), gpu("CUDA0", 16*gib, gpuSpeed)),
 				Workers: []Candidate{worker("a", gpu("CUDA0", 12*gib, fastSpeed), cpu(32*gib))}},
-			wantDevices: []string{"head/CPU:14", "a/CUDA0:11", "head/CUDA0:15"},
+			wantDevices: []string{"head/CPU:14", "a/CUDA0:11", "head/CUDA0:15+o"},
 			wantFits:    true,
 			wantReason:  []string{"2 nodes"},
-			wantOut:     map[string]string{"a/CPU": "slower with it"},
-			wantServer:  "RPC0,CUDA0 26 11,15",
+			wantOut:     map[string]string{"a/CPU": "not needed"},
+			wantServer:  "RPC0,CUDA0 27 11,16",
 		},
 		{
 			// A worker's devices are RPC0.. in --rpc order (workers by
@@ -130,10 +131,11 @@ func TestMakePlan(t *testing.T) {
 			in: PlanInput{Model: bigModel, Head: head(cpu(2 * gib)),
 				Workers: []Candidate{worker("b", gpu("Vulkan0", 16*gib, gpuSpeed), gpu("Vulkan1", 16*gib, gpuSpeed)),
 					worker("a", cpu(8*gib), gpu("CUDA0", 24*gib, gpuSpeed))}},
-			wantDevices: []string{"head/CPU:0", "a/CUDA0:23", "b/Vulkan0:15", "b/Vulkan1:2+o"},
+			// The device that offers most goes last, with the output.
+			wantDevices: []string{"head/CPU:0", "b/Vulkan0:15", "b/Vulkan1:2", "a/CUDA0:23+o"},
 			wantFits:    true,
 			wantOut:     map[string]string{"a/CPU": "slower with it"},
-			wantServer:  "RPC1,RPC2,RPC3 41 23,15,3",
+			wantServer:  "RPC2,RPC3,RPC1 41 15,2,24",
 		},
 		{
 			// A device that lends nothing (yet) keeps its place: the
@@ -167,16 +169,16 @@ func TestMakePlan(t *testing.T) {
 			name: "does not fit",
 			in: PlanInput{Model: bigModel, Head: head(cpu(8 * gib)), Workers: []Candidate{
 				worker("a", cpu(12*gib)), worker("b", cpu(10*gib)), speaking(worker("x", cpu(100*gib)), "7.0.0")}},
-			wantDevices: []string{"head/CPU:9", "a/CPU:17", "b/CPU:14"},
+			wantDevices: []string{"head/CPU:10", "b/CPU:14", "a/CPU:16+o"},
 			wantReason:  []string{"needs 42.5 GiB, pool offers 30.0 GiB (3 devices on 3 nodes)"},
 			wantOut:     map[string]string{"x": "speaks llama.cpp RPC 7.0.0, this node 8.0.0"},
 		},
 		{
 			name: "sum fits but the head cannot hold its part",
-			in: PlanInput{Model: bigModel, Head: head(cpu(gib)), Workers: []Candidate{
+			in: PlanInput{Model: bigModel, Head: head(cpu(3 * gib / 4)), Workers: []Candidate{
 				worker("a", cpu(42*gib))}},
-			wantDevices: []string{"head/CPU:0", "a/CPU:40"},
-			wantReason:  []string{"needs 42.0 GiB, pool offers 43.0 GiB", "this node's CPU would need 1.5 GiB of the 1.0 GiB"},
+			wantDevices: []string{"head/CPU:0", "a/CPU:40+o"},
+			wantReason:  []string{"needs 42.0 GiB, pool offers 42.8 GiB", "this node's CPU would need 1.0 GiB of the 768.0 MiB"},
 		},
 		{
 			name: "protocol mismatch, no protocol, zero offer, duplicate, self",
@@ -187,7 +189,7 @@ func TestMakePlan(t *testing.T) {
 				worker("a", cpu(64*gib)), worker("a", cpu(64*gib)),
 				worker("head", cpu(64*gib)),
 			}},
-			wantDevices: []string{"head/CPU:20", "a/CPU:20"},
+			wantDevices: []string{"head/CPU:20", "a/CPU:20+o"},
 			wantFits:    true,
 			wantOut: map[string]string{
 				"old":  "speaks llama.cpp RPC 7.0.0, this node 8.0.0",
@@ -196,7 +198,7 @@ func TestMakePlan(t *testing.T) {
 				"a":    "more than once",
 				"head": "is this node",
 			},
-			wantServer: "RPC0 20 20",
+			wantServer: "RPC0 21 21",
 		},
 		{
 			name:        "head knows no protocol",
@@ -210,23 +212,23 @@ func TestMakePlan(t *testing.T) {
 			name: "all spreads by offer",
 			in: PlanInput{Model: uniformModel(24, 48*mib, 16*mib, 128*mib, 64*mib), Head: head(cpu(8 * gib)), Mode: SplitAll,
 				Workers: []Candidate{worker("c", cpu(4*gib)), worker("b", cpu(8*gib)), worker("a", cpu(16*gib)), speaking(worker("d", cpu(64*gib)), "9.0.0")}},
-			wantDevices: []string{"head/CPU:5", "a/CPU:11", "b/CPU:5", "c/CPU:3"},
+			wantDevices: []string{"head/CPU:5", "b/CPU:5", "c/CPU:3", "a/CPU:11+o"},
 			wantFits:    true,
 			wantOut:     map[string]string{"d": "RPC 9.0.0"},
-			wantServer:  "RPC0,RPC1,RPC2 19 11,5,3",
+			wantServer:  "RPC1,RPC2,RPC0 20 5,3,12",
 		},
 		{
 			name: "all gives the smallest worker one layer",
 			in: PlanInput{Model: uniformModel(6, gib, 0, gib/2, 0), Head: head(cpu(64 * gib)), Mode: SplitAll,
 				Workers: []Candidate{worker("a", cpu(64*gib)), worker("b", cpu(gib))}},
-			wantDevices: []string{"head/CPU:2", "a/CPU:3", "b/CPU:1"},
+			wantDevices: []string{"head/CPU:2", "b/CPU:1", "a/CPU:3+o"},
 			wantFits:    true,
 		},
 		{
 			name: "two layers over three workers, all",
 			in: PlanInput{Model: uniformModel(2, gib, 0, gib/2, 0), Head: head(cpu(gib)), Mode: SplitAll,
 				Workers: []Candidate{worker("a", cpu(8*gib)), worker("b", cpu(4*gib)), worker("c", cpu(2*gib))}},
-			wantDevices: []string{"head/CPU:0", "a/CPU:1", "b/CPU:1"},
+			wantDevices: []string{"head/CPU:0", "b/CPU:1", "a/CPU:1+o"},
 			wantFits:    true,
 			wantOut:     map[string]string{"c": "2 layers all went to larger offers"},
 		},
@@ -235,7 +237,7 @@ func TestMakePlan(t *testing.T) {
 			name: "two layers over three workers, fit",
 			in: PlanInput{Model: uniformModel(2, gib, 0, gib/2, 0), Head: head(cpu(gib / 2)),
 				Workers: []Candidate{worker("a", cpu(5*gib/4)), worker("b", cpu(5*gib/4)), worker("c", cpu(5*gib/4))}},
-			wantDevices: []string{"head/CPU:0", "a/CPU:1", "b/CPU:1"},
+			wantDevices: []string{"head/CPU:0", "b/CPU:1", "a/CPU:1+o"},
 			wantFits:    true,
 			wantOut:     map[string]string{"c": "not needed"},
 		},
@@ -321,6 +323,11 @@ func checkPlan(t *testing.T, in PlanInput, p Plan) {
 		t.Fatalf("the head is not the first node: %+v", p.Nodes)
 	}
 	layers, next, outputs := 0, 0, 0
+	for _, d := range p.Devices[1:] {
+		if d.Output {
+			outputs++
+		}
+	}
 	var need, offered uint64
 	var seconds float64
 	for i, d := range p.Devices {
@@ -328,11 +335,15 @@ func checkPlan(t *testing.T, in PlanInput, p Plan) {
 			t.Errorf("device %s/%s is in the plan with no layer", d.Node, d.Device)
 		}
 		want := m.ComputeBytes
-		if i == 0 || d.Output {
+		switch {
+		case i == 0 && outputs == 0:
 			want += m.OutputBytes
-		}
-		if d.Output && i > 0 {
-			outputs++
+		case i == 0 && m.OutputTied:
+			want += m.OutputBytes
+		case i == 0:
+			want += m.OutputBytes - m.OutputLayerBytes
+		case d.Output:
+			want += m.OutputLayerBytes
 		}
 		for range d.Layers {
 			want += m.LayerBytes[next] + m.KVBytesPerLayer
@@ -355,8 +366,10 @@ func checkPlan(t *testing.T, in PlanInput, p Plan) {
 	if p.Need != need || p.Offered != offered {
 		t.Errorf("need %d offered %d, devices add up to %d and %d", p.Need, p.Offered, need, offered)
 	}
-	if outputs > 1 || (outputs == 1 && p.Devices[0].Layers > 0) {
-		t.Errorf("the output is on %d devices besides the CPU; the CPU keeps %d layers", outputs, p.Devices[0].Layers)
+	// llama.cpp offloads the output first: it is on the last device
+	// whenever a device besides the CPU holds layers.
+	if offloads := len(p.Devices) - 1; outputs != min(offloads, 1) || (outputs == 1 && !p.Devices[len(p.Devices)-1].Output) {
+		t.Errorf("the output is on %d devices besides the CPU, of %d; want the last of them", outputs, offloads)
 	}
 	if p.Devices[0].Output == (outputs == 1) {
 		t.Errorf("the CPU holds the output: %v, another device does: %v", p.Devices[0].Output, outputs == 1)
@@ -378,7 +391,7 @@ func checkPlan(t *testing.T, in PlanInput, p Plan) {
 		}
 		wantGPU := offloaded
 		if outputs == 1 {
-			wantGPU = m.Layers + 1
+			wantGPU++
 			split[len(split)-1]++
 		}
 		if p.GPULayers != wantGPU || !slices.Equal(p.ServerDevices, devs) || !slices.Equal(p.TensorSplit, split) {
@@ -388,6 +401,7 @@ func checkPlan(t *testing.T, in PlanInput, p Plan) {
 		for _, n := range p.Nodes[1:] {
 			ids = append(ids, n.ID)
 		}
+		slices.Sort(ids) // --rpc order: the workers as given, by ID
 		if !slices.Equal(p.Workers, ids) {
 			t.Errorf("workers %v, want %v", p.Workers, ids)
 		}
@@ -503,10 +517,10 @@ func TestPlanString(t *testing.T) {
 	for _, want := range []string{
 		"model test-model (split fit): fits on 2 nodes, 1 device besides the CPU",
 		"needs 42.0 GiB of 48.0 GiB offered; predicted",
-		"CPU [this node]", "node-b (b) CUDA0 (a CUDA GPU) as RPC0", "31.5 GiB", "32.0 GiB", "9+output",
+		"CPU [this node]", "node-b (b) CUDA0 (a CUDA GPU) as RPC0", "10.0 GiB", "32.0 GiB", "31+output",
 		"network round trips",
 		"left out node-x (x): speaks llama.cpp RPC 7.0.0, this node 8.0.0",
-		"llama-server: --device RPC0 --n-gpu-layers 31 --tensor-split 31, 1 worker over RPC",
+		"llama-server: --device RPC0 --n-gpu-layers 32 --tensor-split 32, 1 worker over RPC",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)

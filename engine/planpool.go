@@ -152,8 +152,9 @@ func (l layout) tps() float64 {
 func (l layout) used() int { return len(l.order) - 1 }
 
 // pipeline orders the offload devices of a layout: the workers' devices in
-// --rpc order, then the head's own, so the output layer lands on a local GPU
-// when there is one.
+// --rpc order, then the head's own. The last one takes the output layer
+// too, so it is the head's own device that offers most when there is one,
+// else the remote one that offers most.
 func (p *pool) pipeline(set []planDev) []int {
 	order := []int{0}
 	for _, c := range set {
@@ -165,6 +166,20 @@ func (p *pool) pipeline(set []planDev) []int {
 		if c.node.Local {
 			order = append(order, c.index)
 		}
+	}
+	last := -1
+	for i, idx := range order[1:] {
+		c, cur := p.devs[idx], planDev{}
+		if last >= 0 {
+			cur = p.devs[order[last]]
+		}
+		if last < 0 || c.node.Local && !cur.node.Local || c.node.Local == cur.node.Local && c.dev.Offer > cur.dev.Offer {
+			last = i + 1
+		}
+	}
+	if last > 0 {
+		idx := order[last]
+		order = append(slices.Delete(order, last, last+1), idx)
 	}
 	return order
 }
@@ -182,13 +197,14 @@ func (p *pool) capacity(c planDev, fixed uint64) int {
 
 // greedy places the layers on set (plus the head's CPU unless full), the
 // cheapest device per layer first, as many as each holds. With full, the
-// CPU keeps no layer and the output goes to the last device of the pipeline.
+// CPU keeps no layer. The output goes to the last device of the pipeline,
+// as llama.cpp puts it: --n-gpu-layers counts it first.
 func (p *pool) greedy(set []planDev, full bool) layout {
 	l := p.newLayout(p.pipeline(set))
-	if full {
-		if len(set) == 0 {
-			return layout{}
-		}
+	if full && len(set) == 0 {
+		return layout{}
+	}
+	if len(set) > 0 {
 		l.output = l.order[len(l.order)-1]
 	}
 	byCost := slices.Clone(set)
@@ -222,9 +238,12 @@ func (p *pool) greedy(set []planDev, full bool) layout {
 func (p *pool) proportional(set []planDev) layout {
 	l := p.newLayout(p.pipeline(set))
 	weights := make([]uint64, len(l.order))
+	if len(set) > 0 {
+		l.output = l.order[len(l.order)-1]
+	}
 	for i, idx := range l.order {
 		c := p.devs[idx]
-		if fixed := p.fixedBytes(idx, 0); c.dev.Offer > fixed {
+		if fixed := p.fixedBytes(idx, l.output); c.dev.Offer > fixed {
 			weights[i] = min(c.dev.Offer-fixed, maxWeight)
 		}
 	}
@@ -245,15 +264,48 @@ func (p *pool) newLayout(order []int) layout {
 // and the embeddings and output where they are.
 func (p *pool) fixedBytes(idx, output int) uint64 {
 	b := p.m.ComputeBytes
-	if idx == 0 || idx == output {
+	switch {
+	case idx == 0 && output == 0:
 		b += p.m.OutputBytes
+	case idx == 0:
+		b += p.m.OutputBytes - p.outputMoved()
+	case idx == output:
+		b += p.m.OutputLayerBytes
 	}
 	return b
+}
+
+// outputMoved is what the head's CPU no longer holds when the output layer
+// is on another device.
+func (p *pool) outputMoved() uint64 {
+	if p.m.OutputTied {
+		return 0
+	}
+	return min(p.m.OutputLayerBytes, p.m.OutputBytes)
+}
+
+// outputRead is the bytes of the output layer read per token.
+func (p *pool) outputRead() uint64 {
+	if p.m.OutputLayerBytes > 0 {
+		return p.m.OutputLayerBytes
+	}
+	return p.m.OutputBytes / 2
 }
 
 // finish works out the bytes and seconds of a layout whose layer counts
 // are set, and whether it fits. Layers go to devices in pipeline order.
 func (p *pool) finish(l *layout) {
+	// The output goes with the last device that holds layers: llama.cpp
+	// gives it the last share of the split. With no layer offloaded it
+	// stays on the CPU.
+	if l.output != 0 && l.layers[l.output] == 0 {
+		l.output = 0
+		for _, idx := range l.order[1:] {
+			if l.layers[idx] > 0 {
+				l.output = idx
+			}
+		}
+	}
 	// Devices that got no layer are left out (the CPU always stays).
 	l.order = slices.DeleteFunc(l.order, func(idx int) bool { return idx != 0 && l.layers[idx] == 0 && idx != l.output })
 	next := 0
@@ -271,7 +323,7 @@ func (p *pool) finish(l *layout) {
 			next++
 		}
 		if idx == l.output {
-			read += float64(p.m.OutputBytes) / 2 // the output matrix; the embeddings are only looked up
+			read += float64(p.outputRead()) // the output matrix; the embeddings are only looked up
 		}
 		bw := s.BytesPerSecond
 		if bw <= 0 {
@@ -443,12 +495,11 @@ func (p *pool) plan(mode SplitMode, l layout, excluded []Exclusion) Plan {
 	// Remote devices take names in --rpc order over every device of every
 	// worker the plan uses.
 	use := map[int]string{}
-	var workers []string
+	var workers []string // in --rpc order: as given, not as the layers go
 	seen := map[string]bool{}
 	for _, idx := range l.order[1:] {
-		if c := p.devs[idx]; !c.node.Local && !seen[c.node.ID] {
+		if c := p.devs[idx]; !c.node.Local {
 			seen[c.node.ID] = true
-			workers = append(workers, c.node.ID)
 		}
 	}
 	first := 0
@@ -456,6 +507,7 @@ func (p *pool) plan(mode SplitMode, l layout, excluded []Exclusion) Plan {
 		if !seen[w.ID] {
 			continue
 		}
+		workers = append(workers, w.ID)
 		for _, c := range p.devs {
 			if c.node.ID == w.ID && !c.node.Local {
 				use[c.index] = RPCDeviceName(first + c.pos)
@@ -500,8 +552,9 @@ func (p *pool) plan(mode SplitMode, l layout, excluded []Exclusion) Plan {
 		pl.GPULayers += a.Layers
 	}
 	if l.output != 0 && len(pl.TensorSplit) > 0 {
-		// The output counts as one more layer on the last device.
-		pl.GPULayers = p.m.Layers + 1
+		// llama.cpp counts the output as the first layer to offload, and
+		// puts it on the last device.
+		pl.GPULayers++
 		pl.TensorSplit[len(pl.TensorSplit)-1]++
 	}
 	where := "this node alone"
