@@ -121,6 +121,12 @@ type Peer struct {
 	// Devices are what the node lends, device by device, in the order
 	// its RPC worker exposes them.
 	Devices []DeviceInfo `json:"devices,omitempty"`
+	// Files are the model files it lets peers copy.
+	Files []OfferedFile `json:"files,omitempty"`
+	// Head lists the sha256 of the model files it loads as a split's
+	// head; Seeded those its worker's tensor cache holds.
+	Head   []string `json:"head,omitempty"`
+	Seeded []string `json:"seeded,omitempty"`
 }
 
 // EventKind says what an Event is about.

@@ -13,6 +13,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/internal/size"
+	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -32,6 +33,9 @@ type modelHost struct {
 	estErr error
 
 	trigger chan struct{}
+
+	shas []string // sha256 of the model's files, once known
+	size uint64   // bytes of the model's files
 
 	cancel context.CancelFunc // stops run; set by startHost
 	done   chan struct{}      // closed when run returned
@@ -92,22 +96,44 @@ func (h *modelHost) fetch(ctx context.Context) bool {
 	if path, _ := h.ident(); path != "" {
 		return true
 	}
-	h.setDetail(nil, "getting "+h.name)
-	var last time.Time
-	m, err := h.n.Pull(ctx, h.name, func(p hub.Progress) {
-		if p.Total > 0 && time.Since(last) > time.Second {
-			last = time.Now()
-			h.setDetail(nil, fmt.Sprintf("getting %s: %s of %s", h.name, size.Format(uint64(p.Completed)), size.Format(uint64(p.Total))))
+	var (
+		m   library.Model
+		err error
+	)
+	for {
+		h.setDetail(nil, "getting "+h.name)
+		var last time.Time
+		m, err = h.n.Pull(ctx, h.name, func(p hub.Progress) {
+			if p.Total > 0 && time.Since(last) > time.Second {
+				last = time.Now()
+				from := ""
+				if p.From != "" && p.From != "hub" {
+					from = " from " + p.From
+				}
+				h.setDetail(nil, fmt.Sprintf("getting %s%s: %s of %s", h.name, from, size.Format(uint64(p.Completed)), size.Format(uint64(p.Total))))
+			}
+		})
+		if err == nil {
+			break
 		}
-	})
-	if err != nil {
 		if ctx.Err() != nil {
 			return false
 		}
+		// Peers that have it may join later, and a hub may come back:
+		// try again when the pool changes, or in a while.
 		msg := "cannot get " + h.name + ": " + err.Error()
+		var nf *library.NotFoundError
+		if errors.As(err, &nf) {
+			msg = "waiting for a peer that has " + h.name + " (it is not on this computer, and not a Hugging Face reference)"
+		}
 		h.n.warn(Warning{Code: "model", Severity: SeverityError, Message: msg})
 		h.setDetail(nil, msg)
-		return false
+		select {
+		case <-ctx.Done():
+			return false
+		case <-h.trigger:
+		case <-time.After(time.Minute):
+		}
 	}
 	h.n.clearWarning("model")
 	h.setModel(m.Path, m.Name)
@@ -129,8 +155,8 @@ func (h *modelHost) peerChanged(t netmesh.EventType, p Peer) {
 		delete(h.excluded, p.ID) // back after being offline: give it a chance
 		h.mu.Unlock()
 	}
-	if p.Mode == ShareWorker || t != netmesh.PeerUpdated {
-		h.kick()
+	if path, _ := h.ident(); path == "" || p.Mode == ShareWorker || t != netmesh.PeerUpdated {
+		h.kick() // re-plan, or look again for a peer that has the model
 	}
 }
 
@@ -210,6 +236,13 @@ func (h *modelHost) run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	if path, _ := h.ident(); path != "" {
+		shas, size := h.n.modelFiles(ctx, path)
+		h.mu.Lock()
+		h.shas, h.size = shas, size
+		h.mu.Unlock()
+		h.n.publishInfo() // workers that have the file prepare their copy
+	}
 	if h.estErr != nil {
 		h.n.warn(Warning{Code: "model", Severity: SeverityError, Message: h.estErr.Error()})
 		h.setDetail(nil, "cannot read the model: "+h.estErr.Error())
@@ -227,6 +260,7 @@ func (h *modelHost) run(ctx context.Context) error {
 			continue
 		}
 		h.n.clearWarning("model-fit")
+		h.awaitSeeds(ctx, plan)
 		rpc, err := h.tunnels(ctx, plan)
 		if err != nil {
 			h.setDetail(&plan, "re-planning: "+err.Error())

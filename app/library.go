@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +16,10 @@ import (
 // LibraryView is the document behind GET /api/models: the models on this
 // machine, and the places that could not be read.
 type LibraryView struct {
-	Models   []library.Model   `json:"models"`
+	Models []library.Model `json:"models"`
+	// Peers are the models only peers have: serving or pulling one
+	// copies it from them.
+	Peers    []PeerModel       `json:"peer_models,omitempty"`
 	Warnings []library.Warning `json:"warnings,omitempty"`
 	Serving  string            `json:"serving,omitempty"` // the name of the model this node serves
 	Store    string            `json:"store"`             // where pulls go
@@ -29,7 +35,32 @@ func (n *Node) Library() LibraryView {
 	if h := n.modelHost(); h != nil {
 		_, v.Serving = h.ident()
 	}
+	remote, holders := n.peerFiles()
+	byName := map[string]int{}
+	for _, m := range remote {
+		if _, ok := library.Match(v.Models, m.Name); ok {
+			continue // here already
+		}
+		i, ok := byName[m.Name]
+		if !ok {
+			i = len(v.Peers)
+			byName[m.Name] = i
+			v.Peers = append(v.Peers, PeerModel{Name: m.Name, Size: m.Size})
+		}
+		for _, p := range holders[m.Files[0].SHA256] {
+			if !slices.Contains(v.Peers[i].On, p.Name) {
+				v.Peers[i].On = append(v.Peers[i].On, p.Name)
+			}
+		}
+	}
 	return v
+}
+
+// PeerModel is a model peers offer to copy.
+type PeerModel struct {
+	Name string   `json:"name"`
+	Size uint64   `json:"size"`
+	On   []string `json:"on"` // the peers that have it
 }
 
 // findModel resolves name to a file on this machine: a path to a GGUF
@@ -50,13 +81,27 @@ func (n *Node) checkModelName(name string) error {
 	if _, _, ok := n.findModel(name); ok || hub.LooksLikeRef(name) {
 		return nil
 	}
+	if n.inNetwork() && !strings.ContainsAny(name, `/\`) && !strings.HasSuffix(name, ".gguf") {
+		return nil // a name a peer may have, such as Ollama's "llama3.2:3b"
+	}
 	return &library.NotFoundError{Name: name}
 }
 
+// inNetwork says whether the node is, or will be, in a network.
+func (n *Node) inNetwork() bool {
+	if n.currentMesh() != nil || n.cfg.Token != "" {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.settings.Token != ""
+}
+
 // Pull makes the model ref names available on this machine: a model
-// already in the library is returned as it is, with no network call;
-// otherwise ref (a Hugging Face reference) is downloaded into the store.
-// progress, if not nil, follows the download.
+// already in the library is returned as it is, with no network call; one
+// that peers have is copied from all of them at once; otherwise ref, a
+// Hugging Face reference, is downloaded into the store. progress, if not
+// nil, follows the copy.
 func (n *Node) Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error) {
 	if m, ok := n.lib.Find(ref); ok {
 		if progress != nil {
@@ -66,10 +111,32 @@ func (n *Node) Pull(ctx context.Context, ref string, progress func(hub.Progress)
 	}
 	unlock := n.pulls.lock(ref)
 	defer unlock()
+	if m, ok := n.lib.Find(ref); ok { // another pull of it just ended
+		if progress != nil {
+			progress(hub.Progress{Status: "success", File: m.Name, From: "here"})
+		}
+		return m, nil
+	}
 	start := time.Now()
-	m, err := n.lib.Get(ctx, n.hub, ref, library.StoreDir(n.cfg.DataDir), progress)
-	if err != nil {
-		return m, err
+	if progress == nil {
+		progress = func(hub.Progress) {}
+	}
+	m, fromPeers, err := n.pullFromPeers(ctx, ref, progress)
+	switch {
+	case fromPeers && err == nil:
+		progress(hub.Progress{Status: "success", File: m.Name})
+	case fromPeers && ctx.Err() != nil:
+		return m, ctx.Err()
+	case fromPeers && !hub.LooksLikeRef(ref):
+		return m, fmt.Errorf("copying %s from peers: %w", ref, err)
+	default:
+		if fromPeers {
+			n.log.Warn("peers could not send the model; trying Hugging Face", "model", ref, "err", err)
+			progress(hub.Progress{Status: "peers could not send it (" + err.Error() + "): trying Hugging Face"})
+		}
+		if m, err = n.lib.Get(ctx, n.hub, ref, library.StoreDir(n.cfg.DataDir), progress); err != nil {
+			return m, err
+		}
 	}
 	n.log.Info("pulled a model", "model", m.Name, "bytes", m.Size, "took", time.Since(start).Round(time.Millisecond))
 	n.events.publish(Event{Kind: EventStatus, Message: "pulled " + m.Name})
@@ -122,6 +189,8 @@ func (n *Node) hashModels(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		n.lib.HashInBackground(ctx)
+		n.publishInfo() // newly hashed files can be copied by peers
+		n.maybeSeed()   // and a head may be waiting for one of them
 		select {
 		case <-ctx.Done():
 			return nil

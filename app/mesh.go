@@ -226,6 +226,7 @@ func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
 			if h := n.modelHost(); h != nil {
 				h.peerChanged(ev.Type, p)
 			}
+			n.maybeSeed()
 		}
 	}
 }
@@ -287,6 +288,15 @@ func (n *Node) publishInfo() {
 		}
 	}
 	inflight := n.srv.InFlight()
+	var fi fileInfo
+	if mode != ShareOff {
+		fi.Offer = n.offeredFiles()
+	}
+	fi.Head = n.headFiles()
+	if mode == ShareWorker {
+		fi.Seeded = n.seededFiles()
+	}
+	files, _ := json.Marshal(fi)
 	s.node.SetInfo(func(i *netmesh.NodeInfo) {
 		i.Name = n.cfg.Name
 		i.Version = Version
@@ -304,6 +314,7 @@ func (n *Node) publishInfo() {
 		i.Devices, _ = json.Marshal(published)
 		i.Hardware = hwSum
 		i.Models = models
+		i.Files = files
 		i.InFlight = inflight
 		if i.Services == nil {
 			i.Services = map[string]netmesh.ServiceInfo{}
@@ -353,6 +364,8 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 		v.Services = p.Services
 	}
 	v.Devices = decodeDevices(p.Devices)
+	fi := decodeFiles(p.Files)
+	v.Files, v.Head, v.Seeded = fi.Offer, fi.Head, fi.Seeded
 	return v
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,10 +58,15 @@ type Node struct {
 
 	rejectedBefore atomic.Uint64 // mesh messages rejected by closed sessions
 
-	lib     *library.Library
-	hub     *hub.Client
-	pulls   keyedMutex    // one pull of a file at a time
-	hashNow chan struct{} // asks for checksums of new models
+	lib         *library.Library
+	swarmAddr   string          // the loopback address of the model file server
+	swarmSent   atomic.Uint64   // model file bytes sent to peers
+	swarmClient *http.Client    // fetches model files from peers
+	seeded      map[string]bool // files whose tensors the worker's cache holds, by sha256
+	seeding     bool            // a seeding is under way
+	hub         *hub.Client
+	pulls       keyedMutex    // one pull of a file at a time
+	hashNow     chan struct{} // asks for checksums of new models
 }
 
 var _ Controller = (*Node)(nil)
@@ -96,6 +102,11 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		roll:     roll,
 		hub:      hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+Version),
 		hashNow:  make(chan struct{}, 1),
+		seeded:   map[string]bool{},
+		swarmClient: &http.Client{Transport: &http.Transport{
+			ResponseHeaderTimeout: 30 * time.Second,
+			MaxIdleConnsPerHost:   4,
+		}},
 	}
 	roots := cfg.ModelRoots
 	if roots == nil {
@@ -174,6 +185,7 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.publishLoad(ctx) })
 	spawn(func() error { return n.keepRoll(ctx) })
 	spawn(func() error { return n.hashModels(ctx) })
+	spawn(func() error { return n.runSwarm(ctx) })
 	if h := n.modelHost(); h != nil {
 		n.startHost(ctx, h)
 	}

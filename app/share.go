@@ -91,6 +91,7 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) error {
 		n.log.Warn("save settings", "err", err)
 	}
 	n.publishInfo()
+	n.maybeSeed()
 	return nil
 }
 
@@ -118,6 +119,16 @@ func (n *Node) reexpose() error {
 		}
 	}
 	if s != nil {
+		n.mu.Lock()
+		swarmAddr := n.swarmAddr
+		n.mu.Unlock()
+		if mode != ShareOff && swarmAddr != "" {
+			if err := s.node.Expose(serviceModels, swarmAddr); err != nil {
+				return err
+			}
+		} else {
+			s.node.Unexpose(serviceModels)
+		}
 		if h := n.modelHost(); mode == ShareServer && h != nil {
 			if addr := h.localAddr(); addr != "" {
 				if err := s.node.Expose(serviceOpenAI, addr); err != nil {

@@ -34,7 +34,7 @@ import (
 
 // sections in the order they run: the in-process tunnel first, while the
 // machine is quiet, then the process-level ones.
-var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "load"}
+var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "load", "models"}
 
 // extraSections run only when -only names them.
 var extraSections = []string{"calibrate"}
@@ -153,6 +153,7 @@ func run() int {
 		"soak":   b.benchSoak,
 		"shard":  b.benchShard,
 		"load":   b.benchLoad,
+		"models": b.benchModels,
 
 		"calibrate": b.benchCalibrate,
 	}

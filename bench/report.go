@@ -10,31 +10,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/potluck-gpu/potluck/bench/fig"
 )
 
-// Figure is one line of the report: a Potluck measurement beside the anchor
-// it is judged against, both taken in the same run.
-type Figure struct {
-	Section string `json:"section"`
-	Name    string `json:"name"`
-	Unit    string `json:"unit"`
-	// Value is the median of Runs (or the single measurement).
-	Value float64   `json:"value"`
-	Runs  []float64 `json:"runs,omitempty"`
-	// Anchor names what Value is compared with; AnchorValue and AnchorRuns
-	// are its measurements, in the same unit.
-	Anchor      string    `json:"anchor,omitempty"`
-	AnchorValue float64   `json:"anchor_value,omitempty"`
-	AnchorRuns  []float64 `json:"anchor_runs,omitempty"`
-	// Relation says how Value compares with the anchor ("0.62x", "+41 µs").
-	Relation string `json:"relation,omitempty"`
-	Target   string `json:"target,omitempty"`
-	// Met is nil when the figure has no target.
-	Met  *bool  `json:"met,omitempty"`
-	Note string `json:"note,omitempty"`
-	// Err is set when the figure could not be measured.
-	Err string `json:"error,omitempty"`
-}
+// Figure is one line of the report.
+type Figure = fig.Figure
 
 // Report is what results.json holds.
 type Report struct {

@@ -102,6 +102,19 @@ func (c *hashCache) hash(ctx context.Context, path string) (string, error) {
 	return sum, nil
 }
 
+// Hash returns the sha256 of the file at path, from the cache when the
+// file is unchanged, otherwise computed now and kept.
+func (l *Library) Hash(ctx context.Context, path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if e := l.hashes.get(path, fi); e.SHA256 != "" {
+		return e.SHA256, nil
+	}
+	return l.hashes.hash(ctx, path)
+}
+
 // Record notes a file's sha256 known from elsewhere (a verified
 // download), so that it is never computed again.
 func (l *Library) Record(path, sha256hex string) {

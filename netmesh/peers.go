@@ -24,7 +24,10 @@ type NodeInfo struct {
 	Devices  json.RawMessage        `json:"devices,omitempty"`
 	Services map[string]ServiceInfo `json:"services,omitempty"`
 	Models   []string               `json:"models,omitempty"`
-	InFlight int                    `json:"in_flight,omitempty"` // requests being served
+	// Files is an opaque list of the model files the node lets peers
+	// copy, owned by the application.
+	Files    json.RawMessage `json:"files,omitempty"`
+	InFlight int             `json:"in_flight,omitempty"` // requests being served
 	// SealKey is the node's HPKE public key (base64): see SealTo.
 	SealKey string `json:"seal_key,omitempty"`
 }
@@ -38,6 +41,7 @@ type ServiceInfo struct {
 func (i NodeInfo) Clone() NodeInfo {
 	i.Hardware = bytes.Clone(i.Hardware)
 	i.Devices = bytes.Clone(i.Devices)
+	i.Files = bytes.Clone(i.Files)
 	i.Services = maps.Clone(i.Services)
 	i.Models = slices.Clone(i.Models)
 	return i

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -104,7 +106,10 @@ func modelLine(m library.Model) string {
 	if m.Quant != "" {
 		s += "  ·  " + m.Quant
 	}
-	if m.Source != library.SourcePotluck {
+	switch {
+	case strings.HasPrefix(m.Source, "peers: "):
+		s += "  ·  on " + strings.TrimPrefix(m.Source, "peers: ")
+	case m.Source != library.SourcePotluck:
 		s += "  ·  from " + m.Source
 	}
 	return s
@@ -121,7 +126,10 @@ func (m *modelsWindow) reload() {
 
 // show fills the window from the library. Fyne thread.
 func (m *modelsWindow) show(lib app.LibraryView) {
-	m.models = lib.Models
+	m.models = slices.Clone(lib.Models)
+	for _, p := range lib.Peers { // serving one copies it from them first
+		m.models = append(m.models, library.Model{Name: p.Name, Size: p.Size, Source: "peers: " + strings.Join(p.On, ", ")})
+	}
 	m.picked = -1
 	m.list.UnselectAll()
 	m.list.Refresh()

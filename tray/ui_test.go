@@ -165,6 +165,9 @@ func TestModelsWindow(t *testing.T) {
 	}
 	m := h.u.models
 	h.waitFor(t, "the empty library", func() bool { return strings.Contains(m.serving.Text, "No models") })
+	h.ctrl.mu.Lock()
+	h.ctrl.library.Peers = []app.PeerModel{{Name: "llama3.2:3b", Size: 2 << 30, On: []string{"alice"}}}
+	h.ctrl.mu.Unlock()
 
 	m.ref.SetText("not a reference")
 	test.Tap(m.getBtn)
@@ -176,9 +179,12 @@ func TestModelsWindow(t *testing.T) {
 	if got := <-h.ctrl.pulls; got != "owner/repo:Q4_K_M" {
 		t.Errorf("Pull(%q)", got)
 	}
-	h.waitFor(t, "the pulled model in the list", func() bool {
-		return len(m.models) == 1 && strings.Contains(m.progress.Text, "is here")
+	h.waitFor(t, "the pulled model in the list, and the peer's", func() bool {
+		return len(m.models) == 2 && strings.Contains(m.progress.Text, "is here")
 	})
+	if got := modelLine(m.models[1]); !strings.Contains(got, "llama3.2:3b") || !strings.Contains(got, "on alice") {
+		t.Errorf("the peer's model reads %q", got)
+	}
 	if m.getBtn.Disabled() || m.bar.Visible() {
 		t.Error("Get stays disabled, or the bar shown, after the pull")
 	}

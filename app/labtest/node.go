@@ -235,6 +235,23 @@ func (n *Node) Netem(imp Impairment) {
 	}
 }
 
+// RateLimit caps what the machine sends on its link at mbit megabits a
+// second, as a slower uplink would (tc tbf); 0 lifts the cap.
+func (n *Node) RateLimit(mbit int) {
+	t := n.lab.t
+	t.Helper()
+	var err error
+	if mbit == 0 {
+		err = tcCmd(n.NS, "qdisc", "del", "dev", "lan0", "root")
+	} else {
+		err = tcCmd(n.NS, "qdisc", "replace", "dev", "lan0", "root", "tbf",
+			"rate", strconv.Itoa(mbit)+"mbit", "burst", "256kb", "latency", "100ms")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Logs returns the last lines of the node's output (all of its runs).
 func (n *Node) Logs(lines int) string { return n.logs.last(lines) }
 
