@@ -5,6 +5,7 @@ package hub
 
 import (
 	"fmt"
+	"io/fs"
 	"path"
 	"regexp"
 	"strconv"
@@ -29,14 +30,18 @@ type Ref struct {
 // String is the reference in the form people write: hf.co/OWNER/REPO:QUANT,
 // or OWNER/REPO/FILE.
 func (r Ref) String() string {
+	repo := r.Repo
+	if r.Rev != "" && r.Rev != "main" {
+		repo += "@" + r.Rev
+	}
 	if r.File != "" {
-		return r.Repo + "/" + r.File
+		return repo + "/" + r.File
 	}
 	q := r.Quant
 	if q == "" {
 		q = DefaultQuant
 	}
-	return "hf.co/" + r.Repo + ":" + q
+	return "hf.co/" + repo + ":" + q
 }
 
 // LooksLikeRef says whether s is meant as a hub reference rather than a
@@ -72,42 +77,42 @@ func ParseRef(s string) (Ref, error) {
 		return bad("no OWNER/REPO")
 	}
 	var r Ref
+	name, rest := parts[1], ""
 	if len(parts) == 2 {
-		repo, quant, _ := strings.Cut(parts[1], ":")
-		if strings.HasSuffix(strings.ToLower(repo), ".gguf") {
-			return bad("a file with no repository")
-		}
-		r = Ref{Repo: parts[0] + "/" + repo, Quant: quant}
-	} else {
-		r = Ref{Repo: parts[0] + "/" + parts[1], File: strings.Join(parts[2:], "/")}
+		name, r.Quant, _ = strings.Cut(name, ":")
+	}
+	name, r.Rev, _ = strings.Cut(name, "@")
+	if strings.HasSuffix(strings.ToLower(name), ".gguf") && len(parts) == 2 {
+		return bad("a file with no repository")
+	}
+	r.Repo = parts[0] + "/" + name
+	if len(parts) > 2 {
+		rest = strings.Join(parts[2:], "/")
+		r.File = rest
 		// hf.co/OWNER/REPO/resolve/main/FILE, as copied from a browser.
-		if rest, ok := strings.CutPrefix(r.File, "resolve/"); ok {
-			rev, file, ok := strings.Cut(rest, "/")
-			if !ok {
-				return bad("no file after resolve/")
+		for _, kind := range []string{"resolve/", "blob/"} {
+			if after, ok := strings.CutPrefix(rest, kind); ok {
+				rev, file, ok := strings.Cut(after, "/")
+				if !ok {
+					return bad("no file after " + kind)
+				}
+				r.Rev, r.File = rev, file
 			}
-			r.Rev, r.File = rev, file
-		} else if rest, ok := strings.CutPrefix(r.File, "blob/"); ok {
-			rev, file, ok := strings.Cut(rest, "/")
-			if !ok {
-				return bad("no file after blob/")
-			}
-			r.Rev, r.File = rev, file
 		}
 		if !strings.HasSuffix(strings.ToLower(r.File), ".gguf") {
 			return bad("the file is not a .gguf")
 		}
-		if path.Clean(r.File) != r.File || strings.HasPrefix(r.File, "../") {
+		if path.Clean(r.File) != r.File || !fs.ValidPath(r.File) {
 			return bad("unclean file path")
 		}
-	}
-	if repo, rev, ok := strings.Cut(r.Repo, "@"); ok {
-		r.Repo, r.Rev = repo, rev
 	}
 	for _, part := range strings.Split(r.Repo, "/") {
 		if !validName(part) {
 			return bad("owner and repository names are letters, digits, '-', '_' and '.'")
 		}
+	}
+	if r.Rev != "" && !validName(r.Rev) {
+		return bad("a revision is a branch, tag or commit name")
 	}
 	if r.Rev == "" {
 		r.Rev = "main"
@@ -116,8 +121,8 @@ func ParseRef(s string) (Ref, error) {
 }
 
 func validName(s string) bool {
-	if s == "" || s == "." || s == ".." || len(s) > 96 {
-		return false
+	if s == "" || strings.Contains(s, "..") || strings.HasPrefix(s, ".") || len(s) > 96 {
+		return false // the hub allows none of these, and a path must not climb
 	}
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {

@@ -24,6 +24,10 @@ import (
 // ChunkSize is the unit of transfer and of checking: 16 MiB.
 const ChunkSize = 16 << 20
 
+// maxChunk bounds the chunk size a peer's manifest may claim: each source
+// of a fetch holds one chunk in memory.
+const maxChunk = 64 << 20
+
 // Manifest describes a file as chunks, each with its sha256.
 type Manifest struct {
 	SHA256 string   `json:"sha256"` // of the whole file
@@ -47,7 +51,7 @@ func (m Manifest) check(sha string, size int64) error {
 		return fmt.Errorf("manifest is for %s, not %s", short(m.SHA256), short(sha))
 	case size > 0 && m.Size != size:
 		return fmt.Errorf("manifest says %d bytes, want %d", m.Size, size)
-	case m.Chunk <= 0 || m.Chunk > 1<<30:
+	case m.Chunk <= 0 || m.Chunk > maxChunk:
 		return fmt.Errorf("manifest chunk size %d", m.Chunk)
 	case len(m.Chunks) != chunks(m.Size, m.Chunk):
 		return fmt.Errorf("manifest lists %d chunks for %d bytes", len(m.Chunks), m.Size)
