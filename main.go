@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -109,26 +108,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 // usageError is a mistake on the command line (exit status 2).
 type usageError struct{ error }
 
-// env reads a POTLUCK_* variable; only main reads the environment.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-	}
-	return def
-}
-
 // nodeFlags binds the node's flags, with environment defaults, to cfg and
 // the other places named.
-func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *[]string) {
+func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *[]string, bad *envErrors) {
 	fs.StringVar(&cfg.DataDir, "data-dir", env("POTLUCK_DATA_DIR", cfg.DataDir), "settings, identity and logs `dir` [POTLUCK_DATA_DIR]")
 	fs.StringVar(&cfg.Name, "name", env("POTLUCK_NAME", cfg.Name), "display name of this node [POTLUCK_NAME]")
 	fs.StringVar(&cfg.API, "api", env("POTLUCK_API", cfg.API), "API listen `address` [POTLUCK_API]")
@@ -140,8 +122,8 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 	listFlag(fs, &cfg.AllowedHosts, "allow-host", "POTLUCK_ALLOW_HOSTS", "more host names the API answers to, comma-separated (loopback and the --api host always)")
 	fs.StringVar(&cfg.Model, "model", env("POTLUCK_MODEL", ""), "the `model` to serve: a name from `potluck models`, a GGUF path, or a Hugging Face reference (OWNER/REPO:QUANT), pulled first [POTLUCK_MODEL]")
 	modelsDirFlag(fs, modelsDirs)
-	fs.IntVar(&cfg.CtxSize, "ctx-size", envInt("POTLUCK_CTX_SIZE", cfg.CtxSize), "context size in tokens [POTLUCK_CTX_SIZE]")
-	fs.IntVar(&cfg.Threads, "threads", envInt("POTLUCK_THREADS", cfg.Threads), "CPU threads for llama.cpp; 0 = its default [POTLUCK_THREADS]")
+	fs.IntVar(&cfg.CtxSize, "ctx-size", bad.int("POTLUCK_CTX_SIZE", cfg.CtxSize), "context size in tokens [POTLUCK_CTX_SIZE]")
+	fs.IntVar(&cfg.Threads, "threads", bad.int("POTLUCK_THREADS", cfg.Threads), "CPU threads for llama.cpp; 0 = its default [POTLUCK_THREADS]")
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server (overrides the search)")
 	fs.StringVar(logLevel, "log-level", env("POTLUCK_LOG_LEVEL", "info"), "debug, info, warn or error [POTLUCK_LOG_LEVEL]")
 
@@ -149,11 +131,15 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 	secretFileFlag(fs, &cfg.Token, "token-file", "read the invite token from `file` (mode 0600)")
 	listFlag(fs, &cfg.Bootstrap, "bootstrap", "POTLUCK_P2P_BOOTSTRAP_PEERS", "peers to connect to first: full multiaddrs with /p2p/<id>, comma-separated")
 	listFlag(fs, &cfg.P2PListen, "p2p-listen", "POTLUCK_P2P_LISTEN_MADDRS", "libp2p listen multiaddrs, comma-separated (default: TCP on all interfaces)")
-	fs.BoolVar(&cfg.NoDHT, "no-dht", envBool("POTLUCK_P2P_DISABLE_DHT"), "no DHT discovery: LAN (mDNS) and --bootstrap only [POTLUCK_P2P_DISABLE_DHT]")
-	fs.BoolVar(&cfg.NoMDNS, "no-mdns", envBool("POTLUCK_P2P_DISABLE_MDNS"), "no LAN discovery [POTLUCK_P2P_DISABLE_MDNS]")
-	fs.BoolVar(&cfg.P2PLimits, "p2p-limits", envBool("POTLUCK_P2P_ENABLE_LIMITS"), "enforce libp2p connection and resource limits [POTLUCK_P2P_ENABLE_LIMITS]")
+	fs.BoolVar(&cfg.NoDHT, "no-dht", bad.bool("POTLUCK_P2P_DISABLE_DHT"), "no DHT discovery: LAN (mDNS) and --bootstrap only [POTLUCK_P2P_DISABLE_DHT]")
+	fs.BoolVar(&cfg.NoMDNS, "no-mdns", bad.bool("POTLUCK_P2P_DISABLE_MDNS"), "no LAN discovery [POTLUCK_P2P_DISABLE_MDNS]")
+	fs.BoolVar(&cfg.P2PLimits, "p2p-limits", bad.bool("POTLUCK_P2P_ENABLE_LIMITS"), "enforce libp2p connection and resource limits [POTLUCK_P2P_ENABLE_LIMITS]")
 	cfg.P2PLogLevel = env("POTLUCK_P2P_LOGLEVEL", "")
-	if d, err := time.ParseDuration(env("POTLUCK_P2P_HEARTBEAT", "0s")); err == nil {
+	if v := env("POTLUCK_P2P_HEARTBEAT", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			bad.add("POTLUCK_P2P_HEARTBEAT", v, "a duration such as 5s")
+		}
 		cfg.Heartbeat = d
 	}
 	fs.Func("share", "share this machine: off, worker (a shard of a split model) or server (whole requests) [POTLUCK_SHARE]", func(v string) error {
@@ -165,7 +151,11 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		return nil
 	})
 	if v := env("POTLUCK_SHARE", ""); v != "" {
-		cfg.Share = app.ShareMode(v) // checked by app.Config.Check
+		m, ok := app.ParseShareMode(v)
+		if !ok {
+			bad.add("POTLUCK_SHARE", v, "off, worker or server")
+		}
+		cfg.Share = m
 	}
 	fs.Func("share-memory", "cap on the memory offered, e.g. 12GiB (default: free VRAM and half the free RAM) [POTLUCK_SHARE_MEMORY]", func(v string) error {
 		n, err := hw.ParseSize(v)
@@ -173,9 +163,11 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		return err
 	})
 	if v := env("POTLUCK_SHARE_MEMORY", ""); v != "" {
-		if n, err := hw.ParseSize(v); err == nil {
-			cfg.ShareMemory = n
+		n, err := hw.ParseSize(v)
+		if err != nil {
+			bad.add("POTLUCK_SHARE_MEMORY", v, "a size such as 12GiB or 8000MB")
 		}
+		cfg.ShareMemory = n
 	}
 	listFlag(fs, &cfg.Devices, "device", "POTLUCK_DEVICE", "use only these of llama.cpp's devices, e.g. CUDA0,CPU (see `potluck engine status`), to serve and to lend; default: every device that makes a plan faster")
 	fs.Func("split", "how a model is split: fit (the fastest plan that holds it) or all (every device) [POTLUCK_SPLIT]", func(v string) error {
@@ -184,7 +176,10 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		return err
 	})
 	if v := env("POTLUCK_SPLIT", ""); v != "" {
-		if m, err := engine.ParseSplitMode(v); err == nil {
+		m, err := engine.ParseSplitMode(v)
+		if err != nil {
+			bad.add("POTLUCK_SPLIT", v, "fit or all")
+		} else {
 			cfg.Split = m
 		}
 	}
@@ -244,30 +239,6 @@ func warnSecretFlags(fs *flag.FlagSet, log *slog.Logger) {
 	})
 }
 
-// listFlag binds a comma-separated list flag with an environment default.
-func listFlag(fs *flag.FlagSet, dst *[]string, name, envName, usage string) {
-	*dst = splitList(env(envName, ""))
-	fs.Func(name, usage+" ["+envName+"]", func(v string) error {
-		*dst = splitList(v)
-		return nil
-	})
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func envBool(name string) bool {
-	v, _ := strconv.ParseBool(os.Getenv(name))
-	return v
-}
-
 func defaultConfig() app.Config {
 	cfg := app.DefaultConfig()
 	cfg.Llama.EnvDir = os.Getenv("POTLUCK_LLAMA_DIR")
@@ -293,9 +264,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, desktop bool) 
 	var level string
 	fs := flag.NewFlagSet("potluck run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var modelsDirs []string
-	nodeFlags(fs, &cfg, &level, &modelsDirs)
+	var (
+		modelsDirs []string
+		bad        envErrors
+	)
+	nodeFlags(fs, &cfg, &level, &modelsDirs, &bad)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := bad.err(); err != nil {
 		return err
 	}
 	cfg.ModelRoots = modelRoots(cfg.DataDir, modelsDirs)

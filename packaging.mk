@@ -76,7 +76,7 @@ $(WIN_EXE): package-deps $(PKG_TOOL)
 package-windows: $(WIN_EXE)
 	$(PKG_RUN) windows-nsis $(PKG_FLAGS) -out $(WIN_DIR)
 	makensis -V2 -NOCD -DDEFINES=$(abspath $(WIN_DIR)/defines.nsh) -DAPP_EXE=$(abspath $(WIN_EXE)) \
-		-DAPP_ICON=$(abspath $(WIN_DIR)/potluck.ico) -DOUTFILE=$(abspath $(WIN_SETUP)) \
+		-DAPP_ICON=$(abspath $(WIN_DIR)/potluck.ico) -DOUTFILE=$(abspath $(WIN_SETUP)) -DLICENSE=$(abspath LICENSE) \
 		$(if $(LLAMA_DIR_WINDOWS),-DLLAMA_DIR=$(abspath $(LLAMA_DIR_WINDOWS))) \
 		$(if $(WINDOWS_SIGN_PFX),"-DSIGN=$(WIN_SIGN)") packaging/windows/potluck.nsi
 	@[ -n "$(WINDOWS_SIGN_PFX)" ] || echo "package-windows: WINDOWS_SIGN_PFX not set, $(WIN_SETUP) is unsigned"

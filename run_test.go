@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -265,6 +266,25 @@ func TestEngineStatusCommand(t *testing.T) {
 	for _, want := range []string{"llama-server", "rpc-server", "RPC protocol"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("engine status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A bad POTLUCK_* value stops the node before it starts, naming the
+// variable and what it takes, rather than being ignored.
+func TestRunRefusesBadEnvironment(t *testing.T) {
+	cmd := exec.Command(potluckBinary(t), "run", "--data-dir", t.TempDir(), "--api", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "POTLUCK_CTX_SIZE=big", "POTLUCK_SHARE_MEMORY=lots", "POTLUCK_SPLIT=half",
+		"POTLUCK_P2P_DISABLE_DHT=maybe", "POTLUCK_P2P_HEARTBEAT=often", "POTLUCK_SHARE=everything")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2\n%s", err, out)
+	}
+	for _, want := range []string{`POTLUCK_CTX_SIZE="big"`, "POTLUCK_SHARE_MEMORY", "12GiB", `POTLUCK_SPLIT="half": want fit or all`,
+		"POTLUCK_P2P_DISABLE_DHT", "POTLUCK_P2P_HEARTBEAT", "POTLUCK_SHARE=\"everything\": want off, worker or server"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -230,19 +230,63 @@ func (n *Node) resume(ctx context.Context) error {
 			if !saved {
 				return err
 			}
-			n.warn(Warning{Code: "saved-mesh", Severity: SeverityWarning, Message: "could not rejoin the saved network: " + err.Error()})
+			// Never let sharing start a new network in its place: keep
+			// trying the saved one, and share once it is back.
+			n.warn(Warning{Code: "saved-mesh", Severity: SeverityWarning, Message: "cannot reach your network (" + err.Error() + "); trying again"})
+			go n.rejoin(ctx, token, share, memory)
+			return nil
 		}
 		if tok, err := netmesh.ParseToken(token); err == nil && tok.Fingerprint() == n.settings.RemovedFrom {
 			n.warnRemoved()
 		}
 		n.resumeHandoffs(ctx)
 	}
-	if share != "" && share != ShareOff {
-		if err := n.Share(ctx, share, memory); err != nil {
-			return err
-		}
+	return n.resumeSharing(ctx, share, memory)
+}
+
+// resumeSharing shares as asked on the command line, or as saved. A saved
+// mode that cannot run now starts with sharing off and says why.
+func (n *Node) resumeSharing(ctx context.Context, share ShareMode, memory uint64) error {
+	if share == "" || share == ShareOff {
+		return nil
 	}
+	err := n.Share(ctx, share, memory)
+	if err == nil || n.cfg.Share != "" {
+		return err
+	}
+	n.mu.Lock()
+	n.settings.Share = ShareOff
+	n.mu.Unlock()
+	n.warn(Warning{Code: "saved-share", Severity: SeverityWarning,
+		Message: fmt.Sprintf("sharing is off: the saved choice, %s, cannot start (%v)", share, err)})
+	n.log.Warn("saved sharing mode cannot start; sharing is off", "mode", share, "err", err)
 	return nil
+}
+
+// rejoin keeps trying the saved network, backing off up to two minutes,
+// and shares as saved once it is back.
+func (n *Node) rejoin(ctx context.Context, token string, share ShareMode, memory uint64) {
+	for wait := 5 * time.Second; ; wait = min(2*wait, 2*time.Minute) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if n.currentMesh() != nil {
+			return // joined another network meanwhile
+		}
+		err := n.Join(ctx, token)
+		if err != nil {
+			n.warn(Warning{Code: "saved-mesh", Severity: SeverityWarning, Message: "cannot reach your network (" + err.Error() + "); trying again"})
+			continue
+		}
+		n.clearWarning("saved-mesh")
+		n.resumeHandoffs(ctx)
+		if err := n.resumeSharing(ctx, share, memory); err != nil {
+			n.warn(Warning{Code: "saved-share", Severity: SeverityWarning, Message: "could not share as before: " + err.Error()})
+		}
+		return
+	}
 }
 
 // publishLoad re-announces the requests in flight when they change, so

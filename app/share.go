@@ -34,7 +34,7 @@ func (n *Node) shareLocked() ShareMode {
 func (n *Node) shareMemoryLocked() uint64 { return n.settings.ShareMemory }
 
 // Share implements Controller.
-func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) error {
+func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) (err error) {
 	if _, ok := ParseShareMode(string(mode)); !ok {
 		return &InputError{Field: "mode", Value: string(mode), Msg: `want "off", "worker" or "server"`}
 	}
@@ -52,9 +52,23 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) error {
 	defer n.opMu.Unlock()
 
 	n.mu.Lock()
+	prevMode, prevMemory := n.settings.Share, n.settings.ShareMemory
 	n.settings.ShareMemory = memory // 0: the default offer
 	n.settings.Share = mode
 	n.mu.Unlock()
+	defer func() {
+		if err == nil {
+			return
+		}
+		// The change did not happen: status must not say it did.
+		n.mu.Lock()
+		n.settings.Share, n.settings.ShareMemory = prevMode, prevMemory
+		n.mu.Unlock()
+		if rerr := n.reexpose(); rerr != nil {
+			n.log.Warn("restoring the previous sharing", "err", rerr)
+		}
+		n.events.publish(Event{Kind: EventStatus})
+	}()
 
 	if mode != ShareOff && n.currentMesh() == nil {
 		// Sharing never needs a settings page first: start a new mesh

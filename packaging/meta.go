@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,7 +77,22 @@ func LoadMeta(path, descPath string) (Meta, error) {
 	if m.Build < 1 {
 		m.Build = 1
 	}
+	m.License = licenseOf(filepath.Join(filepath.Dir(path), "LICENSE"))
 	return m, m.validate()
+}
+
+// licenseOf names, as an SPDX id, the license in the file at path; empty
+// when there is none or it is not one this knows.
+func licenseOf(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	head := strings.Join(strings.Fields(string(data[:min(len(data), 400)])), " ")
+	if strings.HasPrefix(head, "Apache License Version 2.0") {
+		return "Apache-2.0"
+	}
+	return ""
 }
 
 func (m Meta) validate() error {

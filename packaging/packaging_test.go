@@ -33,6 +33,9 @@ func TestLoadMetaFromFyneApp(t *testing.T) {
 	if m.Summary == "" || len(m.Description) < 1 || len(m.Categories) == 0 {
 		t.Errorf("summary %q, %d paragraphs, categories %v", m.Summary, len(m.Description), m.Categories)
 	}
+	if m.License != "Apache-2.0" {
+		t.Errorf("license %q, want Apache-2.0 from LICENSE", m.License)
+	}
 }
 
 func TestWithVersion(t *testing.T) {

@@ -100,9 +100,16 @@ func (s *Server) proxy(c *gin.Context) {
 		}
 		s.log.Warn("backend failed before answering; trying the next", "node", b.Node, "err", res.err)
 	}
-	c.Header("Retry-After", "2")
-	openAIError(c, http.StatusBadGateway, "server_error", fmt.Sprintf("no backend could serve the request (tried %v): %v", tried, lastErr))
-	s.record(RequestRecord{Time: start, Model: req.Model, Status: http.StatusBadGateway, Duration: time.Since(start)})
+	// Still loading or re-planning: worth a retry (503). Every backend
+	// tried, and failing, for good: 502.
+	status := http.StatusBadGateway
+	var busy *busyError
+	if errors.Is(lastErr, ErrLoading) || errors.As(lastErr, &busy) {
+		status = http.StatusServiceUnavailable
+		c.Header("Retry-After", "2")
+	}
+	openAIError(c, status, "server_error", fmt.Sprintf("no backend could serve the request (tried %v): %v", tried, lastErr))
+	s.record(RequestRecord{Time: start, Model: req.Model, Status: status, Duration: time.Since(start)})
 }
 
 // sleepCtx waits d; false if ctx ended first.
@@ -151,6 +158,11 @@ type forwardResult struct {
 	err     error // why the backend could not serve
 }
 
+// busyError is a backend that answered that it cannot serve yet.
+type busyError struct{ error }
+
+func (e *busyError) Unwrap() error { return e.error }
+
 // retryable statuses mean the backend cannot serve right now, not that the
 // request is wrong: another backend may.
 func retryable(status int) bool {
@@ -185,7 +197,11 @@ func (s *Server) forward(c *gin.Context, b Backend, body []byte, model string, s
 	if retryable(resp.StatusCode) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		s.metrics.requests.WithLabelValues(b.Node, strconv.Itoa(resp.StatusCode)).Inc()
-		return forwardResult{err: fmt.Errorf("backend answered %s: %s", resp.Status, bytes.TrimSpace(msg))}
+		err := fmt.Errorf("backend answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+		if resp.StatusCode != http.StatusBadGateway {
+			err = &busyError{err} // loading, or too busy: it may serve soon
+		}
+		return forwardResult{err: err}
 	}
 
 	// Read the first chunk before committing to this backend: a backend that

@@ -133,8 +133,15 @@ func TestFailoverBeforeFirstByte(t *testing.T) {
 	var e struct{ Error struct{ Message string } }
 	json.NewDecoder(resp.Body).Decode(&e)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(e.Error.Message, "dead/1") {
-		t.Errorf("all dead: %s %q", resp.Status, e.Error.Message)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(e.Error.Message, "dead/1") || resp.Header.Get("Retry-After") != "" {
+		t.Errorf("all dead: %s %q, Retry-After %q", resp.Status, e.Error.Message, resp.Header.Get("Retry-After"))
+	}
+	// A backend that is still loading is worth a retry: 503 and Retry-After.
+	ts3 := newServer(t, server.Config{}, staticRouter{model: m.Alias, backends: []server.Backend{{Node: "loading/2", BaseURL: busy.URL}}})
+	resp = post(t, ts3.URL+"/v1/completions", `{"prompt":"Once","max_tokens":4}`)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("only a loading backend: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
 	}
 }
 

@@ -187,7 +187,7 @@ func fillTable(c *fyne.Container, heads []string, rows [][]string, empty string)
 func machineLines(st app.Status) []string {
 	lines := []string{
 		"Name: " + orDash(st.Name),
-		"Potluck " + orDash(st.Version) + ", up " + formatUptime(st.UptimeS),
+		"Potluck " + orDash(st.Version) + " (Apache-2.0), up " + formatUptime(st.UptimeS),
 	}
 	offer := modeLabel(st.Share)
 	if sharing(st) {

@@ -2,9 +2,10 @@
 ; Start-menu entry, an optional start at login and an uninstaller.
 ;
 ;   makensis -DDEFINES=defines.nsh -DAPP_EXE=potluck.exe -DAPP_ICON=potluck.ico \
-;            -DOUTFILE=potluck-setup.exe [-DLLAMA_DIR=dir] [-DSIGN=sign-command] potluck.nsi
+;            -DOUTFILE=potluck-setup.exe [-DLICENSE=LICENSE] [-DLLAMA_DIR=dir] [-DSIGN=sign-command] potluck.nsi
 ;
-; DEFINES is written by the packaging program from FyneApp.toml. LLAMA_DIR,
+; DEFINES is written by the packaging program from FyneApp.toml. LICENSE,
+; when given, is shown before installing and installed as LICENSE.txt. LLAMA_DIR,
 ; when given, is a Windows llama.cpp runtime copied to the llama\ folder next
 ; to the program, where Potluck looks first. SIGN, when given, signs the
 ; uninstaller and the installer; it is called with the file as its argument.
@@ -49,6 +50,9 @@ VIAddVersionKey "LegalCopyright" "${APP_PUBLISHER}"
 !define MUI_FINISHPAGE_RUN_TEXT "Start ${APP_NAME} now"
 
 !insertmacro MUI_PAGE_WELCOME
+!ifdef LICENSE
+!insertmacro MUI_PAGE_LICENSE "${LICENSE}"
+!endif
 !insertmacro MUI_PAGE_COMPONENTS
 !insertmacro MUI_PAGE_DIRECTORY
 !insertmacro MUI_PAGE_INSTFILES
@@ -69,6 +73,9 @@ Section "${APP_NAME}" SecApp
   !insertmacro stopRunning
   SetOutPath "$INSTDIR"
   File "/oname=${APP_CMD}.exe" "${APP_EXE}"
+!ifdef LICENSE
+  File "/oname=LICENSE.txt" "${LICENSE}"
+!endif
   RMDir /r "$INSTDIR\llama"
 !ifdef LLAMA_DIR
   SetOutPath "$INSTDIR\llama"
@@ -107,6 +114,7 @@ Section "Uninstall"
   DeleteRegValue HKCU "${RUN_KEY}" "${APP_NAME}"
   Delete "$SMPROGRAMS\${APP_NAME}.lnk"
   Delete "$INSTDIR\${APP_CMD}.exe"
+  Delete "$INSTDIR\LICENSE.txt"
   RMDir /r "$INSTDIR\llama"
   Delete "$INSTDIR\uninstall.exe"
   RMDir "$INSTDIR"
