@@ -169,6 +169,18 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		}
 		cfg.ShareMemory = n
 	}
+	fs.Func("reserve-memory", "system memory the model this node serves leaves to everything else, e.g. 8GiB (default 4GiB; --share-memory caps only what is lent) [POTLUCK_RESERVE_MEMORY]", func(v string) error {
+		n, err := hw.ParseSize(v)
+		cfg.ReserveMemory = n
+		return err
+	})
+	if v := env("POTLUCK_RESERVE_MEMORY", ""); v != "" {
+		n, err := hw.ParseSize(v)
+		if err != nil {
+			bad.add("POTLUCK_RESERVE_MEMORY", v, "a size such as 8GiB")
+		}
+		cfg.ReserveMemory = n
+	}
 	listFlag(fs, &cfg.Devices, "device", "POTLUCK_DEVICE", "use only these of llama.cpp's devices, e.g. CUDA0,CPU (see `potluck engine status`), to serve and to lend; default: every device that makes a plan faster")
 	fs.Func("split", "how a model is split: fit (the fastest plan that holds it) or all (every device) [POTLUCK_SPLIT]", func(v string) error {
 		m, err := engine.ParseSplitMode(v)
@@ -327,6 +339,7 @@ func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server")
 	fs.StringVar(&cfg.Llama.ProvisionDir, "dir", cfg.Llama.ProvisionDir, "where the provisioned runtime lives")
 	asJSON := fs.Bool("json", false, "print JSON (status)")
+	mirror := fs.String("mirror", env("POTLUCK_DEBIAN_MIRROR", ""), "the `URL` of a Debian archive to fetch llama.cpp from, on systems whose apt sources name none (Ubuntu, Fedora with apt) [POTLUCK_DEBIAN_MIRROR]")
 	backend := fs.String("backend", "auto", "GPU backends to install: auto (Vulkan, plus CUDA when an NVIDIA driver answers or CUDA is already installed), cpu (none), vulkan, or cuda (Vulkan and CUDA; NVIDIA driver 550 or later)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -372,6 +385,7 @@ func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rt, err := engine.Install(ctx, engine.InstallOptions{
 			Dir:      cfg.Llama.ProvisionDir,
 			Backends: backends,
+			Mirror:   *mirror,
 			Progress: progress,
 		})
 		if err != nil {

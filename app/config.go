@@ -54,9 +54,12 @@ type Config struct {
 	Heartbeat   time.Duration // announce interval; 0: the mesh default
 
 	// Sharing.
-	Share       ShareMode        // off, worker or server; empty: the saved choice
-	ShareMemory uint64           // cap on the memory offered; 0: the default policy
-	Split       engine.SplitMode // fit or all
+	Share       ShareMode // off, worker or server; empty: the saved choice
+	ShareMemory uint64    // cap on the memory offered; 0: the default policy
+	// ReserveMemory is the system memory the node's own model leaves to
+	// everything else; 0: the default (4 GiB).
+	ReserveMemory uint64
+	Split         engine.SplitMode // fit or all
 	// Devices restricts the node to these of llama.cpp's devices (e.g.
 	// "CUDA0", "Vulkan0", "CPU"), for what it serves and what it lends;
 	// empty: every device that makes a plan faster.

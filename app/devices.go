@@ -76,7 +76,22 @@ func (n *Node) allDevices() []DeviceInfo {
 	n.mu.Lock()
 	devs, report, capBytes, bw, only := n.engDevices, n.hwReport, n.shareMemoryLocked(), n.hostBandwidth, n.deviceChoiceLocked()
 	n.mu.Unlock()
-	return planDevices(devs, report, capBytes, bw, only)
+	return planDevices(devs, report, capBytes, bw, only, hw.DefaultOfferPolicy())
+}
+
+// headDevices are the devices this node serves its own model with: the
+// same as localDevices, but the model may use all the memory the user did
+// not reserve (--reserve-memory); --share-memory caps only what is lent.
+func (n *Node) headDevices() []DeviceInfo {
+	n.mu.Lock()
+	devs, report, bw, only := n.engDevices, n.hwReport, n.hostBandwidth, n.deviceChoiceLocked()
+	n.mu.Unlock()
+	policy := hw.DefaultOfferPolicy()
+	policy.RAMFraction = 1
+	if n.cfg.ReserveMemory > 0 {
+		policy.RAMReserve = n.cfg.ReserveMemory
+	}
+	return slices.DeleteFunc(planDevices(devs, report, 0, bw, only, policy), func(d DeviceInfo) bool { return d.Unused })
 }
 
 // deviceChoiceLocked is the devices the user chose: --device, else the
@@ -137,8 +152,7 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 }
 
 // planDevices is localDevices as a pure function.
-func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostBW float64, only []string) []DeviceInfo {
-	policy := hw.DefaultOfferPolicy()
+func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostBW float64, only []string, policy hw.OfferPolicy) []DeviceInfo {
 	var gpus []hw.GPU
 	var ramTotal uint64
 	if report != nil {

@@ -51,7 +51,7 @@ func TestPlanDevices(t *testing.T) {
 		{name: "no device at all", only: []string{"none"}, want: "CUDA0:21.6:unused Vulkan1:21.6:unused CPU:32.0", wantLent: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := planDevices(devs, report, tc.capBytes, 20e9, tc.only)
+			got := planDevices(devs, report, tc.capBytes, 20e9, tc.only, hw.DefaultOfferPolicy())
 			if s := show(got); s != tc.want {
 				t.Errorf("devices %s, want %s", s, tc.want)
 			}
@@ -77,11 +77,36 @@ func TestPlanDevices(t *testing.T) {
 	busy := *report
 	busy.Memory.AvailableBytes, busy.GPUs = gib, slices.Clone(report.GPUs)
 	busy.GPUs[0].VRAMFree = 0
-	if a, b := show(planDevices(devs, report, 0, 20e9, nil)), show(planDevices(devs, &busy, 0, 20e9, nil)); a != b {
+	if a, b := show(planDevices(devs, report, 0, 20e9, nil, hw.DefaultOfferPolicy())), show(planDevices(devs, &busy, 0, 20e9, nil, hw.DefaultOfferPolicy())); a != b {
 		t.Errorf("offers moved with free memory: %s, then %s", a, b)
 	}
 	// Before the hardware is probed the devices are there, lending nothing.
-	if s := show(planDevices(devs, nil, 0, 0, nil)); s != "CUDA0:21.6 Vulkan1:21.6 CPU:0.0" {
+	if s := show(planDevices(devs, nil, 0, 0, nil, hw.DefaultOfferPolicy())); s != "CUDA0:21.6 Vulkan1:21.6 CPU:0.0" {
 		t.Errorf("without a hardware report: %s", s)
+	}
+}
+
+// The node's own model may use all the memory the user did not reserve;
+// --share-memory caps only what it lends.
+func TestHeadUsesAllButTheReserve(t *testing.T) {
+	report := &hw.Report{Memory: hw.Memory{TotalBytes: 64 * hw.GiB}}
+	n := &Node{cfg: Config{ReserveMemory: 8 * hw.GiB}, hwReport: report, settings: Settings{ShareMemory: 2 * hw.GiB}}
+	cpuOffer := func(ds []DeviceInfo) uint64 {
+		for _, d := range ds {
+			if d.Name == "CPU" {
+				return d.Offer
+			}
+		}
+		return 0
+	}
+	if got := cpuOffer(n.headDevices()); got != 56*hw.GiB {
+		t.Errorf("the head's own CPU: %s, want 56 GiB (64 less the 8 reserved)", hw.FormatSize(got))
+	}
+	if got := cpuOffer(n.localDevices()); got != 2*hw.GiB {
+		t.Errorf("lent: %s, want the 2 GiB --share-memory cap", hw.FormatSize(got))
+	}
+	n.cfg.ReserveMemory = 0
+	if got := cpuOffer(n.headDevices()); got != 60*hw.GiB {
+		t.Errorf("default reserve: %s, want 60 GiB", hw.FormatSize(got))
 	}
 }

@@ -168,7 +168,7 @@ func (h *modelHost) makePlan() engine.Plan {
 	if s := n.currentMesh(); s != nil {
 		head.ID = s.node.ID()
 	}
-	for _, d := range n.localDevices() {
+	for _, d := range n.headDevices() {
 		head.Devices = append(head.Devices, d.planDevice())
 	}
 	if cpu := len(head.Devices) - 1; cpu >= 0 && head.Devices[cpu].Offer == 0 {

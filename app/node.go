@@ -329,7 +329,7 @@ func (n *Node) findEngine(ctx context.Context) {
 		n.engErr = err
 		n.mu.Unlock()
 		n.warn(Warning{Code: "llama-not-found", Severity: SeverityError,
-			Message: "llama.cpp was not found: run `potluck engine install`, or install llama.cpp and put llama-server on PATH"})
+			Message: "llama.cpp was not found: " + engine.InstallAdvice()})
 		n.log.Warn("llama.cpp not available", "err", err)
 		return
 	}

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -174,5 +178,39 @@ Reading package lists...
 	got := ParsePrintURIs(out)
 	if len(got) != 2 || got[0].File != "zlib1g_1%3a1.3_amd64.deb" || got[1].SHA256[:8] != "f621153d" {
 		t.Errorf("ParsePrintURIs = %+v", got)
+	}
+}
+
+// On a system whose apt sources name no Debian archive (Ubuntu here, from a
+// fake os-release and sources in a temporary root), provisioning says what
+// to do; a --mirror that is no URL is refused. Neither reaches a network.
+func TestInstallElsewhereSaysWhatToDo(t *testing.T) {
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("provisioning is for linux/amd64")
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		t.Skip("no apt-get")
+	}
+	if _, err := os.Stat(debianKeyring); err != nil {
+		t.Skip("no Debian keyring")
+	}
+	root := t.TempDir()
+	osRelease := filepath.Join(root, "os-release")
+	os.WriteFile(osRelease, []byte("NAME=\"Ubuntu\"\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\nID=ubuntu\n"), 0o644)
+	sources := filepath.Join(root, "ubuntu.sources")
+	os.WriteFile(sources, []byte("Types: deb\nURIs: http://archive.example/ubuntu/\nSuites: noble noble-updates\nComponents: main universe\n"), 0o644)
+
+	_, err := Install(context.Background(), InstallOptions{Dir: filepath.Join(root, "llama"), Sources: []string{sources}, OSRelease: osRelease})
+	for _, want := range []string{"Ubuntu 24.04.1 LTS", "--mirror URL", "POTLUCK_DEBIAN_MIRROR", sources, "POTLUCK_LLAMA_DIR"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	if !errors.Is(err, ErrUnsupportedPlatform) {
+		t.Errorf("error %v is not ErrUnsupportedPlatform", err)
+	}
+	_, err = Install(context.Background(), InstallOptions{Dir: filepath.Join(root, "llama"), Mirror: "archive/debian", OSRelease: osRelease})
+	if err == nil || !strings.Contains(err.Error(), "--mirror") || !strings.Contains(err.Error(), "dists/") {
+		t.Errorf("a mirror that is no URL: %v", err)
 	}
 }

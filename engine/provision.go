@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,8 +112,14 @@ type InstallOptions struct {
 	// ResolveBackends. Asking for other backends than the tree has unpacks
 	// it again.
 	Backends []string
-	Sources  []string                      // apt source files to read the mirror from; defaults to the system's
-	Progress func(format string, a ...any) // optional progress lines for a person
+	Sources  []string // apt source files to read the mirror from; defaults to the system's
+	// Mirror is a Debian archive to provision from (--mirror,
+	// POTLUCK_DEBIAN_MIRROR); empty: the one the apt sources name.
+	Mirror string
+	// OSRelease is the os-release file that names the system in
+	// messages; empty: /etc/os-release.
+	OSRelease string
+	Progress  func(format string, a ...any) // optional progress lines for a person
 }
 
 func (o InstallOptions) progress(format string, a ...any) {
@@ -151,21 +158,33 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 		return Runtime{}, err
 	}
 	pkgs, components := packageSet(backends)
+	system := osName(opts.OSRelease)
 	for _, tool := range []string{"apt-get", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return Runtime{}, fmt.Errorf("%w: %s is missing (Debian/Ubuntu only): %s", ErrUnsupportedPlatform, tool, manualInstallHint())
+			return Runtime{}, fmt.Errorf("%w: %s has no %s, which provisioning needs (it fetches Debian's llama.cpp packages): %s",
+				ErrUnsupportedPlatform, system, tool, manualInstallHint())
 		}
 	}
 	if _, err := os.Stat(debianKeyring); err != nil {
-		return Runtime{}, fmt.Errorf("%w: %s is missing; install it with `apt-get install debian-archive-keyring`", ErrUnsupportedPlatform, debianKeyring)
+		return Runtime{}, fmt.Errorf("%w: %s is missing, and the Debian packages cannot be checked without it: install it with `apt-get install debian-archive-keyring`",
+			ErrUnsupportedPlatform, debianKeyring)
 	}
-	sources := opts.Sources
-	if sources == nil {
-		sources = systemAptSources()
-	}
-	mirror, err := DebianMirror(sources)
-	if err != nil {
-		return Runtime{}, err
+	mirror := strings.TrimRight(opts.Mirror, "/")
+	if mirror != "" {
+		if u, err := url.Parse(mirror); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Runtime{}, fmt.Errorf("--mirror %q: want the http:// or https:// URL of a Debian archive (the directory holding dists/ and pool/)", opts.Mirror)
+		}
+	} else {
+		sources := opts.Sources
+		if sources == nil {
+			sources = systemAptSources()
+		}
+		var err error
+		if mirror, err = DebianMirror(sources); err != nil {
+			return Runtime{}, fmt.Errorf("%w: %s's apt sources (%s) name no Debian archive. Potluck provisions Debian's llama.cpp packages, "+
+				"which run on any glibc x86-64 Linux: give a Debian mirror that carries sid with `potluck engine install --mirror URL` "+
+				"or POTLUCK_DEBIAN_MIRROR=URL, or %s", ErrUnsupportedPlatform, system, strings.Join(sources, ", "), manualInstallHint())
+		}
 	}
 	a := aptDirs{root: filepath.Join(opts.Dir, "apt"), mirror: mirror, components: components}
 	if err := a.init(); err != nil {
@@ -222,6 +241,42 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 	return rt, nil
 }
 
+// osName is the system's name from an os-release file, e.g. "Ubuntu 24.04
+// LTS"; "this system" when it cannot be read.
+func osName(path string) string {
+	if path == "" {
+		path = "/etc/os-release"
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "this system"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			if v = strings.Trim(strings.TrimSpace(v), `"'`); v != "" {
+				return v
+			}
+		}
+	}
+	return "this system"
+}
+
+// InstallAdvice says, for a person, how to get llama.cpp on this machine:
+// `potluck engine install` where it can provision, with a mirror where the
+// apt sources name no Debian archive, and by hand elsewhere.
+func InstallAdvice() string {
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		return manualInstallHint()
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return manualInstallHint()
+	}
+	if _, err := DebianMirror(systemAptSources()); err != nil {
+		return "run `potluck engine install --mirror URL` with a Debian mirror that carries sid (or set POTLUCK_DEBIAN_MIRROR), or " + manualInstallHint()
+	}
+	return "run `potluck engine install`, or " + manualInstallHint()
+}
+
 func manualInstallHint() string {
 	switch runtime.GOOS {
 	case "darwin":
@@ -264,7 +319,7 @@ func DebianMirror(files []string) (string, error) {
 			return strings.TrimRight(uris[0], "/"), nil
 		}
 	}
-	return "", fmt.Errorf("%w: no Debian archive found in the apt sources (%s); install llama.cpp yourself or set POTLUCK_LLAMA_DIR", ErrUnsupportedPlatform, strings.Join(files, ", "))
+	return "", fmt.Errorf("%w: no Debian archive found in the apt sources (%s)", ErrUnsupportedPlatform, strings.Join(files, ", "))
 }
 
 func oneLineURIs(data []byte) []string {
