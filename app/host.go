@@ -359,6 +359,15 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		spec.Devices = []string{"none"}
 	}
 	ss := rt.ServerSupervisorSpec(spec)
+	// A load is never killed while it progresses; the hard cap leaves
+	// room for the weights sent to workers at a slow 10 MB/s.
+	var remote uint64
+	for _, d := range plan.Devices {
+		if !d.Local {
+			remote += d.Bytes
+		}
+	}
+	ss.ReadyLimit = 10*time.Minute + time.Duration(remote/10e6)*time.Second
 	ss.Log = n.log.With("part", "engine")
 	ss.LogFile = n.logPath("llama-server")
 	split := len(rpc) > 0

@@ -52,7 +52,13 @@ type Spec struct {
 	// Ready is one readiness check; it is polled until it returns nil.
 	Ready func(ctx context.Context) error
 
-	ReadyTimeout time.Duration // how long a start may take; default 2m
+	// ReadyTimeout is how long a start may go without progress: a child
+	// that keeps working (CPU time, bytes read or written: a model
+	// loading, weights going to workers) is never killed for being slow.
+	// Default 2m. Where progress cannot be seen, it bounds the start.
+	ReadyTimeout time.Duration
+	// ReadyLimit bounds a start however it progresses; default 1h.
+	ReadyLimit time.Duration
 	StopGrace    time.Duration // SIGTERM to SIGKILL; default 5s
 	MinBackoff   time.Duration // first restart delay; default 500ms
 	MaxBackoff   time.Duration // default 30s
@@ -80,6 +86,7 @@ func (s *Spec) defaults() {
 		}
 	}
 	def(&s.ReadyTimeout, 2*time.Minute)
+	def(&s.ReadyLimit, time.Hour)
 	def(&s.StopGrace, 5*time.Second)
 	def(&s.MinBackoff, 500*time.Millisecond)
 	def(&s.MaxBackoff, 30*time.Second)
@@ -281,7 +288,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 		exited <- err
 	}()
 
-	if err := s.awaitReady(childCtx, exited); err != nil {
+	if err := s.awaitReady(childCtx, cmd.Process.Pid, exited); err != nil {
 		cancel()
 		var early *earlyExit
 		if !errors.As(err, &early) {
@@ -311,11 +318,14 @@ func (e *earlyExit) Error() string {
 	return fmt.Sprintf("%s exited before it was ready (%s)%s", e.name, e.reason, formatTail(e.tail))
 }
 
-func (s *Supervisor) awaitReady(ctx context.Context, exited <-chan error) error {
-	deadline := time.NewTimer(s.spec.ReadyTimeout)
-	defer deadline.Stop()
+func (s *Supervisor) awaitReady(ctx context.Context, pid int, exited <-chan error) error {
+	start := time.Now()
+	limit := time.NewTimer(s.spec.ReadyLimit)
+	defer limit.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	last, _ := procProgress(pid)
+	moved, checked := start, start
 	for {
 		checkCtx, cancel := context.WithTimeout(ctx, time.Second)
 		err := s.spec.Ready(checkCtx)
@@ -323,13 +333,24 @@ func (s *Supervisor) awaitReady(ctx context.Context, exited <-chan error) error 
 		if err == nil {
 			return nil
 		}
+		now := time.Now()
+		if now.Sub(checked) >= time.Second {
+			checked = now
+			if p, ok := procProgress(pid); ok && p != last {
+				last, moved = p, now
+			}
+		}
+		if now.Sub(moved) > s.spec.ReadyTimeout {
+			return fmt.Errorf("%s not ready after %s, and idle for %s: %v%s", s.spec.Name, now.Sub(start).Round(time.Second),
+				s.spec.ReadyTimeout, err, formatTail(s.out.Last(8)))
+		}
 		select {
 		case werr := <-exited:
 			return &earlyExit{name: s.spec.Name, reason: exitReason(werr), tail: s.out.Last(8)}
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-deadline.C:
-			return fmt.Errorf("%s not ready after %s: %v%s", s.spec.Name, s.spec.ReadyTimeout, err, formatTail(s.out.Last(8)))
+		case <-limit.C:
+			return fmt.Errorf("%s not ready after %s: %v%s", s.spec.Name, s.spec.ReadyLimit, err, formatTail(s.out.Last(8)))
 		case <-tick.C:
 		}
 	}

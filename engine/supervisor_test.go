@@ -38,6 +38,17 @@ func testChild(mode string) int {
 		return 0
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
+	case "slow-load":
+		// Loading a large model: busy for seconds, then serving.
+		x := uint64(1)
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+			for range 1 << 16 {
+				x = x*6364136223846793005 + 1442695040888963407
+			}
+		}
+		if x == 0 {
+			return 6
+		}
 	case "serve-then-exit", "serve":
 	default:
 		return 2
@@ -127,6 +138,38 @@ func waitGone(t *testing.T, pid int) {
 		}
 	}
 	t.Errorf("process %d still running", pid)
+}
+
+// A child that keeps working is not killed for taking longer than
+// ReadyTimeout; one that sits idle is.
+func TestSupervisorReadinessByProgress(t *testing.T) {
+	spec, _ := childSpec(t, "slow-load")
+	spec.ReadyTimeout = time.Second
+	s := NewSupervisor(spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go s.Run(ctx)
+	upCtx, upCancel := context.WithTimeout(ctx, 20*time.Second)
+	defer upCancel()
+	start := time.Now()
+	if err := s.Up(upCtx); err != nil {
+		t.Fatalf("a child busy loading for 3 s with a 1 s ReadyTimeout: %v", err)
+	}
+	if took := time.Since(start); took < 2*time.Second || s.Status().Starts != 1 {
+		t.Errorf("ready after %s and %d starts: want one start, after the 3 s load", took, s.Status().Starts)
+	}
+	cancel()
+
+	idle, _ := childSpec(t, "sleep")
+	idle.ReadyTimeout, idle.MaxStarts = time.Second, 1
+	s2 := NewSupervisor(idle)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	start = time.Now()
+	err := s2.Run(ctx2)
+	if err == nil || !strings.Contains(err.Error(), "idle for 1s") || time.Since(start) > 10*time.Second {
+		t.Errorf("an idle child: %v after %s, want it stopped for idling", err, time.Since(start))
+	}
 }
 
 func TestSupervisorGivesUpOnCrashLoop(t *testing.T) {
