@@ -34,6 +34,8 @@ type modelHost struct {
 
 	trigger chan struct{}
 
+	proxy *servedProxy // in front of llama-server; counts what it serves
+
 	shas []string // sha256 of the model's files, once known
 	size uint64   // bytes of the model's files
 
@@ -236,6 +238,13 @@ func (h *modelHost) run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	proxy, err := h.runServedProxy(ctx)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.proxy = proxy
+	h.mu.Unlock()
 	if path, _ := h.ident(); path != "" {
 		shas, size := h.n.modelFiles(ctx, path)
 		h.mu.Lock()
@@ -459,14 +468,15 @@ func (h *modelHost) checkWorkers(ctx context.Context, plan engine.Plan, rpc []st
 	}
 }
 
-// localAddr is the address of the running llama-server, or "".
+// localAddr is where the running model answers (through the counting
+// proxy), or "" while it does not.
 func (h *modelHost) localAddr() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.sup == nil || h.sup.Status().State != engine.StateReady {
+	if h.sup == nil || h.sup.Status().State != engine.StateReady || h.proxy == nil {
 		return ""
 	}
-	return fmt.Sprintf("127.0.0.1:%d", h.port)
+	return h.proxy.addr
 }
 
 // status describes the model for Status.

@@ -287,7 +287,7 @@ func (n *Node) publishInfo() {
 			models = []string{st.ID}
 		}
 	}
-	inflight := n.srv.InFlight()
+	inflight := n.servedInFlight()
 	var fi fileInfo
 	if mode != ShareOff {
 		fi.Offer = n.offeredFiles()

@@ -292,7 +292,7 @@ func (n *Node) rejoin(ctx context.Context, token string, share ShareMode, memory
 // publishLoad re-announces the requests in flight when they change, so
 // peers routing to this node see its load.
 func (n *Node) publishLoad(ctx context.Context) error {
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	last := 0
 	for {
@@ -300,7 +300,7 @@ func (n *Node) publishLoad(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if cur := n.srv.InFlight(); cur != last {
+			if cur := n.servedInFlight(); cur != last {
 				last = cur
 				n.publishInfo()
 			}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/library"
@@ -90,7 +91,9 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 	var out []server.Backend
 	if host != nil && hostAlias == model {
 		if addr := host.localAddr(); addr != "" {
-			out = append(out, server.Backend{Node: n.selfLabel(), BaseURL: "http://" + addr})
+			// Its count is live, and already holds this node's requests.
+			out = append(out, server.Backend{Node: n.selfLabel(), BaseURL: "http://" + addr,
+				Load: n.servedInFlight(), LoadAt: time.Now()})
 		}
 	}
 	if s := n.currentMesh(); s != nil {
@@ -103,7 +106,9 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 				n.log.Warn("peer unreachable", "name", p.Name, "err", err)
 				continue
 			}
-			out = append(out, server.Backend{Node: nodeLabel(p.Name, p.ID), BaseURL: "http://" + addr})
+			// What it last announced, every client's requests included.
+			out = append(out, server.Backend{Node: nodeLabel(p.Name, p.ID), BaseURL: "http://" + addr,
+				Load: p.InFlight, LoadAt: time.Now().Add(-time.Duration(p.LastSeenMS) * time.Millisecond)})
 		}
 	}
 	if len(out) == 0 {

@@ -2,7 +2,9 @@ package server
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"time"
 )
 
 // Backend is one llama-server that can serve a model: this node's own, or a
@@ -10,12 +12,18 @@ import (
 type Backend struct {
 	Node    string // "<name>/<peer-id>", sent back as X-Potluck-Node
 	BaseURL string // e.g. http://127.0.0.1:41234
+	// Load is the requests the backend had in flight, from every client,
+	// when it last said so (at LoadAt); zero LoadAt: not known.
+	Load   int
+	LoadAt time.Time
 }
 
-// Candidate is a backend with the load this node has put on it.
+// Candidate is a backend with the load it is believed to have.
 type Candidate struct {
 	Backend
-	InFlight int // requests sent to it and not finished (stream ended)
+	// InFlight is the backend's Load plus the requests this node sent it
+	// since then and that have not finished (streams ended).
+	InFlight int
 }
 
 // Selector is a load-balancing policy: it picks one of the candidates and
@@ -59,15 +67,25 @@ func (l LeastBusy) intn(n int) int {
 }
 
 // inflight counts requests per backend node.
+// inflight tracks the requests this node has sent to each backend and not
+// finished, with when each started.
 type inflight struct {
 	mu sync.Mutex
-	n  map[string]int
+	n  map[string][]time.Time
 }
 
 func (f *inflight) candidatesLocked(bs []Backend) []Candidate {
 	cs := make([]Candidate, len(bs))
 	for i, b := range bs {
-		cs[i] = Candidate{Backend: b, InFlight: f.n[b.Node]}
+		// What the backend said covers the requests already running
+		// then; count only the ones started since.
+		since := 0
+		for _, t := range f.n[b.Node] {
+			if t.After(b.LoadAt) {
+				since++
+			}
+		}
+		cs[i] = Candidate{Backend: b, InFlight: b.Load + since}
 	}
 	return cs
 }
@@ -78,24 +96,26 @@ func (f *inflight) pick(bs []Backend, sel Selector) (b Backend, release func()) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b = bs[sel.Select(f.candidatesLocked(bs))]
-	f.addLocked(b.Node, 1)
+	if f.n == nil {
+		f.n = map[string][]time.Time{}
+	}
+	start := time.Now()
+	f.n[b.Node] = append(f.n[b.Node], start)
 	var once sync.Once
-	return b, func() { once.Do(func() { f.add(b.Node, -1) }) }
+	return b, func() { once.Do(func() { f.done(b.Node, start) }) }
 }
 
-func (f *inflight) add(node string, d int) {
+func (f *inflight) done(node string, start time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.addLocked(node, d)
-}
-
-func (f *inflight) addLocked(node string, d int) {
-	if f.n == nil {
-		f.n = map[string]int{}
+	ts := f.n[node]
+	if i := slices.Index(ts, start); i >= 0 {
+		ts = slices.Delete(ts, i, i+1)
 	}
-	f.n[node] += d
-	if f.n[node] <= 0 {
+	if len(ts) == 0 {
 		delete(f.n, node)
+	} else {
+		f.n[node] = ts
 	}
 }
 
@@ -104,7 +124,7 @@ func (f *inflight) total() int {
 	defer f.mu.Unlock()
 	t := 0
 	for _, v := range f.n {
-		t += v
+		t += len(v)
 	}
 	return t
 }

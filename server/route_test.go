@@ -1,6 +1,9 @@
 package server
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestLeastBusy(t *testing.T) {
 	cs := func(loads ...int) []Candidate {
@@ -46,15 +49,36 @@ func TestLeastBusy(t *testing.T) {
 
 func TestInflightCounts(t *testing.T) {
 	var f inflight
-	f.add("a", 1)
-	f.add("a", 1)
-	f.add("b", 1)
-	f.add("a", -1)
+	one := []Backend{{Node: "a"}}
+	_, r1 := f.pick(one, LeastBusy{})
+	f.pick(one, LeastBusy{})
+	f.pick([]Backend{{Node: "b"}}, LeastBusy{})
+	r1()
 	f.mu.Lock()
 	cs := f.candidatesLocked([]Backend{{Node: "a"}, {Node: "b"}, {Node: "c"}})
 	f.mu.Unlock()
 	if cs[0].InFlight != 1 || cs[1].InFlight != 1 || cs[2].InFlight != 0 || f.total() != 2 {
 		t.Errorf("candidates = %+v, total %d", cs, f.total())
+	}
+}
+
+// What a backend publishes counts every client's requests; this node adds
+// only those it sent since.
+func TestInflightAddsToPublishedLoad(t *testing.T) {
+	var f inflight
+	before := time.Now().Add(-time.Second)
+	f.pick([]Backend{{Node: "a"}}, LeastBusy{}) // sent after a published at "before"
+	after := time.Now().Add(time.Second)
+	f.mu.Lock()
+	cs := f.candidatesLocked([]Backend{{Node: "a", Load: 5, LoadAt: before}, {Node: "a", Load: 5, LoadAt: after}, {Node: "b", Load: 2, LoadAt: after}})
+	f.mu.Unlock()
+	if cs[0].InFlight != 6 || cs[1].InFlight != 5 || cs[2].InFlight != 2 {
+		t.Errorf("candidates %+v: want 5+1, 5 (the request already counted) and 2", cs)
+	}
+	// Two client nodes that each see the other's load spread requests.
+	b, _ := f.pick([]Backend{{Node: "busy", Load: 9, LoadAt: after}, {Node: "idle", Load: 0, LoadAt: after}}, LeastBusy{})
+	if b.Node != "idle" {
+		t.Errorf("picked %s, want the backend whose published load is lower", b.Node)
 	}
 }
 
