@@ -403,8 +403,22 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		n.events.publish(Event{Kind: EventStatus})
 	}()
 	readyCh := sup.Changed()
+	// While it loads, say how much of the workers' part has gone to them.
+	s := n.currentMesh()
+	var sentBefore uint64
+	if s != nil {
+		sentBefore = s.tunnelSent(plan.Workers, serviceRPC)
+	}
+	progress := time.NewTicker(time.Second)
+	defer progress.Stop()
 	for {
 		select {
+		case <-progress.C:
+			if s == nil || remote == 0 || sup.Status().State == engine.StateReady {
+				continue
+			}
+			sent := s.tunnelSent(plan.Workers, serviceRPC) - sentBefore
+			h.setDetail(nil, fmt.Sprintf("loading: %s of about %s sent to the workers", size.Format(sent), size.Format(remote)))
 		case <-ctx.Done():
 			return
 		case <-readyCh:

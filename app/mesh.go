@@ -474,3 +474,17 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.events.publish(Event{Kind: EventStatus, Message: "left the network"})
 	return settings.Save(n.cfg.DataDir)
 }
+
+// tunnelSent is the bytes sent so far through this node's tunnels to the
+// service of each peer.
+func (s *meshSession) tunnelSent(peerIDs []string, service string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, id := range peerIDs {
+		if t, ok := s.tunnels[id+"/"+service]; ok {
+			n += t.Stats().BytesSent
+		}
+	}
+	return n
+}
