@@ -11,7 +11,7 @@
 #   make test-lab   the scenarios as CI runs them
 
 GO            ?= go
-LAB_TESTFLAGS ?= -timeout 10m
+LAB_TESTFLAGS ?= -timeout 25m
 LAB_RUN       ?= ^TestLab
 LAB_LOG       ?= bin/lab.log
 

@@ -58,7 +58,7 @@ type Spec struct {
 	// Default 2m. Where progress cannot be seen, it bounds the start.
 	ReadyTimeout time.Duration
 	// ReadyLimit bounds a start however it progresses; default 1h.
-	ReadyLimit time.Duration
+	ReadyLimit   time.Duration
 	StopGrace    time.Duration // SIGTERM to SIGKILL; default 5s
 	MinBackoff   time.Duration // first restart delay; default 500ms
 	MaxBackoff   time.Duration // default 30s

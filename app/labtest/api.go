@@ -32,6 +32,9 @@ type Status struct {
 		Ready  bool   `json:"ready"`
 		Detail string `json:"detail"`
 		Nodes  int    `json:"nodes"`
+		State  struct {
+			Starts int `json:"starts"` // llama-server starts under this plan
+		} `json:"state"`
 	} `json:"model"`
 	Warnings []struct {
 		Code     string `json:"code"`

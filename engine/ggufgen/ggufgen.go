@@ -25,7 +25,7 @@ const Alignment = 32
 const (
 	MaxDim    = 1 << 16 // largest Vocab, Embd, FF or Context
 	MaxLayers = 256     // largest Layers
-	MaxParams = 1 << 29 // largest total weight count (2 GiB of F32)
+	MaxParams = 1 << 30 // largest total weight count (4 GiB of F32)
 )
 
 // Tokenizer layout: <unk>, <s> and </s>, then the 256 byte tokens, then
