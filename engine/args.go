@@ -22,7 +22,9 @@ type ServerSpec struct {
 	Devices     []string  // devices to offload to, e.g. Vulkan0, RPC0; {"none"}: none; empty: llama.cpp's choice
 	TensorSplit []float64 // proportions, one per device
 	Parallel    int       // request slots; 0: llama.cpp's default
-	Embeddings  bool
+	Embeddings  bool      // serve /v1/embeddings (see PlanServing)
+	Rerank      bool      // serve /v1/rerank
+	Pooling     string    // mean, cls, last or rank; empty: the model's own
 }
 
 // ServerArgs derives llama-server's arguments. It always binds 127.0.0.1:
@@ -65,6 +67,12 @@ func ServerArgs(s ServerSpec) []string {
 	}
 	if s.Embeddings {
 		args = append(args, "--embeddings")
+	}
+	if s.Rerank {
+		args = append(args, "--rerank")
+	}
+	if s.Pooling != "" {
+		args = append(args, "--pooling", s.Pooling)
 	}
 	return args
 }

@@ -28,6 +28,10 @@ func TestServerArgs(t *testing.T) {
 			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --rpc 127.0.0.1:1 --device Vulkan0,RPC0 --n-gpu-layers 999"},
 		{"no offload", ServerSpec{Model: "m.gguf", Port: 9000, Devices: []string{"none"}},
 			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --device none"},
+		{"embeddings from a chat model", ServerSpec{Model: "m.gguf", Port: 9000, Embeddings: true, Pooling: "mean"},
+			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --embeddings --pooling mean"},
+		{"reranker", ServerSpec{Model: "m.gguf", Port: 9000, Rerank: true},
+			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --rerank"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,10 @@ type ModelInfo struct {
 	Context uint64 `json:"context"`
 	// ChatTemplate says whether the file carries tokenizer.chat_template.
 	ChatTemplate bool `json:"chat_template"`
+	// Pooling is how the file says to pool token embeddings into one
+	// (<arch>.pooling_type): "mean", "cls", "last" or "rank"; empty for
+	// none, as in a chat model. See Capabilities.
+	Pooling string `json:"pooling,omitempty"`
 	// Bytes is the size of every file of the model.
 	Bytes uint64 `json:"bytes"`
 }
@@ -59,6 +63,9 @@ func DescribeModel(path string) (info ModelInfo, err error) {
 	}
 	if kv, ok := gf.Header.MetadataKV.Get("tokenizer.chat_template"); ok {
 		info.ChatTemplate = kv.ValueType == gguf.GGUFMetadataValueTypeString && kv.ValueString() != ""
+	}
+	if kv, ok := gf.Header.MetadataKV.Get(info.Arch + ".pooling_type"); ok && info.Arch != "" {
+		info.Pooling = poolingName(kv)
 	}
 	return info, nil
 }

@@ -66,6 +66,10 @@ type TinyLlama struct {
 	FF      int   // feed-forward width
 	Context int   // training context length
 	Seed    int64 // seed of the random weights
+	// Pooling is llama.pooling_type as llama.cpp numbers it (1 mean,
+	// 2 cls, 3 last, 4 rank): a model made for embeddings. 0 writes no
+	// pooling type, as a chat model has none.
+	Pooling uint32
 }
 
 // DefaultTinyLlama returns a model of about 1 MiB, shaped like the
@@ -103,6 +107,9 @@ func (m TinyLlama) Validate() error {
 	kvOK := inRange("kv heads", m.KVHeads, 1, MaxDim)
 	inRange("ff", m.FF, 1, MaxDim)
 	inRange("context", m.Context, 1, MaxDim)
+	if m.Pooling > 4 {
+		bad("pooling is %d, want 0 (none) to 4 (rank)", m.Pooling)
+	}
 	if embdOK && headsOK {
 		if m.Embd%m.Heads != 0 {
 			bad("heads (%d) does not divide embd (%d)", m.Heads, m.Embd)
@@ -185,7 +192,7 @@ func (m TinyLlama) tensors() []tensor {
 // metadata lists the model's key-value pairs in the order they are written.
 func (m TinyLlama) metadata() []kv {
 	tokens, scores, types := vocab(m.Vocab)
-	return []kv{
+	meta := []kv{
 		kvString("general.architecture", "llama"),
 		kvString("general.name", "potluck-tiny-llama"),
 		kvUint32("general.alignment", Alignment),
@@ -209,6 +216,10 @@ func (m TinyLlama) metadata() []kv {
 		kvBool("tokenizer.ggml.add_bos_token", true),
 		kvBool("tokenizer.ggml.add_eos_token", false),
 	}
+	if m.Pooling != 0 {
+		meta = append(meta, kvUint32("llama.pooling_type", m.Pooling))
+	}
+	return meta
 }
 
 // Write writes m to w as a GGUF v3 file.

@@ -325,6 +325,8 @@ func TestValidate(t *testing.T) {
 		{"zero context", with(func(m *TinyLlama) { m.Context = 0 }), []string{"context is 0"}},
 		{"too many weights", with(func(m *TinyLlama) { m.Embd = 4096; m.FF = 16384; m.Layers = 64 }), []string{"weights, more than"}},
 		{"several problems", with(func(m *TinyLlama) { m.Vocab = 0; m.Embd = 0 }), []string{"vocab is 0", "embd is 0"}},
+		{"rank pooling", with(func(m *TinyLlama) { m.Pooling = 4 }), nil},
+		{"unknown pooling", with(func(m *TinyLlama) { m.Pooling = 5 }), []string{"pooling is 5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
