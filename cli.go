@@ -126,13 +126,22 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := netmesh.NewOwnedToken(owner.GetPublic())
+	enc, err := netmesh.NewOwnedToken(owner.GetPublic())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, tok)
+	// The invite lists where the node that will run with this data dir
+	// listens, so that friends can join with the token alone.
+	if addrs, aerr := netmesh.MachineInviteAddrs(*dataDir); aerr == nil {
+		tok, _ := netmesh.ParseToken(enc)
+		if with, eerr := tok.WithAddrs(addrs).Encode(); eerr == nil {
+			enc = with
+		}
+	}
+	fmt.Fprintln(stdout, enc)
 	fmt.Fprintf(stderr, "The owner key of this network is in %s: a node using that data dir can remove members.\n",
 		filepath.Join(*dataDir, netmesh.OwnerKeyFile))
+	fmt.Fprintf(stderr, "The token lists this machine's addresses on port %d. Friends outside your LAN reach you once that port is forwarded, or through a member with a public address: once the node runs, copy a fresh invite (tray: Copy invite token; API: GET /api/token), which lists every member's current addresses.\n", netmesh.DefaultPort)
 	return nil
 }
 

@@ -130,9 +130,11 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 	fs.StringVar(&cfg.Token, "token", env("POTLUCK_P2P_TOKEN", ""), "invite `token` of the network to join; other users can read it in the process list, prefer --token-file [POTLUCK_P2P_TOKEN]")
 	secretFileFlag(fs, &cfg.Token, "token-file", "read the invite token from `file` (mode 0600)")
 	listFlag(fs, &cfg.Bootstrap, "bootstrap", "POTLUCK_P2P_BOOTSTRAP_PEERS", "peers to connect to first: full multiaddrs with /p2p/<id>, comma-separated")
-	listFlag(fs, &cfg.P2PListen, "p2p-listen", "POTLUCK_P2P_LISTEN_MADDRS", "libp2p listen multiaddrs, comma-separated (default: TCP on all interfaces)")
+	listFlag(fs, &cfg.P2PListen, "p2p-listen", "POTLUCK_P2P_LISTEN_MADDRS", "libp2p listen multiaddrs, comma-separated (default: TCP port 4101 on all interfaces; forward it on your router to be reachable)")
 	fs.BoolVar(&cfg.NoDHT, "no-dht", bad.bool("POTLUCK_P2P_DISABLE_DHT"), "no DHT discovery: LAN (mDNS) and --bootstrap only [POTLUCK_P2P_DISABLE_DHT]")
 	fs.BoolVar(&cfg.NoMDNS, "no-mdns", bad.bool("POTLUCK_P2P_DISABLE_MDNS"), "no LAN discovery [POTLUCK_P2P_DISABLE_MDNS]")
+	fs.BoolVar(&cfg.NoTraversal, "no-traversal", bad.bool("POTLUCK_P2P_DISABLE_TRAVERSAL"), "no NAT traversal: no AutoNAT, no relaying for members, no hole punching [POTLUCK_P2P_DISABLE_TRAVERSAL]")
+	fs.BoolVar(&cfg.NoPortMap, "no-port-map", bad.bool("POTLUCK_P2P_DISABLE_PORT_MAP"), "do not ask the router to forward the p2p port (UPnP, NAT-PMP) [POTLUCK_P2P_DISABLE_PORT_MAP]")
 	fs.BoolVar(&cfg.P2PLimits, "p2p-limits", bad.bool("POTLUCK_P2P_ENABLE_LIMITS"), "enforce libp2p connection and resource limits [POTLUCK_P2P_ENABLE_LIMITS]")
 	cfg.P2PLogLevel = env("POTLUCK_P2P_LOGLEVEL", "")
 	if v := env("POTLUCK_P2P_HEARTBEAT", ""); v != "" {

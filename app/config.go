@@ -49,6 +49,8 @@ type Config struct {
 	P2PListen   []string      // libp2p listen multiaddrs; empty: all interfaces, random port
 	NoDHT       bool          // no DHT discovery (LAN and bootstrap only)
 	NoMDNS      bool          // no mDNS discovery
+	NoTraversal bool          // no AutoNAT, relays or hole punching
+	NoPortMap   bool          // no UPnP / NAT-PMP port mapping
 	P2PLimits   bool          // libp2p connection/resource limits on
 	P2PLogLevel string        // EdgeVPN/libp2p log level
 	Heartbeat   time.Duration // announce interval; 0: the mesh default

@@ -116,8 +116,13 @@ type Peer struct {
 	Online        bool      `json:"online"`
 	LastSeenMS    int64     `json:"last_seen_ms"` // milliseconds since the last heartbeat
 	RTTMS         float64   `json:"rtt_ms"`
-	Hardware      any       `json:"hardware,omitempty"`
-	Services      any       `json:"services,omitempty"`
+	// Conn says how this node reaches the peer: "direct", "hole-punched",
+	// "relayed", "relay-lost", or "" (no connection of its own: through
+	// other members only). Transport is that connection's, e.g. "tcp".
+	Conn      string `json:"conn"`
+	Transport string `json:"transport,omitempty"`
+	Hardware  any    `json:"hardware,omitempty"`
+	Services  any    `json:"services,omitempty"`
 	// Devices are what the node lends, device by device, in the order
 	// its RPC worker exposes them.
 	Devices []DeviceInfo `json:"devices,omitempty"`

@@ -197,6 +197,10 @@ func (h *modelHost) makePlan() engine.Plan {
 			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: e.reason})
 			continue
 		}
+		if why := splitUnfit(p); why != "" {
+			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: why})
+			continue
+		}
 		c := engine.Candidate{ID: p.ID, Name: p.Name, RTT: time.Duration(p.RTTMS * float64(time.Millisecond))}
 		if svc, ok := p.Services.(map[string]netmesh.ServiceInfo); ok {
 			c.RPCProtocol = svc[serviceRPC].Version
@@ -528,4 +532,20 @@ func (h *modelHost) currentPlan() (engine.Plan, string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.plan, h.detail
+}
+
+// maxSplitRTT is the longest round trip to a worker that a split takes:
+// a split waits on every worker for every token.
+const maxSplitRTT = 150 * time.Millisecond
+
+// splitUnfit says why a worker cannot be part of a split, or "" if it can.
+// Requests may still go to such a peer whole (federated).
+func splitUnfit(p Peer) string {
+	switch {
+	case p.Conn == netmesh.ConnRelayed || p.Conn == netmesh.ConnRelayLost:
+		return "reached only through a relay: a split needs a direct connection (see \"Reaching friends across the internet\" in the README)"
+	case p.RTTMS > float64(maxSplitRTT/time.Millisecond):
+		return fmt.Sprintf("round trip of %.0f ms: a split needs under %d ms to every worker", p.RTTMS, maxSplitRTT/time.Millisecond)
+	}
+	return ""
 }

@@ -53,6 +53,7 @@ func (e *InvalidTokenError) InvalidInput() bool { return true }
 // sessionOptions vary a session from the configuration.
 type sessionOptions struct {
 	bootstrap []string // more peers to dial first
+	known     []string // members' addresses from an invite
 	listen    []string // listen here instead of the configured addresses
 	retired   *handoff // a retired network's session (see handoff)
 }
@@ -75,6 +76,9 @@ func (n *Node) openSession(ctx context.Context, token string, o sessionOptions) 
 	cfg.Name = n.cfg.Name
 	cfg.ListenAddrs = n.cfg.P2PListen
 	cfg.Bootstrap = append(slices.Clone(n.cfg.Bootstrap), o.bootstrap...)
+	cfg.Known = o.known
+	cfg.Traversal = !n.cfg.NoTraversal
+	cfg.PortMap = !n.cfg.NoPortMap
 	if len(o.listen) > 0 {
 		cfg.ListenAddrs = o.listen
 	}
@@ -350,6 +354,7 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 		ID: p.PeerID, Name: p.Name, Version: p.Version, Mode: ShareMode(p.Mode),
 		MemoryOffered: p.MemoryOffered, Models: p.Models, InFlight: p.InFlight,
 		Online: p.Online, RTTMS: float64(p.RTT) / float64(time.Millisecond),
+		Conn: p.Conn, Transport: p.Transport,
 	}
 	if v.Mode == "" {
 		v.Mode = ShareOff
@@ -375,7 +380,24 @@ func (n *Node) InviteToken() (string, error) {
 	if s == nil {
 		return "", errNoMesh
 	}
-	return s.token, nil
+	// The addresses are read now: an invite copied later carries the
+	// addresses of later.
+	return s.tok.WithAddrs(s.node.InviteAddrs()).Encode()
+}
+
+// splitInvite separates an invite's member addresses from the network's
+// token. The node keeps and compares the token alone; the mesh remembers
+// the addresses.
+func splitInvite(token string) (network string, addrs []string) {
+	tok, err := netmesh.ParseToken(token)
+	if err != nil || len(tok.Addrs()) == 0 {
+		return token, nil
+	}
+	enc, err := tok.WithAddrs(nil).Encode()
+	if err != nil {
+		return token, nil
+	}
+	return enc, tok.Addrs()
 }
 
 func (n *Node) counters() server.Counters {
@@ -407,6 +429,8 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	if err != nil {
 		return &InvalidTokenError{Err: err}
 	}
+	token, known := splitInvite(token)
+	tok = tok.WithAddrs(nil)
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
 	n.mu.Lock()
@@ -417,7 +441,10 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	}
 	prev, perr := netmesh.ParseToken(n.settings.Token)
 	n.mu.Unlock()
-	if s := n.currentMesh(); s != nil && s.token == token {
+	if s := n.currentMesh(); s != nil && s.tok.SameNetwork(tok) {
+		// An invite to this node's own network: its addresses may be
+		// news (a member that can relay, say).
+		s.node.AddKnown(known)
 		return nil
 	}
 	if perr != nil || networkID(prev) != networkID(tok) {
@@ -426,7 +453,7 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	n.setJoining(true)
 	defer n.setJoining(false)
 	n.stopMesh()
-	s, err := n.openSession(ctx, token, sessionOptions{})
+	s, err := n.openSession(ctx, token, sessionOptions{known: known})
 	if err != nil {
 		n.warn(Warning{Code: "mesh", Severity: SeverityError, Message: err.Error()})
 		return err

@@ -210,10 +210,11 @@ func (n *Node) Run(ctx context.Context) error {
 // resume joins the mesh and shares as configured, or as saved last time.
 func (n *Node) resume(ctx context.Context) error {
 	token, saved := n.cfg.Token, false
+	canon, _ := splitInvite(token)
 	switch {
 	case token == "":
 		token, saved = n.settings.Token, true
-	case n.settings.movedFrom(token):
+	case n.settings.movedFrom(canon):
 		n.log.Warn("the network's owner moved it to a new token since; using the new one (update --token, --token-file or POTLUCK_P2P_TOKEN)")
 		token = n.settings.Token
 	}
@@ -394,6 +395,10 @@ type Status struct {
 	PeerID      string   `json:"peer_id,omitempty"`
 	P2PAddrs    []string `json:"p2p_addrs,omitempty"`
 	PeersOnline int      `json:"peers_online"`
+	// Reachability says whether members across the internet can dial
+	// this node directly: "public", "private" (behind a NAT: reached
+	// through relays and hole punching) or "unknown" (not yet asked).
+	Reachability string `json:"reachability,omitempty"`
 
 	Engine EngineStatus `json:"engine"`
 	// Devices are this node's devices and what each offers; those the
@@ -488,6 +493,7 @@ func (n *Node) Status() Status {
 
 	if mesh != nil {
 		st.InMesh, st.PeerID, st.P2PAddrs = true, mesh.node.ID(), mesh.node.Addrs()
+		st.Reachability = mesh.node.Reachability()
 		st.Network = mesh.tok.Fingerprint()
 		for _, p := range mesh.node.Peers() {
 			if p.Online {

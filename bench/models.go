@@ -15,9 +15,10 @@ import (
 )
 
 // benchModels copies models between peers and splits onto workers that
-// have the file, over links capped with tc. Those need network namespaces,
-// so the namespace lab measures them (app/labtest, TestLabBenchModels) and
-// prints its figures as LABFIG lines, read here.
+// have the file, over links capped with tc, and joins members across NATs.
+// Those need network namespaces, so the namespace lab measures them
+// (app/labtest, TestLabBenchModels and TestLabInternet) and prints its
+// figures as LABFIG lines, read here.
 func (b *bench) benchModels(ctx context.Context) {
 	const sec = "models"
 	if os.Geteuid() != 0 {
@@ -25,7 +26,7 @@ func (b *bench) benchModels(ctx context.Context) {
 		return
 	}
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", "30m", "-p", "1", "-v",
-		"-run", "^TestLabBenchModels$", "./app/labtest/")
+		"-run", "^(TestLabBenchModels|TestLabInternet)$", "./app/labtest/")
 	cmd.Env = append(os.Environ(), "POTLUCK_LAB_BENCH=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

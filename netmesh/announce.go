@@ -286,10 +286,10 @@ func (n *Node) pingLoop(ctx context.Context) {
 		}
 		for _, id := range n.roster.onlineIDs() {
 			pid, err := peer.Decode(id)
-			if err != nil || h.Network().Connectedness(pid) != network.Connected {
+			if err != nil || !reached(h, pid) {
 				continue
 			}
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			pctx, cancel := context.WithTimeout(limitedOK(ctx), 5*time.Second)
 			res, ok := <-ping.Ping(pctx, h, pid)
 			cancel()
 			if ok && res.Error == nil {

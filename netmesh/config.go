@@ -21,17 +21,33 @@ type Config struct {
 	DataDir string
 	// Name is shown to other peers; it defaults to the hostname.
 	Name string
-	// ListenAddrs are libp2p multiaddrs to listen on; the default is TCP on
-	// every interface with a random port.
+	// ListenAddrs are libp2p multiaddrs to listen on; the default is TCP
+	// port DefaultPort on every interface, or a random port when another
+	// program holds that one.
 	ListenAddrs []string
-	// Bootstrap lists full multiaddrs (with /p2p/<id>) of peers to connect to.
+	// Bootstrap lists full multiaddrs (with /p2p/<id>) of peers to connect to,
+	// and to keep connected to.
 	Bootstrap []string
+	// Known lists full multiaddrs of members to try when this node has no
+	// connection (an invite's addresses). They join the address book kept
+	// in DataDir, with the addresses the token itself carries.
+	Known []string
 	// DisableDHT turns off DHT rendezvous discovery.
 	DisableDHT bool
 	// MDNS enables LAN discovery (on in DefaultConfig).
 	MDNS bool
 	// EnableLimits turns on libp2p's resource manager with default limits.
 	EnableLimits bool
+	// Traversal turns on what lets members behind NATs reach each other
+	// (on in DefaultConfig): AutoNAT (asking members whether this node is
+	// reachable, and answering them), circuit relay v2 through members
+	// that are reachable (served to members only, bounded), and hole
+	// punching (DCUtR) that upgrades a relayed connection to a direct one.
+	Traversal bool
+	// PortMap asks the home router to forward the listen port (UPnP
+	// IGD or NAT-PMP; on in DefaultConfig). It is never tried when the
+	// node listens on loopback addresses only.
+	PortMap bool
 	// LogLevel is the least level (debug, info, warn, error) of messages from
 	// the EdgeVPN library that reach the logger; the default is warn.
 	LogLevel string
@@ -66,15 +82,27 @@ const (
 	missedHeartbeats = 3 // a peer is offline after missing this many heartbeats
 )
 
+// DefaultPort is the TCP port a node listens on unless told otherwise: a
+// fixed port is one a user can forward on their router.
+const DefaultPort = 4101
+
 // DefaultListenAddrs are used when Config.ListenAddrs is empty.
-var DefaultListenAddrs = []string{"/ip4/0.0.0.0/tcp/0", "/ip6/::/tcp/0"}
+var DefaultListenAddrs = []string{
+	fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", DefaultPort),
+	fmt.Sprintf("/ip6/::/tcp/%d", DefaultPort),
+}
+
+// fallbackListenAddrs replace DefaultListenAddrs when DefaultPort is taken.
+var fallbackListenAddrs = []string{"/ip4/0.0.0.0/tcp/0", "/ip6/::/tcp/0"}
 
 // DefaultConfig returns the configuration of a node that joins the mesh of
-// token with mDNS and the DHT on.
+// token with mDNS, the members' DHT, NAT traversal and port mapping on.
 func DefaultConfig(token string) Config {
 	return Config{
 		Token:             token,
 		MDNS:              true,
+		Traversal:         true,
+		PortMap:           true,
 		HeartbeatInterval: DefaultHeartbeatInterval,
 		RemoveAfter:       DefaultRemoveAfter,
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // keepConnected dials a bootstrap peer and redials it whenever the connection
@@ -19,9 +20,9 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 	const maxWait = 30 * time.Second
 	wait := 250 * time.Millisecond
 	for {
-		if h.Network().Connectedness(pi.ID) != network.Connected && n.admitted(pi.ID) {
+		if !reached(h, pi.ID) && n.admitted(pi.ID) {
 			clearBackoff(h, pi.ID) // this loop has a backoff of its own
-			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			dctx, cancel := context.WithTimeout(limitedOK(ctx), 10*time.Second)
 			err := h.Connect(dctx, pi)
 			cancel()
 			if err != nil && ctx.Err() == nil {
@@ -32,7 +33,7 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 			}
 		}
 		next := wait
-		if h.Network().Connectedness(pi.ID) == network.Connected {
+		if reached(h, pi.ID) {
 			next = 5 * time.Second // just check on it now and then
 		}
 		t := time.NewTimer(next)
@@ -82,14 +83,23 @@ func (n *Node) startMDNS(h host.Host) {
 // through the mesh, so its services can be dialed and its RTT measured.
 func (n *Node) connectPeer(pid peer.ID, addrs []string) {
 	h := n.getHost()
-	if h == nil || pid == n.id || h.Network().Connectedness(pid) == network.Connected || !n.admitted(pid) {
+	if h == nil || pid == n.id || reached(h, pid) || !n.admitted(pid) {
 		return
 	}
+	// Two members behind NATs that dial each other's public address at
+	// once open one TCP connection from both ends (a simultaneous open
+	// through the NATs), on which both start the handshake as its
+	// initiator and fail. Only the one with the lower peer id dials public
+	// addresses then; the other dials its LAN and relay addresses, and
+	// hole punching, which settles the roles, does the rest.
+	yield := n.Reachability() != ReachabilityPublic && pid < n.id
 	pi := peer.AddrInfo{ID: pid}
 	for _, a := range addrs {
-		if m, err := ma.NewMultiaddr(a); err == nil {
-			pi.Addrs = append(pi.Addrs, m)
+		m, err := ma.NewMultiaddr(a)
+		if err != nil || (yield && manet.IsPublicAddr(m) && !isRelayAddr(m)) {
+			continue
 		}
+		pi.Addrs = append(pi.Addrs, m)
 	}
 	if len(pi.Addrs) == 0 {
 		return
@@ -107,7 +117,7 @@ func (n *Node) connectPeer(pid peer.ID, addrs []string) {
 			delete(n.dialing, pid)
 			n.mu.Unlock()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(limitedOK(context.Background()), 10*time.Second)
 		defer cancel()
 		clearBackoff(h, pid)
 		if err := h.Connect(ctx, pi); err != nil {
@@ -124,4 +134,17 @@ func clearBackoff(h host.Host, pid peer.ID) {
 	if sw, ok := h.Network().(*swarm.Swarm); ok {
 		sw.Backoff().Clear(pid)
 	}
+}
+
+// limitedOK lets ctx use, and dial, relayed connections: relays serve
+// members only, and a relayed connection is what lets hole punching start.
+func limitedOK(ctx context.Context) context.Context {
+	return network.WithAllowLimitedConn(ctx, "potluck mesh")
+}
+
+// reached says whether this node has a connection to pid, direct or
+// relayed. A relayed pair needs no new dial: hole punching upgrades it.
+func reached(h host.Host, pid peer.ID) bool {
+	c := h.Network().Connectedness(pid)
+	return c == network.Connected || c == network.Limited
 }

@@ -1,6 +1,7 @@
 package netmesh
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -76,5 +77,25 @@ func yamuxTransport() *yamux.Transport {
 // to stderr, to h. It changes process-wide state: only main should call it,
 // before creating nodes.
 func RouteLibp2pLogs(h slog.Handler) {
-	gologshim.SetDefaultHandler(h)
+	gologshim.SetDefaultHandler(quietHandler{h})
+}
+
+// quietHandler drops libp2p's warnings that say nothing to a user: the
+// connection gater warns of every relayed connection, whose address does
+// not start with an IP address.
+type quietHandler struct{ slog.Handler }
+
+func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "error converting multiaddr to IP addr" {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{q.Handler.WithAttrs(as)}
+}
+
+func (q quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{q.Handler.WithGroup(name)}
 }

@@ -6,17 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/mudler/edgevpn/pkg/blockchain"
-	"github.com/mudler/edgevpn/pkg/discovery"
 	"github.com/mudler/edgevpn/pkg/node"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -53,10 +55,11 @@ type Node struct {
 	state    int
 	stopping bool // no new goroutines may start
 	cancel   context.CancelFunc
+	runCtx   context.Context // Run's; ends when the node stops
 	runErr   error
 	host     host.Host
 	ev       *node.Node
-	dht      *discovery.DHT
+	dht      *dht.IpfsDHT // the members' DHT; nil when off
 	mdns     mdns.Service
 	services map[string]string // exposed service name -> local address
 	tunnels  map[*Tunnel]struct{}
@@ -69,6 +72,8 @@ type Node struct {
 
 	self     selfInfo
 	roster   *roster
+	book     *addrBook     // members met, for rejoining
+	trav     *traversal    // NAT traversal state
 	announce chan struct{} // asks the heartbeat loop to announce now
 	stats    counters
 }
@@ -116,6 +121,9 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		announce: make(chan struct{}, 1),
 	}
 	n.roster = newRoster(cfg.HeartbeatInterval)
+	n.book = loadBook(cfg.DataDir, tok.Network())
+	n.rememberAddrs(append(tok.Addrs(), cfg.Known...))
+	n.trav = newTraversal()
 	n.self.info = NodeInfo{PeerID: id.String(), Name: cfg.Name, Version: cfg.AppVersion, SealKey: encodeSealKey(sk)}
 	return n, nil
 }
@@ -185,7 +193,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.state = stateRunning
 	ctx, cancel := context.WithCancel(ctx)
-	n.cancel = cancel
+	n.cancel, n.runCtx = cancel, ctx
 	n.mu.Unlock()
 	defer cancel()
 
@@ -300,22 +308,13 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var bootstrap discovery.AddrList
-	for _, a := range n.cfg.Bootstrap {
-		if err := bootstrap.Set(a); err != nil {
-			return fmt.Errorf("bootstrap peer %q: %w", a, err)
-		}
-	}
-	var dht *discovery.DHT
-	if !n.cfg.DisableDHT {
-		dht = discovery.NewDHT()
-	}
+	p2pOpts = append(p2pOpts, n.traversalOptions()...)
 	// EdgeVPN's mDNS cannot be stopped, so it stays off here and startMDNS
-	// runs go-libp2p's own.
+	// runs go-libp2p's own. EdgeVPN's DHT would bootstrap from the public
+	// IPFS nodes: the members' DHT (startDHT) replaces it.
 	ev, err := node.New(
 		node.Logger(newEdgeLogger(n.log, lvl)),
-		node.WithDiscoveryBootstrapPeers(bootstrap),
-		node.FromBase64(false, dht != nil, enc, dht, nil),
+		node.FromBase64(false, false, enc, nil, nil),
 		node.WithPrivKey(keyBytes),
 		node.WithLibp2pOptions(p2pOpts...),
 		node.WithStore(&blockchain.MemoryStore{}),
@@ -329,7 +328,7 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("configure mesh: %w", err)
 	}
 	n.mu.Lock()
-	n.ev, n.dht = ev, dht
+	n.ev = ev
 	n.mu.Unlock()
 
 	startErr := ev.Start(ctx)
@@ -357,12 +356,21 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected})
+	if n.cfg.Traversal {
+		n.watchReachability(ctx, h)
+	}
 	if n.cfg.MDNS {
 		n.startMDNS(h)
 	}
 	for _, a := range n.cfg.Bootstrap {
 		pi, _ := peer.AddrInfoFromString(a) // validated in New
 		n.spawn(func() { n.keepConnected(ctx, *pi) })
+	}
+	n.spawn(func() { n.rejoinLoop(ctx, h) })
+	if !n.cfg.DisableDHT {
+		if err := n.startDHT(ctx, h); err != nil {
+			n.log.Warn("members' DHT unavailable; peers are found through the invite, remembered members and the LAN", "err", err)
+		}
 	}
 	if err := n.waitJoined(ctx); err != nil {
 		return err
@@ -373,8 +381,13 @@ func (n *Node) start(ctx context.Context) error {
 }
 
 func (n *Node) listen(h host.Host) error {
-	addrs := make([]ma.Multiaddr, 0, len(n.cfg.ListenAddrs))
-	for _, a := range n.cfg.ListenAddrs {
+	listen := n.cfg.ListenAddrs
+	if slices.Equal(listen, DefaultListenAddrs) && !portFree(DefaultPort) {
+		n.log.Warn(fmt.Sprintf("port %d is taken (another Potluck node on this machine?): listening on a random port, which a router cannot forward; set --p2p-listen for a fixed one", DefaultPort))
+		listen = fallbackListenAddrs
+	}
+	addrs := make([]ma.Multiaddr, 0, len(listen))
+	for _, a := range listen {
 		m, err := ma.NewMultiaddr(a)
 		if err != nil {
 			return fmt.Errorf("listen address %q: %w", a, err)
@@ -382,9 +395,19 @@ func (n *Node) listen(h host.Host) error {
 		addrs = append(addrs, m)
 	}
 	if err := h.Network().Listen(addrs...); err != nil {
-		return fmt.Errorf("listen on %s: %w", strings.Join(n.cfg.ListenAddrs, ", "), err)
+		return fmt.Errorf("listen on %s: %w", strings.Join(listen, ", "), err)
 	}
 	return nil
+}
+
+// portFree says whether TCP port on every IPv4 interface can be listened on.
+func portFree(port int) bool {
+	ln, err := net.Listen("tcp4", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 // waitJoined waits until EdgeVPN's message hub has joined the token's room.
@@ -418,11 +441,14 @@ func (n *Node) shutdown() error {
 	for _, t := range tunnels {
 		t.Close()
 	}
+	if h != nil {
+		n.noteMembers(h) // who was here, for the next start
+	}
 	if md != nil {
 		md.Close()
 	}
 	var err error
-	if dht != nil && dht.IpfsDHT != nil {
+	if dht != nil {
 		if cerr := dht.Close(); cerr != nil {
 			n.log.Debug("close DHT", "err", cerr)
 		}
@@ -433,6 +459,9 @@ func (n *Node) shutdown() error {
 		}
 	}
 	n.wg.Wait()
+	if serr := n.book.save(); serr != nil {
+		n.log.Warn("cannot save the members' addresses", "err", serr)
+	}
 	n.roster.close()
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // NodeInfo is what a node announces about itself to the mesh.
@@ -60,6 +62,14 @@ type Peer struct {
 	// Addrs are the addresses the peer last announced, signed, for a
 	// direct connection.
 	Addrs []string
+	// Conn says how this node reaches the peer now: ConnDirect,
+	// ConnHolePunched, ConnRelayed, ConnRelayLost, or ConnNone (only
+	// through other members' gossip).
+	Conn string
+	// Transport is the transport of that connection ("tcp", "tcp via
+	// relay"); RemoteAddr its remote address.
+	Transport  string
+	RemoteAddr string
 }
 
 // MarshalJSON renders a Peer for the node API: NodeInfo plus online,
@@ -70,8 +80,11 @@ func (p Peer) MarshalJSON() ([]byte, error) {
 		Online     bool    `json:"online"`
 		LastSeenMS int64   `json:"last_seen_ms"`
 		RTTMS      float64 `json:"rtt_ms"`
+		Conn       string  `json:"conn,omitempty"`
+		Transport  string  `json:"transport,omitempty"`
+		RemoteAddr string  `json:"remote_addr,omitempty"`
 	}
-	return json.Marshal(wire{p.NodeInfo, p.Online, p.LastSeen.UnixMilli(), float64(p.RTT) / float64(time.Millisecond)})
+	return json.Marshal(wire{p.NodeInfo, p.Online, p.LastSeen.UnixMilli(), float64(p.RTT) / float64(time.Millisecond), p.Conn, p.Transport, p.RemoteAddr})
 }
 
 // EventType says what happened to a peer.
@@ -346,10 +359,32 @@ func (r *roster) close() {
 
 // Peers lists the other nodes this node has heard from, online or not, sorted
 // by name.
-func (n *Node) Peers() []Peer { return n.roster.list() }
+func (n *Node) Peers() []Peer {
+	ps := n.roster.list()
+	for i := range ps {
+		n.withConn(&ps[i])
+	}
+	return ps
+}
 
 // Peer returns one peer by ID.
-func (n *Node) Peer(id string) (Peer, bool) { return n.roster.get(id) }
+func (n *Node) Peer(id string) (Peer, bool) {
+	p, ok := n.roster.get(id)
+	if ok {
+		n.withConn(&p)
+	}
+	return p, ok
+}
+
+// withConn fills in how this node reaches p.
+func (n *Node) withConn(p *Peer) {
+	h := n.getHost()
+	pid, err := peer.Decode(p.PeerID)
+	if h == nil || err != nil {
+		return
+	}
+	p.Conn, p.Transport, p.RemoteAddr = n.connInfo(h, pid)
+}
 
 // Subscribe returns a channel of peer events and a function that ends the
 // subscription. Events never block the node: a subscriber that falls more than

@@ -40,18 +40,27 @@ var ErrEmptyToken = errors.New("token is empty")
 // A token Potluck made for a new network also names the network's owner
 // (the peer ID of the owner key, see OwnerKey), in a field EdgeVPN's own
 // parser ignores. Only the owner can remove members.
+//
+// An invite may also carry addresses of members to dial first (see
+// WithAddrs). They are hints, not part of the network's identity: two
+// tokens that differ only in their addresses open the same network.
 type Token struct {
 	cfg     node.YAMLConnectionConfig
 	owner   string // peer ID of the owner key; empty: no owner
 	network string // the network's id, the same across rotations; empty for tokens without an owner
+	addrs   string // members' addresses, newline-separated (a string keeps Token comparable)
 }
 
 // tokenYAML is the wire form: EdgeVPN's config plus Potluck's own fields.
 type tokenYAML struct {
 	node.YAMLConnectionConfig `yaml:",inline"`
-	Owner                     string `yaml:"potluck_owner,omitempty"`
-	Network                   string `yaml:"potluck_network,omitempty"`
+	Owner                     string   `yaml:"potluck_owner,omitempty"`
+	Network                   string   `yaml:"potluck_network,omitempty"`
+	Addrs                     []string `yaml:"potluck_addrs,omitempty"`
 }
+
+// maxTokenAddrs bounds the addresses an invite carries.
+const maxTokenAddrs = 32
 
 var (
 	_ fmt.Stringer   = Token{}
@@ -171,7 +180,15 @@ func ParseToken(s string) (t Token, err error) {
 	if len(w.Network) > 64 {
 		return Token{}, errors.New("token has an invalid network id: it was probably mangled when copied")
 	}
-	return Token{cfg: w.YAMLConnectionConfig, owner: w.Owner, network: w.Network}, nil
+	if len(w.Addrs) > maxTokenAddrs {
+		return Token{}, fmt.Errorf("token carries %d addresses (at most %d): it was not made by Potluck", len(w.Addrs), maxTokenAddrs)
+	}
+	for _, a := range w.Addrs {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return Token{}, errors.New("token carries an address that is not a peer address: it was probably mangled when copied")
+		}
+	}
+	return Token{cfg: w.YAMLConnectionConfig, owner: w.Owner, network: w.Network, addrs: strings.Join(w.Addrs, "\n")}, nil
 }
 
 func decodeBase64(s string) ([]byte, error) {
@@ -248,11 +265,47 @@ func validateConnectionConfig(c node.YAMLConnectionConfig) error {
 
 // Encode returns the token in EdgeVPN's wire format. The result is a secret.
 func (t Token) Encode() (string, error) {
-	b, err := yaml.Marshal(tokenYAML{YAMLConnectionConfig: t.cfg, Owner: t.owner, Network: t.network})
+	b, err := yaml.Marshal(tokenYAML{YAMLConnectionConfig: t.cfg, Owner: t.owner, Network: t.network, Addrs: t.Addrs()})
 	if err != nil {
 		return "", fmt.Errorf("encode token: %w", err)
 	}
 	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// Addrs are the member addresses the invite carries (full multiaddrs
+// ending in /p2p/<id>), for a joining node to dial first.
+func (t Token) Addrs() []string {
+	if t.addrs == "" {
+		return nil
+	}
+	return strings.Split(t.addrs, "\n")
+}
+
+// WithAddrs returns t carrying addrs (at most 32 are kept, in order;
+// duplicates and addresses that are not full peer addresses are dropped).
+// Nil or empty drops every address.
+func (t Token) WithAddrs(addrs []string) Token {
+	var keep []string
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if len(keep) == maxTokenAddrs {
+			break
+		}
+		if _, err := peer.AddrInfoFromString(a); err != nil || seen[a] {
+			continue
+		}
+		seen[a] = true
+		keep = append(keep, a)
+	}
+	t.addrs = strings.Join(keep, "\n")
+	return t
+}
+
+// SameNetwork reports whether t and u hold the same secrets and owner: the
+// addresses they carry do not count.
+func (t Token) SameNetwork(u Token) bool {
+	t.addrs, u.addrs = "", ""
+	return t == u
 }
 
 // IsZero reports whether t is the zero Token (not parsed from anything).
@@ -316,4 +369,15 @@ func randomString(n int) (string, error) {
 		}
 	}
 	return string(out), nil
+}
+
+// derive returns 32 bytes derived from the token's secrets for purpose,
+// e.g. the members' DHT protocol: the same for every member, unknowable
+// to others.
+func (t Token) derive(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, t.secretMaterial(), []byte("potluck netmesh"), purpose, 32)
+	if err != nil {
+		panic(err)
+	}
+	return k
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -312,4 +313,59 @@ func mustDecode(t *testing.T, enc string) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// An invite carries members' addresses in a field EdgeVPN's parser
+// ignores; they are hints, not the network: two invites that differ only
+// in addresses open the same network.
+func TestTokenAddrs(t *testing.T) {
+	base, err := netmesh.ParseToken(mustToken(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "12D3KooWGzh8hnxxd3QX5ubT1pVXFMtBwEJQgoVzgTk3xnrKUyAG"
+	addrs := []string{
+		"/ip4/127.0.0.1/tcp/4101/p2p/" + id,
+		"/ip4/11.77.0.10/tcp/4101/p2p/" + id,
+		"/ip4/11.77.0.10/tcp/4101/p2p/" + id, // a duplicate: dropped
+		"/ip4/11.77.0.10/tcp/4101",           // no peer id: dropped
+		"/ip4/11.77.0.10/tcp/4101/p2p/" + id + "/p2p-circuit/p2p/" + id,
+	}
+	with := base.WithAddrs(addrs)
+	enc, err := with.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := netmesh.ParseToken(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{addrs[0], addrs[1], addrs[4]}
+	if got := back.Addrs(); !slices.Equal(got, want) {
+		t.Errorf("addrs = %q, want %q", got, want)
+	}
+	if !back.SameNetwork(base) || back.Fingerprint() != base.Fingerprint() || back == base {
+		t.Error("an invite with addresses is not the same network as the bare token")
+	}
+	other, _ := netmesh.ParseToken(mustToken(t))
+	if other.WithAddrs(addrs).SameNetwork(back) {
+		t.Error("two networks with the same addresses count as one")
+	}
+	// EdgeVPN's own parser reads it, to the same connection config.
+	c := decodeYAML(t, enc)
+	var cfg node.Config
+	if err := node.FromBase64(false, false, enc, nil, nil)(&cfg); err != nil {
+		t.Fatalf("EdgeVPN rejects an invite with addresses: %v", err)
+	}
+	if cfg.RoomName != c.RoomName || cfg.ExchangeKey != c.OTP.Crypto.Key || c.RoomName == "" {
+		t.Errorf("EdgeVPN read a different config")
+	}
+	// A mangled address is refused.
+	bad := encodeYAML(strings.Replace(string(mustDecode(t, enc)), "/ip4/127.0.0.1/tcp/4101/p2p/", "/ip4/127.0.0.1/tcpx/", 1))
+	if _, err := netmesh.ParseToken(bad); err == nil {
+		t.Error("a mangled address was accepted")
+	}
+	if got := base.WithAddrs(nil).Addrs(); got != nil {
+		t.Errorf("WithAddrs(nil) kept %q", got)
+	}
 }

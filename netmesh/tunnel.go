@@ -174,11 +174,11 @@ func (n *Node) Dial(ctx context.Context, peerID, name string) (*Tunnel, error) {
 	if h == nil {
 		return nil, errors.New("netmesh: node is not up")
 	}
-	if h.Network().Connectedness(pid) != network.Connected {
+	if !reached(h, pid) {
 		// A caller that asks for a service now should not wait out the
 		// backoff of an earlier failed dial (e.g. a simultaneous dial).
 		clearBackoff(h, pid)
-		if err := h.Connect(ctx, peer.AddrInfo{ID: pid}); err != nil {
+		if err := h.Connect(limitedOK(ctx), peer.AddrInfo{ID: pid}); err != nil {
 			return nil, fmt.Errorf("peer %s unreachable: %w", pid, err)
 		}
 	}
@@ -265,7 +265,7 @@ func (t *Tunnel) acceptLoop() {
 }
 
 func (t *Tunnel) forward(c net.Conn) {
-	ctx, cancel := context.WithTimeout(t.ctx, streamOpenTimeout)
+	ctx, cancel := context.WithTimeout(limitedOK(t.ctx), streamOpenTimeout)
 	s, err := t.n.getHost().NewStream(ctx, t.peer, serviceProtocol(t.service))
 	cancel()
 	if err != nil {

@@ -27,7 +27,9 @@ type Status struct {
 	P2PAddrs    []string `json:"p2p_addrs"`
 	PeersOnline int      `json:"peers_online"`
 	InFlight    int      `json:"in_flight"`
-	Model       *struct {
+	// Reachability: "public", "private" or "unknown".
+	Reachability string `json:"reachability"`
+	Model        *struct {
 		ID     string `json:"id"`
 		Ready  bool   `json:"ready"`
 		Detail string `json:"detail"`
@@ -57,6 +59,8 @@ type Peer struct {
 	Online        bool     `json:"online"`
 	LastSeenMS    int64    `json:"last_seen_ms"`
 	RTTMS         float64  `json:"rtt_ms"`
+	Conn          string   `json:"conn"`
+	Transport     string   `json:"transport"`
 }
 
 // PlanDoc is GET /api/plan.
@@ -419,4 +423,43 @@ func (n *Node) Admin(path string, body, v any) error {
 func (n *Node) P2PAddr() string {
 	n.lab.t.Helper()
 	return fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", n.IP, P2PPort, n.PeerID())
+}
+
+// InviteToken reads the node's invite token (GET /api/token, an admin
+// endpoint: asked from the node's own machine).
+func (n *Node) InviteToken() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL("/api/token"), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Token string `json:"token"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s /api/token: %s", n.Name, resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	return v.Token, err
+}
+
+// PeerByName is the node's view of the peer called name.
+func (n *Node) PeerByName(name string) (Peer, bool) {
+	ps, err := n.Peers()
+	if err != nil {
+		return Peer{}, false
+	}
+	for _, p := range ps {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Peer{}, false
 }

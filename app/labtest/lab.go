@@ -71,6 +71,8 @@ type Lab struct {
 	token  string
 	bridge string // the namespace holding the bridge
 	netem  bool   // the kernel has tc's netem qdisc
+	// internet: built by NewInternet (bridge is the public segment).
+	internet bool
 
 	mu         sync.Mutex
 	namespaces []string // created, to delete

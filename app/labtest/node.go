@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 // Node is one machine of the lab.
@@ -25,6 +27,12 @@ type Node struct {
 	// the namespace. The host has no route into the lab (and is not given
 	// one), so the API keeps its default loopback address and needs no key.
 	Client *http.Client
+
+	// In an internet lab (NewInternet): the NAT kind of its home ("" on
+	// the public segment), its router's namespace and public address.
+	NAT    string
+	Router string
+	WANIP  string
 
 	lab   *Lab
 	relay *relay
@@ -49,8 +57,13 @@ func (n *Node) args() []string {
 	args := []string{n.lab.bin, "run",
 		"--data-dir", n.DataDir, "--api", APIAddr, "--name", n.Name,
 		"--threads", "1", "--ctx-size", "512", "--log-level", "debug",
-		"--token", n.lab.token, "--no-dht",
-		"--p2p-listen", fmt.Sprintf("/ip4/%s/tcp/%d", n.IP, P2PPort),
+		"--token", n.lab.token,
+	}
+	if n.lab.internet {
+		// As a user's node: the default port, the members' DHT on.
+		args = append(args, "--p2p-listen", fmt.Sprintf("/ip4/%s/tcp/%d", n.IP, netmesh.DefaultPort))
+	} else {
+		args = append(args, "--no-dht", "--p2p-listen", fmt.Sprintf("/ip4/%s/tcp/%d", n.IP, P2PPort))
 	}
 	if n.lab.opts.Args != nil {
 		args = append(args, n.lab.opts.Args(n.Index)...)

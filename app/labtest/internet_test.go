@@ -1,0 +1,157 @@
+package labtest_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/app/labtest"
+	"github.com/potluck-gpu/potluck/bench/fig"
+	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/netmesh"
+)
+
+// Friends across the internet. A member with a public address (pub), and
+// three homes, each behind its own NAT: two endpoint-independent (alice,
+// carol) and one symmetric (bob). Bob's network, joined with his invite
+// alone; alice and carol meet by hole punching, bob only through pub's
+// relay; a request from alice is served by bob; with pub gone the
+// hole-punched pair stays and the relayed one says it lost its relay; and
+// after a restart of all, without bob, the rest find each other again.
+func TestLabInternet(t *testing.T) {
+	enginetest.Runtime(t)
+	m := enginetest.TestModel(t)
+	lab := labtest.NewInternet(t, []labtest.Site{
+		{Name: "pub"},
+		{Name: "alice", NAT: labtest.NATEndpointIndependent},
+		{Name: "bob", NAT: labtest.NATSymmetric},
+		{Name: "carol", NAT: labtest.NATEndpointIndependent},
+	}, labtest.Options{})
+	pub, alice, bob, carol := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2], lab.Nodes[3]
+
+	// pub runs first; bob (whose network it is) learns pub's address from
+	// pub's invite, as from a friend's message.
+	pub.Start()
+	pub.PeerID() // in the mesh
+	pubInvite, err := pub.InviteToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Start("--token", pubInvite, "--model", m.Path, "--share", "server")
+	lab.Wait("bob and pub to meet", 60*time.Second, func() bool {
+		p, ok := bob.PeerByName("pub")
+		return ok && p.Online
+	})
+
+	// Bob's invite carries pub's public address: alice needs nothing else.
+	var invite string
+	lab.Wait("bob's invite to carry pub's address", 30*time.Second, func() bool {
+		invite, err = bob.InviteToken()
+		return err == nil && strings.Contains(inviteAddrs(t, invite), "/ip4/"+pub.IP+"/")
+	})
+	t.Logf("bob's invite carries: %s", inviteAddrs(t, invite))
+	joinStart := time.Now()
+	alice.Start("--token", invite)
+	carol.Start("--token", invite)
+	sees := func(n *labtest.Node, names ...string) func() bool {
+		return func() bool {
+			for _, name := range names {
+				if p, ok := n.PeerByName(name); !ok || !p.Online {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	lab.Wait("alice to see bob, carol and pub", 90*time.Second, sees(alice, "bob", "carol", "pub"))
+	joined := time.Since(joinStart)
+
+	// Hole punching between the endpoint-independent NATs; a relay for
+	// the symmetric one.
+	conn := func(n *labtest.Node, name string) string {
+		p, _ := n.PeerByName(name)
+		return p.Conn
+	}
+	took := lab.Wait("alice and carol hole-punched", 3*time.Minute, func() bool {
+		return conn(alice, "carol") == netmesh.ConnHolePunched || conn(carol, "alice") == netmesh.ConnHolePunched
+	})
+	t.Logf("hole punched %s after both joined", took)
+	lab.Wait("alice to reach bob through pub's relay", 2*time.Minute, func() bool {
+		return conn(alice, "bob") == netmesh.ConnRelayed
+	})
+	for _, n := range []*labtest.Node{alice, carol} {
+		if c := conn(n, "pub"); c != netmesh.ConnDirect {
+			t.Errorf("%s reaches pub %q; want direct", n.Name, c)
+		}
+	}
+	lab.Wait("reachability known", time.Minute, func() bool {
+		sp, _ := pub.Status()
+		sa, _ := alice.Status()
+		return sp.Reachability == netmesh.ReachabilityPublic && sa.Reachability == netmesh.ReachabilityPrivate
+	})
+
+	// A request from alice is served by bob, over the relay.
+	lab.Wait("alice to route to bob's model", time.Minute, func() bool {
+		nodes, err := alice.ModelNodes()
+		return err == nil && len(nodes[m.Alias]) > 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c, err := alice.Complete(ctx, 8)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Node, "bob") {
+		t.Errorf("X-Potluck-Node %q; want bob", c.Node)
+	}
+	ab, _ := alice.PeerByName("bob")
+	ac, _ := alice.PeerByName("carol")
+	report(t, fig.Figure{Section: "internet", Name: "join across two NATs with the token alone", Unit: "s",
+		Value: joined.Seconds(), Note: "from starting alice until she sees bob, carol and pub online"})
+	report(t, fig.Figure{Section: "internet", Name: "hole punching between two endpoint-independent NATs", Unit: "s",
+		Value: took.Seconds(), Note: "after both joined, until the direct connection replaced the relayed one"})
+	report(t, fig.Figure{Section: "internet", Name: "round trip relayed (symmetric NAT)", Unit: "ms", Value: ab.RTTMS,
+		Anchor: "round trip hole-punched", AnchorValue: ac.RTTMS, Relation: fmt.Sprintf("%+.2f ms", ab.RTTMS-ac.RTTMS),
+		Note: "namespaces on one machine: no link delay"})
+
+	// pub goes away: the hole-punched pair stays, the relayed one says
+	// what it lost.
+	pub.Kill()
+	lab.Wait("alice to say it lost its relay to bob", time.Minute, func() bool {
+		return conn(alice, "bob") == netmesh.ConnRelayLost
+	})
+	if c := conn(alice, "carol"); c != netmesh.ConnHolePunched && c != netmesh.ConnDirect {
+		t.Errorf("without pub, alice reaches carol %q; want the direct connection kept", c)
+	}
+	time.Sleep(5 * time.Second) // several heartbeats
+	if p, _ := alice.PeerByName("carol"); !p.Online {
+		t.Error("without pub, alice lost carol")
+	}
+
+	// Everyone stops; all but bob (the inviter) come back, from what they
+	// remember, and find each other again.
+	for _, n := range []*labtest.Node{alice, carol, bob} {
+		n.Stop()
+	}
+	pub.Restart()
+	alice.Restart()
+	carol.Restart()
+	reform := lab.Wait("the network to re-form without bob", 2*time.Minute, func() bool {
+		return sees(alice, "carol", "pub")() && sees(carol, "alice", "pub")()
+	})
+	report(t, fig.Figure{Section: "internet", Name: "network re-formed after a restart, without the inviter", Unit: "s",
+		Value: reform.Seconds(), Note: "from the last restart until alice and carol see each other and pub"})
+}
+
+// inviteAddrs lists the addresses an invite carries.
+func inviteAddrs(t *testing.T, invite string) string {
+	t.Helper()
+	tok, err := netmesh.ParseToken(invite)
+	if err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	return strings.Join(slices.Clone(tok.Addrs()), " ")
+}

@@ -1,0 +1,288 @@
+package netmesh
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+func init() {
+	// libp2p trusts an address that others say they see this node at
+	// only once four different peers said so: a defence against strangers
+	// on the public DHT lying. Every peer here holds the token, and a
+	// network of friends may have only two or three members online, so the
+	// word of one member is enough.
+	observedaddrs.ActivationThresh = 1
+}
+
+// Relay limits. The relay serves members only; the limits bound what one
+// relayed connection costs the member that relays it. Relayed peers are
+// left out of splits, so what crosses a relay is requests, answers and
+// gossip.
+var relayResources = relayv2.Resources{
+	Limit:                &relayv2.RelayLimit{Duration: 30 * time.Minute, Data: 256 << 20},
+	ReservationTTL:       time.Hour,
+	MaxReservations:      64,
+	MaxCircuits:          16,
+	BufferSize:           32 << 10,
+	MaxReservationsPerIP: 16,
+	// Friends behind one provider share an ASN: no limit beyond the total.
+	MaxReservationsPerASN: 64,
+}
+
+// Connection kinds, as Peers reports them.
+const (
+	ConnDirect      = "direct"       // dialed directly, or accepted
+	ConnHolePunched = "hole-punched" // direct, opened by hole punching through NATs
+	ConnRelayed     = "relayed"      // only through a relay member
+	ConnRelayLost   = "relay-lost"   // was relayed; its relay went away
+	ConnNone        = ""             // no connection (gossip through others only)
+)
+
+// Reachability, as Node.Reachability reports it.
+const (
+	ReachabilityUnknown = "unknown" // not yet known, or traversal is off
+	ReachabilityPublic  = "public"  // members outside this network can dial it
+	ReachabilityPrivate = "private" // behind a NAT or firewall: reached through relays and hole punching
+)
+
+// traversal is the node's NAT-traversal state.
+type traversal struct {
+	mu           sync.Mutex
+	punched      map[peer.ID]bool       // hole punching opened the current direct connection
+	relay        map[peer.ID]relayState // peers last seen relayed
+	reachability network.Reachability
+}
+
+type relayState int
+
+const (
+	relayUp   relayState = iota + 1 // reached through a relay
+	relayLost                       // was relayed, and that connection is gone
+)
+
+func newTraversal() *traversal {
+	return &traversal{punched: map[peer.ID]bool{}, relay: map[peer.ID]relayState{}}
+}
+
+// traversalOptions turn on AutoNAT, relays and hole punching (see
+// Config.Traversal), and port mapping.
+func (n *Node) traversalOptions() []libp2p.Option {
+	var opts []libp2p.Option
+	if n.cfg.Traversal {
+		opts = append(opts,
+			libp2p.EnableRelay(),
+			libp2p.EnableRelayService(relayv2.WithResources(relayResources), relayv2.WithACL(relayACL{n})),
+			libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
+				autorelay.WithMinCandidates(1),
+				autorelay.WithNumRelays(2),
+				autorelay.WithBootDelay(0),
+				autorelay.WithBackoff(30*time.Second),
+				autorelay.WithMinInterval(5*time.Second)),
+			libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{n})),
+			libp2p.EnableNATService(),
+		)
+	} else {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if n.cfg.PortMap && !loopbackOnly(n.cfg.ListenAddrs) {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	return opts
+}
+
+// loopbackOnly says whether every listen address is a loopback address:
+// such a node has nothing to forward.
+func loopbackOnly(addrs []string) bool {
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil || !manet.IsIPLoopback(m) {
+			return false
+		}
+	}
+	return len(addrs) > 0
+}
+
+// relayACL lets only admitted members reserve a slot or be relayed. Only
+// token holders can connect at all; this also turns away removed members.
+type relayACL struct{ n *Node }
+
+func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.n.admitted(p) }
+
+func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	return a.n.admitted(src) && a.n.admitted(dest)
+}
+
+// relayCandidates offers autorelay the members that may relay: online
+// members with a public address. Autorelay itself checks that a candidate
+// serves relays (members do once AutoNAT finds them reachable).
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, num)
+	var cands []peer.AddrInfo
+	for _, p := range n.roster.list() {
+		if !p.Online || len(cands) == num {
+			continue
+		}
+		pid, err := peer.Decode(p.PeerID)
+		if err != nil || !n.admitted(pid) {
+			continue
+		}
+		pi := peer.AddrInfo{ID: pid}
+		for _, a := range p.Addrs {
+			if m, err := ma.NewMultiaddr(a); err == nil && manet.IsPublicAddr(m) && !isRelayAddr(m) {
+				pi.Addrs = append(pi.Addrs, m)
+			}
+		}
+		if len(pi.Addrs) > 0 {
+			cands = append(cands, pi)
+		}
+	}
+	for _, c := range cands {
+		out <- c
+	}
+	close(out)
+	return out
+}
+
+func isRelayAddr(m ma.Multiaddr) bool {
+	_, err := m.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// punchTracer notes which peers hole punching connected.
+type punchTracer struct{ n *Node }
+
+func (t punchTracer) Trace(e *holepunch.Event) {
+	end, ok := e.Evt.(*holepunch.EndHolePunchEvt)
+	if !ok {
+		return
+	}
+	if end.Success {
+		t.n.trav.mu.Lock()
+		t.n.trav.punched[e.Remote] = true
+		t.n.trav.mu.Unlock()
+		t.n.log.Info("hole punching opened a direct connection", "peer", e.Remote.String(), "took", end.EllapsedTime.Round(time.Millisecond))
+		return
+	}
+	t.n.log.Info("hole punching failed; staying relayed", "peer", e.Remote.String(), "err", end.Error)
+}
+
+// watchReachability follows what AutoNAT says about this node.
+func (n *Node) watchReachability(ctx context.Context, h host.Host) {
+	sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		n.log.Debug("reachability events unavailable", "err", err)
+		return
+	}
+	n.spawn(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				r := e.(event.EvtLocalReachabilityChanged).Reachability
+				n.trav.mu.Lock()
+				changed := n.trav.reachability != r
+				n.trav.reachability = r
+				n.trav.mu.Unlock()
+				if changed {
+					n.log.Info("reachability from the internet", "reachable", reachabilityString(r))
+				}
+			}
+		}
+	})
+}
+
+// Reachability says whether members outside this node's LAN can dial it
+// directly: public, private or unknown.
+func (n *Node) Reachability() string {
+	n.trav.mu.Lock()
+	defer n.trav.mu.Unlock()
+	return reachabilityString(n.trav.reachability)
+}
+
+func reachabilityString(r network.Reachability) string {
+	switch r {
+	case network.ReachabilityPublic:
+		return ReachabilityPublic
+	case network.ReachabilityPrivate:
+		return ReachabilityPrivate
+	}
+	return ReachabilityUnknown
+}
+
+// connInfo says how this node is connected to pid: the kind (Conn*
+// constants), the transport, and the remote address of the best
+// connection.
+func (n *Node) connInfo(h host.Host, pid peer.ID) (kind, transport, addr string) {
+	conns := h.Network().ConnsToPeer(pid)
+	var best network.Conn
+	for _, c := range conns {
+		if best == nil || (isRelayAddr(best.RemoteMultiaddr()) && !isRelayAddr(c.RemoteMultiaddr())) {
+			best = c
+		}
+	}
+	n.trav.mu.Lock()
+	defer n.trav.mu.Unlock()
+	if best == nil {
+		delete(n.trav.punched, pid)
+		switch n.trav.relay[pid] {
+		case relayUp:
+			n.trav.relay[pid] = relayLost
+			n.log.Info("lost the relay to a peer: it is reached through other members only", "peer", pid.String())
+			return ConnRelayLost, "", ""
+		case relayLost:
+			return ConnRelayLost, "", ""
+		}
+		return ConnNone, "", ""
+	}
+	addr = best.RemoteMultiaddr().String()
+	transport = transportOf(best.RemoteMultiaddr())
+	if isRelayAddr(best.RemoteMultiaddr()) {
+		n.trav.relay[pid] = relayUp
+		delete(n.trav.punched, pid)
+		return ConnRelayed, transport, addr
+	}
+	delete(n.trav.relay, pid)
+	if n.trav.punched[pid] {
+		return ConnHolePunched, transport, addr
+	}
+	return ConnDirect, transport, addr
+}
+
+// transportOf names the transport of a (possibly relayed) address: the
+// part that reaches the peer, e.g. "tcp", "quic" or "tcp via relay".
+func transportOf(m ma.Multiaddr) string {
+	var names []string
+	for _, c := range m {
+		switch c.Protocol().Code {
+		case ma.P_TCP, ma.P_QUIC_V1, ma.P_WS, ma.P_WEBTRANSPORT:
+			names = append(names, c.Protocol().Name)
+		}
+	}
+	names = slices.Compact(names)
+	if len(names) == 0 {
+		return ""
+	}
+	if isRelayAddr(m) {
+		return names[0] + " via relay"
+	}
+	return names[len(names)-1]
+}
