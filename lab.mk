@@ -9,13 +9,17 @@
 #
 #   make lab        the scenarios, verbose, then the measured figures (LAB lines)
 #   make test-lab   the scenarios as CI runs them
+#   make soak       the real-size scenario with a long steady run (SOAK=10m) and
+#                   a worker killed in the middle of the load
 
 GO            ?= go
 LAB_TESTFLAGS ?= -timeout 25m
 LAB_RUN       ?= ^TestLab
 LAB_LOG       ?= bin/lab.log
 
-.PHONY: lab test-lab
+SOAK          ?= 10m
+
+.PHONY: lab test-lab soak
 
 lab: llama
 	@mkdir -p $(dir $(LAB_LOG))
@@ -25,3 +29,9 @@ lab: llama
 
 test-lab: llama
 	$(GO) test $(LAB_TESTFLAGS) -count=1 -p 1 -run '$(LAB_RUN)' ./app/labtest/
+
+soak: llama
+	@mkdir -p bin
+	@{ POTLUCK_TEST_SOAK=$(SOAK) $(GO) test -timeout 90m -count=1 -p 1 -v -run '^TestLabRealSize$$' ./app/labtest/; echo $$? > bin/soak.status; } 2>&1 | tee bin/soak.log
+	@echo; echo "Measured (also in bin/soak.log):"; grep -o 'LAB .*' bin/soak.log || true
+	@exit $$(cat bin/soak.status)

@@ -33,6 +33,11 @@ func launch(d labtest.PlanDoc) string {
 // serves a light load; and a worker killed after the load makes the head
 // re-plan while requests wait or get a 503, never hang.
 //
+// `make soak` (POTLUCK_TEST_SOAK=10m) runs the steady part for that long,
+// and first kills a worker in the middle of the load: the head re-plans
+// without it, requests meanwhile wait or get a 503, and once the worker is
+// back the split takes it again.
+//
 // It sits in the last file of the package so that it runs last: it leaves
 // gigabytes for the kernel to write back, which would slow the timing of
 // the scenarios after it.
@@ -65,9 +70,14 @@ func TestLabRealSize(t *testing.T) {
 		return on[ids[0]] && on[ids[1]]
 	})
 
+	soak := os.Getenv("POTLUCK_TEST_SOAK") != ""
 	start := time.Now()
 	if _, err := adminPost(head, "/api/serve", map[string]any{"model": model}, time.Minute); err != nil {
 		t.Fatal(err)
+	}
+	if soak {
+		killDuringLoad(t, lab, ids)
+		start = time.Now()
 	}
 	var details []string
 	lab.Wait("the 4 GB model split over both workers", 10*time.Minute, func() bool {
@@ -84,6 +94,9 @@ func TestLabRealSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	replans := strings.Count(head.Logs(2000), "plan changed")
+	if soak {
+		replans = 0 // the kill re-planned on purpose
+	}
 	t.Logf("LAB real size: %d MB over links capped at %d Mbit/s loaded in %s; llama-server starts %d; re-plans %d",
 		fi.Size()>>20, mbit, loaded.Round(time.Second), st.Model.State.Starts, replans)
 	if st.Model.State.Starts != 1 || replans != 0 {
@@ -98,6 +111,7 @@ func TestLabRealSize(t *testing.T) {
 
 	// Steady: a light load, and nothing moves.
 	plan, _ := head.Plan()
+	before := strings.Count(head.Logs(2000), "plan changed")
 	steady := enginetest.SoakDuration(time.Minute)
 	for end := time.Now().Add(steady); time.Now().Before(end); time.Sleep(5 * time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -115,17 +129,54 @@ func TestLabRealSize(t *testing.T) {
 			t.Fatalf("the plan moved during the steady run:\n%s\nto\n%s", plan.Plan.String(), p.Plan.String())
 		}
 	}
-	if n := strings.Count(head.Logs(2000), "plan changed"); n != 0 {
+	if n := strings.Count(head.Logs(2000), "plan changed") - before; n != 0 {
 		t.Errorf("%d re-plans during the steady run", n)
 	}
 
 	// A worker dies: requests wait for the re-plan or get a 503 with
 	// Retry-After; none hangs.
 	w2.Kill()
+	outcomes := requestsMeanwhile(head, 6)
+	t.Logf("LAB real size: requests while a worker was lost: %v", outcomes)
+	if n := outcomes["200"] + outcomes["503 with Retry-After"]; n != 6 {
+		t.Errorf("while re-planning: %v; want each request served or told to retry", outcomes)
+	}
+	lab.Wait("the head serving with the worker left", 10*time.Minute, func() bool { return planUses(head, ids[:1], ids[1:]) })
+}
+
+// killDuringLoad kills the second worker once the head is sending it
+// weights, checks that requests meanwhile are served or told to retry,
+// that the head serves without it, and takes it back once it restarts.
+func killDuringLoad(t *testing.T, lab *labtest.Lab, ids []string) {
+	head, w2 := lab.Nodes[0], lab.Nodes[2]
+	lab.Wait("the head sending weights to the workers", 5*time.Minute, func() bool {
+		st, err := head.Status()
+		return err == nil && st.Model != nil && strings.Contains(st.Model.Detail, "sent to the workers") &&
+			!strings.Contains(st.Model.Detail, "loading: 0 ")
+	})
+	st, _ := head.Status()
+	t.Logf("LAB real size: killing w2 at %q", st.Model.Detail)
+	w2.Kill()
+	outcomes := requestsMeanwhile(head, 4)
+	t.Logf("LAB real size: requests while a worker was lost in the load: %v", outcomes)
+	if n := outcomes["200"] + outcomes["503 with Retry-After"]; n != 4 {
+		t.Errorf("after a worker died in the load: %v; want each request served or told to retry", outcomes)
+	}
+	took := lab.Wait("the head serving without the worker killed in the load", 15*time.Minute, func() bool {
+		return planUses(head, ids[:1], ids[1:])
+	})
+	t.Logf("LAB real size: served without the lost worker %s after the kill", took.Round(time.Second))
+	w2.Restart()
+}
+
+// requestsMeanwhile sends n completions, a second apart, and counts how
+// each ended: 200, 503 with Retry-After, another status, or no answer
+// within 4 minutes.
+func requestsMeanwhile(head *labtest.Node, n int) map[string]int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	outcomes := map[string]int{}
-	for range 6 {
+	for range n {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
@@ -152,9 +203,5 @@ func TestLabRealSize(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	wg.Wait()
-	t.Logf("LAB real size: requests while a worker was lost: %v", outcomes)
-	if n := outcomes["200"] + outcomes["503 with Retry-After"]; n != 6 {
-		t.Errorf("while re-planning: %v; want each request served or told to retry", outcomes)
-	}
-	lab.Wait("the head serving with the worker left", 10*time.Minute, func() bool { return planUses(head, ids[:1], ids[1:]) })
+	return outcomes
 }
