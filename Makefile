@@ -19,12 +19,12 @@ export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 # The last line is for the tray's end-to-end test: a virtual display, a
 # session bus and a StatusNotifier host; chromium is for the browser test.
 DEB_PACKAGES := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
-	libxinerama-dev libxi-dev libxxf86vm-dev pci.ids debian-archive-keyring iproute2 mesa-vulkan-drivers \
+	libxinerama-dev libxi-dev libxxf86vm-dev pci.ids debian-archive-keyring iproute2 nftables mesa-vulkan-drivers \
 	xvfb dbus haskell-gtk-sni-tray-utils xdotool imagemagick x11-utils xauth chromium
 
 MODEL ?= $(if $(wildcard $(SHARED)),$(SHARED),$(TINY))
 
-SDK_DIR := server/testdata/openai-sdk
+SDK_DIR := server/testdata/sdk
 
 .PHONY: all deps build llama run test test-mdns fuzz gpu-check lint tidy clean sdk
 
