@@ -191,8 +191,20 @@ func TestNodeAPIJoinLeave(t *testing.T) {
 	if err := getJSON(b.api+"/api/token", &tok); err == nil {
 		t.Errorf("/api/token answered a request that was not JSON")
 	}
-	if err := adminGetJSON(b.api+"/api/token", &tok); err != nil || tok.Token != token {
-		t.Errorf("/api/token = %q, %v", tok.Token, err)
+	if err := adminGetJSON(b.api+"/api/token", &tok); err != nil {
+		t.Errorf("/api/token: %v", err)
+	}
+	// The invite is the network's token with the addresses of b and of
+	// the members it sees.
+	invite, err := netmesh.ParseToken(tok.Token)
+	joined, _ := netmesh.ParseToken(token)
+	if err != nil || !invite.SameNetwork(joined) {
+		t.Errorf("/api/token is not an invite to the network joined: %v", err)
+	}
+	for _, id := range []string{b.meshStatus(t).PeerID, aID} {
+		if !strings.Contains(strings.Join(invite.Addrs(), " "), "/p2p/"+id) {
+			t.Errorf("the invite lacks the addresses of %s: %q", id, invite.Addrs())
+		}
 	}
 	resp, err = http.Post(b.api+"/api/leave", "application/json", nil)
 	if err != nil {
