@@ -53,10 +53,26 @@ func (u *ui) showDashboard() {
 	if u.dash == nil {
 		u.dash = newDashboard(u)
 	}
+	u.dashForHost = false // asked for: it stays when a tray host appears
 	u.dashVisible.Store(true)
 	u.dash.win.Show()
 	u.dash.win.RequestFocus()
 	u.requestRefresh()
+}
+
+// trayShown follows the tray host: once it shows the icon, a dashboard
+// that opened only for lack of one closes. Fyne thread.
+func (u *ui) trayShown(shown bool) {
+	u.iconShown = shown
+	if !shown || !u.dashForHost {
+		return
+	}
+	u.dashForHost = false
+	if u.dash != nil && u.dashVisible.Load() {
+		u.dashVisible.Store(false)
+		u.dash.win.Hide()
+		u.log.Info("dashboard closed: the tray icon is shown")
+	}
 }
 
 func newDashboard(u *ui) *dashboard {
@@ -103,6 +119,7 @@ func newDashboard(u *ui) *dashboard {
 			return
 		}
 		u.dashVisible.Store(false)
+		u.dashForHost = false
 		d.win.Hide()
 	})
 	d.update(snapshot{Status: u.status, Peers: u.peers, Full: true})

@@ -7,8 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"image"
-	"image/png"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -41,6 +40,37 @@ var e2eTools = map[string]string{
 // private session bus and a StatusNotifier watcher and host, and drives it
 // through D-Bus like a desktop would.
 func TestE2E(t *testing.T) {
+	bin := e2eBinary(t)
+	shots := t.TempDir()
+	if *updateDocs {
+		shots = filepath.Join(moduleRoot(t), "docs")
+	}
+
+	t.Run("tray", func(t *testing.T) { e2eTray(t, bin, shots) })
+	t.Run("no session bus", func(t *testing.T) { e2eNoBus(t, bin) })
+	t.Run("no display", func(t *testing.T) { e2eHeadless(t, bin) })
+}
+
+// e2eBuild is the potluck command, built once for every end-to-end test
+// and removed by TestMain.
+var e2eBuild struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if e2eBuild.dir != "" {
+		os.RemoveAll(e2eBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// e2eBinary checks what the end-to-end tests need and returns the potluck
+// command; it skips with -short or while main does not start the tray.
+func e2eBinary(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: not with -short")
 	}
@@ -54,23 +84,23 @@ func TestE2E(t *testing.T) {
 		slices.Sort(missing)
 		t.Fatalf("the tray end-to-end test needs: apt-get install %s", strings.Join(missing, " "))
 	}
-	root := moduleRoot(t)
 	if !mainUsesTray(t) {
 		t.Skip("main does not start the tray yet: `potluck` with no command must call tray.Run (see tray.Run's doc)")
 	}
-	bin := filepath.Join(t.TempDir(), "potluck")
-	build := exec.Command("go", "build", "-o", bin, "github.com/potluck-gpu/potluck")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	e2eBuild.once.Do(func() {
+		if e2eBuild.dir, e2eBuild.err = os.MkdirTemp("", "potluck-e2e-"); e2eBuild.err != nil {
+			return
+		}
+		e2eBuild.bin = filepath.Join(e2eBuild.dir, "potluck")
+		build := exec.Command("go", "build", "-o", e2eBuild.bin, "github.com/potluck-gpu/potluck")
+		if out, err := build.CombinedOutput(); err != nil {
+			e2eBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if e2eBuild.err != nil {
+		t.Fatal(e2eBuild.err)
 	}
-	shots := t.TempDir()
-	if *updateDocs {
-		shots = filepath.Join(root, "docs")
-	}
-
-	t.Run("tray", func(t *testing.T) { e2eTray(t, bin, shots) })
-	t.Run("no session bus", func(t *testing.T) { e2eNoBus(t, bin) })
-	t.Run("no display", func(t *testing.T) { e2eHeadless(t, bin) })
+	return e2eBuild.bin
 }
 
 func e2eTray(t *testing.T, bin, shots string) {
@@ -163,6 +193,18 @@ type xdesk struct {
 }
 
 func newDesktop(t *testing.T, withTray bool) *xdesk {
+	d := newXServer(t)
+	if !withTray {
+		d.env = append(d.env, "DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(d.dir, "no-bus"))
+		return d
+	}
+	d.startBus(t)
+	d.startWatcher(t)
+	return d
+}
+
+// newXServer starts an X server, with no session bus yet.
+func newXServer(t *testing.T) *xdesk {
 	d := &xdesk{dir: t.TempDir()}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -178,14 +220,21 @@ func newDesktop(t *testing.T, withTray bool) *xdesk {
 		t.Fatalf("Xvfb did not start: %v", err)
 	}
 	d.env = append(d.env, "DISPLAY=:"+strings.TrimSpace(display))
-	if !withTray {
-		d.env = append(d.env, "DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(d.dir, "no-bus"))
-		return d
+	return d
+}
+
+// startBus starts a session bus for the desktop, with no tray host yet.
+func (d *xdesk) startBus(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	daemon := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
-	stdout, _ := daemon.StdoutPipe()
+	daemon := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=3")
+	daemon.ExtraFiles = []*os.File{w}
 	background(t, daemon)
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	w.Close()
+	addr, err := bufio.NewReader(r).ReadString('\n')
+	r.Close()
 	if err != nil {
 		t.Fatalf("dbus-daemon did not start: %v", err)
 	}
@@ -195,18 +244,74 @@ func newDesktop(t *testing.T, withTray bool) *xdesk {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.bus.Close() })
-	watcher := exec.Command("gtk-sni-tray-standalone", "--watcher")
-	watcher.Env = append(os.Environ(), d.env...)
-	background(t, watcher)
-	poll(t, 30*time.Second, "the StatusNotifierWatcher", func() bool {
-		var has bool
-		return d.bus.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, watcherName).Store(&has) == nil && has
-	})
-	return d
 }
 
-// background starts cmd and stops it when the test ends.
-func background(t *testing.T, cmd *exec.Cmd) {
+// startWatcher starts a tray panel: a StatusNotifier watcher and host, and
+// waits until its host is registered with its watcher. The returned
+// function stops it (SIGTERM, as when a panel restarts) and waits until its
+// watcher has left the bus.
+//
+// The panel sometimes dies as it starts (its host asks its watcher before
+// the watcher serves: UnknownObject); it is then started again.
+func (d *xdesk) startWatcher(t *testing.T) (stop func()) {
+	t.Helper()
+	out := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("tray panel output:\n%s", out.String())
+		}
+	})
+	for try := 1; ; try++ {
+		watcher := exec.Command("gtk-sni-tray-standalone", "--watcher")
+		// NO_AT_BRIDGE: no accessibility bus, whose processes outlive the test.
+		watcher.Env = append(os.Environ(), append(d.env, "NO_AT_BRIDGE=1")...)
+		watcher.Stdout, watcher.Stderr = out, out
+		end, exited := background(t, watcher)
+		stop = func() {
+			t.Helper()
+			end()
+			poll(t, 10*time.Second, "the StatusNotifierWatcher to leave", func() bool { return !d.hasWatcher() })
+		}
+		if d.panelUp(watcher.Process.Pid, exited) {
+			return stop
+		}
+		stop()
+		if try == 3 {
+			t.Fatalf("the tray panel did not start in %d tries", try)
+		}
+		t.Logf("the tray panel did not come up; starting it again. It said:\n%s", out.String())
+	}
+}
+
+// panelUp waits until the panel with this pid owns the watcher's name and
+// its host is registered: true, or false when it exits first or 30 s pass.
+func (d *xdesk) panelUp(pid int, exited <-chan struct{}) bool {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		var owner uint32
+		if d.bus.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, watcherName).Store(&owner) != nil || int(owner) != pid {
+			continue
+		}
+		v, err := d.bus.Object(watcherName, "/StatusNotifierWatcher").GetProperty(watcherName + ".IsStatusNotifierHostRegistered")
+		if up, _ := v.Value().(bool); err == nil && up {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *xdesk) hasWatcher() bool {
+	var has bool
+	return d.bus.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, watcherName).Store(&has) == nil && has
+}
+
+// background starts cmd and stops it when the test ends, or earlier when
+// stop is called; exited closes when it ends.
+func background(t *testing.T, cmd *exec.Cmd) (stop func(), exited <-chan struct{}) {
 	t.Helper()
 	if cmd.Stderr == nil {
 		cmd.Stderr = io.Discard
@@ -214,17 +319,22 @@ func background(t *testing.T, cmd *exec.Cmd) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", cmd.Path, err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop, done
 }
 
 // poll waits for cond, checking every 100 ms.
@@ -429,100 +539,19 @@ func (d *xdesk) window(t *testing.T, title string) string {
 	t.Helper()
 	var id string
 	poll(t, 30*time.Second, "the window "+title, func() bool {
-		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^"+title+"$")
-		cmd.Env = append(os.Environ(), d.env...)
-		out, _ := cmd.Output()
-		id, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+		id = d.visibleWindow(title)
 		return id != ""
 	})
 	return id
 }
 
-// capture takes a PNG of a window, or of the screen when id is "".
-func (d *xdesk) capture(t *testing.T, id string) []byte {
-	t.Helper()
-	if id == "" {
-		id = "root"
-	}
-	cmd := exec.Command("import", "-window", id, "png:-")
+// visibleWindow is the id of a visible window with this title, or "".
+func (d *xdesk) visibleWindow(title string) string {
+	cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^"+title+"$")
 	cmd.Env = append(os.Environ(), d.env...)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("import -window %s: %v", id, err)
-	}
-	return out
-}
-
-func (d *xdesk) screen(t *testing.T) []byte { return d.capture(t, "") }
-
-// settled waits until a capture differs from before (when given), is not
-// blank and is the same twice running: drawing is done.
-func (d *xdesk) settled(t *testing.T, id string, before []byte) []byte {
-	t.Helper()
-	var last, cur []byte
-	poll(t, 30*time.Second, "the screen to settle", func() bool {
-		last, cur = cur, d.capture(t, id)
-		return !bytes.Equal(cur, before) && bytes.Equal(cur, last) && !blank(cur)
-	})
-	return cur
-}
-
-// cropChange crops after to what differs from before, with the top-left
-// corner (where the tray icon is) and a margin.
-func cropChange(t *testing.T, before, after []byte) []byte {
-	t.Helper()
-	a, err1 := png.Decode(bytes.NewReader(before))
-	b, err2 := png.Decode(bytes.NewReader(after))
-	if err1 != nil || err2 != nil {
-		t.Fatalf("decoding screenshots: %v, %v", err1, err2)
-	}
-	r := b.Bounds()
-	box := image.Rect(0, 0, 40, 40)
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			if a.At(x, y) != b.At(x, y) {
-				box = box.Union(image.Rect(x, y, x+1, y+1))
-			}
-		}
-	}
-	box = image.Rect(box.Min.X, box.Min.Y, box.Max.X+24, box.Max.Y+24).Intersect(r)
-	sub := b.(interface {
-		SubImage(image.Rectangle) image.Image
-	}).SubImage(box)
-	var out bytes.Buffer
-	if err := png.Encode(&out, sub); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
-}
-
-// blank reports whether a PNG has a single colour.
-func blank(b []byte) bool {
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		return true
-	}
-	r := img.Bounds()
-	first := img.At(r.Min.X, r.Min.Y)
-	for y := r.Min.Y; y < r.Max.Y; y += 3 {
-		for x := r.Min.X; x < r.Max.X; x += 3 {
-			if img.At(x, y) != first {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func (d *xdesk) save(t *testing.T, name string, png []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", name)
+	out, _ := cmd.Output() // exit status 1: none
+	id, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return id
 }
 
 // syncBuffer is a bytes.Buffer safe for a process and the test to share.

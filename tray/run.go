@@ -20,8 +20,9 @@ import (
 //
 // It returns ErrNoDisplay without a display (see CanShow) and ErrRunning
 // when another tray app has the same data directory (it was asked to show
-// its dashboard). Without a tray host it opens the dashboard instead of an
-// icon; without a D-Bus session bus it does not touch the tray at all.
+// its dashboard). Without a tray host it opens the dashboard, and closes it
+// again when a host appears later and shows the icon; without a D-Bus
+// session bus it does not touch the tray at all.
 func Run(ctx context.Context, ctrl app.Controller, opts Options) error {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
@@ -72,12 +73,20 @@ func Run(ctx context.Context, ctrl app.Controller, opts Options) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { u.run(ctx) })
 	wg.Go(func() { inst.serve(ctx, func() { fyne.Do(u.showDashboard) }) })
+	if u.tray != nil {
+		wg.Go(func() {
+			followTrayHost(ctx, log, func(shown bool) { fyne.Do(func() { u.trayShown(shown) }) })
+		})
+	}
 	stop := context.AfterFunc(ctx, func() { quit(a) })
 	defer stop()
 
 	a.Lifecycle().SetOnStarted(func() {
-		if openDashboard || !useTray {
+		if u.tray == nil {
+			u.showDashboard() // the dashboard is the app
+		} else if openDashboard && !u.iconShown {
 			u.showDashboard()
+			u.dashForHost = true
 		}
 	})
 	a.Run()

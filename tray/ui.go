@@ -51,6 +51,9 @@ type ui struct {
 	dash      *dashboard
 	memory    *memoryWindow
 	models    *modelsWindow
+
+	iconShown   bool // a tray host lists the icon
+	dashForHost bool // the dashboard is open only because no tray host showed the icon
 }
 
 func newUI(ctx context.Context, a fyne.App, ctrl app.Controller, opts Options) *ui {

@@ -380,3 +380,46 @@ func TestDevicesMenu(t *testing.T) {
 	h.u.items.devices.ChildMenu.Items[0].Action() // back to automatic
 	eventually("automatic again", func() bool { return len(choice()) == 0 })
 }
+
+func TestDashboardFollowsTrayHost(t *testing.T) {
+	opened := func(t *testing.T) *harness {
+		h := newHarness(t)
+		h.u.showDashboard()
+		h.u.dashForHost = true // as Run does when no tray host shows the icon
+		return h
+	}
+	t.Run("opened for lack of a host closes", func(t *testing.T) {
+		h := opened(t)
+		h.u.trayShown(false) // the host is still missing
+		if !h.u.dashVisible.Load() {
+			t.Fatal("the dashboard closed with no tray host")
+		}
+		h.u.trayShown(true)
+		if h.u.dashVisible.Load() {
+			t.Fatal("the dashboard stays open once the icon is shown")
+		}
+		h.u.trayShown(false) // the panel restarts
+		h.u.trayShown(true)
+		if h.u.dashVisible.Load() {
+			t.Error("the dashboard reopened")
+		}
+	})
+	t.Run("asked for stays", func(t *testing.T) {
+		h := opened(t)
+		h.u.showDashboard() // a second launch, or the menu
+		h.u.trayShown(true)
+		if !h.u.dashVisible.Load() {
+			t.Error("the dashboard the user asked for closed")
+		}
+	})
+	t.Run("reopened after the icon showed stays", func(t *testing.T) {
+		h := opened(t)
+		h.u.trayShown(true)
+		h.u.showDashboard()
+		h.u.trayShown(false)
+		h.u.trayShown(true)
+		if !h.u.dashVisible.Load() {
+			t.Error("the dashboard the user reopened closed")
+		}
+	})
+}
