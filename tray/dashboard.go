@@ -42,7 +42,7 @@ type dashboard struct {
 
 // Column headings of the dashboard's tables.
 var (
-	peerColumns    = []string{"Name", "Mode", "Memory", "Online", "RTT", "Version", "Models"}
+	peerColumns    = []string{"Name", "Mode", "Memory", "Online", "Connection", "RTT", "Version", "Models"}
 	requestColumns = []string{"Time", "Model", "Served by", "Status", "Took"}
 	memberColumns  = []string{"Name", "Peer ID", "Status", "First seen", "Last seen"}
 )
@@ -221,7 +221,7 @@ func machineLines(st app.Status) []string {
 	}
 	lines = append(lines, describeHardware(st.Hardware)...)
 	if st.InMesh {
-		lines = append(lines, fmt.Sprintf("Network: in a mesh, %s online", plural(st.PeersOnline, "peer", "peers")))
+		lines = append(lines, fmt.Sprintf("Network: in a mesh, %s online%s", plural(st.PeersOnline, "peer", "peers"), reachLabel(st.Reachability)))
 	} else {
 		lines = append(lines, "Network: none yet")
 	}
@@ -317,7 +317,7 @@ func peerRows(peers []app.Peer) [][]string {
 			rtt = fmt.Sprintf("%.0f ms", p.RTTMS)
 		}
 		models := strings.Join(p.Models, ", ")
-		rows = append(rows, []string{peerName(p), modeLabel(p.Mode), formatBytes(p.MemoryOffered), online, rtt, orDash(p.Version), orDash(models)})
+		rows = append(rows, []string{peerName(p), modeLabel(p.Mode), formatBytes(p.MemoryOffered), online, connLabel(p), rtt, orDash(p.Version), orDash(models)})
 	}
 	return rows
 }
@@ -347,4 +347,37 @@ func memberRows(v app.MembersView) [][]string {
 		rows = append(rows, []string{m.Label(), id, m.State(), m.FirstSeen.Local().Format("2006-01-02 15:04"), m.LastSeen.Local().Format("2006-01-02 15:04")})
 	}
 	return rows
+}
+
+// connLabel says how this machine reaches a peer (see app.Peer's Conn).
+func connLabel(p app.Peer) string {
+	var kind string
+	switch p.Conn {
+	case "direct":
+		kind = "direct"
+	case "hole-punched":
+		kind = "direct (hole-punched)"
+	case "relayed":
+		return "through a relay"
+	case "relay-lost":
+		return "lost its relay"
+	default:
+		return "through others"
+	}
+	if p.Transport != "" {
+		kind += ", " + p.Transport
+	}
+	return kind
+}
+
+// reachLabel says whether members across the internet can dial this
+// machine.
+func reachLabel(r string) string {
+	switch r {
+	case "public":
+		return "; reachable from the internet"
+	case "private":
+		return "; behind a NAT (friends outside reach it through relays and hole punching)"
+	}
+	return ""
 }

@@ -99,7 +99,7 @@ func TestRows(t *testing.T) {
 	peers := []app.Peer{
 		{ID: "b", Name: "bob", Online: false, LastSeenMS: 90_000},
 		{ID: "z", Name: "zed", Online: true, Mode: app.ShareWorker, MemoryOffered: 8 << 30},
-		{ID: "a", Name: "alice", Online: true, Mode: app.ShareServer, Models: []string{"m1", "m2"}, RTTMS: 3.4, Version: "0.2"},
+		{ID: "a", Name: "alice", Online: true, Mode: app.ShareServer, Models: []string{"m1", "m2"}, RTTMS: 3.4, Version: "0.2", Conn: "hole-punched", Transport: "tcp"},
 	}
 	rows := peerRows(peers)
 	var names []string
@@ -109,7 +109,7 @@ func TestRows(t *testing.T) {
 	if !slices.Equal(names, []string{"alice", "zed", "bob"}) {
 		t.Errorf("peer order %q", names)
 	}
-	if want := []string{"alice", "Full server", "0 GB", "yes", "3 ms", "0.2", "m1, m2"}; !slices.Equal(rows[0], want) {
+	if want := []string{"alice", "Full server", "0 GB", "yes", "direct (hole-punched), tcp", "3 ms", "0.2", "m1, m2"}; !slices.Equal(rows[0], want) {
 		t.Errorf("alice row %q, want %q", rows[0], want)
 	}
 	if rows[2][3] != "no, seen 1m30s ago" {
