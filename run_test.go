@@ -99,7 +99,8 @@ func startPotluckEnv(t *testing.T, env []string, args ...string) *proc {
 	api := fmt.Sprintf("127.0.0.1:%d", port)
 	all := append([]string{"run", "--api", api, "--data-dir", t.TempDir(), "--threads", "1", "--ctx-size", "512", "--log-level", "debug"}, args...)
 	cmd := exec.Command(potluckBinary(t), all...)
-	cmd.Env = append(os.Environ(), env...)
+	// Nothing a test runs asks the machine's router for a port.
+	cmd.Env = append(append(os.Environ(), "POTLUCK_P2P_DISABLE_PORT_MAP=1"), env...)
 	p := &proc{cmd: cmd, api: "http://" + api, logs: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {

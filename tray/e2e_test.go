@@ -378,7 +378,7 @@ func startPotluck(t *testing.T, bin string, env []string) *potluck {
 		"POTLUCK_DATA_DIR=" + filepath.Join(home, "data"), "POTLUCK_API=" + api, "POTLUCK_NAME=kitchen",
 		// The network "Share this computer" starts stays on this machine:
 		// no DHT (public bootstrap nodes), no mDNS on real interfaces.
-		"POTLUCK_P2P_DISABLE_DHT=1", "POTLUCK_P2P_DISABLE_MDNS=1", "POTLUCK_P2P_LISTEN_MADDRS=/ip4/127.0.0.1/tcp/0",
+		"POTLUCK_P2P_DISABLE_DHT=1", "POTLUCK_P2P_DISABLE_MDNS=1", "POTLUCK_P2P_DISABLE_PORT_MAP=1", "POTLUCK_P2P_LISTEN_MADDRS=/ip4/127.0.0.1/tcp/0",
 	}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
