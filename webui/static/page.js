@@ -1,0 +1,364 @@
+// Potluck's web page: reads the node API once a second and chats through
+// /v1/chat/completions. It changes nothing on the node. Everything it shows
+// is set with textContent: peer names come from other machines.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const KEY = "potluck-api-key";
+  const POLL_MS = 1000;
+  const MODELS_EVERY = 5; // polls between model list refreshes
+
+  let key = sessionStorage.getItem(KEY) || "";
+  let askingKey = false;
+  let timer = 0;
+  let polls = 0;
+  let chatting = null; // the AbortController of the answer being streamed
+  const history = [];
+
+  class Unauthorized extends Error {}
+
+  // api fetches path from this node, with the API key when there is one.
+  async function api(path, init = {}) {
+    const headers = new Headers(init.headers || {});
+    if (key) headers.set("Authorization", "Bearer " + key);
+    const resp = await fetch(path, { ...init, headers, cache: "no-store", credentials: "omit" });
+    if (resp.status === 401) {
+      askKey(key ? "The node refused that key. Enter its API key again." : "");
+      throw new Unauthorized("this node needs its API key");
+    }
+    return resp;
+  }
+
+  async function errorText(resp) {
+    let text = await resp.text();
+    try {
+      const j = JSON.parse(text);
+      if (j.error && j.error.message) text = j.error.message;
+    } catch (_) { /* not JSON: show it as it is */ }
+    return (resp.status + " " + text).slice(0, 600);
+  }
+
+  async function getJSON(path) {
+    const resp = await api(path);
+    if (!resp.ok) throw new Error(path + ": " + (await errorText(resp)));
+    return resp.json();
+  }
+
+  function askKey(why) {
+    askingKey = true;
+    clearTimeout(timer);
+    if (why) $("key-why").textContent = why;
+    const form = $("key-form");
+    if (form.hidden) {
+      form.hidden = false;
+      $("key").focus();
+    }
+    setLive("bad", "needs the API key");
+  }
+
+  $("key-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    key = $("key").value.trim();
+    $("key").value = "";
+    sessionStorage.setItem(KEY, key);
+    $("key-form").hidden = true;
+    askingKey = false;
+    polls = 0;
+    poll();
+  });
+
+  function setLive(kind, text) {
+    const live = $("live");
+    live.className = "pill " + kind;
+    live.textContent = text;
+  }
+
+  function showError(msg) {
+    const e = $("error");
+    e.hidden = !msg;
+    e.textContent = msg || "";
+  }
+
+  // el builds an element: el("td", {className: "num"}, "text", child...).
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    Object.assign(e, props || {});
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : String(c));
+    }
+    return e;
+  }
+
+  function bytes(n) {
+    if (!n) return "0 B";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + " " + units[i];
+  }
+
+  function duration(s) {
+    if (s < 60) return Math.round(s) + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+    return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
+  }
+
+  // nodeName turns "name/peer-id" into its name, keeping the rest for a tooltip.
+  function nodeName(n) {
+    const i = (n || "").indexOf("/");
+    return i < 0 ? (n || "") : n.slice(0, i);
+  }
+
+  function renderNode(st) {
+    $("node-name").textContent = st.name ? "· " + st.name : "";
+    document.title = st.name ? "Potluck · " + st.name : "Potluck";
+    const facts = [
+      ["Name", st.name],
+      ["State", st.state],
+      ["Version", st.version],
+      ["Up for", duration(st.uptime_s || 0)],
+      ["Network", st.in_mesh ? (st.network || "joined") + " · " + (st.peers_online || 0) + ((st.peers_online === 1) ? " peer online" : " peers online") : "not in a network"],
+      ["Sharing", st.share === "off" || !st.share ? "off" : st.share + " · " + bytes(st.memory_offered)],
+      ["Peer ID", st.peer_id || "—"],
+      ["Devices", (st.devices || []).map((d) => d.name + (d.description ? " (" + d.description + ")" : "")).join(", ") || "—"],
+    ];
+    if (st.model) {
+      let m = st.model.id + " · " + (st.model.ready ? "ready" : (st.model.state && st.model.state.state) || "loading");
+      if (st.model.tokens_per_second) m += " · about " + Math.round(st.model.tokens_per_second) + " tokens/s";
+      facts.push(["Model", m]);
+    } else {
+      facts.push(["Model", "none served here"]);
+    }
+    facts.push(["API", st.api || ""]);
+    $("node-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v === undefined ? "" : v)]));
+    $("warnings").replaceChildren(...(st.warnings || []).map((w) => el("li", { className: w.severity || "warning" }, w.message)));
+  }
+
+  function connCell(p) {
+    if (!p.online) return el("span", { className: "conn offline" }, "offline");
+    const kind = p.conn || "unknown";
+    const label = { "direct": "direct", "hole-punched": "hole-punched", "relayed": "relayed", "relay-lost": "relay lost", "unknown": "—" }[kind] || kind;
+    const span = el("span", { className: "conn " + kind, title: "transport: " + (p.transport || "—") }, label);
+    return el("span", null, span, p.transport ? " " + p.transport : "");
+  }
+
+  function renderPeers(peers) {
+    peers = peers || [];
+    const online = peers.filter((p) => p.online).length;
+    $("peer-count").textContent = peers.length ? "· " + online + " of " + peers.length + " online" : "";
+    $("no-peers").hidden = peers.length > 0;
+    $("peer-rows").replaceChildren(...peers.map((p) => {
+      const devices = (p.devices || []).map((d) =>
+        el("span", { className: "device" }, d.name + (d.description ? " · " + d.description : "") + (d.offer ? " · offers " + bytes(d.offer) : "")));
+      const models = Object.keys((p.services && p.services.models) || {});
+      let offers = p.mode === "off" || !p.mode ? "nothing" : p.mode + " · " + bytes(p.memory_offered);
+      if (models.length) offers += " · serves " + models.join(", ");
+      return el("tr", { className: "peer", title: p.peer_id },
+        el("td", { className: "peer-name" }, p.name || p.peer_id.slice(-8)),
+        el("td", null, p.mode || "—"),
+        el("td", { className: "peer-conn" }, connCell(p)),
+        el("td", { className: "num" }, p.online && p.rtt_ms ? p.rtt_ms.toFixed(1) + " ms" : "—"),
+        el("td", null, ...(devices.length ? devices : ["—"])),
+        el("td", null, offers),
+        el("td", { className: "num" }, p.in_flight || 0));
+    }));
+  }
+
+  function renderPlan(view) {
+    const head = $("plan-head");
+    const bars = $("plan-bars");
+    const plan = view && view.plan;
+    if (!view || (!view.model && !plan)) {
+      head.textContent = "No model is served on this node, so there is no plan. Start it with --model, or serve one from the tray.";
+      bars.replaceChildren();
+      return;
+    }
+    if (!plan) {
+      head.textContent = view.model + ": " + (view.error || view.detail || "no plan yet");
+      bars.replaceChildren();
+      return;
+    }
+    let text = plan.model + " · " + (plan.reason || (plan.fits ? "fits" : "does not fit"));
+    if (plan.tokens_per_second) text += " · about " + Math.round(plan.tokens_per_second) + " tokens/s predicted";
+    if (view.detail) text += " · " + view.detail;
+    head.textContent = text;
+    const devices = plan.devices || [];
+    const total = devices.reduce((n, d) => n + (d.layers || 0), 0);
+    const colors = new Map();
+    let at = 0;
+    const rows = devices.map((d) => {
+      if (!colors.has(d.node)) colors.set(d.node, "var(--dev" + (colors.size % 6) + ")");
+      const track = el("div", { className: "bar-track", title: (d.layers || 0) + " of " + total + " layers" });
+      for (let i = 0; i < total; i++) {
+        const on = i >= at && i < at + (d.layers || 0);
+        const cell = el("span", { className: "layer" + (on ? " on" : "") + (on && d.output && i === at + d.layers - 1 ? " output" : "") });
+        if (on) cell.style.background = colors.get(d.node);
+        track.append(cell);
+      }
+      at += d.layers || 0;
+      const who = (d.node_name || d.node.slice(-8)) + (d.local ? " (this node)" : "");
+      const label = el("div", { className: "bar-label" },
+        el("strong", null, who), " · " + d.device + (d.description && d.description !== d.device ? " (" + d.description + ")" : ""),
+        el("br"), el("span", { className: "muted layers" }, (d.layers || 0) + " layers" + (d.output ? " + output" : "") + " · " + bytes(d.bytes)));
+      return el("div", { className: "bar-row device-bar" }, label, track);
+    });
+    for (const x of plan.excluded || []) {
+      rows.push(el("div", { className: "bar-row" },
+        el("div", { className: "bar-label" }, el("strong", null, x.name || x.id.slice(-8)), x.device ? " · " + x.device : ""),
+        el("div", { className: "muted" }, "left out: " + x.reason)));
+    }
+    if (total) rows.push(el("div", { className: "legend" }, total + " layers in all; each square is one layer, outlined: the output layer."));
+    bars.replaceChildren(...rows);
+  }
+
+  function renderRequests(list) {
+    list = (list || []).slice().reverse();
+    $("no-requests").hidden = list.length > 0;
+    $("request-rows").replaceChildren(...list.slice(0, 20).map((r) => el("tr", { className: "request" },
+      el("td", { className: "num" }, new Date(r.time).toLocaleTimeString()),
+      el("td", null, r.model),
+      el("td", { className: "served-by", title: r.node }, nodeName(r.node) || "—"),
+      el("td", { className: "num" + (r.status >= 400 ? " error" : "") }, r.status),
+      el("td", { className: "num" }, r.tokens || 0),
+      el("td", { className: "num" }, Math.round((r.duration_ns || 0) / 1e6) + " ms"))));
+  }
+
+  async function refreshModels() {
+    const list = await getJSON("/v1/models");
+    const sel = $("model");
+    const chosen = sel.value;
+    const models = (list.data || []).filter((m) => {
+      const caps = (m.potluck && m.potluck.capabilities) || [];
+      return caps.length === 0 || caps.includes("completion");
+    });
+    sel.replaceChildren(...models.map((m) => {
+      const ready = !m.potluck || m.potluck.ready;
+      return el("option", { value: m.id, selected: m.id === chosen }, m.id + (ready ? "" : " (loading)"));
+    }));
+    if (!models.length) sel.append(el("option", { value: "", disabled: true, selected: true }, "no model in the pool yet"));
+    $("send").disabled = !models.length || chatting !== null;
+  }
+
+  async function poll() {
+    clearTimeout(timer);
+    if (askingKey) return;
+    try {
+      const [st, peers, plan, reqs] = await Promise.all([
+        getJSON("/api/status"), getJSON("/api/peers"), getJSON("/api/plan"), getJSON("/api/requests")]);
+      renderNode(st);
+      renderPeers(peers);
+      renderPlan(plan);
+      renderRequests(reqs);
+      if (polls++ % MODELS_EVERY === 0) await refreshModels();
+      setLive("ok", "live");
+      showError("");
+    } catch (e) {
+      if (e instanceof Unauthorized) return;
+      setLive("bad", "not reachable");
+      showError("Cannot read the node: " + e.message + ". Is potluck still running?");
+    }
+    if (!document.hidden) timer = setTimeout(poll, POLL_MS);
+  }
+
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
+
+  // Chat.
+
+  function addMessage(role, text) {
+    const body = el("span", { className: "text" }, text);
+    const msg = el("div", { className: "msg " + role }, el("span", { className: "who" }, role === "user" ? "You" : "Model"), body);
+    $("chat-log").append(msg);
+    $("chat-log").scrollTop = $("chat-log").scrollHeight;
+    return msg;
+  }
+
+  // stream reads an OpenAI server-sent event stream, calling onDelta with
+  // each piece of content.
+  async function stream(resp, onDelta) {
+    const reader = resp.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, "");
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (data === "[DONE]") return;
+        const ev = JSON.parse(data);
+        if (ev.error) throw new Error(ev.error.message || JSON.stringify(ev.error));
+        const delta = ev.choices && ev.choices[0] && ev.choices[0].delta;
+        if (delta && delta.content) onDelta(delta.content);
+      }
+    }
+  }
+
+  async function send(text) {
+    const model = $("model").value;
+    history.push({ role: "user", content: text });
+    addMessage("user", text);
+    const msg = addMessage("assistant", "");
+    const body = msg.querySelector(".text");
+    msg.dataset.chunks = "0";
+    chatting = new AbortController();
+    $("send").disabled = true;
+    $("stop").hidden = false;
+    let answer = "";
+    try {
+      const resp = await api("/v1/chat/completions", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model, messages: history, stream: true }),
+        signal: chatting.signal,
+      });
+      if (!resp.ok) throw new Error(await errorText(resp));
+      const node = resp.headers.get("X-Potluck-Node");
+      await stream(resp, (piece) => {
+        answer += piece;
+        body.textContent = answer;
+        msg.dataset.chunks = String(Number(msg.dataset.chunks) + 1);
+        $("chat-log").scrollTop = $("chat-log").scrollHeight;
+      });
+      history.push({ role: "assistant", content: answer });
+      if (node) msg.append(el("span", { className: "meta" }, "served by " + nodeName(node)));
+    } catch (e) {
+      history.pop();
+      msg.classList.add("failed");
+      if (e.name === "AbortError") {
+        msg.append(el("span", { className: "meta" }, "stopped"));
+      } else {
+        body.textContent = answer;
+        msg.append(el("span", { className: "meta" }, e instanceof Unauthorized ? "Enter the API key above, then send again." : e.message));
+      }
+    } finally {
+      msg.dataset.done = "true";
+      chatting = null;
+      $("stop").hidden = true;
+      $("send").disabled = !$("model").value;
+    }
+  }
+
+  $("chat-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("prompt").value.trim();
+    if (!text || chatting) return;
+    $("prompt").value = "";
+    send(text);
+  });
+  $("prompt").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      $("chat-form").requestSubmit();
+    }
+  });
+  $("stop").addEventListener("click", () => { if (chatting) chatting.abort(); });
+
+  poll();
+})();
