@@ -13,11 +13,13 @@ import (
 )
 
 // Every request passes the same checks, in one place, before any handler
-// runs. A route is one of three kinds:
+// runs. A route is one of four kinds:
 //
 //   - the OpenAI API (/v1/...): chat apps, browser pages from --cors-origin;
 //   - read-only node endpoints (status, peers, plan, requests, members,
 //     metrics): the same clients may read them;
+//   - the web page (/ and its files under /ui/): a person's browser tab,
+//     never another site's page (see page);
 //   - admin endpoints: everything else. They change the node or reveal a
 //     secret, so a web page can never reach them and a remote client needs
 //     the admin key.
@@ -29,6 +31,7 @@ const (
 	routeAPI routeKind = iota
 	routeRead
 	routeAdmin
+	routePage
 )
 
 // readOnlyPaths are the GET endpoints that reveal nothing secret.
@@ -59,6 +62,8 @@ func kindOf(r *http.Request) routeKind {
 		return routeAdmin
 	case (method == http.MethodGet || method == http.MethodHead) && readOnlyPaths[r.URL.Path]:
 		return routeRead
+	case isPage(r):
+		return routePage
 	}
 	return routeAdmin
 }
@@ -167,6 +172,10 @@ func (s *Server) access(c *gin.Context) {
 	kind := kindOf(r)
 	if kind == routeAdmin {
 		s.admin(c)
+		return
+	}
+	if kind == routePage {
+		s.page(c)
 		return
 	}
 	if s.cfg.CORSOrigin != "" {

@@ -230,6 +230,7 @@ func (s *Server) routes() *gin.Engine {
 		openAIError(c, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	e.GET("/metrics", gin.WrapH(s.metrics.handler()))
+	s.pageRoutes(e)
 	s.nodeRoutes(e.Group("/api"))
 	v1 := e.Group("/v1")
 	v1.GET("/models", s.models)
