@@ -30,12 +30,13 @@ const (
 	labelInvite    = "Copy invite token"
 	labelAPI       = "Copy API address"
 	labelDashboard = "Open dashboard"
+	labelBrowser   = "Open in browser"
 	labelLogin     = "Start at login"
 	labelQuit      = "Quit"
 )
 
 type menuItems struct {
-	status, share, worker, server, memory, devices, serve, get, join, invite, api, dashboard, login, quit *fyne.MenuItem
+	status, share, worker, server, memory, devices, serve, get, join, invite, api, dashboard, browser, login, quit *fyne.MenuItem
 }
 
 func (u *ui) buildMenu() *fyne.Menu {
@@ -55,6 +56,7 @@ func (u *ui) buildMenu() *fyne.Menu {
 	it.invite = fyne.NewMenuItem(labelInvite, u.copyInvite)
 	it.api = fyne.NewMenuItem(labelAPI, u.copyAPI)
 	it.dashboard = fyne.NewMenuItem(labelDashboard, u.showDashboard)
+	it.browser = fyne.NewMenuItem(labelBrowser, u.openBrowser)
 	it.login = fyne.NewMenuItem(labelLogin, u.toggleLogin)
 	it.quit = fyne.NewMenuItem(labelQuit, func() { u.quit() })
 	it.quit.IsQuit = true
@@ -65,7 +67,7 @@ func (u *ui) buildMenu() *fyne.Menu {
 		fyne.NewMenuItemSeparator(),
 		it.serve, it.get,
 		fyne.NewMenuItemSeparator(),
-		it.join, it.invite, it.api, it.dashboard,
+		it.join, it.invite, it.api, it.dashboard, it.browser,
 		fyne.NewMenuItemSeparator(),
 		it.login,
 		fyne.NewMenuItemSeparator(),
