@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"strings"
 
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/server"
@@ -12,16 +13,15 @@ type apiNode struct{ n *Node }
 
 var _ server.Node = apiNode{}
 
-func (a apiNode) Status() any                                   { return a.n.Status() }
-func (a apiNode) Peers() any                                    { return a.n.Peers() }
-func (a apiNode) Plan(model string) any                         { return a.n.Plan(model) }
-func (a apiNode) Join(ctx context.Context, token string) error  { return a.n.Join(ctx, token) }
-func (a apiNode) Leave(ctx context.Context) error               { return a.n.Leave(ctx) }
-func (a apiNode) InviteToken() (string, error)                  { return a.n.InviteToken() }
-func (a apiNode) Counters() server.Counters                     { return a.n.counters() }
-func (a apiNode) Members() any                                  { return a.n.Members() }
-func (a apiNode) Library() any                                  { return a.n.Library() }
-func (a apiNode) Serve(ctx context.Context, model string) error { return a.n.Serve(ctx, model) }
+func (a apiNode) Status() any                                  { return a.n.Status() }
+func (a apiNode) Peers() any                                   { return a.n.Peers() }
+func (a apiNode) Plan(model string) any                        { return a.n.Plan(model) }
+func (a apiNode) Join(ctx context.Context, token string) error { return a.n.Join(ctx, token) }
+func (a apiNode) Leave(ctx context.Context) error              { return a.n.Leave(ctx) }
+func (a apiNode) InviteToken() (string, error)                 { return a.n.InviteToken() }
+func (a apiNode) Counters() server.Counters                    { return a.n.counters() }
+func (a apiNode) Members() any                                 { return a.n.Members() }
+func (a apiNode) Library() any                                 { return a.n.Library() }
 
 // Pull holds back the steps before the first byte, so that a reference
 // that does not exist is still an HTTP error, not a line in a stream.
@@ -46,6 +46,18 @@ func (a apiNode) Pull(ctx context.Context, ref string, progress func(any)) (any,
 	}
 	return a.n.Pull(ctx, ref, f)
 }
+
+// Serve sets the model's embeddings first, when asked: the model then
+// starts, or restarts, as chosen.
+func (a apiNode) Serve(ctx context.Context, model string, embeddings *bool) error {
+	if embeddings != nil && strings.TrimSpace(model) != "" {
+		if err := a.n.SetEmbeddings(ctx, model, *embeddings); err != nil {
+			return err
+		}
+	}
+	return a.n.Serve(ctx, model)
+}
+
 func (a apiNode) SetDevices(ctx context.Context, d []string) error {
 	return a.n.SetDevices(ctx, d)
 }

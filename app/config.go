@@ -29,12 +29,18 @@ type Config struct {
 	AdminKey     string   // lets remote clients use the admin endpoints; empty: loopback only
 	CORSOrigin   string   // a browser origin allowed to use /v1 and read status
 	AllowedHosts []string // more names the API answers to, besides loopback and the --api host
+	// OllamaAPI is the listen address of the Ollama-compatible API;
+	// empty: none (Ollama itself may use its port).
+	OllamaAPI string
 
 	// Model is the model to serve: a GGUF path, a library name or a
 	// Hugging Face reference (pulled first); empty: serve none.
 	Model   string
 	CtxSize int
 	Threads int
+	// Embeddings serves /v1/embeddings from a chat model too (embedding
+	// and rerank models serve theirs anyway).
+	Embeddings bool
 
 	Llama engine.Locator // where to find llama.cpp
 

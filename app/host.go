@@ -31,6 +31,7 @@ type modelHost struct {
 
 	est    engine.ModelEstimate
 	estErr error
+	info   engine.ModelInfo // what the file says it is for
 
 	trigger chan struct{}
 
@@ -76,8 +77,12 @@ func newModelHost(n *Node, name string) *modelHost {
 // setModel makes the file at path the model, served as alias.
 func (h *modelHost) setModel(path, alias string) {
 	est, err := engine.EstimateModel(path, h.n.cfg.CtxSize)
+	info, ierr := engine.DescribeModel(path)
+	if ierr != nil {
+		h.n.log.Warn("cannot tell what the model is for; serving it as a chat model", "model", path, "err", ierr)
+	}
 	h.mu.Lock()
-	h.path, h.alias, h.est, h.estErr = path, alias, est, err
+	h.path, h.alias, h.est, h.estErr, h.info = path, alias, est, err, info
 	h.mu.Unlock()
 }
 
@@ -371,6 +376,7 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		// Everything on the CPU, whatever llama.cpp would pick.
 		spec.Devices = []string{"none"}
 	}
+	h.serving().Apply(&spec)
 	ss := rt.ServerSupervisorSpec(spec)
 	// A load is never killed while it progresses; the hard cap leaves
 	// room for the weights sent to workers at a slow 10 MB/s.

@@ -23,6 +23,8 @@ type LibraryView struct {
 	Warnings []library.Warning `json:"warnings,omitempty"`
 	Serving  string            `json:"serving,omitempty"` // the name of the model this node serves
 	Store    string            `json:"store"`             // where pulls go
+	// Embeddings names the models chosen to serve embeddings too.
+	Embeddings []string `json:"embeddings,omitempty"`
 }
 
 // Library lists the models on this machine.
@@ -35,6 +37,9 @@ func (n *Node) Library() LibraryView {
 	if h := n.modelHost(); h != nil {
 		_, v.Serving = h.ident()
 	}
+	n.mu.Lock()
+	v.Embeddings = slices.Clone(n.settings.Embeddings)
+	n.mu.Unlock()
 	remote, holders := n.peerFiles()
 	byName := map[string]int{}
 	for _, m := range remote {

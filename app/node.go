@@ -67,6 +67,7 @@ type Node struct {
 	hub         *hub.Client
 	pulls       keyedMutex    // one pull of a file at a time
 	hashNow     chan struct{} // asks for checksums of new models
+	peerModels  peerModels    // what peers' models do
 }
 
 var _ Controller = (*Node)(nil)
@@ -119,6 +120,8 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 	srv, err := server.New(server.Config{
 		Addr: cfg.API, APIKey: cfg.APIKey, AdminKey: cfg.AdminKey, CORSOrigin: cfg.CORSOrigin,
 		AllowedHosts: cfg.AllowedHosts,
+		OllamaAddr:   cfg.OllamaAPI,
+		Version:      Version,
 		WaitReady:    20 * time.Second,
 		OnRequest:    n.onRequest,
 	}, n, apiNode{n}, n.log.With("part", "api"))

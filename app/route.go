@@ -39,7 +39,9 @@ func (n *Node) Models() []server.Model {
 		if st.Detail != "" && !st.Ready {
 			state = st.Detail
 		}
-		byID[st.ID] = &server.Model{ID: st.ID, Ready: st.Ready, State: state, Nodes: []string{n.selfLabel()}}
+		am := h.apiModel()
+		byID[st.ID] = &server.Model{ID: st.ID, Ready: st.Ready, State: state, Nodes: []string{n.selfLabel()},
+			Capabilities: am.Capabilities, Details: am.Details}
 	}
 	for _, p := range n.Peers() {
 		if !p.Online || p.Mode != ShareServer {
@@ -53,6 +55,18 @@ func (n *Node) Models() []server.Model {
 			}
 			m.Ready = true
 			m.Nodes = append(m.Nodes, nodeLabel(p.Name, p.ID))
+			// What the peer's model does, once it said: the union over
+			// the nodes serving it (one may serve embeddings, another not).
+			if pm, ok := n.peerModel(p, id); ok {
+				for _, c := range pm.Capabilities {
+					if !slices.Contains(m.Capabilities, c) {
+						m.Capabilities = append(m.Capabilities, c)
+					}
+				}
+				if m.Details == nil {
+					m.Details = pm.Details
+				}
+			}
 		}
 	}
 	out := make([]server.Model, 0, len(byID))

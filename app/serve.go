@@ -48,12 +48,18 @@ func (n *Node) Serve(ctx context.Context, name string) error {
 	}
 	n.serveMu.Lock()
 	defer n.serveMu.Unlock()
+	if old := n.modelHost(); old != nil && old.name == name {
+		return nil
+	}
+	return n.switchHost(name)
+}
+
+// switchHost serves name in place of the model served, restarting it when
+// it is the same. The caller holds serveMu.
+func (n *Node) switchHost(name string) error {
 	n.mu.Lock()
 	old, runCtx := n.host, n.runCtx
 	n.mu.Unlock()
-	if old != nil && old.name == name {
-		return nil
-	}
 	if old != nil {
 		// Not under opMu: a host that just got ready takes it.
 		old.stop()

@@ -45,6 +45,10 @@ func (h *modelHost) runServedProxy(ctx context.Context) (*servedProxy, error) {
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == modelInfoPath && r.Method == http.MethodGet {
+				h.serveModelInfo(w)
+				return
+			}
 			p.inFlight.Add(1)
 			defer p.inFlight.Add(-1)
 			rp.ServeHTTP(w, r)

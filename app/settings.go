@@ -27,6 +27,9 @@ type Settings struct {
 	// Devices are the devices chosen to serve and lend (see
 	// Config.Devices); empty: every device that makes a plan faster.
 	Devices []string `json:"devices,omitempty"`
+	// Embeddings are the models (as named to serve them) that serve
+	// embeddings too, chosen in a user interface.
+	Embeddings []string `json:"embeddings,omitempty"`
 
 	// PastTokens are the fingerprints of tokens the network moved away
 	// from when its owner removed a member: a --token naming one of them

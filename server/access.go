@@ -15,7 +15,8 @@ import (
 // Every request passes the same checks, in one place, before any handler
 // runs. A route is one of four kinds:
 //
-//   - the OpenAI API (/v1/...): chat apps, browser pages from --cors-origin;
+//   - the OpenAI and Anthropic APIs (/v1/...) and the Ollama-compatible
+//     API on its own listener: chat apps, browser pages from --cors-origin;
 //   - read-only node endpoints (status, peers, plan, requests, members,
 //     metrics): the same clients may read them;
 //   - the web page (/ and its files under /ui/): a person's browser tab,
@@ -24,7 +25,8 @@ import (
 //     secret, so a web page can never reach them and a remote client needs
 //     the admin key.
 //
-// A new endpoint is an admin endpoint unless it is added to readOnlyPaths.
+// A new endpoint is an admin endpoint unless it is added to readOnlyPaths
+// (or, on the Ollama listener, is not a pull).
 type routeKind int
 
 const (
@@ -45,14 +47,21 @@ var readOnlyPaths = map[string]bool{
 	"/metrics":      true,
 }
 
-// kindOf classifies a request. A CORS preflight is classified by the method
-// it asks for.
-func kindOf(r *http.Request) routeKind {
+// kindOf classifies a request that came in on l. A CORS preflight is
+// classified by the method it asks for.
+func kindOf(r *http.Request, l listener) routeKind {
 	method := r.Method
 	if method == http.MethodOptions {
 		if m := r.Header.Get("Access-Control-Request-Method"); m != "" {
 			method = m
 		}
+	}
+	if l.ollama {
+		// Pulling downloads gigabytes: only what may change the node may.
+		if r.URL.Path == "/api/pull" {
+			return routeAdmin
+		}
+		return routeAPI
 	}
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1/"):
@@ -72,7 +81,7 @@ func kindOf(r *http.Request) routeKind {
 func (s *Server) refuse(c *gin.Context, status int, reason, msg string) {
 	s.metrics.refused.WithLabelValues(reason).Inc()
 	s.log.Debug("request refused", "reason", reason, "method", c.Request.Method, "path", c.Request.URL.Path, "remote", c.Request.RemoteAddr)
-	openAIError(c, status, "invalid_request_error", msg)
+	apiError(c, status, "invalid_request_error", msg)
 	c.Abort()
 }
 
@@ -80,7 +89,8 @@ func (s *Server) refuse(c *gin.Context, status int, reason, msg string) {
 // to. A DNS-rebinding page reaches 127.0.0.1 under its own domain name, and
 // its requests say so in Host.
 func (s *Server) checkHost(c *gin.Context) {
-	if s.hostAllowed(c.Request.Host) {
+	apiAddr := listenerOf(c).addr
+	if s.hostAllowed(c.Request.Host, apiAddr) {
 		c.Next()
 		return
 	}
@@ -90,14 +100,15 @@ func (s *Server) checkHost(c *gin.Context) {
 	}
 	s.refuse(c, http.StatusForbidden, "host", fmt.Sprintf(
 		"this API answers only to %s (the request was addressed to %q); a web page under another name cannot use it. "+
-			"If you reach Potluck by another name, start it with --allow-host NAME", s.hostList(), shown))
+			"If you reach Potluck by another name, start it with --allow-host NAME", s.hostList(apiAddr), shown))
 }
 
-// hostAllowed says whether a Host header names this API: a loopback name or
-// address, the host of --api, or a name given with --allow-host. When the API
-// listens on every interface, any IP address is accepted: a page cannot
-// rebind an address, only a name.
-func (s *Server) hostAllowed(hostport string) bool {
+// hostAllowed says whether a Host header names this API listening on
+// apiAddr: a loopback name or address, the host of apiAddr (--api or
+// --ollama-api), or a name given with --allow-host. When the API listens on
+// every interface, any IP address is accepted: a page cannot rebind an
+// address, only a name.
+func (s *Server) hostAllowed(hostport, apiAddr string) bool {
 	if hostport == "" {
 		return false
 	}
@@ -115,7 +126,7 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if ip != nil && ip.IsLoopback() {
 		return true
 	}
-	apiHost, _, _ := net.SplitHostPort(s.cfg.Addr)
+	apiHost, _, _ := net.SplitHostPort(apiAddr)
 	apiHost = strings.ToLower(apiHost)
 	if host == apiHost {
 		return true
@@ -135,9 +146,9 @@ func (s *Server) hostAllowed(hostport string) bool {
 	return false
 }
 
-func (s *Server) hostList() string {
+func (s *Server) hostList(apiAddr string) string {
 	names := []string{"127.0.0.1", "localhost", "[::1]"}
-	if h, _, err := net.SplitHostPort(s.cfg.Addr); err == nil && !isLoopbackHost(h) {
+	if h, _, err := net.SplitHostPort(apiAddr); err == nil && !isLoopbackHost(h) {
 		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
 			names = append(names, "this machine's IP addresses")
 		} else {
@@ -156,7 +167,7 @@ func (s *Server) limit(c *gin.Context) {
 	default:
 		c.Header("Retry-After", "1")
 		s.metrics.refused.WithLabelValues("busy").Inc()
-		openAIError(c, http.StatusServiceUnavailable, "server_error",
+		apiError(c, http.StatusServiceUnavailable, "server_error",
 			fmt.Sprintf("this node is handling %d requests already; try again in a moment", cap(s.slots)))
 		c.Abort()
 		return
@@ -169,7 +180,7 @@ func (s *Server) limit(c *gin.Context) {
 // endpoints the browser checks.
 func (s *Server) access(c *gin.Context) {
 	r := c.Request
-	kind := kindOf(r)
+	kind := kindOf(r, listenerOf(c))
 	if kind == routeAdmin {
 		s.admin(c)
 		return
@@ -196,7 +207,7 @@ func (s *Server) access(c *gin.Context) {
 	}
 	if s.cfg.APIKey != "" && !s.keyIs(r, s.cfg.APIKey) && !s.keyIs(r, s.cfg.AdminKey) {
 		c.Header("WWW-Authenticate", `Bearer realm="potluck"`)
-		s.refuse(c, http.StatusUnauthorized, "key", "missing or wrong API key: send Authorization: Bearer <key>")
+		s.refuse(c, http.StatusUnauthorized, "key", "missing or wrong API key: send Authorization: Bearer <key> (or x-api-key: <key>)")
 		return
 	}
 	c.Next()
@@ -271,14 +282,19 @@ func isLocalClient(r *http.Request) (bool, string) {
 	return true, ""
 }
 
-// keyIs says whether the request carries key (compared in constant time).
-// An empty key matches nothing.
+// keyIs says whether the request carries key (compared in constant time),
+// as a Bearer token or, as Anthropic's clients send it, in x-api-key. An
+// empty key matches nothing.
 func (s *Server) keyIs(r *http.Request, key string) bool {
 	if key == "" {
 		return false
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok &&
+		subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1 {
+		return true
+	}
+	got := r.Header.Get("X-Api-Key")
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1
 }
 
 // cors lets the --cors-origin page use the OpenAI API and read status. It
@@ -290,7 +306,7 @@ func (s *Server) cors(c *gin.Context) {
 		return
 	}
 	h.Set("Access-Control-Allow-Origin", s.cfg.CORSOrigin)
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key, Anthropic-Version, Anthropic-Beta, Anthropic-Dangerous-Direct-Browser-Access")
 	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 	h.Set("Access-Control-Max-Age", strconv.Itoa(600))
 	if c.Request.Method == http.MethodOptions {

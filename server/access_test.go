@@ -38,7 +38,7 @@ func (n *adminNode) RemoveMember(context.Context, string) (any, error) {
 	return map[string]string{}, nil
 }
 func (n *adminNode) Library() any { return map[string]any{"models": []string{}} }
-func (n *adminNode) Serve(context.Context, string) error {
+func (n *adminNode) Serve(context.Context, string, *bool) error {
 	n.changes.Add(1)
 	return nil
 }
@@ -55,6 +55,7 @@ type accessCase struct {
 	remote string // default 127.0.0.1:40000
 	hdr    map[string]string
 	want   int
+	ollama bool // to the Ollama-compatible listener
 }
 
 func runAccess(t *testing.T, cfg server.Config, cases []accessCase) {
@@ -64,11 +65,14 @@ func runAccess(t *testing.T, cfg server.Config, cases []accessCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.Handler()
 	for _, c := range cases {
+		h := s.Handler()
+		if c.ollama {
+			h = s.OllamaHandler()
+		}
 		var body *strings.Reader
 		if c.method == http.MethodPost {
-			body = strings.NewReader(`{"token":"x","mode":"off","peer":"p"}`)
+			body = strings.NewReader(`{"token":"x","mode":"off","peer":"p","model":"owner/repo"}`)
 		} else {
 			body = strings.NewReader("")
 		}
@@ -93,11 +97,8 @@ func runAccess(t *testing.T, cfg server.Config, cases []accessCase) {
 			continue
 		}
 		if rec.Code >= 400 {
-			var e struct {
-				Error struct{ Message, Type string } `json:"error"`
-			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Message == "" {
-				t.Errorf("%s: the refusal is not an OpenAI error: %s", c.name, rec.Body.String())
+			if shape := errorShape(c.path, c.ollama, rec.Body.Bytes()); shape != "" {
+				t.Errorf("%s: the refusal is not %s: %s", c.name, shape, rec.Body.String())
 			}
 			if changed || strings.Contains(rec.Body.String(), "secret-token") {
 				t.Errorf("%s: refused, yet the node was called", c.name)
@@ -107,6 +108,36 @@ func runAccess(t *testing.T, cfg server.Config, cases []accessCase) {
 			t.Errorf("%s: an admin endpoint answered with CORS headers", c.name)
 		}
 	}
+}
+
+// errorShape checks that body is an error in the shape of the API of path
+// (on the Ollama listener when ollama), and otherwise names that shape.
+func errorShape(path string, ollama bool, body []byte) string {
+	switch {
+	case ollama:
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+			return "an Ollama error"
+		}
+	case path == "/v1/messages" || strings.HasPrefix(path, "/v1/messages/"):
+		var e struct {
+			Type  string                         `json:"type"`
+			Error struct{ Type, Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &e) != nil || e.Type != "error" || e.Error.Type == "" || e.Error.Message == "" {
+			return "an Anthropic error"
+		}
+	default:
+		var e struct {
+			Error struct{ Message, Type string } `json:"error"`
+		}
+		if json.Unmarshal(body, &e) != nil || e.Error.Message == "" || e.Error.Type == "" {
+			return "an OpenAI error"
+		}
+	}
+	return ""
 }
 
 func readOnly(method, path string) bool {
@@ -273,4 +304,49 @@ func TestConcurrencyCap(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("third request: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
 	}
+}
+
+// The Ollama-compatible listener follows the main API's rules: its own
+// names only, no other site's pages, the API key off loopback, and pulling
+// (which changes the node) as an admin endpoint. The new routes of the
+// main API refuse in their API's shape.
+func TestOllamaListenerAccess(t *testing.T) {
+	const remote = "192.168.1.9:50000"
+	o := func(c accessCase) accessCase {
+		c.ollama = true
+		if c.host == "" {
+			c.host = "127.0.0.1:11434"
+		}
+		return c
+	}
+	runAccess(t, server.Config{Addr: "127.0.0.1:8080", OllamaAddr: "127.0.0.1:11434"}, []accessCase{
+		o(accessCase{name: "tags", method: "GET", path: "/api/tags", want: 200}),
+		o(accessCase{name: "tags by localhost", method: "GET", path: "/api/tags", host: "localhost:11434", want: 200}),
+		o(accessCase{name: "tags by a rebinding name", method: "GET", path: "/api/tags", host: "evil.test:11434", want: 403}),
+		o(accessCase{name: "another site's no-cors chat", method: "POST", path: "/api/chat", hdr: with("Content-Type", "text/plain", "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"), want: 403}),
+		o(accessCase{name: "another site reads the version", method: "GET", path: "/api/version", hdr: map[string]string{"Origin": "http://evil.test", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}, want: 403}),
+		o(accessCase{name: "pull", method: "POST", path: "/api/pull", hdr: jsonCT, want: 200}),
+		o(accessCase{name: "pull, text/plain", method: "POST", path: "/api/pull", hdr: with("Content-Type", "text/plain"), want: 415}),
+		o(accessCase{name: "pull from another origin", method: "POST", path: "/api/pull", hdr: with("Origin", "http://evil.test"), want: 403}),
+		o(accessCase{name: "pull through a proxy", method: "POST", path: "/api/pull", hdr: with("X-Forwarded-For", "203.0.113.7"), want: 403}),
+		o(accessCase{name: "the node API is not here", method: "POST", path: "/api/join", hdr: jsonCT, want: 404}),
+		{name: "messages by a rebinding name", method: "POST", path: "/v1/messages", host: "evil.test:8080", hdr: jsonCT, want: 403},
+		{name: "another site's responses", method: "POST", path: "/v1/responses", hdr: with("Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"), want: 403},
+	})
+	runAccess(t, server.Config{Addr: "127.0.0.1:8080", OllamaAddr: "gpu-box.lan:11434", APIKey: "k"}, []accessCase{
+		o(accessCase{name: "the --ollama-api host", method: "GET", path: "/api/tags", host: "gpu-box.lan:11434", hdr: map[string]string{"Authorization": "Bearer k"}, want: 200}),
+		{name: "the --ollama-api host on the main API", method: "GET", path: "/v1/models", host: "gpu-box.lan:8080", hdr: map[string]string{"Authorization": "Bearer k"}, want: 403},
+	})
+	bearer := func(k string) map[string]string { return with("Authorization", "Bearer "+k) }
+	runAccess(t, server.Config{Addr: "0.0.0.0:8080", OllamaAddr: "0.0.0.0:11434", APIKey: "chat-key", AdminKey: "admin-key"}, []accessCase{
+		o(accessCase{name: "remote tags without a key", method: "GET", path: "/api/tags", remote: remote, want: 401}),
+		o(accessCase{name: "remote tags, API key", method: "GET", path: "/api/tags", remote: remote, hdr: bearer("chat-key"), want: 200}),
+		o(accessCase{name: "remote tags, x-api-key", method: "GET", path: "/api/tags", remote: remote, hdr: with("X-Api-Key", "chat-key"), want: 200}),
+		o(accessCase{name: "remote pull, API key", method: "POST", path: "/api/pull", remote: remote, hdr: bearer("chat-key"), want: 403}),
+		o(accessCase{name: "remote pull, admin key", method: "POST", path: "/api/pull", remote: remote, hdr: bearer("admin-key"), want: 200}),
+		{name: "remote messages without a key", method: "POST", path: "/v1/messages", remote: remote, hdr: jsonCT, want: 401},
+		{name: "remote messages, wrong x-api-key", method: "POST", path: "/v1/messages", remote: remote, hdr: with("X-Api-Key", "nope"), want: 401},
+		{name: "remote messages, x-api-key", method: "POST", path: "/v1/messages", remote: remote, hdr: with("X-Api-Key", "chat-key"), want: 404}, // past the key: no such model
+		{name: "remote admin, admin key in x-api-key", method: "POST", path: "/api/join", remote: remote, hdr: with("X-Api-Key", "admin-key"), want: 200},
+	})
 }

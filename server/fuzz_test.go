@@ -18,12 +18,20 @@ import (
 // fuzzPaths are the endpoints that take a JSON body.
 var fuzzPaths = []string{
 	"/api/join", "/api/share", "/api/leave", "/api/members/remove", "/api/devices", "/api/pull", "/api/serve",
-	"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+	"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
+	"/v1/messages", "/v1/messages/count_tokens", "/v1/rerank", "/v1/reranking",
+}
+
+// ollamaFuzzPaths are the Ollama-compatible API's endpoints that take a
+// JSON body.
+var ollamaFuzzPaths = []string{
+	"/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/api/show", "/api/pull",
 }
 
 // FuzzAPIBodies posts arbitrary bodies to every endpoint that reads one, as a
-// client on this machine would. Whatever the body, the answer is JSON, never
-// a recovered panic, and every refusal is an OpenAI error. A body the server
+// client on this machine would, the Ollama-compatible API's included.
+// Whatever the body, the answer is JSON, never a recovered panic, and every
+// refusal is an error in the shape of the endpoint's API. A body the server
 // cannot read never reaches the node. The only backend is a closed port, so
 // the OpenAI endpoints answer quickly, with an error.
 func FuzzAPIBodies(f *testing.F) {
@@ -37,6 +45,15 @@ func FuzzAPIBodies(f *testing.F) {
 		`{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":true}`,
 		`{"prompt":"Once upon a time","max_tokens":16,"temperature":0}`,
 		`{"model":"tiny","input":["a","b"]}`,
+		`{"model":"tiny","input":"Tell me a story","max_output_tokens":8,"stream":true}`,
+		`{"model":"tiny","max_tokens":8,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
+		`{"model":"tiny","query":"a","documents":["a","b"]}`,
+		`{"model":"tiny:latest","messages":[{"role":"user","content":"hi","images":["aGk="]}],"options":{"num_predict":4,"temperature":0},"format":"json","think":false}`,
+		`{"model":"tiny","messages":[{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]},{"role":"tool","content":"1"}],"tools":[{"type":"function","function":{"name":"f"}}]}`,
+		`{"model":"tiny","prompt":"Once","raw":true,"stream":false,"options":{"num_predict":"x"}}`,
+		`{"model":"tiny","prompt":"def f(","suffix":"return 1","format":{"type":"object"}}`,
+		`{"model":"tiny","prompt":""}`,
+		`{"options":{"stop":null,"seed":[1]},"format":7,"think":"high","messages":[{"role":"user","images":["%%%"]}]}`,
 		`{}`,
 		``,
 		// Truncated, nested, huge, of the wrong type.
@@ -75,24 +92,29 @@ func FuzzAPIBodies(f *testing.F) {
 	}
 
 	node := &recordingNode{}
-	s, err := server.New(server.Config{Addr: "127.0.0.1:0", MaxBody: 4 << 10},
+	s, err := server.New(server.Config{Addr: "127.0.0.1:0", OllamaAddr: "127.0.0.1:0", MaxBody: 4 << 10},
 		staticRouter{model: "tiny", backends: []server.Backend{{Node: "dead/1", BaseURL: closedPort(f)}}},
 		node, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := s.Handler()
+	h, oh := s.Handler(), s.OllamaHandler()
 
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, path := range fuzzPaths {
+		for i, path := range append(fuzzPaths, ollamaFuzzPaths...) {
+			ollama := i >= len(fuzzPaths)
 			node.reset()
 			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1"+path, bytes.NewReader(body))
 			req.Host = "127.0.0.1"
 			req.RemoteAddr = "127.0.0.1:50000"
 			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			checkAnswer(t, path, rec, node.called())
+			if ollama {
+				oh.ServeHTTP(rec, req)
+			} else {
+				h.ServeHTTP(rec, req)
+			}
+			checkAnswer(t, path, ollama, rec, node.called())
 			// /api/leave takes no body; the others act on what theirs says.
 			if node.called() && path != "/api/leave" && !json.Valid(body) {
 				t.Errorf("%s: the node was driven by a body that is not JSON (%d %q)", path, rec.Code, rec.Body.Bytes())
@@ -111,36 +133,33 @@ func closedPort(tb testing.TB) string {
 	return "http://" + l.Addr().String()
 }
 
-// checkAnswer fails unless rec is a well-formed answer to a POST to path,
-// given whether the node was called.
-func checkAnswer(t *testing.T, path string, rec *httptest.ResponseRecorder, nodeCalled bool) {
+// checkAnswer fails unless rec is a well-formed answer to a POST to path
+// (on the Ollama listener when ollama), given whether the node was called.
+func checkAnswer(t *testing.T, path string, ollama bool, rec *httptest.ResponseRecorder, nodeCalled bool) {
 	t.Helper()
 	got := rec.Body.Bytes()
-	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") &&
+		!(ollama && path == "/api/pull" && ct == "application/x-ndjson") {
 		t.Errorf("%s: %d with Content-Type %q: %q", path, rec.Code, ct, got)
 	}
-	if !json.Valid(got) {
+	if !json.Valid(got) && !(ollama && path == "/api/pull") {
 		t.Fatalf("%s: %d with a body that is not JSON: %q", path, rec.Code, got)
 	}
 	if rec.Code >= 200 && rec.Code < 300 {
-		if strings.HasPrefix(path, "/v1/") {
+		// With no live backend, only what needs none succeeds.
+		if strings.HasPrefix(path, "/v1/") || path == "/api/chat" || path == "/api/embed" || path == "/api/embeddings" ||
+			(path == "/api/generate" && !bytes.Contains(got, []byte(`"done_reason":"load"`))) {
 			t.Errorf("%s: %d with no live backend: %q", path, rec.Code, got)
 		}
 		return
 	}
-	var e struct {
-		Error *struct {
-			Message string `json:"message"`
-			Type    string `json:"type"`
-		} `json:"error"`
+	if shape := errorShape(path, ollama, got); shape != "" {
+		t.Fatalf("%s: %d that is not %s: %q", path, rec.Code, shape, got)
 	}
-	if err := json.Unmarshal(got, &e); err != nil || e.Error == nil || e.Error.Message == "" || e.Error.Type == "" {
-		t.Fatalf("%s: %d that is not an OpenAI error: %q", path, rec.Code, got)
-	}
-	if rec.Code == http.StatusInternalServerError && e.Error.Message == "internal error" {
+	if rec.Code == http.StatusInternalServerError && bytes.Contains(got, []byte(`"internal error"`)) {
 		t.Fatalf("%s: the handler panicked: %q", path, got)
 	}
-	if nodeCalled && strings.HasPrefix(e.Error.Message, "request body is not valid JSON") {
+	if nodeCalled && bytes.Contains(got, []byte("request body is not valid JSON")) {
 		t.Errorf("%s: the node was driven by a body the server refused: %q", path, got)
 	}
 }
@@ -184,7 +203,7 @@ func (n *recordingNode) Plan(model string) any { return map[string]any{"model": 
 func (n *recordingNode) Members() any          { return []any{} }
 func (n *recordingNode) Library() any          { return map[string]any{"models": []any{}} }
 
-func (n *recordingNode) Serve(ctx context.Context, model string) error {
+func (n *recordingNode) Serve(ctx context.Context, model string, embeddings *bool) error {
 	n.call()
 	if strings.ContainsAny(model, " \n") {
 		return badInput("not a model name")

@@ -35,8 +35,9 @@ type Node interface {
 	Library() any
 	Pull(ctx context.Context, ref string, progress func(any)) (any, error)
 	// Serve serves the model name (a library name, a path or a
-	// reference); "" serves none.
-	Serve(ctx context.Context, model string) error
+	// reference); "" serves none. embeddings, when set, turns embeddings
+	// on or off for it (see PlanServing in the engine).
+	Serve(ctx context.Context, model string, embeddings *bool) error
 	Counters() Counters
 }
 
@@ -68,16 +69,17 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 	g.POST("/pull", s.pull)
 	g.POST("/serve", func(c *gin.Context) {
 		var req struct {
-			Model *string `json:"model"`
+			Model      *string `json:"model"`
+			Embeddings *bool   `json:"embeddings"`
 		}
 		if !bindJSON(c, &req) {
 			return
 		}
 		if req.Model == nil {
-			openAIError(c, http.StatusBadRequest, "invalid_request_error", `say which model to serve: {"model": "NAME"}, or {"model": ""} to serve none`)
+			apiError(c, http.StatusBadRequest, "invalid_request_error", `say which model to serve: {"model": "NAME"}, or {"model": ""} to serve none; add "embeddings": true to serve embeddings from a chat model too`)
 			return
 		}
-		s.nodeResult(c, s.node.Serve(c.Request.Context(), *req.Model))
+		s.nodeResult(c, s.node.Serve(c.Request.Context(), *req.Model, req.Embeddings))
 	})
 	g.POST("/members/remove", func(c *gin.Context) {
 		var req struct {
@@ -87,7 +89,7 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 			return
 		}
 		if req.Peer == "" {
-			openAIError(c, http.StatusBadRequest, "invalid_request_error", `say whom to remove: {"peer": "<name or peer id>"}`)
+			apiError(c, http.StatusBadRequest, "invalid_request_error", `say whom to remove: {"peer": "<name or peer id>"}`)
 			return
 		}
 		res, err := s.node.RemoveMember(c.Request.Context(), req.Peer)
@@ -155,7 +157,7 @@ func (s *Server) pull(c *gin.Context) {
 		ref = req.Name
 	}
 	if ref == "" {
-		openAIError(c, http.StatusBadRequest, "invalid_request_error", `say which model: {"model": "OWNER/REPO:QUANT"}`)
+		apiError(c, http.StatusBadRequest, "invalid_request_error", `say which model: {"model": "OWNER/REPO:QUANT"}`)
 		return
 	}
 	ctx := c.Request.Context()
@@ -195,7 +197,7 @@ func (s *Server) pull(c *gin.Context) {
 func (s *Server) token(c *gin.Context) {
 	tok, err := s.node.InviteToken()
 	if err != nil {
-		openAIError(c, http.StatusConflict, "invalid_request_error", err.Error())
+		apiError(c, http.StatusConflict, "invalid_request_error", err.Error())
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -210,7 +212,7 @@ func bindJSON(c *gin.Context, v any) bool {
 		err = json.Unmarshal(body, v)
 	}
 	if err != nil {
-		openAIError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
+		apiError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
 		return false
 	}
 	return true
@@ -223,13 +225,13 @@ func (s *Server) nodeResult(c *gin.Context, err error) {
 	}
 	var bad InvalidInput
 	if errors.As(err, &bad) && bad.InvalidInput() {
-		openAIError(c, http.StatusBadRequest, "invalid_request_error", err.Error())
+		apiError(c, http.StatusBadRequest, "invalid_request_error", err.Error())
 		return
 	}
 	var missing interface{ NotFound() bool }
 	if errors.As(err, &missing) && missing.NotFound() {
-		openAIError(c, http.StatusNotFound, "not_found_error", err.Error())
+		apiError(c, http.StatusNotFound, "not_found_error", err.Error())
 		return
 	}
-	openAIError(c, http.StatusInternalServerError, "server_error", err.Error())
+	apiError(c, http.StatusInternalServerError, "server_error", err.Error())
 }

@@ -26,47 +26,100 @@ type openAIRequest struct {
 	MaxTokens *int   `json:"max_tokens"`
 }
 
+// models lists the models in OpenAI's shape, with the fields Anthropic's
+// adds (type, display_name, created_at, has_more), so that the clients of
+// both can list them.
 func (s *Server) models(c *gin.Context) {
 	type entry struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-		Potluck Model  `json:"potluck"`
+		ID          string `json:"id"`
+		Object      string `json:"object"`
+		Created     int64  `json:"created"`
+		OwnedBy     string `json:"owned_by"`
+		Type        string `json:"type"`
+		DisplayName string `json:"display_name"`
+		CreatedAt   string `json:"created_at"`
+		Potluck     Model  `json:"potluck"`
 	}
 	data := []entry{}
-	now := time.Now().Unix()
 	for _, m := range s.router.Models() {
-		data = append(data, entry{ID: m.ID, Object: "model", Created: now, OwnedBy: "potluck", Potluck: m})
+		data = append(data, entry{ID: m.ID, Object: "model", Created: s.started.Unix(), OwnedBy: "potluck",
+			Type: "model", DisplayName: m.ID, CreatedAt: s.started.Format(time.RFC3339), Potluck: m})
 	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+	list := gin.H{"object": "list", "data": data, "has_more": false}
+	if len(data) > 0 {
+		list["first_id"], list["last_id"] = data[0].ID, data[len(data)-1].ID
+	}
+	c.JSON(http.StatusOK, list)
 }
 
-// proxy validates an OpenAI request and streams it to a backend chosen by
-// the selector, failing over to the next one while nothing has reached the
-// client yet.
+// proxy forwards a request of the OpenAI or Anthropic API, unchanged, to a
+// backend of the model it names.
 func (s *Server) proxy(c *gin.Context) {
 	start := time.Now()
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			openAIError(c, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxBody))
-			return
-		}
-		openAIError(c, http.StatusBadRequest, "invalid_request_error", "could not read the request body: "+err.Error())
+	body, ok := s.readBody(c)
+	if !ok {
 		return
 	}
 	var req openAIRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		openAIError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
+		apiError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
 		return
 	}
 	if req.MaxTokens != nil && *req.MaxTokens < 0 {
-		openAIError(c, http.StatusBadRequest, "invalid_request_error", "max_tokens must not be negative")
+		apiError(c, http.StatusBadRequest, "invalid_request_error", "max_tokens must not be negative")
 		return
 	}
-	backends, err := s.backends(c.Request.Context(), req.Model)
+	var out responder = passthrough{}
+	if dialectOf(c) == dialectAnthropic {
+		out = anthropicResponder{}
+	}
+	s.dispatch(c, upstream{path: c.Request.URL.Path, model: req.Model, body: body, out: out}, start)
+}
+
+// readBody reads the request body, within MaxBody; false when it answered
+// an error.
+func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			apiError(c, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxBody))
+			return nil, false
+		}
+		apiError(c, http.StatusBadRequest, "invalid_request_error", "could not read the request body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// upstream is a request for a backend: the path on llama-server, the
+// model whose backends may serve it, the body, and how its answer reaches
+// the client.
+type upstream struct {
+	path  string
+	model string
+	body  []byte
+	out   responder
+}
+
+// responder writes a backend's answer to the client, in the client's API.
+// first holds the answer's first bytes, already read from resp.Body.
+type responder interface {
+	respond(c *gin.Context, resp *http.Response, first []byte) delivery
+}
+
+// delivery is what a responder sent: the tokens generated, and whether the
+// answer broke off.
+type delivery struct {
+	tokens int
+	broken bool
+	err    error // the backend's, when it broke off
+}
+
+// dispatch sends u to a backend chosen by the selector, failing over to the
+// next one while nothing has reached the client yet.
+func (s *Server) dispatch(c *gin.Context, u upstream, start time.Time) {
+	backends, err := s.backends(c.Request.Context(), u.model)
 	if err != nil {
 		s.routeError(c, err)
 		return
@@ -76,12 +129,16 @@ func (s *Server) proxy(c *gin.Context) {
 	deadline := start.Add(s.cfg.WaitReady)
 	for attempt := 0; attempt < 3*s.cfg.MaxAttempts; attempt++ {
 		if len(backends) == 0 {
+			var unsupported *unsupportedError
+			if errors.As(lastErr, &unsupported) {
+				break // every backend said so: waiting will not change it
+			}
 			// Every backend failed before answering. A head whose worker
 			// just died is re-planning: wait for it, within WaitReady.
 			if time.Now().After(deadline) || !sleepCtx(c.Request.Context(), 200*time.Millisecond) {
 				break
 			}
-			if backends, err = s.backends(c.Request.Context(), req.Model); err != nil {
+			if backends, err = s.backends(c.Request.Context(), u.model); err != nil {
 				lastErr = err
 				break
 			}
@@ -89,7 +146,7 @@ func (s *Server) proxy(c *gin.Context) {
 		b, release := s.inflight.pick(backends, s.sel)
 		backends = slices.DeleteFunc(backends, func(x Backend) bool { return x.Node == b.Node })
 		tried = append(tried, b.Node)
-		res := s.forward(c, b, body, req.Model, start)
+		res := s.forward(c, b, u, start)
 		release()
 		if res.err == nil || res.started {
 			return
@@ -101,15 +158,20 @@ func (s *Server) proxy(c *gin.Context) {
 		s.log.Warn("backend failed before answering; trying the next", "node", b.Node, "err", res.err)
 	}
 	// Still loading or re-planning: worth a retry (503). Every backend
-	// tried, and failing, for good: 502.
+	// tried, and failing, for good: 502. None does what was asked: 501.
 	status := http.StatusBadGateway
+	msg := fmt.Sprintf("no backend could serve the request (tried %v): %v", tried, lastErr)
 	var busy *busyError
-	if errors.Is(lastErr, ErrLoading) || errors.As(lastErr, &busy) {
+	var unsupported *unsupportedError
+	switch {
+	case errors.As(lastErr, &unsupported):
+		status, msg = http.StatusNotImplemented, unsupported.explain(u)
+	case errors.Is(lastErr, ErrLoading) || errors.As(lastErr, &busy):
 		status = http.StatusServiceUnavailable
 		c.Header("Retry-After", "2")
 	}
-	openAIError(c, status, "server_error", fmt.Sprintf("no backend could serve the request (tried %v): %v", tried, lastErr))
-	s.record(RequestRecord{Time: start, Model: req.Model, Status: status, Duration: time.Since(start)})
+	apiError(c, status, "server_error", msg)
+	s.record(RequestRecord{Time: start, Model: u.model, Status: status, Duration: time.Since(start)})
 }
 
 // sleepCtx waits d; false if ctx ended first.
@@ -144,12 +206,12 @@ func (s *Server) routeError(c *gin.Context, err error) {
 	var unknown *UnknownModelError
 	switch {
 	case errors.As(err, &unknown):
-		openAIError(c, http.StatusNotFound, "invalid_request_error", unknown.Error())
+		apiError(c, http.StatusNotFound, "invalid_request_error", unknown.Error())
 	case errors.Is(err, ErrNoModel):
-		openAIError(c, http.StatusServiceUnavailable, "server_error", err.Error())
+		apiError(c, http.StatusServiceUnavailable, "server_error", err.Error())
 	default: // loading, re-planning: worth a retry
 		c.Header("Retry-After", "5")
-		openAIError(c, http.StatusServiceUnavailable, "server_error", err.Error())
+		apiError(c, http.StatusServiceUnavailable, "server_error", err.Error())
 	}
 }
 
@@ -163,20 +225,48 @@ type busyError struct{ error }
 
 func (e *busyError) Unwrap() error { return e.error }
 
+// unsupportedError is a backend whose llama-server does not serve the
+// endpoint asked for (a 501): another backend of the model may, e.g. one
+// started with --embeddings.
+type unsupportedError struct {
+	node, msg string
+}
+
+func (e *unsupportedError) Error() string { return e.node + ": " + e.msg }
+
+// explain says what to do when no backend serves u's endpoint.
+func (e *unsupportedError) explain(u upstream) string {
+	model := u.model
+	if model == "" {
+		model = "the model"
+	} else {
+		model = fmt.Sprintf("model %q", model)
+	}
+	switch u.path {
+	case "/v1/embeddings":
+		return model + " is served without embeddings: serve an embedding model, or start the node that serves it with --embeddings"
+	case "/v1/rerank", "/v1/reranking":
+		return model + " is no reranker: serve a reranking model (its GGUF pools by rank) to use /v1/rerank"
+	case "/infill":
+		return fmt.Sprintf("%s cannot fill in the middle (a suffix): %s", model, e.msg)
+	}
+	return fmt.Sprintf("%s cannot serve %s (%s)", model, u.path, e.msg)
+}
+
 // retryable statuses mean the backend cannot serve right now, not that the
 // request is wrong: another backend may.
 func retryable(status int) bool {
 	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
-// forward sends body to one backend and copies the answer back, flushing each
-// chunk so server-sent events reach the client as they are produced. The
-// client going away cancels the upstream request.
-func (s *Server) forward(c *gin.Context, b Backend, body []byte, model string, start time.Time) forwardResult {
+// forward sends u to one backend and hands the answer to u.out once its
+// first bytes have arrived. The client going away cancels the upstream
+// request.
+func (s *Server) forward(c *gin.Context, b Backend, u upstream, start time.Time) forwardResult {
 	s.metrics.inflight.WithLabelValues(b.Node).Inc()
 	defer s.metrics.inflight.WithLabelValues(b.Node).Dec()
 
-	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodPost, b.BaseURL+c.Request.URL.Path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodPost, b.BaseURL+u.path, bytes.NewReader(u.body))
 	if err != nil {
 		return forwardResult{err: err}
 	}
@@ -194,9 +284,12 @@ func (s *Server) forward(c *gin.Context, b Backend, body []byte, model string, s
 		return forwardResult{err: fmt.Errorf("backend unreachable: %w", err)}
 	}
 	defer resp.Body.Close()
-	if retryable(resp.StatusCode) {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if retryable(resp.StatusCode) || resp.StatusCode == http.StatusNotImplemented {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		s.metrics.requests.WithLabelValues(b.Node, strconv.Itoa(resp.StatusCode)).Inc()
+		if resp.StatusCode == http.StatusNotImplemented {
+			return forwardResult{err: &unsupportedError{node: b.Node, msg: backendMessage(msg)}}
+		}
 		err := fmt.Errorf("backend answered %s: %s", resp.Status, bytes.TrimSpace(msg))
 		if resp.StatusCode != http.StatusBadGateway {
 			err = &busyError{err} // loading, or too busy: it may serve soon
@@ -212,7 +305,51 @@ func (s *Server) forward(c *gin.Context, b Backend, body []byte, model string, s
 		s.metrics.requests.WithLabelValues(b.Node, "error").Inc()
 		return forwardResult{err: fmt.Errorf("backend broke before answering: %w", rerr)}
 	}
+	c.Writer.Header().Set("X-Potluck-Node", b.Node)
+	d := u.out.respond(c, resp, buf[:n])
+	if d.err != nil {
+		s.log.Warn("backend stream broke", "node", b.Node, "err", d.err)
+	}
 
+	status := resp.StatusCode
+	label := strconv.Itoa(status)
+	if d.broken {
+		label = "broken"
+	}
+	dur := time.Since(start)
+	s.metrics.requests.WithLabelValues(b.Node, label).Inc()
+	s.metrics.latency.WithLabelValues(b.Node).Observe(dur.Seconds())
+	s.metrics.tokens.Add(float64(d.tokens))
+	s.record(RequestRecord{Time: start, Model: u.model, Node: b.Node, Status: status, Duration: dur, Tokens: d.tokens})
+	return forwardResult{started: true}
+}
+
+// backendMessage is the message of a llama-server error body, or the body.
+func backendMessage(body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return e.Error.Message
+	}
+	return string(bytes.TrimSpace(body))
+}
+
+// passthrough copies the backend's answer as it is, flushing each chunk so
+// that server-sent events reach the client as they are produced.
+type passthrough struct{}
+
+func (passthrough) respond(c *gin.Context, resp *http.Response, first []byte) delivery {
+	copyHeaders(c, resp)
+	c.Status(resp.StatusCode)
+	c.Writer.WriteHeaderNow()
+	return copyStream(c, resp, first)
+}
+
+// copyHeaders copies the backend's end-to-end headers to the client.
+func copyHeaders(c *gin.Context, resp *http.Response) {
 	h := c.Writer.Header()
 	for k, vs := range resp.Header {
 		if slices.Contains(hopHeaders, http.CanonicalHeaderKey(k)) {
@@ -220,45 +357,40 @@ func (s *Server) forward(c *gin.Context, b Backend, body []byte, model string, s
 		}
 		h[k] = vs
 	}
-	h.Set("X-Potluck-Node", b.Node)
-	c.Status(resp.StatusCode)
-	c.Writer.WriteHeaderNow()
+}
 
+// copyStream copies first and then the rest of resp.Body to the client.
+func copyStream(c *gin.Context, resp *http.Response, first []byte) delivery {
 	tokens := newTokenCounter()
-	broken := false
+	buf := make([]byte, 32<<10)
+	n := copy(buf, first)
+	var rerr error
+	var d delivery
 	for {
 		if n > 0 {
 			tokens.Write(buf[:n])
 			if _, werr := c.Writer.Write(buf[:n]); werr != nil {
-				broken = true
+				d.broken = true
 				break
 			}
 			c.Writer.Flush()
 		}
 		if rerr != nil {
 			if rerr != io.EOF && !errors.Is(rerr, context.Canceled) {
-				s.log.Warn("backend stream broke", "node", b.Node, "err", rerr)
-				broken = true
+				d.broken, d.err = true, rerr
 			}
 			break
 		}
 		n, rerr = resp.Body.Read(buf)
 	}
-	status := resp.StatusCode
-	label := strconv.Itoa(status)
-	if broken {
-		label = "broken"
-	}
-	dur := time.Since(start)
-	s.metrics.requests.WithLabelValues(b.Node, label).Inc()
-	s.metrics.latency.WithLabelValues(b.Node).Observe(dur.Seconds())
-	s.metrics.tokens.Add(float64(tokens.count()))
-	s.record(RequestRecord{Time: start, Model: model, Node: b.Node, Status: status, Duration: dur, Tokens: tokens.count()})
-	return forwardResult{started: true}
+	d.tokens = tokens.count()
+	return d
 }
 
-// tokenCounter estimates generated tokens from a response as it streams:
-// one per server-sent event chunk, or the usage block of a plain answer.
+// tokenCounter counts the tokens generated from an answer as it streams:
+// what its last usage or timings block says (llama-server's "predicted_n",
+// OpenAI's "completion_tokens", the Responses and Anthropic APIs'
+// "output_tokens"), or else one per server-sent event chunk.
 type tokenCounter struct {
 	chunks int
 	tail   []byte
@@ -268,7 +400,7 @@ func newTokenCounter() *tokenCounter { return &tokenCounter{} }
 
 var (
 	dataPrefix = []byte("data: {")
-	usageKey   = []byte(`"completion_tokens":`)
+	usageKeys  = [][]byte{[]byte(`"predicted_n":`), []byte(`"completion_tokens":`), []byte(`"output_tokens":`)}
 )
 
 func (t *tokenCounter) Write(p []byte) {
@@ -281,14 +413,23 @@ func (t *tokenCounter) Write(p []byte) {
 }
 
 func (t *tokenCounter) count() int {
-	if i := bytes.LastIndex(t.tail, usageKey); i >= 0 && t.chunks == 0 {
-		rest := t.tail[i+len(usageKey):]
-		end := bytes.IndexAny(rest, ",}")
-		if end > 0 {
-			if n, err := strconv.Atoi(string(bytes.TrimSpace(rest[:end]))); err == nil {
-				return n
-			}
+	at, n := -1, 0
+	for _, key := range usageKeys {
+		i := bytes.LastIndex(t.tail, key)
+		if i <= at {
+			continue
 		}
+		rest := t.tail[i+len(key):]
+		end := bytes.IndexAny(rest, ",}")
+		if end <= 0 {
+			continue
+		}
+		if v, err := strconv.Atoi(string(bytes.TrimSpace(rest[:end]))); err == nil && v >= 0 {
+			at, n = i, v
+		}
+	}
+	if at >= 0 {
+		return n
 	}
 	if t.chunks > 2 { // the role chunk and the final chunk carry no token
 		return t.chunks - 2

@@ -23,6 +23,23 @@ type Model struct {
 	Ready bool     `json:"ready"`
 	State string   `json:"state"`
 	Nodes []string `json:"nodes,omitempty"`
+	// Capabilities say what the model does: "completion" (chat,
+	// completions, responses, messages), "embedding", "rerank". Empty:
+	// not known yet.
+	Capabilities []string `json:"capabilities,omitempty"`
+	// Details are what its GGUF file says, when known.
+	Details *ModelDetails `json:"details,omitempty"`
+}
+
+// ModelDetails describe a model's file.
+type ModelDetails struct {
+	Arch    string `json:"arch,omitempty"`    // e.g. "llama"
+	Params  uint64 `json:"params,omitempty"`  // parameter count
+	Quant   string `json:"quant,omitempty"`   // e.g. "Q4_K_M"
+	Bytes   uint64 `json:"bytes,omitempty"`   // size of its files
+	Context uint64 `json:"context,omitempty"` // training context, in tokens
+	// Digest is the sha256 of its (first) file, when known.
+	Digest string `json:"digest,omitempty"`
 }
 
 // Router knows which backends serve which model. It is the only way the
@@ -60,6 +77,11 @@ type Config struct {
 	APIKey     string // required when Addr is not loopback; grants /v1 and the read-only endpoints
 	AdminKey   string // grants the admin endpoints to remote clients; empty: loopback clients only
 	CORSOrigin string // allowed browser origin for /v1 and reading status; empty: no CORS
+	// OllamaAddr is where the Ollama-compatible API listens; empty: it
+	// does not. It follows the same rules as Addr.
+	OllamaAddr string
+	// Version is the node's version, for /api/version.
+	Version string
 	// AllowedHosts are more names the API answers to (the Host header),
 	// besides loopback names and addresses and the host of Addr.
 	AllowedHosts []string
@@ -86,6 +108,15 @@ func (c Config) Validate() error {
 	if !isLoopbackHost(host) && c.APIKey == "" {
 		return fmt.Errorf("--api %s listens beyond this machine: set --api-key-file FILE (or POTLUCK_API_KEY) so only clients with the key get in", c.Addr)
 	}
+	if c.OllamaAddr != "" {
+		host, _, err := net.SplitHostPort(c.OllamaAddr)
+		if err != nil {
+			return fmt.Errorf("--ollama-api %q: want host:port, e.g. 127.0.0.1:11434", c.OllamaAddr)
+		}
+		if !isLoopbackHost(host) && c.APIKey == "" {
+			return fmt.Errorf("--ollama-api %s listens beyond this machine: set --api-key-file FILE (or POTLUCK_API_KEY) so only clients with the key get in", c.OllamaAddr)
+		}
+	}
 	if c.AdminKey != "" && c.AdminKey == c.APIKey {
 		return errors.New("the admin key and the API key are the same: the admin key must be a different secret (it can change the node)")
 	}
@@ -108,6 +139,7 @@ type Server struct {
 	sel    Selector
 	log    *slog.Logger
 	engine *gin.Engine
+	ollama *gin.Engine // the Ollama-compatible API; nil when off
 	client *http.Client
 
 	inflight inflight
@@ -115,8 +147,10 @@ type Server struct {
 	recent   recentRequests
 	slots    chan struct{} // one per request being handled
 
-	ready chan struct{}
-	addr  net.Addr
+	started    time.Time
+	ready      chan struct{}
+	addr       net.Addr
+	ollamaAddr net.Addr
 }
 
 // New builds a server; it listens only in Run. node answers the node API.
@@ -150,16 +184,29 @@ func New(cfg Config, router Router, node Node, log *slog.Logger) (*Server, error
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 		}},
-		ready: make(chan struct{}),
-		slots: make(chan struct{}, cfg.MaxConcurrent),
+		ready:   make(chan struct{}),
+		slots:   make(chan struct{}, cfg.MaxConcurrent),
+		started: time.Now().UTC().Truncate(time.Second),
 	}
 	s.metrics = newMetrics(s)
 	s.engine = s.routes()
+	if cfg.OllamaAddr != "" {
+		s.ollama = s.ollamaRoutes()
+	}
 	return s, nil
 }
 
 // Handler exposes the HTTP handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.engine }
+
+// OllamaHandler exposes the Ollama-compatible API's handler; nil when
+// Config.OllamaAddr is empty.
+func (s *Server) OllamaHandler() http.Handler {
+	if s.ollama == nil {
+		return nil
+	}
+	return s.ollama
+}
 
 // Up waits until the server is listening and returns its address.
 func (s *Server) Up(ctx context.Context) (net.Addr, error) {
@@ -181,14 +228,77 @@ func (s *Server) Addr() net.Addr {
 	}
 }
 
+// OllamaAddr returns where the Ollama-compatible API listens, or nil.
+func (s *Server) OllamaAddr() net.Addr {
+	select {
+	case <-s.ready:
+		return s.ollamaAddr
+	default:
+		return nil
+	}
+}
+
 // Run listens and serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	l, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w (is another potluck running? choose another --api port)", s.cfg.Addr, err)
 	}
-	hs := &http.Server{
-		Handler: s.engine,
+	servers := []*http.Server{s.httpServer(ctx, s.engine)}
+	listeners := []net.Listener{l}
+	if s.ollama != nil {
+		ol, err := net.Listen("tcp", s.cfg.OllamaAddr)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("Ollama API listen on %s: %w (Ollama itself may be running there: stop it, or give --ollama-api another address such as 127.0.0.1:11435)", s.cfg.OllamaAddr, err)
+		}
+		s.ollamaAddr = ol.Addr()
+		servers = append(servers, s.httpServer(ctx, s.ollama))
+		listeners = append(listeners, ol)
+	}
+	s.addr = l.Addr()
+	close(s.ready)
+	s.log.Info("API listening", "addr", "http://"+l.Addr().String()+"/v1")
+	if s.ollamaAddr != nil {
+		s.log.Info("Ollama API listening", "addr", "http://"+s.ollamaAddr.String())
+	}
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() { errc <- hs.Serve(listeners[i]) }()
+	}
+	var first error
+	select {
+	case first = <-errc:
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, hs := range servers {
+		if err := hs.Shutdown(shutCtx); err != nil {
+			hs.Close()
+		}
+	}
+	for range len(servers) - btoi(first != nil) {
+		<-errc
+	}
+	s.client.CloseIdleConnections()
+	if errors.Is(first, http.ErrServerClosed) {
+		first = nil
+	}
+	return first
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// httpServer serves h with the limits every listener has.
+func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h,
 		// Slow or idle clients cannot hold connections open: headers
 		// must arrive within ReadHeaderTimeout and an idle keep-alive
 		// connection is closed after IdleTimeout. There is no overall
@@ -198,46 +308,51 @@ func (s *Server) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	s.addr = l.Addr()
-	close(s.ready)
-	s.log.Info("API listening", "addr", "http://"+l.Addr().String()+"/v1")
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutCtx); err != nil {
-		hs.Close()
-	}
-	<-errc
-	s.client.CloseIdleConnections()
-	return nil
 }
 
 func (s *Server) routes() *gin.Engine {
 	e := gin.New()
-	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
-		s.log.Error("handler panic", "path", c.Request.URL.Path, "panic", rec)
-		openAIError(c, http.StatusInternalServerError, "server_error", "internal error")
-	}))
-	e.Use(s.logRequests)
-	e.Use(s.checkHost, s.limit, s.access)
+	s.middleware(e, listener{addr: s.cfg.Addr})
 	e.NoRoute(func(c *gin.Context) {
-		openAIError(c, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+		apiError(c, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	e.GET("/metrics", gin.WrapH(s.metrics.handler()))
 	s.pageRoutes(e)
 	s.nodeRoutes(e.Group("/api"))
 	v1 := e.Group("/v1")
 	v1.GET("/models", s.models)
-	v1.POST("/completions", s.proxy)
-	v1.POST("/chat/completions", s.proxy)
-	v1.POST("/embeddings", s.proxy)
+	// Every route of llama-server's that names a model goes to a backend
+	// of that model, as it is.
+	for _, path := range []string{
+		"/completions", "/chat/completions", "/responses", // OpenAI
+		"/messages", "/messages/count_tokens", // Anthropic
+		"/embeddings", "/rerank", "/reranking",
+	} {
+		v1.POST(path, s.proxy)
+	}
 	return e
+}
+
+// listener is what the middleware of one listener knows of it.
+type listener struct {
+	addr    string  // its --api or --ollama-api address
+	dialect dialect // the API it speaks; errors take its shape
+	ollama  bool
+}
+
+// middleware installs what every request of a listener passes through:
+// panic recovery, the request log, and the access checks.
+func (s *Server) middleware(e *gin.Engine, l listener) {
+	e.Use(func(c *gin.Context) {
+		c.Set(listenerKey, l)
+		c.Next()
+	})
+	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
+		s.log.Error("handler panic", "path", c.Request.URL.Path, "panic", rec)
+		apiError(c, http.StatusInternalServerError, "server_error", "internal error")
+	}))
+	e.Use(s.logRequests)
+	e.Use(s.checkHost, s.limit, s.access)
 }
 
 func (s *Server) logRequests(c *gin.Context) {
@@ -246,8 +361,4 @@ func (s *Server) logRequests(c *gin.Context) {
 	// The path only: query strings may carry secrets.
 	s.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "dur", time.Since(start).Round(time.Microsecond))
-}
-
-func openAIError(c *gin.Context, status int, typ, msg string) {
-	c.JSON(status, gin.H{"error": gin.H{"message": msg, "type": typ, "code": status}})
 }

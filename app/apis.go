@@ -1,0 +1,210 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/server"
+)
+
+// What each served model does (chat, embeddings, rerank), here and on the
+// peers: the API lists it, and routes embeddings and rerank requests to
+// the backends that serve them.
+
+// EmbeddingsChooser lets a user interface choose, model by model, to serve
+// embeddings from a chat model too. *Node implements it.
+type EmbeddingsChooser interface {
+	// SetEmbeddings turns embeddings on or off for the model name (a
+	// library name, path or reference) the next time it is served, and
+	// now if it is being served. The node keeps the choice.
+	SetEmbeddings(ctx context.Context, name string, on bool) error
+}
+
+var _ EmbeddingsChooser = (*Node)(nil)
+
+// embeddingsOn says whether the model asked for as name, served as
+// alias, serves embeddings too: --embeddings, or the user's choice.
+func (n *Node) embeddingsOn(name, alias string) bool {
+	if n.cfg.Embeddings {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Contains(n.settings.Embeddings, name) || (alias != "" && slices.Contains(n.settings.Embeddings, alias))
+}
+
+// SetEmbeddings implements EmbeddingsChooser. A model being served whose
+// llama-server would start otherwise now is restarted.
+func (n *Node) SetEmbeddings(ctx context.Context, name string, on bool) error {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return &InputError{Field: "model", Msg: "say which model"}
+	}
+	n.serveMu.Lock()
+	defer n.serveMu.Unlock()
+	h := n.modelHost()
+	var before engine.Serving
+	if h != nil {
+		before = h.serving()
+	}
+	n.mu.Lock()
+	if slices.Contains(n.settings.Embeddings, name) == on {
+		n.mu.Unlock()
+		return nil
+	}
+	if on {
+		n.settings.Embeddings = append(n.settings.Embeddings, name)
+	} else {
+		n.settings.Embeddings = slices.DeleteFunc(n.settings.Embeddings, func(s string) bool { return s == name })
+	}
+	settings := n.settings
+	n.mu.Unlock()
+	n.saveSettings(settings)
+	if h == nil {
+		return nil
+	}
+	if path, alias := h.ident(); h.name != name && alias != name && path != name {
+		return nil
+	}
+	if after := h.serving(); after.Embeddings == before.Embeddings && after.Pooling == before.Pooling {
+		return nil
+	}
+	n.log.Info("restarting the model to change its embeddings", "model", name, "embeddings", on)
+	return n.switchHost(h.name)
+}
+
+// serving is how the host's llama-server runs, and what it serves.
+func (h *modelHost) serving() engine.Serving {
+	h.mu.Lock()
+	info, name, alias := h.info, h.name, h.alias
+	h.mu.Unlock()
+	return engine.PlanServing(info, h.n.embeddingsOn(name, alias))
+}
+
+// apiModel is what the API says of the host's model besides its state:
+// what it does, and what its file says.
+func (h *modelHost) apiModel() server.Model {
+	caps := h.serving().Capabilities
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := server.Model{ID: h.alias, Capabilities: caps}
+	if h.path == "" {
+		return server.Model{ID: h.name} // not here yet: nothing known
+	}
+	m.Details = &server.ModelDetails{Arch: h.info.Arch, Params: h.info.Params, Quant: h.info.Quant,
+		Bytes: h.info.Bytes, Context: h.info.Context}
+	if len(h.shas) > 0 {
+		m.Details.Digest = h.shas[0]
+	}
+	return m
+}
+
+// modelInfoPath is where a node's model proxy says what its model does,
+// for peers that route to it.
+const modelInfoPath = "/potluck/model"
+
+// peerModels caches what peers' models do, by peer id: a peer's model
+// proxy answers modelInfoPath.
+type peerModels struct {
+	mu sync.Mutex
+	m  map[string]*peerModel
+}
+
+type peerModel struct {
+	model   server.Model
+	fetched time.Time // when it answered; zero: never
+	asked   time.Time // when it was last asked
+	busy    bool
+}
+
+// peerModelsFresh is how long what a peer said is trusted before it is
+// asked again (in the background: until then the old answer stands), and
+// peerModelsRetry how soon a peer that did not answer is asked again.
+const (
+	peerModelsFresh = 30 * time.Second
+	peerModelsRetry = 5 * time.Second
+)
+
+// peerModel is what peer p said of its model id; it asks again in the
+// background when that is old, or not known yet.
+func (n *Node) peerModel(p Peer, id string) (server.Model, bool) {
+	c := &n.peerModels
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*peerModel{}
+	}
+	e := c.m[p.ID]
+	if e == nil {
+		e = &peerModel{}
+		c.m[p.ID] = e
+	}
+	known := !e.fetched.IsZero() && e.model.ID == id
+	wait := peerModelsFresh
+	if !known {
+		wait = peerModelsRetry
+	}
+	if !e.busy && time.Since(e.asked) > wait {
+		e.busy, e.asked = true, time.Now()
+		go n.fetchPeerModel(p)
+	}
+	return e.model, known
+}
+
+// fetchPeerModel asks peer p's model proxy what its model does.
+func (n *Node) fetchPeerModel(p Peer) {
+	var m server.Model
+	err := n.askPeerModel(p.ID, &m)
+	c := &n.peerModels
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[p.ID]
+	if e == nil {
+		return
+	}
+	e.busy = false
+	if err != nil {
+		n.log.Debug("what a peer's model does is not known", "peer", p.Name, "err", err)
+		return
+	}
+	e.model, e.fetched = m, time.Now()
+}
+
+func (n *Node) askPeerModel(peerID string, m *server.Model) error {
+	s := n.currentMesh()
+	if s == nil {
+		return errNoMesh
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr, err := s.tunnel(ctx, peerID, serviceOpenAI)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+modelInfoPath, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := n.swarmClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s (an older Potluck)", modelInfoPath, resp.Status)
+	}
+	return json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(m)
+}
+
+// serveModelInfo answers modelInfoPath on the model proxy.
+func (h *modelHost) serveModelInfo(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(h.apiModel())
+}

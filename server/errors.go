@@ -1,0 +1,94 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// dialect is the API a client speaks. Its errors, the refusals of the
+// access checks included, take that API's shape, so that its official
+// client raises the error it documents.
+type dialect int
+
+const (
+	dialectOpenAI    dialect = iota // {"error": {"message", "type", "code"}}
+	dialectAnthropic                // {"type": "error", "error": {"type", "message"}}
+	dialectOllama                   // {"error": "message"}
+)
+
+// listenerKey holds the request's listener in the gin context.
+const listenerKey = "potluck.listener"
+
+// listenerOf is the listener the request came in on.
+func listenerOf(c *gin.Context) listener {
+	if v, ok := c.Get(listenerKey); ok {
+		if l, ok := v.(listener); ok {
+			return l
+		}
+	}
+	return listener{}
+}
+
+// dialectOf is the API the request speaks: its listener's, or Anthropic's
+// for /v1/messages.
+func dialectOf(c *gin.Context) dialect {
+	if l := listenerOf(c); l.dialect != dialectOpenAI {
+		return l.dialect
+	}
+	if isAnthropicPath(c.Request.URL.Path) {
+		return dialectAnthropic
+	}
+	return dialectOpenAI
+}
+
+func isAnthropicPath(p string) bool {
+	return p == "/v1/messages" || strings.HasPrefix(p, "/v1/messages/")
+}
+
+// apiError answers an error in the shape of the client's API. typ is the
+// OpenAI error type; the other APIs derive theirs from the status.
+func apiError(c *gin.Context, status int, typ, msg string) {
+	switch dialectOf(c) {
+	case dialectAnthropic:
+		c.JSON(status, anthropicError(status, msg))
+	case dialectOllama:
+		c.JSON(status, gin.H{"error": msg})
+	default:
+		openAIError(c, status, typ, msg)
+	}
+}
+
+func openAIError(c *gin.Context, status int, typ, msg string) {
+	c.JSON(status, gin.H{"error": gin.H{"message": msg, "type": typ, "code": status}})
+}
+
+// anthropicError is an error as Anthropic's Messages API writes it.
+func anthropicError(status int, msg string) gin.H {
+	return gin.H{"type": "error", "error": gin.H{"type": anthropicType(status), "message": msg}}
+}
+
+// anthropicType is the error type Anthropic's API gives a status.
+func anthropicType(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusUnsupportedMediaType:
+		return "invalid_request_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case http.StatusServiceUnavailable, 529:
+		return "overloaded_error"
+	}
+	if status >= 400 && status < 500 {
+		return "invalid_request_error"
+	}
+	return "api_error"
+}
