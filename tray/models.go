@@ -24,6 +24,7 @@ const (
 	labelServeBtn  = "Serve"
 	labelStopServe = "Stop serving"
 	labelGetBtn    = "Get"
+	labelEmbed     = "Serve embeddings too (/v1/embeddings, /api/embed)"
 )
 
 // modelsWindow is "Serve a model…" and "Get a model…": the models on this
@@ -39,6 +40,13 @@ type modelsWindow struct {
 	serving  *widget.Label
 	serveBtn *widget.Button
 	stopBtn  *widget.Button
+
+	// embed chooses embeddings for a chat model, as the node keeps them
+	// per model (embeddings lists those); hidden when the node has no
+	// such choice.
+	embed      *widget.Check
+	embeddings []string
+
 	ref      *widget.Entry
 	getBtn   *widget.Button
 	bar      *widget.ProgressBar
@@ -67,7 +75,15 @@ func newModelsWindow(u *ui) *modelsWindow {
 		func() fyne.CanvasObject { return widget.NewLabel("model") },
 		func(i widget.ListItemID, o fyne.CanvasObject) { o.(*widget.Label).SetText(modelLine(m.models[i])) },
 	)
-	m.list.OnSelected = func(i widget.ListItemID) { m.picked = i; m.serveBtn.Enable() }
+	m.list.OnSelected = func(i widget.ListItemID) {
+		m.picked = i
+		m.serveBtn.Enable()
+		m.embed.SetChecked(slices.Contains(m.embeddings, m.models[i].Name))
+	}
+	m.embed = widget.NewCheck(labelEmbed, nil)
+	if _, ok := u.ctrl.(app.EmbeddingsChooser); !ok {
+		m.embed.Hide()
+	}
 	m.serveBtn = &widget.Button{Text: labelServeBtn, Importance: widget.HighImportance, OnTapped: m.serve}
 	m.serveBtn.Disable()
 	m.stopBtn = widget.NewButton(labelStopServe, func() { m.serveName("") })
@@ -85,7 +101,7 @@ func newModelsWindow(u *ui) *modelsWindow {
 	m.win.SetContent(container.NewBorder(
 		m.serving,
 		container.NewVBox(
-			container.NewHBox(layout.NewSpacer(), m.stopBtn, m.serveBtn),
+			container.NewHBox(m.embed, layout.NewSpacer(), m.stopBtn, m.serveBtn),
 			widget.NewSeparator(),
 			getIntro,
 			container.NewBorder(nil, nil, nil, m.getBtn, m.ref),
@@ -127,10 +143,12 @@ func (m *modelsWindow) reload() {
 // show fills the window from the library. Fyne thread.
 func (m *modelsWindow) show(lib app.LibraryView) {
 	m.models = slices.Clone(lib.Models)
+	m.embeddings = lib.Embeddings
 	for _, p := range lib.Peers { // serving one copies it from them first
 		m.models = append(m.models, library.Model{Name: p.Name, Size: p.Size, Source: "peers: " + strings.Join(p.On, ", ")})
 	}
 	m.picked = -1
+	m.embed.SetChecked(false)
 	m.list.UnselectAll()
 	m.list.Refresh()
 	m.serveBtn.Disable()
@@ -159,12 +177,19 @@ func (m *modelsWindow) serve() {
 	m.serveName(m.models[m.picked].Name)
 }
 
-// serveName serves name ("" stops serving), then shares if asked to.
+// serveName serves name ("" stops serving), with embeddings as checked,
+// then shares if asked to.
 func (m *modelsWindow) serveName(name string) {
 	u, then := m.u, m.then
 	m.then = ""
 	mem := u.settings.Memory
+	embed := m.embed.Checked
 	u.background("Could not serve the model", func(ctx context.Context) error {
+		if ch, ok := u.ctrl.(app.EmbeddingsChooser); ok && name != "" {
+			if err := ch.SetEmbeddings(ctx, name, embed); err != nil {
+				return err
+			}
+		}
 		if err := u.ctrl.Serve(ctx, name); err != nil {
 			return err
 		}
