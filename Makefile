@@ -52,7 +52,7 @@ deps:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
 	@command -v npm >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; \
-		else echo "Node.js is needed for the OpenAI SDK test. Run:  sudo apt-get install -y nodejs npm"; exit 1; fi; }
+		else echo "Node.js is needed for the SDK tests. Run:  sudo apt-get install -y nodejs npm"; exit 1; fi; }
 
 build: deps
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -70,9 +70,13 @@ run: llama $(if $(wildcard $(SHARED)),,$(TINY))
 	@echo "  curl -s http://$(API)/v1/completions -H 'Content-Type: application/json' -d '{\"prompt\":\"Once upon a time\",\"max_tokens\":32}'"
 	$(BIN) run --model $(MODEL) --api $(API) --ctx-size 512
 
-# sdk installs the official OpenAI client the API test drives.
+# sdk installs the official clients the API tests drive (OpenAI, Anthropic,
+# Ollama) at the versions package.json pins, again when it changes.
 sdk: deps
-	@[ -d $(SDK_DIR)/node_modules/openai ] || (cd $(SDK_DIR) && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
+	@node -e 'process.exit(parseInt(process.versions.node) < 20 ? 1 : 0)' || { echo "The SDK tests need Node.js 20 or newer (node $$(node --version) is installed)"; exit 1; }
+	@cmp -s $(SDK_DIR)/package.json $(SDK_DIR)/node_modules/.potluck-package.json || { \
+		cd $(SDK_DIR) && npm install --no-audit --no-fund --no-package-lock --loglevel=error && \
+		cp package.json node_modules/.potluck-package.json; }
 
 # test runs every package's tests, then the namespace lab on its own so its
 # timing-sensitive scenarios do not share the two cores with the rest.
