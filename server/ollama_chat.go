@@ -98,6 +98,10 @@ func (s *Server) ollamaChat(c *gin.Context) {
 	if !s.ollamaBody(c, &req) {
 		return
 	}
+	if len(req.Messages) == 0 {
+		s.ollamaLoad(c, req.Model, true)
+		return
+	}
 	msgs, err := openAIMessages(req.Messages)
 	if err != nil {
 		apiError(c, http.StatusBadRequest, "invalid_request_error", err.Error())
@@ -127,12 +131,7 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 	}
 	model := s.modelID(req.Model)
 	if req.Prompt == "" && req.Suffix == "" && len(req.Images) == 0 {
-		// Ollama's way to load a model: say it is there.
-		if _, err := s.backends(c.Request.Context(), model); err != nil {
-			s.routeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"model": req.Model, "created_at": time.Now().UTC(), "response": "", "done": true, "done_reason": "load"})
+		s.ollamaLoad(c, req.Model, false)
 		return
 	}
 	out := map[string]any{"model": model, "stream": req.streaming()}
@@ -158,6 +157,19 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 		out["messages"] = oms
 	}
 	s.ollamaDispatch(c, path, req.ollamaCommon, out, ollamaAnswer{}, start)
+}
+
+// ollamaLoad answers a chat with no messages or a generate with no
+// prompt, Ollama's way to load a model: it says the model is there (a
+// served model is always loaded), or why not.
+func (s *Server) ollamaLoad(c *gin.Context, name string, chat bool) {
+	if _, err := s.backends(c.Request.Context(), s.modelID(name)); err != nil {
+		s.routeError(c, err)
+		return
+	}
+	o := ollamaAnswer{chat: chat, model: name}.line("", "")
+	o.Done, o.DoneReason = true, "load"
+	c.JSON(http.StatusOK, o)
 }
 
 // ollamaDispatch completes out with the options of in and sends it to a

@@ -116,8 +116,12 @@ func TestOllamaAPI(t *testing.T) {
 		t.Errorf("generate streamed: %v", lines)
 	}
 	resp = post(t, ts.URL+"/api/generate", `{"model":"`+model+`"}`)
-	if r := decode(t, resp); r["done_reason"] != "load" {
+	if r := decode(t, resp); r["done_reason"] != "load" || r["response"] != "" || r["done"] != true {
 		t.Errorf("generate with no prompt: %v", r)
+	}
+	resp = post(t, ts.URL+"/api/chat", `{"model":"`+model+`","messages":[]}`)
+	if r := decode(t, resp); r["done_reason"] != "load" || r["message"].(map[string]any)["role"] != "assistant" {
+		t.Errorf("chat with no messages: %v", r)
 	}
 	resp = post(t, ts.URL+"/api/generate", `{"model":"`+model+`","prompt":"def f(","suffix":"return x","stream":false}`)
 	if r := decode(t, resp); resp.StatusCode != 501 || !strings.Contains(r["error"].(string), "fill in the middle") {
@@ -144,7 +148,8 @@ func TestOllamaAPI(t *testing.T) {
 		{"/api/chat", `{"model":"llama3","messages":[{"role":"user","content":"hi"}]}`, 404},
 		{"/api/chat", `{"model":`, 400},
 		{"/api/chat", `{"model":"` + model + `","messages":[{"content":"hi"}]}`, 400},
-		{"/api/chat", `{"model":"` + model + `","messages":[],"format":"yaml"}`, 400},
+		{"/api/chat", `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}],"format":"yaml"}`, 400},
+		{"/api/chat", `{"model":"llama3","messages":[]}`, 404},
 		{"/api/embed", `{"model":"` + model + `"}`, 400},
 		{"/api/rerank", `{"model":"tiny-rerank"}`, 404},
 		{"/api/create", `{"model":"x"}`, 501},
