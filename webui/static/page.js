@@ -12,6 +12,8 @@
   let key = sessionStorage.getItem(KEY) || "";
   let askingKey = false;
   let timer = 0;
+  let inFlight = false; // a poll is waiting for the node
+  let again = false; // poll once more when it is done
   let polls = 0;
   let chatting = null; // the AbortController of the answer being streamed
   const history = [];
@@ -21,10 +23,12 @@
   // api fetches path from this node, with the API key when there is one.
   async function api(path, init = {}) {
     const headers = new Headers(init.headers || {});
-    if (key) headers.set("Authorization", "Bearer " + key);
+    const used = key;
+    if (used) headers.set("Authorization", "Bearer " + used);
     const resp = await fetch(path, { ...init, headers, cache: "no-store", credentials: "omit" });
     if (resp.status === 401) {
-      askKey(key ? "The node refused that key. Enter its API key again." : "");
+      // An answer to a key given before the last one asks nothing.
+      if (used === key) askKey(used ? "The node refused that key. Enter its API key again." : "");
       throw new Unauthorized("this node needs its API key");
     }
     return resp;
@@ -245,6 +249,25 @@
   async function poll() {
     clearTimeout(timer);
     if (askingKey) return;
+    if (inFlight) {
+      again = true;
+      return;
+    }
+    inFlight = true;
+    try {
+      await refresh();
+    } finally {
+      inFlight = false;
+    }
+    if (again) {
+      again = false;
+      poll();
+    } else if (!document.hidden && !askingKey) {
+      timer = setTimeout(poll, POLL_MS);
+    }
+  }
+
+  async function refresh() {
     try {
       const [st, peers, plan, reqs] = await Promise.all([
         getJSON("/api/status"), getJSON("/api/peers"), getJSON("/api/plan"), getJSON("/api/requests")]);
@@ -260,7 +283,6 @@
       setLive("bad", "not reachable");
       showError("Cannot read the node: " + e.message + ". Is potluck still running?");
     }
-    if (!document.hidden) timer = setTimeout(poll, POLL_MS);
   }
 
   document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
