@@ -20,6 +20,7 @@ func TestDependencyDirection(t *testing.T) {
 		"engine":  {"fyne.io/", "github.com/gin-gonic/", mod + "/app", mod + "/server", mod + "/tray", mod + "/netmesh"},
 		"netmesh": {"fyne.io/", "github.com/gin-gonic/", mod + "/app", mod + "/server", mod + "/tray", mod + "/engine"},
 		"hw":      {"fyne.io/", "github.com/gin-gonic/", mod + "/app", mod + "/server", mod + "/tray", mod + "/engine", mod + "/netmesh"},
+		"ledger":  {"fyne.io/", "github.com/gin-gonic/", mod + "/app", mod + "/server", mod + "/tray", mod + "/engine", mod + "/netmesh", mod + "/hw"},
 		"members": {"fyne.io/", "github.com/gin-gonic/", mod + "/app", mod + "/server", mod + "/tray", mod + "/engine", mod + "/hw"},
 		"server":  {"fyne.io/", mod + "/app", mod + "/tray", mod + "/engine", mod + "/netmesh", mod + "/hw"},
 		"tray":    {"github.com/gin-gonic/", mod + "/engine", mod + "/netmesh", mod + "/server", mod + "/hw"},

@@ -46,6 +46,7 @@ Usage:
   potluck plan [--model M]    how the running node splits a model over the pool
   potluck members             the members of the running node's network
   potluck members remove WHO  remove a member (owner only): the others move to a new token
+  potluck usage               what this computer gave to and used from each peer (tokens)
   potluck version             print the version
 
 Run "potluck run -h" for the node's flags.
@@ -83,6 +84,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdPull(ctx, args, stdout, stderr)
 	case "members":
 		err = cmdMembers(ctx, args, stdout, stderr)
+	case "usage":
+		err = cmdUsage(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "potluck %s\n", app.Version)
 	case "help", "-h", "--help":
@@ -172,6 +175,18 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 			bad.add("POTLUCK_SHARE_MEMORY", v, "a size such as 12GiB or 8000MB")
 		}
 		cfg.ShareMemory = n
+	}
+	fs.Func("share-limit", "tokens a day this node's model serves each peer, e.g. 500k (default: no limit; this machine's own requests are never limited) [POTLUCK_SHARE_LIMIT]", func(v string) error {
+		n, err := app.ParseTokens(v)
+		cfg.ShareLimit = n
+		return err
+	})
+	if v := env("POTLUCK_SHARE_LIMIT", ""); v != "" {
+		n, err := app.ParseTokens(v)
+		if err != nil {
+			bad.add("POTLUCK_SHARE_LIMIT", v, "a number of tokens such as 500k, 2M or 20000")
+		}
+		cfg.ShareLimit = n
 	}
 	fs.Func("reserve-memory", "system memory the model this node serves leaves to everything else, e.g. 8GiB (default 4GiB; --share-memory caps only what is lent) [POTLUCK_RESERVE_MEMORY]", func(v string) error {
 		n, err := hw.ParseSize(v)

@@ -64,6 +64,7 @@ type Config struct {
 	// Sharing.
 	Share       ShareMode // off, worker or server; empty: the saved choice
 	ShareMemory uint64    // cap on the memory offered; 0: the default policy
+	ShareLimit  uint64    // tokens a day this node's model serves each peer; 0: no limit
 	// ReserveMemory is the system memory the node's own model leaves to
 	// everything else; 0: the default (4 GiB).
 	ReserveMemory uint64

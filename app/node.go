@@ -17,6 +17,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/ledger"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
@@ -59,6 +60,7 @@ type Node struct {
 	rejectedBefore atomic.Uint64 // mesh messages rejected by closed sessions
 
 	lib         *library.Library
+	ledger      *ledger.Ledger  // the pool's accounts
 	swarmAddr   string          // the loopback address of the model file server
 	swarmSent   atomic.Uint64   // model file bytes sent to peers
 	swarmClient *http.Client    // fetches model files from peers
@@ -114,6 +116,11 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		roots = []library.Root{{Source: library.SourcePotluck, Dir: library.StoreDir(cfg.DataDir)}}
 	}
 	n.lib = library.New(roots, filepath.Join(cfg.DataDir, "library.json"), n.log.With("part", "library"))
+	if n.ledger, err = ledger.Open(cfg.DataDir); err != nil {
+		// Keep the file for the user to look at; count in memory.
+		n.log.Warn("the ledger cannot be read; this run keeps its accounts in memory only", "err", err)
+		n.ledger, _ = ledger.Open("")
+	}
 	if rollErr != nil {
 		n.log.Warn("member list", "err", rollErr)
 	}
@@ -189,6 +196,7 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.keepRoll(ctx) })
 	spawn(func() error { return n.hashModels(ctx) })
 	spawn(func() error { return n.runSwarm(ctx) })
+	spawn(func() error { return n.keepLedger(ctx) })
 	if h := n.modelHost(); h != nil {
 		n.startHost(ctx, h)
 	}

@@ -168,6 +168,9 @@ func (n *Node) RemoveMember(ctx context.Context, who string) (RemovalResult, err
 // onNotice receives a notice on session s: a signed removal, perhaps. It
 // runs on the mesh's message loop, so the work goes elsewhere.
 func (n *Node) onNotice(s *meshSession, from string, payload []byte) {
+	if n.heardLedger(from, payload) {
+		return
+	}
 	id := members.ID(payload)
 	n.mu.Lock()
 	if n.applied[id] {

@@ -49,9 +49,15 @@ func (h *modelHost) runServedProxy(ctx context.Context) (*servedProxy, error) {
 				h.serveModelInfo(w)
 				return
 			}
+			asker := h.n.asker(r.RemoteAddr)
+			if h.n.overLimit(w, asker) {
+				return
+			}
 			p.inFlight.Add(1)
 			defer p.inFlight.Add(-1)
-			rp.ServeHTTP(w, r)
+			cw := &countingWriter{ResponseWriter: w}
+			rp.ServeHTTP(cw, r)
+			h.recordServed(asker, r.URL.Path, cw.status, &cw.tokens)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

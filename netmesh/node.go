@@ -62,9 +62,12 @@ type Node struct {
 	dht      *dht.IpfsDHT // the members' DHT; nil when off
 	mdns     mdns.Service
 	services map[string]string // exposed service name -> local address
-	tunnels  map[*Tunnel]struct{}
-	dialing  map[peer.ID]bool // full-mesh connects in flight
-	blocked  map[peer.ID]bool // see Block
+	// streamPeers maps the local address of a connection to an exposed
+	// service to the peer whose stream it carries.
+	streamPeers sync.Map
+	tunnels     map[*Tunnel]struct{}
+	dialing     map[peer.ID]bool // full-mesh connects in flight
+	blocked     map[peer.ID]bool // see Block
 
 	closeOnce sync.Once
 	closeErr  error

@@ -135,7 +135,24 @@ func (n *Node) serveStream(s network.Stream) {
 		s.Reset()
 		return
 	}
+	// The service sees the connection come from this local address: it
+	// can ask who is behind it (PeerOfConn).
+	local := c.LocalAddr().String()
+	n.streamPeers.Store(local, s.Conn().RemotePeer().String())
+	defer n.streamPeers.Delete(local)
 	n.pipe(c, s, nil)
+}
+
+// PeerOfConn says which peer a connection to an exposed service comes
+// from, by the connection's remote address as the service sees it
+// (http.Request.RemoteAddr); ok is false for connections that did not
+// come through the mesh.
+func (n *Node) PeerOfConn(remoteAddr string) (peerID string, ok bool) {
+	v, ok := n.streamPeers.Load(remoteAddr)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
 }
 
 // Tunnel is a local listener whose connections are carried to a peer's

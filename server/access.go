@@ -44,6 +44,7 @@ var readOnlyPaths = map[string]bool{
 	"/api/requests": true,
 	"/api/members":  true,
 	"/api/models":   true,
+	"/api/usage":    true,
 	"/metrics":      true,
 }
 

@@ -38,6 +38,7 @@ func (n *adminNode) RemoveMember(context.Context, string) (any, error) {
 	return map[string]string{}, nil
 }
 func (n *adminNode) Library() any { return map[string]any{"models": []string{}} }
+func (n *adminNode) Usage() any   { return map[string]any{"peers": []string{}} }
 func (n *adminNode) Serve(context.Context, string, *bool) error {
 	n.changes.Add(1)
 	return nil

@@ -202,6 +202,7 @@ func (n *recordingNode) Peers() any            { return []any{} }
 func (n *recordingNode) Plan(model string) any { return map[string]any{"model": model} }
 func (n *recordingNode) Members() any          { return []any{} }
 func (n *recordingNode) Library() any          { return map[string]any{"models": []any{}} }
+func (n *recordingNode) Usage() any            { return map[string]any{"peers": []any{}} }
 
 func (n *recordingNode) Serve(ctx context.Context, model string, embeddings *bool) error {
 	n.call()

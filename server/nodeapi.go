@@ -34,6 +34,9 @@ type Node interface {
 	// what it got.
 	Library() any
 	Pull(ctx context.Context, ref string, progress func(any)) (any, error)
+	// Usage is the pool's accounts: what this machine gave to and used
+	// from each peer.
+	Usage() any
 	// Serve serves the model name (a library name, a path or a
 	// reference); "" serves none. embeddings, when set, turns embeddings
 	// on or off for it (see PlanServing in the engine).
@@ -66,6 +69,7 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 	g.GET("/members", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Members()) })
 	g.GET("/token", s.token)
 	g.GET("/models", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Library()) })
+	g.GET("/usage", func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Usage()) })
 	g.POST("/pull", s.pull)
 	g.POST("/serve", func(c *gin.Context) {
 		var req struct {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/potluck-gpu/potluck/ledger"
 )
 
 // hopHeaders are not forwarded in either direction.
@@ -361,7 +363,7 @@ func copyHeaders(c *gin.Context, resp *http.Response) {
 
 // copyStream copies first and then the rest of resp.Body to the client.
 func copyStream(c *gin.Context, resp *http.Response, first []byte) delivery {
-	tokens := newTokenCounter()
+	tokens := &ledger.Counter{}
 	buf := make([]byte, 32<<10)
 	n := copy(buf, first)
 	var rerr error
@@ -383,56 +385,6 @@ func copyStream(c *gin.Context, resp *http.Response, first []byte) delivery {
 		}
 		n, rerr = resp.Body.Read(buf)
 	}
-	d.tokens = tokens.count()
+	d.tokens = tokens.Out()
 	return d
-}
-
-// tokenCounter counts the tokens generated from an answer as it streams:
-// what its last usage or timings block says (llama-server's "predicted_n",
-// OpenAI's "completion_tokens", the Responses and Anthropic APIs'
-// "output_tokens"), or else one per server-sent event chunk.
-type tokenCounter struct {
-	chunks int
-	tail   []byte
-}
-
-func newTokenCounter() *tokenCounter { return &tokenCounter{} }
-
-var (
-	dataPrefix = []byte("data: {")
-	usageKeys  = [][]byte{[]byte(`"predicted_n":`), []byte(`"completion_tokens":`), []byte(`"output_tokens":`)}
-)
-
-func (t *tokenCounter) Write(p []byte) {
-	joined := append(t.tail, p...)
-	t.chunks += bytes.Count(joined, dataPrefix) - bytes.Count(t.tail, dataPrefix)
-	if len(joined) > 4096 {
-		joined = joined[len(joined)-4096:]
-	}
-	t.tail = append(t.tail[:0], joined...)
-}
-
-func (t *tokenCounter) count() int {
-	at, n := -1, 0
-	for _, key := range usageKeys {
-		i := bytes.LastIndex(t.tail, key)
-		if i <= at {
-			continue
-		}
-		rest := t.tail[i+len(key):]
-		end := bytes.IndexAny(rest, ",}")
-		if end <= 0 {
-			continue
-		}
-		if v, err := strconv.Atoi(string(bytes.TrimSpace(rest[:end]))); err == nil && v >= 0 {
-			at, n = i, v
-		}
-	}
-	if at >= 0 {
-		return n
-	}
-	if t.chunks > 2 { // the role chunk and the final chunk carry no token
-		return t.chunks - 2
-	}
-	return 0
 }

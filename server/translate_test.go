@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/potluck-gpu/potluck/ledger"
 )
 
 // Captured from llama-server 0.7.0: the end of a chat stream with usage, a
@@ -48,11 +50,11 @@ func TestTokenCounter(t *testing.T) {
 		{"chunks only", []string{"data: {}\n\ndata: {}\n\ndata: {}\n\ndata: {}\n\ndata: {}\n\n"}, 3},
 		{"embeddings", []string{`{"data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":4,"total_tokens":4}}`}, 0},
 	} {
-		tc2 := newTokenCounter()
+		var tc2 ledger.Counter
 		for _, c := range tc.chunks {
 			tc2.Write([]byte(c))
 		}
-		if got := tc2.count(); got != tc.want {
+		if got := tc2.Out(); got != tc.want {
 			t.Errorf("%s: %d tokens, want %d", tc.name, got, tc.want)
 		}
 	}

@@ -1,0 +1,305 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/potluck-gpu/potluck/ledger"
+)
+
+// The pool's accounts (package ledger): the model proxy records every
+// request this node's model serves, with the node that asked; the node
+// publishes its totals to the network and keeps what the others publish.
+
+const (
+	ledgerPublishEvery = 2 * time.Second  // at most, when the totals changed
+	ledgerRepublish    = 2 * time.Minute  // anyway, for members that came later
+	ledgerSaveEvery    = 10 * time.Second // when changed
+)
+
+// keepLedger saves and publishes the ledger until ctx ends.
+func (n *Node) keepLedger(ctx context.Context) error {
+	if n.ledger == nil {
+		return nil
+	}
+	t := time.NewTicker(ledgerPublishEvery)
+	defer t.Stop()
+	lastSave, lastPub := time.Now(), time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			if err := n.ledger.Save(); err != nil {
+				n.log.Warn("cannot save the ledger", "err", err)
+			}
+			return nil
+		case <-t.C:
+		}
+		if time.Since(lastSave) >= ledgerSaveEvery {
+			if err := n.ledger.Save(); err != nil {
+				n.log.Warn("cannot save the ledger", "err", err)
+			}
+			lastSave = time.Now()
+		}
+		pub, changed := n.ledger.Publication()
+		if !changed && time.Since(lastPub) < ledgerRepublish {
+			continue
+		}
+		s := n.currentMesh()
+		if s == nil || (len(pub.Days) == 0 && len(pub.Before) == 0) {
+			continue
+		}
+		raw, err := json.Marshal(pub)
+		if err != nil {
+			continue
+		}
+		if err := s.node.Notify(raw); err != nil {
+			n.log.Debug("publish the ledger", "err", err)
+			continue
+		}
+		lastPub = time.Now()
+	}
+}
+
+// heardLedger takes a member's published totals; false if the payload is
+// not one.
+func (n *Node) heardLedger(from string, payload []byte) bool {
+	pub, ok := ledger.Parse(payload)
+	if !ok {
+		return false
+	}
+	if n.ledger != nil {
+		n.ledger.Heard(from, pub)
+	}
+	return true
+}
+
+// asker is the peer id of the node a request to the model proxy came from:
+// a peer's, through the mesh, or this node's own.
+func (n *Node) asker(remoteAddr string) string {
+	s := n.currentMesh()
+	if s == nil {
+		return ""
+	}
+	if id, ok := s.node.PeerOfConn(remoteAddr); ok {
+		return id
+	}
+	return s.node.ID()
+}
+
+// overLimit answers 429 when asker, another node, has had its daily share
+// of this node's model (--share-limit); it reports whether it answered.
+func (n *Node) overLimit(w http.ResponseWriter, asker string) bool {
+	limit := n.cfg.ShareLimit
+	s := n.currentMesh()
+	if limit == 0 || n.ledger == nil || s == nil || asker == "" || asker == s.node.ID() {
+		return false
+	}
+	used := n.ledger.ServedToday(s.node.ID(), asker)
+	if used < float64(limit) {
+		return false
+	}
+	now := time.Now().UTC()
+	reset := now.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	who := asker
+	if p, ok := s.node.Peer(asker); ok && p.Name != "" {
+		who = p.Name
+	}
+	msg := fmt.Sprintf("%s has used its daily share of %s's model: %s of %s tokens; it resets at %s UTC (in %s)",
+		who, n.cfg.Name, FormatTokens(used), FormatTokens(float64(limit)), reset.Format("15:04"), reset.Sub(now).Round(time.Minute))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", strconv.Itoa(int(reset.Sub(now).Seconds())+1))
+	w.WriteHeader(http.StatusTooManyRequests)
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "rate_limit_error", "code": "share_limit"}})
+	w.Write(b)
+	return true
+}
+
+// recordServed adds a request the model proxy served to the ledger: its
+// tokens go to every node of the plan, in proportion to its layers.
+func (h *modelHost) recordServed(asker, path string, status int, c *ledger.Counter) {
+	n := h.n
+	s := n.currentMesh()
+	if n.ledger == nil || s == nil || asker == "" || status/100 != 2 || !strings.HasPrefix(path, "/v1/") && path != "/completion" {
+		return
+	}
+	in, out := c.In(), c.Out()
+	if in == 0 && out == 0 {
+		return
+	}
+	self := s.node.ID()
+	h.mu.Lock()
+	plan, alias := h.plan, h.alias
+	h.mu.Unlock()
+	var shares []ledger.Share
+	total := 0
+	for _, a := range plan.Nodes {
+		total += a.Layers
+	}
+	for _, a := range plan.Nodes {
+		if a.Layers == 0 || total == 0 {
+			continue
+		}
+		id := a.ID
+		if a.Local {
+			id = self
+		}
+		shares = append(shares, ledger.Share{Node: id, Fraction: float64(a.Layers) / float64(total)})
+	}
+	if len(shares) == 0 {
+		shares = []ledger.Share{{Node: self, Fraction: 1}}
+	}
+	n.ledger.Add(ledger.Record{Asker: asker, Model: alias, TokensIn: in, TokensOut: out, Servers: shares})
+}
+
+// countingWriter passes an answer on and counts its tokens.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	tokens ledger.Counter
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.tokens.Write(p)
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *countingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Usage is what this machine gave to and used from each peer.
+type Usage struct {
+	Self  string      `json:"peer_id"`
+	Peers []PeerUsage `json:"peers"`
+	// Gave and Used are the totals over every peer.
+	Gave UsageWindows `json:"gave"`
+	Used UsageWindows `json:"used"`
+	// ShareLimit is the daily limit of tokens per peer (0: none).
+	ShareLimit uint64 `json:"share_limit"`
+	// Pairs is the whole network's accounts as this node knows them, over
+	// all time: who served whom.
+	Pairs []UsagePair `json:"pairs"`
+}
+
+// PeerUsage is one peer's line.
+type PeerUsage struct {
+	ID   string       `json:"peer_id"`
+	Name string       `json:"name"`
+	Gave UsageWindows `json:"gave"` // this machine served the peer
+	Used UsageWindows `json:"used"` // the peer served this machine
+}
+
+// UsageWindows are tokens (in and out) over the last day, week and all
+// time.
+type UsageWindows struct {
+	Today float64 `json:"today"`
+	Week  float64 `json:"week"`
+	All   float64 `json:"all"`
+}
+
+// UsagePair is one entry of the network's accounts.
+type UsagePair struct {
+	Server    string  `json:"server"`
+	Asker     string  `json:"asker"`
+	Requests  float64 `json:"requests"`
+	TokensIn  float64 `json:"tokens_in"`
+	TokensOut float64 `json:"tokens_out"`
+}
+
+// Usage implements Controller's accounts: what this machine gave and used.
+func (n *Node) Usage() Usage {
+	u := Usage{ShareLimit: n.cfg.ShareLimit, Peers: []PeerUsage{}, Pairs: []UsagePair{}}
+	s := n.currentMesh()
+	if n.ledger == nil || s == nil {
+		return u
+	}
+	self := s.node.ID()
+	u.Self = self
+	names := map[string]string{}
+	for _, p := range s.node.Peers() {
+		names[p.PeerID] = p.Name
+	}
+	byPeer := map[string]*PeerUsage{}
+	get := func(id string) *PeerUsage {
+		if byPeer[id] == nil {
+			byPeer[id] = &PeerUsage{ID: id, Name: names[id]}
+		}
+		return byPeer[id]
+	}
+	for _, w := range []ledger.Window{ledger.Today, ledger.Week, ledger.All} {
+		for p, t := range n.ledger.Matrix(self, w) {
+			if w == ledger.All {
+				u.Pairs = append(u.Pairs, UsagePair{Server: p.Server, Asker: p.Asker, Requests: t.Requests, TokensIn: t.TokensIn, TokensOut: t.TokensOut})
+			}
+			switch {
+			case p.Server == self && p.Asker != self:
+				get(p.Asker).Gave.add(w, t.Tokens())
+				u.Gave.add(w, t.Tokens())
+			case p.Asker == self && p.Server != self:
+				get(p.Server).Used.add(w, t.Tokens())
+				u.Used.add(w, t.Tokens())
+			}
+		}
+	}
+	for _, p := range byPeer {
+		u.Peers = append(u.Peers, *p)
+	}
+	slices.SortFunc(u.Peers, func(a, b PeerUsage) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+	slices.SortFunc(u.Pairs, func(a, b UsagePair) int { return strings.Compare(a.Server+a.Asker, b.Server+b.Asker) })
+	return u
+}
+
+func (w *UsageWindows) add(win ledger.Window, v float64) {
+	switch win {
+	case ledger.Today:
+		w.Today += v
+	case ledger.Week:
+		w.Week += v
+	default:
+		w.All += v
+	}
+}
+
+// FormatTokens writes a token count the short way: 950, 12.3 k, 1.2 M.
+func FormatTokens(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + " M"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + " k"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+// ParseTokens reads a token count: 500k, 1.5M, 20000.
+func ParseTokens(s string) (uint64, error) {
+	t := strings.TrimSpace(strings.ToLower(s))
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(t, "k"):
+		mult, t = 1e3, strings.TrimSuffix(t, "k")
+	case strings.HasSuffix(t, "m"):
+		mult, t = 1e6, strings.TrimSuffix(t, "m")
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+	if err != nil || v < 0 || v*mult > 1e15 {
+		return 0, fmt.Errorf("%q is not a number of tokens (e.g. 500k, 2M, 20000)", s)
+	}
+	return uint64(v * mult), nil
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/potluck-gpu/potluck/app"
+)
+
+// cmdUsage prints the pool's accounts as the running node knows them.
+func cmdUsage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("potluck usage", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON, with the whole network's accounts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("usage: unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	var u app.Usage
+	if err := client().get(ctx, "/api/usage", &u); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, u)
+	}
+	if u.Self == "" {
+		return errors.New("this computer is in no network: there is nothing to account for")
+	}
+	fmt.Fprintf(stdout, "You served %s tokens to friends, used %s (all time; today %s and %s).\n",
+		app.FormatTokens(u.Gave.All), app.FormatTokens(u.Used.All), app.FormatTokens(u.Gave.Today), app.FormatTokens(u.Used.Today))
+	if len(u.Peers) > 0 {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PEER\tGAVE TODAY\tGAVE WEEK\tGAVE ALL\tUSED TODAY\tUSED WEEK\tUSED ALL")
+		for _, p := range u.Peers {
+			name := p.Name
+			if name == "" {
+				name = p.ID
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name,
+				app.FormatTokens(p.Gave.Today), app.FormatTokens(p.Gave.Week), app.FormatTokens(p.Gave.All),
+				app.FormatTokens(p.Used.Today), app.FormatTokens(p.Used.Week), app.FormatTokens(p.Used.All))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if u.ShareLimit > 0 {
+		fmt.Fprintf(stdout, "Each peer may use %s tokens a day of this computer's model (--share-limit).\n", app.FormatTokens(float64(u.ShareLimit)))
+	}
+	return nil
+}
