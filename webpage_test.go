@@ -26,7 +26,8 @@ var updatePageShot = flag.Bool("update-docs", false, "write the web page's scree
 // The web page in a real browser, against a head that splits the test
 // model with a worker: it shows the node, the peer with its connection, a
 // bar per device of the plan, and a chat answer streamed in pieces that
-// then shows up among the recent requests. With -update-docs it saves the
+// then shows up among the recent requests and, for the worker's share, in
+// who served whom. With -update-docs it saves the
 // screenshot the README shows, docs/web-page.png.
 // Another site cannot load the page, and neither can a rebinding name.
 func TestWebPage(t *testing.T) {
@@ -94,6 +95,10 @@ func TestWebPage(t *testing.T) {
 	}
 	tab.waitTrue(t, "the request among the recent ones", `[...document.querySelectorAll("#request-rows tr.request")].some(r =>
 		r.querySelector(".served-by").textContent === "kitchen" && r.textContent.includes("200"))`, 5*time.Second)
+	// The split served this machine with the worker's layers too: the
+	// worker's share shows among what this machine used.
+	tab.waitTrue(t, "the worker's share in who served whom", `[...document.querySelectorAll("#usage-rows tr.usage")].some(r =>
+		r.cells[0].textContent === "attic" && r.cells[6].textContent !== "0")`, 15*time.Second)
 	if err := tab.eval(`document.getElementById("prompt").value = ""; document.activeElement.blur()`, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,9 @@ type Controller interface {
 	// Devices list them, "CPU" included) this node serves with and lends;
 	// none means every device that makes a plan faster.
 	SetDevices(ctx context.Context, devices []string) error
+	// SetShareLimit sets the tokens a day each peer may use of this
+	// node's model; 0: no limit.
+	SetShareLimit(ctx context.Context, tokens uint64) error
 	// InviteToken returns the token of the current mesh, for inviting
 	// friends. It is an error when the node is in no mesh.
 	InviteToken() (string, error)
@@ -39,6 +42,9 @@ type Controller interface {
 	// last seen, and whether they were removed or have yet to move to the
 	// network's new token.
 	Members() MembersView
+	// Usage is the pool's accounts: what this machine gave to and used
+	// from each peer.
+	Usage() Usage
 	// Library lists the models on this machine.
 	Library() LibraryView
 	// Pull makes a model available here: one in the library as it is,

@@ -95,7 +95,7 @@ func (n *Node) asker(remoteAddr string) string {
 // overLimit answers 429 when asker, another node, has had its daily share
 // of this node's model (--share-limit); it reports whether it answered.
 func (n *Node) overLimit(w http.ResponseWriter, asker string) bool {
-	limit := n.cfg.ShareLimit
+	limit := n.shareLimit()
 	s := n.currentMesh()
 	if limit == 0 || n.ledger == nil || s == nil || asker == "" || asker == s.node.ID() {
 		return false
@@ -224,7 +224,7 @@ type UsagePair struct {
 
 // Usage implements Controller's accounts: what this machine gave and used.
 func (n *Node) Usage() Usage {
-	u := Usage{ShareLimit: n.cfg.ShareLimit, Peers: []PeerUsage{}, Pairs: []UsagePair{}}
+	u := Usage{ShareLimit: n.shareLimit(), Peers: []PeerUsage{}, Pairs: []UsagePair{}}
 	s := n.currentMesh()
 	if n.ledger == nil || s == nil {
 		return u
@@ -278,11 +278,12 @@ func (w *UsageWindows) add(win ledger.Window, v float64) {
 
 // FormatTokens writes a token count the short way: 950, 12.3 k, 1.2 M.
 func FormatTokens(v float64) string {
+	short := func(x float64) string { return strings.TrimSuffix(strconv.FormatFloat(x, 'f', 1, 64), ".0") }
 	switch {
 	case v >= 1e6:
-		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + " M"
+		return short(v/1e6) + " M"
 	case v >= 1e3:
-		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + " k"
+		return short(v/1e3) + " k"
 	}
 	return strconv.FormatFloat(v, 'f', 0, 64)
 }
@@ -302,4 +303,32 @@ func ParseTokens(s string) (uint64, error) {
 		return 0, fmt.Errorf("%q is not a number of tokens (e.g. 500k, 2M, 20000)", s)
 	}
 	return uint64(v * mult), nil
+}
+
+// shareLimit is the daily tokens each peer may use of this node's model:
+// --share-limit, or else what was chosen in a user interface.
+func (n *Node) shareLimit() uint64 {
+	if n.cfg.ShareLimit > 0 {
+		return n.cfg.ShareLimit
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.settings.ShareLimit
+}
+
+// SetShareLimit implements Controller: the daily tokens each peer may use
+// of this node's model; 0 lifts the limit. It holds at once.
+func (n *Node) SetShareLimit(ctx context.Context, tokens uint64) error {
+	if n.cfg.ShareLimit > 0 {
+		return &InputError{Field: "share limit", Msg: "chosen with --share-limit (or POTLUCK_SHARE_LIMIT) when Potluck started: restart without it to choose here"}
+	}
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	n.mu.Lock()
+	n.settings.ShareLimit = tokens
+	settings := n.settings
+	n.mu.Unlock()
+	n.saveSettings(settings)
+	n.events.publish(Event{Kind: EventStatus})
+	return nil
 }

@@ -398,6 +398,9 @@ type Status struct {
 
 	Share         ShareMode `json:"share"`
 	MemoryOffered uint64    `json:"memory_offered"`
+	// ShareLimit is the tokens a day each peer may use of this node's
+	// model (0: no limit).
+	ShareLimit uint64 `json:"share_limit,omitempty"`
 
 	InMesh bool `json:"in_mesh"`
 	// Network is the fingerprint of the network's token: two nodes show
@@ -491,6 +494,10 @@ func (n *Node) Status() Status {
 	}
 	if n.hwReport != nil {
 		st.Offer = &offer
+	}
+	st.ShareLimit = n.cfg.ShareLimit
+	if st.ShareLimit == 0 {
+		st.ShareLimit = n.settings.ShareLimit
 	}
 	if st.Share != ShareOff {
 		st.MemoryOffered = offerTotal(lent(devs, n.deviceChoiceLocked()))

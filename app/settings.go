@@ -21,6 +21,9 @@ type Settings struct {
 	Token       string    `json:"token,omitempty"`
 	Share       ShareMode `json:"share,omitempty"`
 	ShareMemory uint64    `json:"share_memory,omitempty"`
+	// ShareLimit is the daily tokens each peer may use of this node's
+	// model (see Config.ShareLimit); 0: no limit.
+	ShareLimit uint64 `json:"share_limit,omitempty"`
 	// Model is the model chosen to serve (a library name, a path or a
 	// reference) when none is given with --model.
 	Model string `json:"model,omitempty"`

@@ -38,10 +38,14 @@ type dashboard struct {
 	scroll   *container.Scroll
 
 	lastPeers, lastRequests, lastMembers string
+	usage                                *fyne.Container
+	usageHead                            *widget.Label
+	lastUsage                            string
 }
 
 // Column headings of the dashboard's tables.
 var (
+	usageColumns   = []string{"Peer", "You gave today", "this week", "all time", "You used today", "this week", "all time"}
 	peerColumns    = []string{"Name", "Mode", "Memory", "Online", "Connection", "RTT", "Version", "Models"}
 	requestColumns = []string{"Time", "Model", "Served by", "Status", "Took"}
 	memberColumns  = []string{"Name", "Peer ID", "Status", "First seen", "Last seen"}
@@ -92,6 +96,9 @@ func newDashboard(u *ui) *dashboard {
 	d.routing.Wrapping = fyne.TextWrapWord
 	d.requests = container.NewVBox()
 	d.members = container.NewVBox()
+	d.usage = container.NewVBox()
+	d.usageHead = widget.NewLabel("")
+	d.usageHead.Wrapping = fyne.TextWrapWord
 	d.logs = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	d.logs.Selectable = true
 	logScroll := container.NewScroll(d.logs)
@@ -107,6 +114,7 @@ func newDashboard(u *ui) *dashboard {
 			widget.NewCard("Models and routing", "", d.routing)),
 		widget.NewCard("Peers", "", d.peers),
 		widget.NewCard("Recent requests", "", d.requests),
+		widget.NewCard("Who served whom", "", container.NewVBox(d.usageHead, d.usage)),
 		widget.NewCard("Members", "Every machine met in this network; only its owner can remove one (potluck members remove)", d.members),
 		widget.NewCard("Log", "", logScroll),
 	)
@@ -156,6 +164,12 @@ func (d *dashboard) update(s snapshot) {
 		if key := fmt.Sprint(rows); key != d.lastRequests || len(d.requests.Objects) == 0 {
 			d.lastRequests = key
 			fillTable(d.requests, requestColumns, rows, "No requests yet. Point a chat app at the API address above.")
+			relayout = true
+		}
+		d.usageHead.SetText(usageLine(s.Usage))
+		if rows := usageRows(s.Usage); fmt.Sprint(rows) != d.lastUsage || len(d.usage.Objects) == 0 {
+			d.lastUsage = fmt.Sprint(rows)
+			fillTable(d.usage, usageColumns, rows, "No requests served between members yet.")
 			relayout = true
 		}
 		if rows := memberRows(s.Members); fmt.Sprint(rows) != d.lastMembers || len(d.members.Objects) == 0 {
@@ -380,4 +394,31 @@ func reachLabel(r string) string {
 		return "; behind a NAT (friends outside reach it through relays and hole punching)"
 	}
 	return ""
+}
+
+// usageLine sums up what this machine gave and used.
+func usageLine(u app.Usage) string {
+	if u.Self == "" {
+		return "This computer is in no network: nothing to account for."
+	}
+	line := fmt.Sprintf("You served %s tokens to friends and used %s (all time).", app.FormatTokens(u.Gave.All), app.FormatTokens(u.Used.All))
+	if u.ShareLimit > 0 {
+		line += fmt.Sprintf(" Each friend may use %s tokens a day of this computer's model.", app.FormatTokens(float64(u.ShareLimit)))
+	}
+	return line
+}
+
+// usageRows are the accounts, peer by peer.
+func usageRows(u app.Usage) [][]string {
+	rows := make([][]string, 0, len(u.Peers))
+	for _, p := range u.Peers {
+		name := p.Name
+		if name == "" {
+			name = p.ID
+		}
+		rows = append(rows, []string{name,
+			app.FormatTokens(p.Gave.Today), app.FormatTokens(p.Gave.Week), app.FormatTokens(p.Gave.All),
+			app.FormatTokens(p.Used.Today), app.FormatTokens(p.Used.Week), app.FormatTokens(p.Used.All)})
+	}
+	return rows
 }

@@ -35,6 +35,7 @@ type fakeCtrl struct {
 	events chan app.Event
 	joins  chan string
 	shares chan shareCall
+	usage  app.Usage
 }
 
 type shareCall struct {
@@ -118,6 +119,13 @@ func (f *fakeCtrl) SetDevices(ctx context.Context, devices []string) error {
 	return nil
 }
 
+func (f *fakeCtrl) SetShareLimit(ctx context.Context, tokens uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status.ShareLimit = tokens
+	return nil
+}
+
 func (f *fakeCtrl) Library() app.LibraryView {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -149,6 +157,12 @@ func (f *fakeCtrl) Serve(ctx context.Context, name string) error {
 		f.status.Model = &app.ModelStatus{ID: name}
 	}
 	return nil
+}
+
+func (f *fakeCtrl) Usage() app.Usage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.usage
 }
 
 func (f *fakeCtrl) Members() app.MembersView {

@@ -1,7 +1,9 @@
 package tray
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +165,19 @@ func TestTrayVariant(t *testing.T) {
 		if got := trayVariant(tc.desktop, tc.dark); got != tc.want {
 			t.Errorf("trayVariant(%q, %v) = %s, want %s", tc.desktop, tc.dark, got, tc.want)
 		}
+	}
+}
+
+func TestUsageRows(t *testing.T) {
+	u := app.Usage{Self: "me", ShareLimit: 500_000, Gave: app.UsageWindows{All: 1_200_000}, Used: app.UsageWindows{All: 300_000},
+		Peers: []app.PeerUsage{{ID: "b", Name: "bob", Gave: app.UsageWindows{Today: 950, Week: 12_300, All: 1_200_000}, Used: app.UsageWindows{All: 300_000}}}}
+	if got, want := usageRows(u), [][]string{{"bob", "950", "12.3 k", "1.2 M", "0", "0", "300 k"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+	if got := usageLine(u); got != "You served 1.2 M tokens to friends and used 300 k (all time). Each friend may use 500 k tokens a day of this computer's model." {
+		t.Errorf("line %q", got)
+	}
+	if got := usageLine(app.Usage{}); !strings.Contains(got, "no network") {
+		t.Errorf("outside a network: %q", got)
 	}
 }

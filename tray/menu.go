@@ -233,6 +233,7 @@ func (u *ui) toggleLogin() {
 type memoryWindow struct {
 	win     fyne.Window
 	entry   *widget.Entry
+	limit   *widget.Entry // tokens a day per friend
 	problem *widget.Label
 	save    *widget.Button
 }
@@ -247,10 +248,14 @@ func (u *ui) showMemory() {
 }
 
 func newMemoryWindow(u *ui) *memoryWindow {
-	m := &memoryWindow{win: u.app.NewWindow("Memory to share"), entry: widget.NewEntry(), problem: widget.NewLabel("")}
+	m := &memoryWindow{win: u.app.NewWindow("Memory to share"), entry: widget.NewEntry(), limit: widget.NewEntry(), problem: widget.NewLabel("")}
 	m.entry.SetPlaceHolder("automatic")
 	if u.settings.Memory > 0 {
 		m.entry.SetText(strconv.FormatFloat(float64(u.settings.Memory)/(1<<30), 'f', -1, 64))
+	}
+	m.limit.SetPlaceHolder("no limit")
+	if u.status.ShareLimit > 0 {
+		m.limit.SetText(strings.ReplaceAll(app.FormatTokens(float64(u.status.ShareLimit)), " ", ""))
 	}
 	m.problem.Wrapping = fyne.TextWrapWord
 	m.problem.Importance = widget.DangerImportance
@@ -262,20 +267,38 @@ func newMemoryWindow(u *ui) *memoryWindow {
 			m.problem.Show()
 			return
 		}
-		u.setMemory(mem)
+		limit, err := parseLimit(m.limit.Text)
+		if err != nil {
+			m.problem.SetText(err.Error())
+			m.problem.Show()
+			return
+		}
+		if mem != u.settings.Memory {
+			u.setMemory(mem)
+		}
+		if limit != u.status.ShareLimit {
+			u.background("Could not change the daily limit", func(ctx context.Context) error {
+				return u.ctrl.SetShareLimit(ctx, limit)
+			})
+		}
 		m.win.Close()
 	}}
 	m.entry.OnSubmitted = func(string) { m.save.OnTapped() }
+	m.limit.OnSubmitted = func(string) { m.save.OnTapped() }
 	hint := widget.NewLabel("How much of this computer's memory (GPU first, then RAM) the pool may use, in GB. Leave it empty to let Potluck decide.")
 	hint.Wrapping = fyne.TextWrapWord
+	limitHint := widget.NewLabel("How many tokens a day each friend may use of the model this computer serves, such as 500k or 2M. Your own requests are never limited.")
+	limitHint.Wrapping = fyne.TextWrapWord
 	m.win.SetContent(container.NewVBox(
 		hint,
 		container.NewBorder(nil, nil, nil, widget.NewLabel("GB"), m.entry),
+		limitHint,
+		container.NewBorder(nil, nil, nil, widget.NewLabel("tokens a day"), m.limit),
 		m.problem,
 		container.NewHBox(layout.NewSpacer(), widget.NewButton("Cancel", m.win.Close), m.save),
 	))
 	m.win.SetOnClosed(func() { u.memory = nil })
-	m.win.Resize(fyne.NewSize(420, 200))
+	m.win.Resize(fyne.NewSize(420, 300))
 	return m
 }
 
@@ -305,3 +328,17 @@ func parseMemory(s string) (uint64, error) {
 }
 
 var errMemory = errors.New("Write a number of gigabytes, such as 8 or 12.5, or leave it empty.")
+
+// parseLimit reads a daily token limit; empty or 0 means none.
+func parseLimit(s string) (uint64, error) {
+	if strings.TrimSpace(s) == "" {
+		return 0, nil
+	}
+	n, err := app.ParseTokens(s)
+	if err != nil {
+		return 0, errLimit
+	}
+	return n, nil
+}
+
+var errLimit = errors.New("Write a number of tokens a day, such as 500k, 2M or 20000, or leave it empty for no limit.")

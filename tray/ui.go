@@ -78,6 +78,7 @@ type snapshot struct {
 	Recent  []app.Request // read only while the dashboard is open
 	Logs    []string
 	Members app.MembersView // read only while the dashboard is open
+	Usage   app.Usage       // read only while the dashboard is open
 	Full    bool            // Recent and Logs were read
 }
 
@@ -85,7 +86,7 @@ func (u *ui) read() snapshot {
 	s := snapshot{Status: u.ctrl.Status(), Peers: u.ctrl.Peers()}
 	if u.dashVisible.Load() {
 		s.Recent, s.Logs, s.Full = u.ctrl.Recent(), u.ctrl.Logs(dashLogLines), true
-		s.Members = u.ctrl.Members()
+		s.Members, s.Usage = u.ctrl.Members(), u.ctrl.Usage()
 	}
 	return s
 }

@@ -315,6 +315,29 @@ func TestMemoryWindow(t *testing.T) {
 	if h.u.settings.Memory != 10<<30 || h.u.memory != nil {
 		t.Errorf("memory setting %d, window still open: %v", h.u.settings.Memory, h.u.memory != nil)
 	}
+
+	// The daily limit per friend: a bad one is said inline, a good one
+	// goes to the node.
+	h.u.showMemory()
+	m = h.u.memory
+	m.limit.SetText("plenty")
+	test.Tap(m.save)
+	if !m.problem.Visible() || m.problem.Text != errLimit.Error() {
+		t.Errorf("inline error for the limit %q", m.problem.Text)
+	}
+	m.limit.SetText("500k")
+	test.Tap(m.save)
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h.ctrl.mu.Lock()
+		got := h.ctrl.status.ShareLimit
+		h.ctrl.mu.Unlock()
+		if got == 500_000 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the node's daily limit is %d; want 500000", got)
+		}
+	}
 }
 
 func TestParseMemory(t *testing.T) {

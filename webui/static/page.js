@@ -230,6 +230,33 @@
       el("td", { className: "num" }, Math.round((r.duration_ns || 0) / 1e6) + " ms"))));
   }
 
+  function tokens(v) {
+    if (v >= 1e6) return (v / 1e6).toFixed(1) + " M";
+    if (v >= 1e3) return (v / 1e3).toFixed(1) + " k";
+    return String(Math.round(v || 0));
+  }
+
+  function renderUsage(u) {
+    const peers = (u && u.peers) || [];
+    const head = $("usage-head");
+    if (!u || !u.peer_id) {
+      head.textContent = "Not in a network: nothing to account for.";
+    } else if (!peers.length) {
+      head.textContent = "No requests served between members yet.";
+    } else {
+      head.textContent = "You served " + tokens(u.gave.all) + " tokens to friends, used " + tokens(u.used.all) + "." +
+        (u.share_limit ? " Each peer may use " + tokens(u.share_limit) + " tokens a day of this machine's model." : "");
+    }
+    $("usage-rows").replaceChildren(...peers.map((p) => el("tr", { className: "usage" },
+      el("td", { title: p.peer_id }, p.name || p.peer_id),
+      el("td", { className: "num" }, tokens(p.gave.today)),
+      el("td", { className: "num" }, tokens(p.gave.week)),
+      el("td", { className: "num" }, tokens(p.gave.all)),
+      el("td", { className: "num" }, tokens(p.used.today)),
+      el("td", { className: "num" }, tokens(p.used.week)),
+      el("td", { className: "num" }, tokens(p.used.all)))));
+  }
+
   async function refreshModels() {
     const list = await getJSON("/v1/models");
     const sel = $("model");
@@ -275,7 +302,10 @@
       renderPeers(peers);
       renderPlan(plan);
       renderRequests(reqs);
-      if (polls++ % MODELS_EVERY === 0) await refreshModels();
+      if (polls++ % MODELS_EVERY === 0) {
+        await refreshModels();
+        renderUsage(await getJSON("/api/usage"));
+      }
       setLive("ok", "live");
       showError("");
     } catch (e) {
