@@ -220,6 +220,7 @@ func SumMetric(m map[string]float64, name string, labels ...string) float64 {
 type Completion struct {
 	Text    string
 	Tokens  int           // generated tokens, from usage
+	Prompt  int           // prompt tokens, from usage
 	Node    string        // X-Potluck-Node
 	Elapsed time.Duration // the whole request
 	// TokensPerSecond is llama-server's own decode speed, when it reports
@@ -252,6 +253,7 @@ func (n *Node) Complete(ctx context.Context, maxTokens int) (Completion, error) 
 		} `json:"choices"`
 		Usage struct {
 			CompletionTokens int `json:"completion_tokens"`
+			PromptTokens     int `json:"prompt_tokens"`
 		} `json:"usage"`
 		Timings struct {
 			PredictedPerSecond float64 `json:"predicted_per_second"`
@@ -264,7 +266,7 @@ func (n *Node) Complete(ctx context.Context, maxTokens int) (Completion, error) 
 		return Completion{}, fmt.Errorf("%s: completion without choices", n.Name)
 	}
 	return Completion{
-		Text: out.Choices[0].Text, Tokens: out.Usage.CompletionTokens,
+		Text: out.Choices[0].Text, Tokens: out.Usage.CompletionTokens, Prompt: out.Usage.PromptTokens,
 		Node: resp.Header.Get("X-Potluck-Node"), Elapsed: time.Since(start),
 		TokensPerSecond: out.Timings.PredictedPerSecond,
 	}, nil
