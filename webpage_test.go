@@ -99,6 +99,22 @@ func TestWebPage(t *testing.T) {
 	// worker's share shows among what this machine used.
 	tab.waitTrue(t, "the worker's share in who served whom", `[...document.querySelectorAll("#usage-rows tr.usage")].some(r =>
 		r.cells[0].textContent === "attic" && r.cells[6].textContent !== "0")`, 15*time.Second)
+	// The page changes its node when its user asks: the worker shares
+	// 2 GiB from its own page.
+	wtab := b.open(t, worker.api+"/")
+	wtab.waitTrue(t, "the worker's page", `document.getElementById("node-facts").innerText.includes("attic")`, 20*time.Second)
+	if err := wtab.eval(`document.getElementById("manage").open = true; document.getElementById("share-mode").value = "worker";
+		document.getElementById("share-memory").value = "2"; document.getElementById("share-form").requestSubmit()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	wtab.waitTrue(t, "the change confirmed on the page", `document.getElementById("manage-msg").textContent === "Sharing worker: done."`, 20*time.Second)
+	var ws struct {
+		Share         string `json:"share"`
+		MemoryOffered uint64 `json:"memory_offered"`
+	}
+	if err := getJSON(worker.api+"/api/status", &ws); err != nil || ws.Share != "worker" || ws.MemoryOffered != 2<<30 {
+		t.Errorf("after sharing 2 GiB from the page: %+v, %v", ws, err)
+	}
 	if err := tab.eval(`document.getElementById("prompt").value = ""; document.activeElement.blur()`, nil); err != nil {
 		t.Fatal(err)
 	}

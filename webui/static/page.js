@@ -1,11 +1,14 @@
 // Potluck's web page: reads the node API once a second and chats through
-// /v1/chat/completions. It changes nothing on the node. Everything it shows
-// is set with textContent: peer names come from other machines.
+// /v1/chat/completions. It changes the node only when its user asks ("Change
+// this node": share, join, leave), through the admin endpoints, which
+// answer this page from this machine or with the admin key. Everything it
+// shows is set with textContent: peer names come from other machines.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const KEY = "potluck-api-key";
+  const ADMIN_KEY = "potluck-admin-key";
   const POLL_MS = 1000;
   const MODELS_EVERY = 5; // polls between model list refreshes
 
@@ -256,6 +259,63 @@
       el("td", { className: "num" }, tokens(p.used.week)),
       el("td", { className: "num" }, tokens(p.used.all)))));
   }
+
+  // admin calls an admin endpoint with a JSON body. Away from the node's
+  // machine it needs the admin key, asked for once per tab.
+  async function admin(path, body) {
+    for (let tries = 0; tries < 3; tries++) {
+      const headers = { "Content-Type": "application/json" };
+      const k = sessionStorage.getItem(ADMIN_KEY) || key;
+      if (k) headers.Authorization = "Bearer " + k;
+      const resp = await fetch(path, { method: "POST", headers, body: JSON.stringify(body), cache: "no-store", credentials: "omit" });
+      if (resp.status !== 401) return resp;
+      const given = window.prompt("This changes the node. Enter its admin key (the one given with --admin-key-file):");
+      if (!given) return resp;
+      sessionStorage.setItem(ADMIN_KEY, given);
+    }
+    throw new Error("the node refused the admin key");
+  }
+
+  async function manage(what, path, body) {
+    const msg = $("manage-msg");
+    msg.className = "muted";
+    msg.textContent = what + "…";
+    try {
+      const resp = await admin(path, body);
+      if (!resp.ok) throw new Error(await errorText(resp));
+      msg.textContent = what + ": done.";
+      poll();
+      return true;
+    } catch (e) {
+      msg.className = "error";
+      msg.textContent = what + " failed: " + e.message;
+      return false;
+    }
+  }
+
+  $("share-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const gib = $("share-memory").value.trim().replace(",", ".");
+    const body = { mode: $("share-mode").value };
+    if (gib) {
+      if (!(Number(gib) > 0)) {
+        $("manage-msg").className = "error";
+        $("manage-msg").textContent = "Write the memory to share in GiB, such as 8 or 12.5, or leave it empty.";
+        return;
+      }
+      body.memory = gib + "GiB";
+    }
+    manage("Sharing " + body.mode, "/api/share", body);
+  });
+  $("join-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const token = $("join-token").value.trim();
+    if (!token) return;
+    if (await manage("Joining the network", "/api/join", { token })) $("join-token").value = "";
+  });
+  $("leave").addEventListener("click", () => {
+    if (window.confirm("Leave the network? This node stops sharing and stops using the others.")) manage("Leaving the network", "/api/leave", {});
+  });
 
   async function refreshModels() {
     const list = await getJSON("/v1/models");
