@@ -2,6 +2,7 @@ package netmesh
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -89,10 +90,11 @@ func (n *Node) connectPeer(pid peer.ID, addrs []string) {
 	// Two members behind NATs that dial each other's public address at
 	// once open one TCP connection from both ends (a simultaneous open
 	// through the NATs), on which both start the handshake as its
-	// initiator and fail. Only the one with the lower peer id dials public
-	// addresses then; the other dials its LAN and relay addresses, and
-	// hole punching, which settles the roles, does the rest.
-	yield := n.Reachability() != ReachabilityPublic && pid < n.id
+	// initiator and fail. So a member behind a NAT leaves the public
+	// addresses of a peer that is reached through relays (it announces a
+	// relay address) to hole punching, which settles the roles; and until
+	// relays are known, only the member with the lower peer id dials them.
+	yield := n.Reachability() != ReachabilityPublic && (pid < n.id || slices.ContainsFunc(addrs, isRelayString))
 	pi := peer.AddrInfo{ID: pid}
 	for _, a := range addrs {
 		m, err := ma.NewMultiaddr(a)
@@ -147,4 +149,9 @@ func limitedOK(ctx context.Context) context.Context {
 func reached(h host.Host, pid peer.ID) bool {
 	c := h.Network().Connectedness(pid)
 	return c == network.Connected || c == network.Limited
+}
+
+func isRelayString(a string) bool {
+	m, err := ma.NewMultiaddr(a)
+	return err == nil && isRelayAddr(m)
 }

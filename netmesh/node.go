@@ -361,6 +361,7 @@ func (n *Node) start(ctx context.Context) error {
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected})
 	if n.cfg.Traversal {
 		n.watchReachability(ctx, h)
+		n.startHolePunching(ctx, h)
 	}
 	if n.cfg.MDNS {
 		n.startMDNS(h)
@@ -447,6 +448,7 @@ func (n *Node) shutdown() error {
 	if h != nil {
 		n.noteMembers(h) // who was here, for the next start
 	}
+	n.stopHolePunching()
 	if md != nil {
 		md.Close()
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -62,7 +63,9 @@ const (
 // traversal is the node's NAT-traversal state.
 type traversal struct {
 	mu           sync.Mutex
+	hps          *holepunch.Service     // nil until started, or when traversal is off
 	punched      map[peer.ID]bool       // hole punching opened the current direct connection
+	attempts     map[peer.ID]int        // hole punches this node started, per relayed peer
 	relay        map[peer.ID]relayState // peers last seen relayed
 	reachability network.Reachability
 }
@@ -75,7 +78,7 @@ const (
 )
 
 func newTraversal() *traversal {
-	return &traversal{punched: map[peer.ID]bool{}, relay: map[peer.ID]relayState{}}
+	return &traversal{punched: map[peer.ID]bool{}, relay: map[peer.ID]relayState{}, attempts: map[peer.ID]int{}}
 }
 
 // traversalOptions turn on AutoNAT, relays and hole punching (see
@@ -92,7 +95,8 @@ func (n *Node) traversalOptions() []libp2p.Option {
 				autorelay.WithBootDelay(0),
 				autorelay.WithBackoff(30*time.Second),
 				autorelay.WithMinInterval(5*time.Second)),
-			libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{n})),
+			// Hole punching is started by startHolePunching, on the
+			// finished host, so that it can be retried.
 			libp2p.EnableNATService(),
 		)
 	} else {
@@ -285,4 +289,88 @@ func transportOf(m ma.Multiaddr) string {
 		return names[0] + " via relay"
 	}
 	return names[len(names)-1]
+}
+
+// Hole punching. libp2p's service punches when a relayed connection comes
+// in, once this node knows a public address of its own; a connection that
+// came before that, or a punch that failed while the NATs' state was
+// fresh, would stay relayed for good. So the node runs the service itself
+// and, for a peer it reaches only through a relay, punches again now and
+// then: the member with the lower peer id does, so that the two never
+// start at once, and at most punchAttempts times.
+const (
+	punchEvery    = 15 * time.Second
+	punchAttempts = 6
+)
+
+func (n *Node) startHolePunching(ctx context.Context, h host.Host) {
+	withIDs, ok := h.(interface{ IDService() identify.IDService })
+	if !ok {
+		n.log.Warn("hole punching unavailable: the host has no identify service")
+		return
+	}
+	addrs := func() []ma.Multiaddr { return punchAddrs(h) }
+	svc, err := holepunch.NewService(h, withIDs.IDService(), addrs, holepunch.WithTracer(punchTracer{n}))
+	if err != nil {
+		n.log.Warn("hole punching unavailable", "err", err)
+		return
+	}
+	n.trav.mu.Lock()
+	n.trav.hps = svc
+	n.trav.mu.Unlock()
+	n.spawn(func() { n.punchLoop(ctx, h, svc) })
+}
+
+// punchAddrs are the public addresses of this node, observed by others
+// or mapped by the router, for hole punching.
+func punchAddrs(h host.Host) []ma.Multiaddr {
+	all := h.Addrs()
+	if a, ok := h.(interface{ AllAddrs() []ma.Multiaddr }); ok {
+		all = a.AllAddrs()
+	}
+	return slices.DeleteFunc(slices.Clone(all), func(m ma.Multiaddr) bool { return !manet.IsPublicAddr(m) || isRelayAddr(m) })
+}
+
+func (n *Node) punchLoop(ctx context.Context, h host.Host, svc *holepunch.Service) {
+	t := time.NewTicker(punchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(punchAddrs(h)) == 0 {
+			continue // DirectConnect would wait for one
+		}
+		for _, id := range n.roster.onlineIDs() {
+			pid, err := peer.Decode(id)
+			if err != nil || pid >= n.id || h.Network().Connectedness(pid) != network.Limited {
+				continue
+			}
+			n.trav.mu.Lock()
+			tries := n.trav.attempts[pid]
+			if tries < punchAttempts {
+				n.trav.attempts[pid]++
+			}
+			n.trav.mu.Unlock()
+			if tries >= punchAttempts {
+				continue
+			}
+			if err := svc.DirectConnect(pid); err != nil {
+				n.log.Debug("hole punching: another try failed", "peer", id, "try", tries+1, "err", err)
+			}
+		}
+	}
+}
+
+// stopHolePunching closes the service; before the host closes.
+func (n *Node) stopHolePunching() {
+	n.trav.mu.Lock()
+	svc := n.trav.hps
+	n.trav.hps = nil
+	n.trav.mu.Unlock()
+	if svc != nil {
+		svc.Close()
+	}
 }

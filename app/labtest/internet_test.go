@@ -3,6 +3,8 @@ package labtest_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/bench/fig"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/engine/ggufgen"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -24,12 +27,25 @@ import (
 func TestLabInternet(t *testing.T) {
 	enginetest.Runtime(t)
 	m := enginetest.TestModel(t)
+	// A model file only bob holds and one only carol holds: copying each
+	// to alice measures a relayed and a hole-punched connection.
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	files := map[string]string{}
+	for i, who := range []string{"bob", "carol"} {
+		p := filepath.Join(dir, who, "owner", who, who+"-F32.gguf")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := ggufgen.WriteFile(p, ggufgen.TinyLlama{Vocab: 2048, Embd: 1024, Layers: 2, Heads: 8, KVHeads: 8, FF: 2048, Context: 512, Seed: int64(20 + i)}); err != nil {
+			t.Fatal(err)
+		}
+		files[who] = p
+	}
 	lab := labtest.NewInternet(t, []labtest.Site{
 		{Name: "pub"},
 		{Name: "alice", NAT: labtest.NATEndpointIndependent},
 		{Name: "bob", NAT: labtest.NATSymmetric},
 		{Name: "carol", NAT: labtest.NATEndpointIndependent},
-	}, labtest.Options{})
+	}, labtest.Options{Env: []string{"HF_ENDPOINT=http://127.0.0.1:9"}}) // no hub: only peers have the files
 	pub, alice, bob, carol := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2], lab.Nodes[3]
 
 	// pub runs first; bob (whose network it is) learns pub's address from
@@ -40,7 +56,7 @@ func TestLabInternet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob.Start("--token", pubInvite, "--model", m.Path, "--share", "server")
+	bob.Start("--token", pubInvite, "--model", m.Path, "--share", "server", "--models-dir", filepath.Join(dir, "bob"))
 	lab.Wait("bob and pub to meet", 60*time.Second, func() bool {
 		p, ok := bob.PeerByName("pub")
 		return ok && p.Online
@@ -55,7 +71,7 @@ func TestLabInternet(t *testing.T) {
 	t.Logf("bob's invite carries: %s", inviteAddrs(t, invite))
 	joinStart := time.Now()
 	alice.Start("--token", invite)
-	carol.Start("--token", invite)
+	carol.Start("--token", invite, "--share", "worker", "--models-dir", filepath.Join(dir, "carol")) // a worker offers its files
 	sees := func(n *labtest.Node, names ...string) func() bool {
 		return func() bool {
 			for _, name := range names {
@@ -107,8 +123,12 @@ func TestLabInternet(t *testing.T) {
 	if !strings.Contains(c.Node, "bob") {
 		t.Errorf("X-Potluck-Node %q; want bob", c.Node)
 	}
-	ab, _ := alice.PeerByName("bob")
-	ac, _ := alice.PeerByName("carol")
+	var ab, ac labtest.Peer
+	lab.Wait("round trips measured to bob and carol", 30*time.Second, func() bool {
+		ab, _ = alice.PeerByName("bob")
+		ac, _ = alice.PeerByName("carol")
+		return ab.RTTMS > 0 && ac.RTTMS > 0
+	})
 	report(t, fig.Figure{Section: "internet", Name: "join across two NATs with the token alone", Unit: "s",
 		Value: joined.Seconds(), Note: "from starting alice until she sees bob, carol and pub online"})
 	report(t, fig.Figure{Section: "internet", Name: "hole punching between two endpoint-independent NATs", Unit: "s",
@@ -116,6 +136,42 @@ func TestLabInternet(t *testing.T) {
 	report(t, fig.Figure{Section: "internet", Name: "round trip relayed (symmetric NAT)", Unit: "ms", Value: ab.RTTMS,
 		Anchor: "round trip hole-punched", AnchorValue: ac.RTTMS, Relation: fmt.Sprintf("%+.2f ms", ab.RTTMS-ac.RTTMS),
 		Note: "namespaces on one machine: no link delay"})
+
+	// Throughput: alice copies bob's file (relayed) and carol's
+	// (hole-punched).
+	mbps := map[string]float64{}
+	for _, who := range []string{"bob", "carol"} {
+		fi, _ := os.Stat(files[who])
+		sum := fileSHA(t, files[who])
+		lab.Wait("alice to see "+who+"'s file offered", time.Minute, func() bool {
+			var peers []struct {
+				Name  string `json:"name"`
+				Files []struct {
+					SHA256 string `json:"sha256"`
+				} `json:"files"`
+			}
+			if alice.GetJSON("/api/peers", &peers) != nil {
+				return false
+			}
+			for _, p := range peers {
+				for _, f := range p.Files {
+					if p.Name == who && f.SHA256 == sum {
+						return true
+					}
+				}
+			}
+			return false
+		})
+		start := time.Now()
+		if _, err := adminPost(alice, "/api/pull", map[string]any{"model": "owner/" + who + "/" + who + "-F32.gguf", "stream": false}, 5*time.Minute); err != nil {
+			t.Fatalf("copy %s's file: %v", who, err)
+		}
+		mbps[who] = float64(fi.Size()) * 8 / 1e6 / time.Since(start).Seconds()
+		t.Logf("copied %d MB from %s in %s: %.0f Mbit/s", fi.Size()>>20, who, time.Since(start).Round(time.Millisecond), mbps[who])
+	}
+	report(t, fig.Figure{Section: "internet", Name: "model copy relayed (symmetric NAT)", Unit: "Mbit/s", Value: mbps["bob"],
+		Anchor: "model copy hole-punched", AnchorValue: mbps["carol"], Relation: fmt.Sprintf("%.2fx", mbps["bob"]/mbps["carol"]),
+		Note: "about 100 MB each, no link caps: what the relaying member's CPU and the tunnel allow"})
 
 	// pub goes away: the hole-punched pair stays, the relayed one says
 	// what it lost.

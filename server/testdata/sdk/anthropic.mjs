@@ -17,7 +17,7 @@ const msg = await client.messages.create({ model, max_tokens: 16, messages, temp
 check(msg.type === 'message' && msg.content[0]?.type === 'text' && msg.content[0].text.length > 0,
   `messages.create: ${JSON.stringify(msg)}`);
 
-const stream = client.messages.stream({ model, max_tokens: 16, messages });
+const stream = client.messages.stream({ model, max_tokens: 16, messages, temperature: 0 });
 let texts = 0;
 stream.on('text', () => texts++);
 const final = await stream.finalMessage();

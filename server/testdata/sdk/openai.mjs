@@ -34,7 +34,7 @@ check(usage?.completion_tokens > 0, `stream usage ${JSON.stringify(usage)}`);
 const response = await client.responses.create({ model, input: 'Tell me a story', max_output_tokens: 16, temperature: 0 });
 check(response.status === 'completed' && response.output_text.length > 0, `responses.create: ${JSON.stringify(response)}`);
 
-const events = await client.responses.create({ model, input: 'Tell me a story', max_output_tokens: 16, stream: true });
+const events = await client.responses.create({ model, input: 'Tell me a story', max_output_tokens: 16, temperature: 0, stream: true });
 let deltas = 0, completed = null;
 for await (const e of events) {
   if (e.type === 'response.output_text.delta') deltas++;
