@@ -193,6 +193,7 @@ func (h *modelHost) makePlan() engine.Plan {
 		}
 	}
 	ex := maps.Clone(h.excluded)
+	current := slices.Clone(h.plan.Workers)
 	h.mu.Unlock()
 	for _, p := range n.Peers() {
 		if !p.Online || p.Mode != ShareWorker {
@@ -202,7 +203,7 @@ func (h *modelHost) makePlan() engine.Plan {
 			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: e.reason})
 			continue
 		}
-		if why := splitUnfit(p); why != "" {
+		if why := splitUnfit(p, slices.Contains(current, p.ID)); why != "" {
 			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: why})
 			continue
 		}
@@ -545,12 +546,15 @@ func (h *modelHost) currentPlan() (engine.Plan, string) {
 const maxSplitRTT = 150 * time.Millisecond
 
 // splitUnfit says why a worker cannot be part of a split, or "" if it can.
-// Requests may still go to such a peer whole (federated).
-func splitUnfit(p Peer) string {
+// Requests may still go to such a peer whole (federated). A worker already
+// in the split keeps its place whatever its round trip: loading the split
+// fills the links, and the round trips measured then say nothing of the
+// distance.
+func splitUnfit(p Peer, inSplit bool) string {
 	switch {
 	case p.Conn == netmesh.ConnRelayed || p.Conn == netmesh.ConnRelayLost:
-		return "reached only through a relay: a split needs a direct connection (see \"Reaching friends across the internet\" in the README)"
-	case p.RTTMS > float64(maxSplitRTT/time.Millisecond):
+		return "reached only through a relay: a split needs a direct connection (see \"Friends across the internet\" in the README)"
+	case !inSplit && p.RTTMS > float64(maxSplitRTT/time.Millisecond):
 		return fmt.Sprintf("round trip of %.0f ms: a split needs under %d ms to every worker", p.RTTMS, maxSplitRTT/time.Millisecond)
 	}
 	return ""

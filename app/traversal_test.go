@@ -11,17 +11,20 @@ import (
 // away, and says why; the rest may join.
 func TestSplitUnfit(t *testing.T) {
 	for _, c := range []struct {
-		p    Peer
-		want string
+		p       Peer
+		inSplit bool
+		want    string
 	}{
-		{Peer{Conn: netmesh.ConnDirect, RTTMS: 2}, ""},
-		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 30}, ""},
-		{Peer{Conn: netmesh.ConnNone}, ""},
-		{Peer{Conn: netmesh.ConnRelayed, RTTMS: 3}, "relay"},
-		{Peer{Conn: netmesh.ConnRelayLost}, "relay"},
-		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 180}, "round trip of 180 ms"},
+		{Peer{Conn: netmesh.ConnDirect, RTTMS: 2}, false, ""},
+		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 30}, false, ""},
+		{Peer{Conn: netmesh.ConnNone}, false, ""},
+		{Peer{Conn: netmesh.ConnRelayed, RTTMS: 3}, false, "relay"},
+		{Peer{Conn: netmesh.ConnRelayLost}, true, "relay"},
+		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 180}, false, "round trip of 180 ms"},
+		// A worker in the split while the load fills its link stays.
+		{Peer{Conn: netmesh.ConnDirect, RTTMS: 900}, true, ""},
 	} {
-		got := splitUnfit(c.p)
+		got := splitUnfit(c.p, c.inSplit)
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
 			t.Errorf("splitUnfit(%s, %.0f ms) = %q; want %q", c.p.Conn, c.p.RTTMS, got, c.want)
 		}
