@@ -73,7 +73,7 @@ func (s *Server) proxy(c *gin.Context) {
 	}
 	var out responder = passthrough{}
 	if dialectOf(c) == dialectAnthropic {
-		out = anthropicResponder{}
+		out = anthropicResponder{model: req.Model}
 	}
 	s.dispatch(c, upstream{path: c.Request.URL.Path, model: req.Model, body: body, out: out}, start)
 }
@@ -365,13 +365,13 @@ func copyHeaders(c *gin.Context, resp *http.Response) {
 func copyStream(c *gin.Context, resp *http.Response, first []byte) delivery {
 	tokens := &ledger.Counter{}
 	buf := make([]byte, 32<<10)
-	n := copy(buf, first)
+	chunk := first // may be longer than buf
 	var rerr error
 	var d delivery
 	for {
-		if n > 0 {
-			tokens.Write(buf[:n])
-			if _, werr := c.Writer.Write(buf[:n]); werr != nil {
+		if len(chunk) > 0 {
+			tokens.Write(chunk)
+			if _, werr := c.Writer.Write(chunk); werr != nil {
 				d.broken = true
 				break
 			}
@@ -383,7 +383,8 @@ func copyStream(c *gin.Context, resp *http.Response, first []byte) delivery {
 			}
 			break
 		}
-		n, rerr = resp.Body.Read(buf)
+		n, err := resp.Body.Read(buf)
+		chunk, rerr = buf[:n], err
 	}
 	d.tokens = tokens.Out()
 	return d
