@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 // An internet in a box: a "public" segment (a bridge in a namespace of its
@@ -57,20 +55,7 @@ func NewInternet(t testing.TB, sites []Site, opts Options) *Lab {
 			t.Skipf("the internet lab needs %s: apt-get install iproute2 nftables", tool)
 		}
 	}
-	if opts.Ready == 0 {
-		opts.Ready = 60 * time.Second
-	}
-	if opts.Token == "" {
-		tok, err := netmesh.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Token = tok
-	}
-	if removed := removeLeftovers(); len(removed) > 0 {
-		t.Logf("removed namespaces left by an earlier run: %s", strings.Join(removed, " "))
-	}
-	base := fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), labSeq.Add(1))
+	opts, base := begin(t, opts)
 	dataRoot := t.TempDir()
 	l := &Lab{t: t, opts: opts, bin: Binary(t), token: opts.Token, bridge: base + "-wan", internet: true}
 	t.Cleanup(l.teardown)

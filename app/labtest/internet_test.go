@@ -143,25 +143,7 @@ func TestLabInternet(t *testing.T) {
 	for _, who := range []string{"bob", "carol"} {
 		fi, _ := os.Stat(files[who])
 		sum := fileSHA(t, files[who])
-		lab.Wait("alice to see "+who+"'s file offered", time.Minute, func() bool {
-			var peers []struct {
-				Name  string `json:"name"`
-				Files []struct {
-					SHA256 string `json:"sha256"`
-				} `json:"files"`
-			}
-			if alice.GetJSON("/api/peers", &peers) != nil {
-				return false
-			}
-			for _, p := range peers {
-				for _, f := range p.Files {
-					if p.Name == who && f.SHA256 == sum {
-						return true
-					}
-				}
-			}
-			return false
-		})
+		lab.Wait("alice to see "+who+"'s file offered", time.Minute, func() bool { return slices.Contains(holders(alice, sum), who) })
 		start := time.Now()
 		if _, err := adminPost(alice, "/api/pull", map[string]any{"model": "owner/" + who + "/" + who + "-F32.gguf", "stream": false}, 5*time.Minute); err != nil {
 			t.Fatalf("copy %s's file: %v", who, err)

@@ -107,20 +107,7 @@ func New(t testing.TB, n int, opts Options) *Lab {
 	if n < 1 || n > 200 {
 		t.Fatalf("labtest.New: %d nodes; want 1 to 200", n)
 	}
-	if opts.Ready == 0 {
-		opts.Ready = 60 * time.Second
-	}
-	if opts.Token == "" {
-		tok, err := netmesh.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Token = tok
-	}
-	if removed := removeLeftovers(); len(removed) > 0 {
-		t.Logf("removed namespaces left by an earlier run: %s", strings.Join(removed, " "))
-	}
-	base := fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), labSeq.Add(1))
+	opts, base := begin(t, opts)
 	// The data dirs are removed after teardown, which is registered later
 	// and so runs first: nothing writes to them any more by then.
 	dataRoot := t.TempDir()
@@ -174,6 +161,26 @@ func New(t testing.TB, n int, opts Options) *Lab {
 		}
 	}
 	return l
+}
+
+// begin fills in opts' defaults, removes what crashed runs left, and
+// names the new lab's namespaces: it returns their common prefix.
+func begin(t testing.TB, opts Options) (Options, string) {
+	t.Helper()
+	if opts.Ready == 0 {
+		opts.Ready = 60 * time.Second
+	}
+	if opts.Token == "" {
+		tok, err := netmesh.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Token = tok
+	}
+	if removed := removeLeftovers(); len(removed) > 0 {
+		t.Logf("removed namespaces left by an earlier run: %s", strings.Join(removed, " "))
+	}
+	return opts, fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), labSeq.Add(1))
 }
 
 // addNS creates a namespace and remembers to delete it.

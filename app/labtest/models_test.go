@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,6 +48,30 @@ func allocated(p string) int64 {
 }
 
 // adminPost posts a JSON body to an admin endpoint with a long timeout.
+// holders are the names of the peers n sees offering the file with
+// sha256 sum.
+func holders(n *labtest.Node, sum string) []string {
+	var peers []struct {
+		Name  string `json:"name"`
+		Files []struct {
+			SHA256 string `json:"sha256"`
+		} `json:"files"`
+	}
+	if n.GetJSON("/api/peers", &peers) != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range peers {
+		for _, f := range p.Files {
+			if f.SHA256 == sum {
+				out = append(out, p.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
 func adminPost(n *labtest.Node, path string, body any, within time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -98,28 +121,7 @@ func TestLabModelCopy(t *testing.T) {
 	puller, h1, h2 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
 	h1.RateLimit(100)
 	h2.RateLimit(100)
-	lab.Wait("both holders offering the file", 60*time.Second, func() bool {
-		var peers []struct {
-			Name  string `json:"name"`
-			Files []struct {
-				SHA256 string `json:"sha256"`
-			} `json:"files"`
-		}
-		if puller.GetJSON("/api/peers", &peers) != nil {
-			return false
-		}
-		n := 0
-		for _, p := range peers {
-			if slices.ContainsFunc(p.Files, func(f struct {
-				SHA256 string `json:"sha256"`
-			}) bool {
-				return f.SHA256 == sum
-			}) {
-				n++
-			}
-		}
-		return n == 2
-	})
+	lab.Wait("both holders offering the file", 60*time.Second, func() bool { return len(holders(puller, sum)) == 2 })
 
 	start := time.Now()
 	done := make(chan error, 1)
