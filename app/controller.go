@@ -122,6 +122,9 @@ type Peer struct {
 	Online        bool      `json:"online"`
 	LastSeenMS    int64     `json:"last_seen_ms"` // milliseconds since the last heartbeat
 	RTTMS         float64   `json:"rtt_ms"`
+	// MinRTTMS is the least of the last few round trips, which splits
+	// judge the peer by: a busy moment's queueing does not count.
+	MinRTTMS float64 `json:"rtt_min_ms"`
 	// Conn says how this node reaches the peer: "direct", "hole-punched",
 	// "relayed", "relay-lost", or "" (no connection of its own: through
 	// other members only). Transport is that connection's, e.g. "tcp".

@@ -207,7 +207,7 @@ func (h *modelHost) makePlan() engine.Plan {
 			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: why})
 			continue
 		}
-		c := engine.Candidate{ID: p.ID, Name: p.Name, RTT: time.Duration(p.RTTMS * float64(time.Millisecond))}
+		c := engine.Candidate{ID: p.ID, Name: p.Name, RTT: time.Duration(p.MinRTTMS * float64(time.Millisecond))}
 		if svc, ok := p.Services.(map[string]netmesh.ServiceInfo); ok {
 			c.RPCProtocol = svc[serviceRPC].Version
 		}
@@ -273,7 +273,7 @@ func (h *modelHost) run(ctx context.Context) error {
 		if !plan.Fits {
 			h.n.warn(Warning{Code: "model-fit", Severity: SeverityError, Message: fmt.Sprintf("%s does not fit: %s", h.alias, plan.Reason)})
 			h.setDetail(&plan, "does not fit: "+plan.Reason)
-			if !h.wait(ctx) {
+			if !h.waitFor(ctx, replanCheck) {
 				return nil
 			}
 			continue
@@ -298,6 +298,19 @@ func (h *modelHost) wait(ctx context.Context) bool {
 	case <-h.trigger:
 		return true
 	}
+}
+
+// waitFor is wait, or d, whichever comes first.
+func (h *modelHost) waitFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-h.trigger:
+	case <-t.C:
+	}
+	return true
 }
 
 // tunnels dials each planned worker's RPC service. A worker that cannot be
@@ -422,6 +435,8 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 	}
 	progress := time.NewTicker(time.Second)
 	defer progress.Stop()
+	recheck := time.NewTicker(replanCheck)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-progress.C:
@@ -459,17 +474,35 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 			h.wait(ctx)
 			return
 		case <-h.trigger:
-			np := h.makePlan()
-			if !samePlan(np, plan) {
-				n.log.Info("plan changed; restarting llama-server", "workers", np.Workers)
+			if h.replanned(plan) {
 				return
 			}
-			// Same layout; keep serving, but show who is excluded now.
-			h.mu.Lock()
-			h.plan = np
-			h.mu.Unlock()
+		case <-recheck.C:
+			// What no event announces: an exclusion that ran out, a
+			// round trip that came down.
+			if h.replanned(plan) {
+				return
+			}
 		}
 	}
+}
+
+// replanCheck is how often a served model is re-planned without news.
+const replanCheck = 15 * time.Second
+
+// replanned plans again and says whether the plan differs from plan (the
+// caller then restarts llama-server with it); if not, it keeps the new
+// plan's exclusions to show.
+func (h *modelHost) replanned(plan engine.Plan) bool {
+	np := h.makePlan()
+	if !samePlan(np, plan) {
+		h.n.log.Info("plan changed; restarting llama-server", "workers", np.Workers)
+		return true
+	}
+	h.mu.Lock()
+	h.plan = np
+	h.mu.Unlock()
+	return false
 }
 
 // checkWorkers probes every worker of a failed split and excludes the dead.
@@ -554,8 +587,8 @@ func splitUnfit(p Peer, inSplit bool) string {
 	switch {
 	case p.Conn == netmesh.ConnRelayed || p.Conn == netmesh.ConnRelayLost:
 		return "reached only through a relay: a split needs a direct connection (see \"Friends across the internet\" in the README)"
-	case !inSplit && p.RTTMS > float64(maxSplitRTT/time.Millisecond):
-		return fmt.Sprintf("round trip of %.0f ms: a split needs under %d ms to every worker", p.RTTMS, maxSplitRTT/time.Millisecond)
+	case !inSplit && p.MinRTTMS > float64(maxSplitRTT/time.Millisecond):
+		return fmt.Sprintf("round trip of %.0f ms: a split needs under %d ms to every worker", p.MinRTTMS, maxSplitRTT/time.Millisecond)
 	}
 	return ""
 }

@@ -354,6 +354,7 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 		ID: p.PeerID, Name: p.Name, Version: p.Version, Mode: ShareMode(p.Mode),
 		MemoryOffered: p.MemoryOffered, Models: p.Models, InFlight: p.InFlight,
 		Online: p.Online, RTTMS: float64(p.RTT) / float64(time.Millisecond),
+		MinRTTMS: float64(p.MinRTT) / float64(time.Millisecond),
 		Conn: p.Conn, Transport: p.Transport,
 	}
 	if v.Mode == "" {

@@ -15,14 +15,16 @@ func TestSplitUnfit(t *testing.T) {
 		inSplit bool
 		want    string
 	}{
-		{Peer{Conn: netmesh.ConnDirect, RTTMS: 2}, false, ""},
-		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 30}, false, ""},
+		{Peer{Conn: netmesh.ConnDirect, RTTMS: 2, MinRTTMS: 2}, false, ""},
+		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 30, MinRTTMS: 30}, false, ""},
 		{Peer{Conn: netmesh.ConnNone}, false, ""},
-		{Peer{Conn: netmesh.ConnRelayed, RTTMS: 3}, false, "relay"},
+		{Peer{Conn: netmesh.ConnRelayed, RTTMS: 3, MinRTTMS: 3}, false, "relay"},
 		{Peer{Conn: netmesh.ConnRelayLost}, true, "relay"},
-		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 180}, false, "round trip of 180 ms"},
+		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 180, MinRTTMS: 180}, false, "round trip of 180 ms"},
+		// One slow round trip (a busy moment) does not count.
+		{Peer{Conn: netmesh.ConnDirect, RTTMS: 400, MinRTTMS: 3}, false, ""},
 		// A worker in the split while the load fills its link stays.
-		{Peer{Conn: netmesh.ConnDirect, RTTMS: 900}, true, ""},
+		{Peer{Conn: netmesh.ConnDirect, RTTMS: 900, MinRTTMS: 900}, true, ""},
 	} {
 		got := splitUnfit(c.p, c.inSplit)
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {

@@ -59,6 +59,10 @@ type Peer struct {
 	// RTT is the last measured round trip over a direct connection; zero if
 	// none is known.
 	RTT time.Duration
+	// MinRTT is the least of the last few round trips: the path's own
+	// delay, without the queueing of a busy moment (a load filling the
+	// link, a peer starting up).
+	MinRTT time.Duration
 	// Addrs are the addresses the peer last announced, signed, for a
 	// direct connection.
 	Addrs []string
@@ -137,7 +141,11 @@ type peerState struct {
 	online   bool
 	lastSeen time.Time // local clock, monotonic reading included
 	rtt      time.Duration
+	rtts     []time.Duration // the last rttSamples round trips, oldest first
 }
+
+// rttSamples is how many round trips MinRTT is the least of.
+const rttSamples = 5
 
 // roster is the table of peers, judged only by the local clock.
 type roster struct {
@@ -258,6 +266,10 @@ func (r *roster) pinged(id string, rtt time.Duration, now time.Time) {
 	defer r.mu.Unlock()
 	if p, ok := r.peers[id]; ok {
 		p.rtt = rtt
+		p.rtts = append(p.rtts, rtt)
+		if len(p.rtts) > rttSamples {
+			p.rtts = p.rtts[1:]
+		}
 		if p.online && now.After(p.lastSeen) {
 			p.lastSeen = now
 		}
@@ -277,7 +289,11 @@ func (r *roster) onlineIDs() []string {
 }
 
 func (p *peerState) snapshot() Peer {
-	return Peer{NodeInfo: p.info.Clone(), Online: p.online, LastSeen: p.lastSeen, RTT: p.rtt, Addrs: slices.Clone(p.addrs)}
+	var least time.Duration
+	if len(p.rtts) > 0 {
+		least = slices.Min(p.rtts)
+	}
+	return Peer{NodeInfo: p.info.Clone(), Online: p.online, LastSeen: p.lastSeen, RTT: p.rtt, MinRTT: least, Addrs: slices.Clone(p.addrs)}
 }
 
 func (r *roster) list() []Peer {

@@ -209,3 +209,32 @@ func TestRosterHeartbeatWithoutInfo(t *testing.T) {
 		t.Errorf("events %v", got)
 	}
 }
+
+// A peer's MinRTT is the least of its last few round trips: one slow
+// answer (a busy moment) does not move it, and old samples age out.
+func TestRosterMinRTT(t *testing.T) {
+	r := newRoster(time.Second)
+	now := time.Now()
+	hb, raw := beat("p1", "b1", 1, time.Second, NodeInfo{Name: "p"})
+	r.observe(hb, raw, now)
+	ms := func(v ...int) {
+		for _, x := range v {
+			r.pinged("p1", time.Duration(x)*time.Millisecond, now)
+		}
+	}
+	get := func() Peer {
+		p, ok := r.get("p1")
+		if !ok {
+			t.Fatal("peer missing")
+		}
+		return p
+	}
+	ms(4, 900)
+	if p := get(); p.RTT != 900*time.Millisecond || p.MinRTT != 4*time.Millisecond {
+		t.Fatalf("after 4 and 900 ms: RTT %v, MinRTT %v; want 900ms and 4ms", p.RTT, p.MinRTT)
+	}
+	ms(200, 200, 200, 200) // the 4 ms sample is now rttSamples old
+	if p := get(); p.MinRTT != 200*time.Millisecond {
+		t.Fatalf("MinRTT %v after %d slower samples; want 200ms", p.MinRTT, rttSamples)
+	}
+}
