@@ -10,6 +10,7 @@
 package labtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -252,6 +253,9 @@ func netemWorks(ns string) bool {
 
 // teardown stops every node and removes the relays and namespaces.
 func (l *Lab) teardown() {
+	if l.t.Failed() {
+		l.snapshot()
+	}
 	var wg sync.WaitGroup
 	for _, n := range l.Nodes {
 		wg.Add(1)
@@ -281,18 +285,29 @@ func (l *Lab) teardown() {
 	}
 }
 
+// snapshot logs what each running node says of its plan and its peers,
+// for a failed test.
+func (l *Lab) snapshot() {
+	for _, n := range l.Nodes {
+		for _, path := range []string{"/api/plan", "/api/peers"} {
+			var v json.RawMessage
+			if err := n.GetJSON(path, &v); err != nil {
+				continue
+			}
+			s := string(v)
+			if len(s) > 4000 {
+				s = s[:4000] + "…"
+			}
+			l.t.Logf("--- %s GET %s: %s", n.Name, path, s)
+		}
+	}
+}
+
 // Dump logs the last lines of every node's output, leaving out the API's
 // request lines (the test's own polling).
 func (l *Lab) Dump(lines int) {
 	for _, n := range l.Nodes {
-		var keep []string
-		for _, line := range strings.Split(n.Logs(2000), "\n") {
-			if !strings.Contains(line, "msg=request ") {
-				keep = append(keep, line)
-			}
-		}
-		keep = keep[max(0, len(keep)-lines):]
-		l.t.Logf("--- %s (%s, %s), last %d lines:\n%s", n.Name, n.NS, n.IP, lines, strings.Join(keep, "\n"))
+		l.t.Logf("--- %s (%s, %s), last %d lines:\n%s", n.Name, n.NS, n.IP, lines, n.Quiet(lines))
 	}
 }
 

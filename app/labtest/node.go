@@ -271,11 +271,17 @@ func (n *Node) Logs(lines int) string { return n.logs.last(lines) }
 // URL is the address of path on the node's API, for n.Client.
 func (n *Node) URL(path string) string { return "http://" + APIAddr + path }
 
-// lineRing keeps the last lines written to it.
+// Quiet returns the last lines of the node's output without the API's
+// request lines, which the tests' own polling fills the log with.
+func (n *Node) Quiet(lines int) string { return n.logs.lastQuiet(lines) }
+
+// lineRing keeps the last lines written to it, and apart from those the
+// last lines that are not request lines.
 type lineRing struct {
 	mu      sync.Mutex
 	max     int
 	lines   []string
+	quiet   []string
 	partial []byte
 }
 
@@ -290,13 +296,29 @@ func (r *lineRing) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		r.lines = append(r.lines, string(r.partial[:i]))
+		line := string(r.partial[:i])
+		r.lines = keepLast(append(r.lines, line), r.max)
+		if !strings.Contains(line, "msg=request ") {
+			r.quiet = keepLast(append(r.quiet, line), r.max)
+		}
 		r.partial = r.partial[i+1:]
 	}
-	if len(r.lines) > r.max {
-		r.lines = slices.Clone(r.lines[len(r.lines)-r.max:])
-	}
 	return len(p), nil
+}
+
+// keepLast trims lines to its last n, copying now and then so that the
+// backing array does not grow without end.
+func keepLast(lines []string, n int) []string {
+	if len(lines) > 2*n {
+		return slices.Clone(lines[len(lines)-n:])
+	}
+	return lines
+}
+
+func (r *lineRing) lastQuiet(n int) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.quiet[max(0, len(r.quiet)-n):], "\n")
 }
 
 func (r *lineRing) last(n int) string {
