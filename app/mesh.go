@@ -353,9 +353,8 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 	v := Peer{
 		ID: p.PeerID, Name: p.Name, Version: p.Version, Mode: ShareMode(p.Mode),
 		MemoryOffered: p.MemoryOffered, Models: p.Models, InFlight: p.InFlight,
-		Online: p.Online, RTTMS: float64(p.RTT) / float64(time.Millisecond),
-		MinRTTMS: float64(p.MinRTT) / float64(time.Millisecond),
-		Conn: p.Conn, Transport: p.Transport,
+		Online: p.Online, Conn: p.Conn, Transport: p.Transport,
+		RTTMS: float64(p.RTT) / float64(time.Millisecond), MinRTTMS: float64(p.MinRTT) / float64(time.Millisecond),
 	}
 	if v.Mode == "" {
 		v.Mode = ShareOff
