@@ -94,11 +94,15 @@ func (n *Node) connectPeer(pid peer.ID, addrs []string) {
 	// addresses of a peer that is reached through relays (it announces a
 	// relay address) to hole punching, which settles the roles; and until
 	// relays are known, only the member with the lower peer id dials them.
+	//
+	//
+	// Relays connect a pair one way only (relayACL): a peer's relay
+	// address is for the member with the lower peer id to dial.
 	yield := n.Reachability() != ReachabilityPublic && (pid < n.id || slices.ContainsFunc(addrs, isRelayString))
 	pi := peer.AddrInfo{ID: pid}
 	for _, a := range addrs {
 		m, err := ma.NewMultiaddr(a)
-		if err != nil || (yield && manet.IsPublicAddr(m) && !isRelayAddr(m)) {
+		if err != nil || (yield && manet.IsPublicAddr(m) && !isRelayAddr(m)) || (isRelayAddr(m) && !relayDirection(n.id, pid)) {
 			continue
 		}
 		pi.Addrs = append(pi.Addrs, m)

@@ -65,7 +65,8 @@ type traversal struct {
 	mu           sync.Mutex
 	hps          *holepunch.Service     // nil until started, or when traversal is off
 	punched      map[peer.ID]bool       // hole punching opened the current direct connection
-	attempts     map[peer.ID]int        // hole punches this node started, per relayed peer
+	attempts     map[peer.ID]int        // hole punches this node started, per peer without a direct connection
+	nextPunch    map[peer.ID]time.Time  // when this node punches to that peer again
 	relay        map[peer.ID]relayState // peers last seen relayed
 	reachability network.Reachability
 }
@@ -78,7 +79,8 @@ const (
 )
 
 func newTraversal() *traversal {
-	return &traversal{punched: map[peer.ID]bool{}, relay: map[peer.ID]relayState{}, attempts: map[peer.ID]int{}}
+	return &traversal{punched: map[peer.ID]bool{}, relay: map[peer.ID]relayState{},
+		attempts: map[peer.ID]int{}, nextPunch: map[peer.ID]time.Time{}}
 }
 
 // traversalOptions turn on AutoNAT, relays and hole punching (see
@@ -122,13 +124,24 @@ func loopbackOnly(addrs []string) bool {
 
 // relayACL lets only admitted members reserve a slot or be relayed. Only
 // token holders can connect at all; this also turns away removed members.
+//
+// It relays a pair one way only, from the lower peer id to the higher:
+// hole punching starts on the side a relayed connection comes in to, and
+// two punches of one pair at once, one from each side, each end up
+// dialing the same pair of ports twice; the second dials fall back to
+// other ports, and the roles of the simultaneous open get crossed. Both
+// fail. With one direction, one side punches (see punchLoop), and a
+// relayed connection carries streams both ways anyway.
 type relayACL struct{ n *Node }
 
 func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.n.admitted(p) }
 
 func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
-	return a.n.admitted(src) && a.n.admitted(dest)
+	return a.n.admitted(src) && a.n.admitted(dest) && relayDirection(src, dest)
 }
+
+// relayDirection says whether a relay connects src to dest.
+func relayDirection(src, dest peer.ID) bool { return src < dest }
 
 // relayCandidates offers autorelay the members that may relay: online
 // members with a public address. Autorelay itself checks that a candidate
@@ -295,12 +308,17 @@ func transportOf(m ma.Multiaddr) string {
 // in, once this node knows a public address of its own; a connection that
 // came before that, or a punch that failed while the NATs' state was
 // fresh, would stay relayed for good. So the node runs the service itself
-// and, for a peer it reaches only through a relay, punches again now and
-// then: the member with the lower peer id does, so that the two never
-// start at once, and at most punchAttempts times.
+// and, for an online peer it reaches only through a relay, punches again
+// now and then: punchEvery apart for punchAttempts tries, then every
+// punchLater, for NATs change their minds (a router restarts, a laptop
+// moves). Between two members behind NATs the one with the higher peer id
+// does, as it is the one the relayed connection comes in to (relayACL):
+// the two never punch at once. A relayed connection that went away comes
+// back from the other side, which dials it again on the next heartbeat.
 const (
 	punchEvery    = 15 * time.Second
 	punchAttempts = 6
+	punchLater    = 5 * time.Minute
 )
 
 func (n *Node) startHolePunching(ctx context.Context, h host.Host) {
@@ -343,23 +361,43 @@ func (n *Node) punchLoop(ctx context.Context, h host.Host, svc *holepunch.Servic
 		if len(punchAddrs(h)) == 0 {
 			continue // DirectConnect would wait for one
 		}
+		now := time.Now()
 		for _, id := range n.roster.onlineIDs() {
 			pid, err := peer.Decode(id)
-			if err != nil || pid >= n.id || h.Network().Connectedness(pid) != network.Limited {
+			if err != nil || pid >= n.id || !n.admitted(pid) {
 				continue
+			}
+			switch h.Network().Connectedness(pid) {
+			case network.Connected:
+				n.trav.mu.Lock()
+				delete(n.trav.attempts, pid) // a later fall back to a relay starts afresh
+				delete(n.trav.nextPunch, pid)
+				n.trav.mu.Unlock()
+				continue
+			case network.Limited:
+			default:
+				continue // the peer dials the relay again
 			}
 			n.trav.mu.Lock()
+			due := !now.Before(n.trav.nextPunch[pid])
 			tries := n.trav.attempts[pid]
-			if tries < punchAttempts {
+			if due {
 				n.trav.attempts[pid]++
+				wait := punchEvery
+				if tries+1 >= punchAttempts {
+					wait = punchLater
+				}
+				n.trav.nextPunch[pid] = now.Add(wait - time.Second) // by the tick after
 			}
 			n.trav.mu.Unlock()
-			if tries >= punchAttempts {
+			if !due {
 				continue
 			}
-			if err := svc.DirectConnect(pid); err != nil {
-				n.log.Debug("hole punching: another try failed", "peer", id, "try", tries+1, "err", err)
-			}
+			n.spawn(func() {
+				if err := svc.DirectConnect(pid); err != nil {
+					n.log.Debug("hole punching: another try failed", "peer", pid.String(), "try", tries+1, "err", err)
+				}
+			})
 		}
 	}
 }
