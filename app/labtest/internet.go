@@ -113,6 +113,40 @@ func (l *Lab) plug(ns, port, dev, ip string) error {
 	return nil
 }
 
+// WANDelay is the one-way delay of each home's uplink: two homes are
+// 20 ms apart, as across a city's providers. Hole punching needs some: with
+// none, a peer's punch could reach this node's listener a moment before
+// this node's own dial, which then finds its port pair taken.
+const WANDelay = 10 * time.Millisecond
+
+// uplink plugs router namespace ns into the public segment as wan0, with
+// address ip, through a relay that delays every frame by WANDelay. The
+// relay is node's: Netem changes it, and the lab closes it.
+func (l *Lab) uplink(node *Node, ns, port, ip string) error {
+	wan, err := openTap(ns, "wan0")
+	if err != nil {
+		return err
+	}
+	seg, err := openTap(l.bridge, port)
+	if err != nil {
+		wan.Close()
+		return err
+	}
+	node.relay = newRelay(wan, seg)
+	node.relay.set(Impairment{Delay: WANDelay})
+	for _, args := range [][]string{
+		{"-n", l.bridge, "link", "set", port, "master", "br0"},
+		{"-n", l.bridge, "link", "set", port, "up"},
+		{"-n", ns, "addr", "add", ip + "/24", "dev", "wan0"},
+		{"-n", ns, "link", "set", "wan0", "up"},
+	} {
+		if err := ipCmd(args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // home puts node alone on a LAN behind router namespace r: the router's
 // wan0 is on the public segment at 11.77.0.<1+k>, its lan0 is 192.168.<k>.1,
 // the node is 192.168.<k>.10.
@@ -126,7 +160,7 @@ func (l *Lab) home(node *Node, r string, k int, nat string) error {
 	if err := ipCmd("-n", r, "link", "set", "lo", "up"); err != nil {
 		return err
 	}
-	if err := l.plug(r, "r"+node.port(), "wan0", node.WANIP); err != nil {
+	if err := l.uplink(node, r, "r"+node.port(), node.WANIP); err != nil {
 		return err
 	}
 	for _, args := range [][]string{

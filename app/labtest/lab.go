@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,7 +267,11 @@ func (l *Lab) teardown() {
 	}
 	wg.Wait()
 	if l.t.Failed() {
-		l.Dump(60)
+		lines := 60
+		if n, err := strconv.Atoi(os.Getenv("POTLUCK_LAB_DUMP_LINES")); err == nil && n > 0 {
+			lines = n // more, to debug a scenario
+		}
+		l.Dump(lines)
 	}
 	for _, n := range l.Nodes {
 		n.Client.CloseIdleConnections()
