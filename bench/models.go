@@ -26,7 +26,7 @@ func (b *bench) benchModels(ctx context.Context) {
 		return
 	}
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", "30m", "-p", "1", "-v",
-		"-run", "^(TestLabBenchModels|TestLabInternet)$", "./app/labtest/")
+		"-run", "^(TestLabBenchModels|TestLabBenchRealSize|TestLabInternet)$", "./app/labtest/")
 	cmd.Env = append(os.Environ(), "POTLUCK_LAB_BENCH=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

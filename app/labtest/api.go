@@ -231,9 +231,19 @@ type Completion struct {
 // Complete asks the node for a greedy completion of maxTokens tokens from the
 // empty prompt.
 func (n *Node) Complete(ctx context.Context, maxTokens int) (Completion, error) {
+	return n.completeAt(ctx, n.URL("/v1/completions"), maxTokens)
+}
+
+// CompleteAt is Complete against another server on the node's loopback,
+// e.g. a llama-server a benchmark started there: addr is host:port.
+func (n *Node) CompleteAt(ctx context.Context, addr string, maxTokens int) (Completion, error) {
+	return n.completeAt(ctx, "http://"+addr+"/v1/completions", maxTokens)
+}
+
+func (n *Node) completeAt(ctx context.Context, url string, maxTokens int) (Completion, error) {
 	start := time.Now()
 	body := fmt.Sprintf(`{"prompt":"","max_tokens":%d,"temperature":0,"seed":1}`, maxTokens)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL("/v1/completions"), strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return Completion{}, err
 	}

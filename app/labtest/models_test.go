@@ -72,6 +72,24 @@ func holders(n *labtest.Node, sum string) []string {
 	return out
 }
 
+// sharedModel writes m as owner/NAME/NAME-F32.gguf in a new models
+// directory the lab's nodes can read, and returns the directory, the file,
+// its stat and its sha256.
+func sharedModel(t *testing.T, name string, m ggufgen.TinyLlama) (dir, path string, fi os.FileInfo, sum string) {
+	dir = t.TempDir()
+	os.Chmod(dir, 0o755)
+	path = filepath.Join(dir, "owner", name, name+"-F32.gguf")
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := ggufgen.WriteFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, path, fi, fileSHA(t, path)
+}
+
 func adminPost(n *labtest.Node, path string, body any, within time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -99,15 +117,7 @@ func adminPost(n *labtest.Node, path string, body any, within time.Duration) (st
 // split from the puller onto a worker that holds the file: the tunnel
 // carries at most 5 % of what a load onto a worker without it carries.
 func TestLabModelCopy(t *testing.T) {
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	model := filepath.Join(dir, "owner", "big", "big-F32.gguf")
-	os.MkdirAll(filepath.Dir(model), 0o755)
-	if err := ggufgen.WriteFile(model, bigF32); err != nil {
-		t.Fatal(err)
-	}
-	fi, _ := os.Stat(model)
-	sum := fileSHA(t, model)
+	dir, model, fi, sum := sharedModel(t, "big", bigF32)
 
 	lab := labtest.New(t, 3, labtest.Options{
 		Env: []string{"HF_ENDPOINT=http://127.0.0.1:9"}, // no hub: only peers can send it

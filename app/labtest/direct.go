@@ -1,0 +1,155 @@
+package labtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Baselines for benchmarks: what the same machines do without Potluck in
+// between, a plain TCP connection or llama.cpp's own RPC across the lab's
+// LAN.
+
+// Child is a process a node started (llama-server, rpc-server): its
+// command line and environment, to start the same elsewhere.
+type Child struct {
+	PID  int
+	Args []string
+	Env  []string
+}
+
+// Child finds the node's running child process that runs one of the
+// programs names (e.g. "llama-server"), whether directly or through the
+// runtime's dynamic loader.
+func (n *Node) Child(names ...string) (Child, error) {
+	parent := n.PID()
+	if parent == 0 {
+		return Child{}, fmt.Errorf("%s is not running", n.Name)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, stat := range procs {
+		data, err := os.ReadFile(stat)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		open, closing := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		fields := strings.Fields(string(data[closing+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+			continue
+		}
+		dir := filepath.Dir(stat)
+		pid, _ := strconv.Atoi(filepath.Base(dir))
+		cmdline, err1 := os.ReadFile(filepath.Join(dir, "cmdline"))
+		environ, err2 := os.ReadFile(filepath.Join(dir, "environ"))
+		if err := errors.Join(err1, err2); err != nil {
+			continue // gone meanwhile
+		}
+		split := func(b []byte) []string { return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00") }
+		args := split(cmdline)
+		if !slices.ContainsFunc(args, func(a string) bool { return slices.Contains(names, filepath.Base(a)) }) {
+			continue
+		}
+		return Child{PID: pid, Args: args, Env: split(environ)}, nil
+	}
+	return Child{}, fmt.Errorf("%s runs none of %v", n.Name, names)
+}
+
+// Spawn runs args in the node's namespace with env until the test ends or
+// the returned stop is called. Its output goes to the returned log.
+func (n *Node) Spawn(args, env []string) (stop func(), log func(lines int) string, err error) {
+	ring := newLineRing(500)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.NS}, args...)...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = ring, ring
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	stop = func() {
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	n.lab.t.Cleanup(stop)
+	return stop, ring.last, nil
+}
+
+// RawTCP sends size bytes over one plain TCP connection from n to to, and
+// returns the throughput the receiver saw, in bits per second, from its
+// first byte to its last.
+func (n *Node) RawTCP(to *Node, size int64) (float64, error) {
+	var ln net.Listener
+	if err := inNS(to.NS, func() error {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(to.IP, "0"))
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	type result struct {
+		bps float64
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Minute))
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(c, first); err != nil {
+			got <- result{err: err}
+			return
+		}
+		start := time.Now()
+		rest, err := io.Copy(io.Discard, c)
+		took := time.Since(start)
+		if err == nil && rest+1 != size {
+			err = fmt.Errorf("received %d of %d bytes", rest+1, size)
+		}
+		got <- result{bps: float64(rest) * 8 / took.Seconds(), err: err}
+	}()
+	var c net.Conn
+	if err := inNS(n.NS, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; {
+		k, err := c.Write(buf[:min(int64(len(buf)), left)])
+		left -= int64(k)
+		if err != nil {
+			c.Close()
+			return 0, err
+		}
+	}
+	c.Close()
+	r := <-got
+	return r.bps, r.err
+}
