@@ -33,6 +33,13 @@ func TestLabLedger(t *testing.T) {
 			nodes, err := c.ModelNodes()
 			return err == nil && len(nodes[m.Alias]) == 1
 		})
+		// The 429 names the client: the server must have its info (a
+		// member first heard of by a bare heartbeat has no name yet).
+		name := []string{"", "one", "two"}[c.Index]
+		lab.Wait("the server to know "+name+" by name", time.Minute, func() bool {
+			p, ok := s.PeerByName(name)
+			return ok && p.Online
+		})
 	}
 	ask := func(n *labtest.Node) (int, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
