@@ -308,11 +308,15 @@ func ParseTokens(s string) (uint64, error) {
 // shareLimit is the daily tokens each peer may use of this node's model:
 // --share-limit, or else what was chosen in a user interface.
 func (n *Node) shareLimit() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.shareLimitLocked()
+}
+
+func (n *Node) shareLimitLocked() uint64 {
 	if n.cfg.ShareLimit > 0 {
 		return n.cfg.ShareLimit
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	return n.settings.ShareLimit
 }
 

@@ -495,10 +495,7 @@ func (n *Node) Status() Status {
 	if n.hwReport != nil {
 		st.Offer = &offer
 	}
-	st.ShareLimit = n.cfg.ShareLimit
-	if st.ShareLimit == 0 {
-		st.ShareLimit = n.settings.ShareLimit
-	}
+	st.ShareLimit = n.shareLimitLocked()
 	if st.Share != ShareOff {
 		st.MemoryOffered = offerTotal(lent(devs, n.deviceChoiceLocked()))
 	}
