@@ -95,7 +95,6 @@ func (n *Node) connectPeer(pid peer.ID, addrs []string) {
 	// relay address) to hole punching, which settles the roles; and until
 	// relays are known, only the member with the lower peer id dials them.
 	//
-	//
 	// Relays connect a pair one way only (relayACL): a peer's relay
 	// address is for the member with the lower peer id to dial.
 	yield := n.Reachability() != ReachabilityPublic && (pid < n.id || slices.ContainsFunc(addrs, isRelayString))

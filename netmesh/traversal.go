@@ -65,13 +65,19 @@ type traversal struct {
 	mu           sync.Mutex
 	hps          *holepunch.Service     // nil until started, or when traversal is off
 	punched      map[peer.ID]bool       // hole punching opened the current direct connection
-	attempts     map[peer.ID]int        // hole punches this node started, per peer without a direct connection
-	nextPunch    map[peer.ID]time.Time  // when this node punches to that peer again
+	punches      map[peer.ID]punchState // per peer this node punches to, while it has no direct connection
 	relay        map[peer.ID]relayState // peers last seen relayed
 	reachability network.Reachability
 }
 
 type relayState int
+
+// punchState is how often this node punched to a peer, and when it does
+// again.
+type punchState struct {
+	tries int
+	next  time.Time
+}
 
 const (
 	relayUp   relayState = iota + 1 // reached through a relay
@@ -80,7 +86,7 @@ const (
 
 func newTraversal() *traversal {
 	return &traversal{punched: map[peer.ID]bool{}, relay: map[peer.ID]relayState{},
-		attempts: map[peer.ID]int{}, nextPunch: map[peer.ID]time.Time{}}
+		punches: map[peer.ID]punchState{}}
 }
 
 // traversalOptions turn on AutoNAT, relays and hole punching (see
@@ -370,8 +376,7 @@ func (n *Node) punchLoop(ctx context.Context, h host.Host, svc *holepunch.Servic
 			switch h.Network().Connectedness(pid) {
 			case network.Connected:
 				n.trav.mu.Lock()
-				delete(n.trav.attempts, pid) // a later fall back to a relay starts afresh
-				delete(n.trav.nextPunch, pid)
+				delete(n.trav.punches, pid) // a later fall back to a relay starts afresh
 				n.trav.mu.Unlock()
 				continue
 			case network.Limited:
@@ -379,15 +384,16 @@ func (n *Node) punchLoop(ctx context.Context, h host.Host, svc *holepunch.Servic
 				continue // the peer dials the relay again
 			}
 			n.trav.mu.Lock()
-			due := !now.Before(n.trav.nextPunch[pid])
-			tries := n.trav.attempts[pid]
+			ps := n.trav.punches[pid]
+			due := !now.Before(ps.next)
 			if due {
-				n.trav.attempts[pid]++
+				ps.tries++
 				wait := punchEvery
-				if tries+1 >= punchAttempts {
+				if ps.tries >= punchAttempts {
 					wait = punchLater
 				}
-				n.trav.nextPunch[pid] = now.Add(wait - time.Second) // by the tick after
+				ps.next = now.Add(wait - time.Second) // by the tick after
+				n.trav.punches[pid] = ps
 			}
 			n.trav.mu.Unlock()
 			if !due {
@@ -395,7 +401,7 @@ func (n *Node) punchLoop(ctx context.Context, h host.Host, svc *holepunch.Servic
 			}
 			n.spawn(func() {
 				if err := svc.DirectConnect(pid); err != nil {
-					n.log.Debug("hole punching: another try failed", "peer", pid.String(), "try", tries+1, "err", err)
+					n.log.Debug("hole punching: another try failed", "peer", pid.String(), "try", ps.tries, "err", err)
 				}
 			})
 		}
