@@ -97,6 +97,12 @@ func (c *Client) request(ctx context.Context, method, u string) (*http.Request, 
 	if err != nil {
 		return nil, err
 	}
+	c.prepare(req)
+	return req, nil
+}
+
+// prepare adds the token and the User-Agent to a request for the hub.
+func (c *Client) prepare(req *http.Request) {
 	if c.Token != "" {
 		// Sent to the hub only: Go drops it on a redirect to another host.
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -104,7 +110,6 @@ func (c *Client) request(ctx context.Context, method, u string) (*http.Request, 
 	if c.Agent != "" {
 		req.Header.Set("User-Agent", c.Agent)
 	}
-	return req, nil
 }
 
 // Resolve turns a reference into the files to download: the one named, or
