@@ -26,7 +26,7 @@ MODEL ?= $(if $(wildcard $(SHARED)),$(SHARED),$(TINY))
 
 SDK_DIR := server/testdata/sdk
 
-.PHONY: all deps build llama run test test-mdns fuzz gpu-check lint tidy clean sdk
+.PHONY: all deps build llama llama-builds run test test-mdns fuzz gpu-check lint tidy clean sdk
 
 all: build
 
@@ -57,9 +57,23 @@ deps:
 build: deps
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
 
-# llama provisions llama.cpp (a re-run only verifies).
+# llama provisions llama.cpp (a re-run only verifies): the version this
+# Potluck pins, with the Vulkan backend the lavapipe tests use. Should
+# Debian's sid have moved past it, and the release archives be out of reach,
+# Debian's own version serves the tests.
 llama: build
-	$(BIN) engine install
+	$(BIN) engine install --backend vulkan || $(BIN) engine install --backend vulkan --version debian
+
+# llama-builds builds llama.cpp's llama-server and RPC worker for Linux and
+# for Windows (mingw-w64) from the source node-llama-cpp ships: the tests
+# serve them as release archives, and run the Windows ones under Wine. The
+# builds and ccache's cache stay in ~/.cache/potluck-dev (POTLUCK_DEV_CACHE):
+# about 15 minutes cold on two cores, seconds after.
+LLAMA_BUILD_DEBS := cmake ccache gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix
+
+llama-builds: deps
+	$(call install-debs,$(LLAMA_BUILD_DEBS))
+	scripts/llama-build.sh linux windows
 
 $(TINY):
 	@mkdir -p $(dir $(TINY))
@@ -80,7 +94,7 @@ sdk: deps
 
 # test runs every package's tests, then the namespace lab on its own so its
 # timing-sensitive scenarios do not share the two cores with the rest.
-test: llama sdk
+test: llama llama-builds sdk
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /app/labtest)
 	$(MAKE) --no-print-directory test-mdns test-lab

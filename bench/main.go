@@ -183,11 +183,7 @@ func run() int {
 
 // setup finds llama.cpp, the model and the potluck binary.
 func (b *bench) setup(bin string) error {
-	rt, err := engine.Locator{
-		EnvDir:       os.Getenv("POTLUCK_LLAMA_DIR"),
-		PathEnv:      os.Getenv("PATH"),
-		ProvisionDir: engine.DefaultProvisionDir(),
-	}.Find()
+	rt, err := enginetest.Locator().Find()
 	if err != nil {
 		return fmt.Errorf("%w (run `make llama`)", err)
 	}

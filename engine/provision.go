@@ -119,7 +119,19 @@ type InstallOptions struct {
 	// OSRelease is the os-release file that names the system in
 	// messages; empty: /etc/os-release.
 	OSRelease string
-	Progress  func(format string, a ...any) // optional progress lines for a person
+	// Version, if set, is the llama.cpp version wanted ("0.7.0"): when sid
+	// carries another, Install stops before downloading anything, with a
+	// *DebianVersionError.
+	Version  string
+	Progress func(format string, a ...any) // optional progress lines for a person
+}
+
+// DebianVersionError says that Debian's sid carries another llama.cpp
+// version than the one asked for.
+type DebianVersionError struct{ Want, Have string }
+
+func (e *DebianVersionError) Error() string {
+	return fmt.Sprintf("Debian's sid carries llama.cpp %s, not %s", e.Have, e.Want)
 }
 
 func (o InstallOptions) progress(format string, a ...any) {
@@ -131,6 +143,7 @@ func (o InstallOptions) progress(format string, a ...any) {
 // manifest records what is unpacked in the provision directory.
 type manifest struct {
 	Suite    string            `json:"suite"`
+	Version  string            `json:"version,omitempty"` // llama.cpp's upstream version, e.g. "0.7.0"
 	Mirror   string            `json:"mirror"`
 	Backends []string          `json:"backends,omitempty"` // GPU backends, as ResolveBackends returns them
 	Packages map[string]string `json:"packages"`           // file name -> sha256
@@ -204,6 +217,11 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 			}
 		}
 		uris, err = a.printURIs(ctx, pkgs)
+		if err == nil && opts.Version != "" {
+			if have := debianVersion(uris); have != opts.Version {
+				return Runtime{}, &DebianVersionError{Want: opts.Version, Have: have}
+			}
+		}
 		if err == nil {
 			err = a.download(ctx, debs, uris, opts.progress)
 		}
@@ -217,7 +235,7 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 		opts.progress("Package index is stale (%v); refreshing", err)
 	}
 
-	want := manifest{Suite: provisionSuite, Mirror: mirror, Backends: backends, Packages: map[string]string{}}
+	want := manifest{Suite: provisionSuite, Version: debianVersion(uris), Mirror: mirror, Backends: backends, Packages: map[string]string{}}
 	for _, u := range uris {
 		want.Packages[u.File] = u.SHA256
 	}
@@ -234,7 +252,7 @@ func Install(ctx context.Context, opts InstallOptions) (Runtime, error) {
 	}
 	// Packages of older versions, or of a backend no longer wanted, only take space.
 	pruneDebs(debs, want.Packages)
-	rt, err := Locator{ProvisionDir: opts.Dir}.Find()
+	rt, err := ProvisionedRuntime(opts.Dir)
 	if err != nil {
 		return Runtime{}, fmt.Errorf("provisioned runtime is incomplete: %w", err)
 	}
@@ -559,6 +577,55 @@ func unpack(ctx context.Context, dir, debs string, uris []debURI) error {
 		return err
 	}
 	return os.Rename(tmp, final)
+}
+
+// debianVersion is llama.cpp's upstream version in the file name of the
+// llama.cpp-tools package: "0.7.0" of llama.cpp-tools_0.7.0+dfsg-1_amd64.deb.
+func debianVersion(uris []debURI) string {
+	for _, u := range uris {
+		if rest, ok := strings.CutPrefix(u.File, "llama.cpp-tools_"); ok {
+			v, _, _ := strings.Cut(rest, "_")
+			if _, after, ok := strings.Cut(v, "%3a"); ok { // an epoch, escaped
+				v = after
+			}
+			if _, after, ok := strings.Cut(v, ":"); ok {
+				v = after
+			}
+			if f := strings.FieldsFunc(v, func(r rune) bool { return r == '+' || r == '-' || r == '~' }); len(f) > 0 {
+				return f[0]
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// ProvisionedVersion is the llama.cpp version Install unpacked in dir, or
+// "" when there is none (or it predates the version's record).
+func ProvisionedVersion(dir string) string {
+	m, err := readManifest(dir)
+	if err != nil || !rootComplete(dir) {
+		return ""
+	}
+	if m.Version == "" {
+		for f := range m.Packages {
+			if v := debianVersion([]debURI{{File: f}}); v != "" {
+				return v
+			}
+		}
+	}
+	return m.Version
+}
+
+// ProvisionedRuntime is the runtime Install unpacked in dir.
+func ProvisionedRuntime(dir string) (Runtime, error) {
+	var rt Runtime
+	var ok bool
+	if rt.Server, ok = provisionedBinary(dir, serverNames); !ok {
+		return rt, fmt.Errorf("%w: no provisioned runtime in %s", ErrNotFound, dir)
+	}
+	rt.Worker, _ = provisionedBinary(dir, workerNames)
+	return rt, nil
 }
 
 func rootComplete(dir string) bool {

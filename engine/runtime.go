@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -76,7 +78,10 @@ type Locator struct {
 	EnvDir       string // POTLUCK_LLAMA_DIR
 	ExeDir       string // directory of the running potluck executable
 	PathEnv      string // the PATH to search
-	ProvisionDir string // where `potluck engine install` puts the runtime
+	ProvisionDir string // where provisioned runtimes live, for messages
+	// Provisioned returns the runtime Potluck provisioned for the llama.cpp
+	// version it runs, searched last; nil: none.
+	Provisioned func() (Runtime, bool)
 }
 
 // ErrNotFound reports that no llama.cpp runtime was found. The wrapping error
@@ -111,7 +116,7 @@ func (l Locator) Find() (Runtime, error) {
 		// A server without a worker is usable for single-machine serving.
 		return rt, nil
 	}
-	return rt, fmt.Errorf("%w: looked in %s; run `potluck engine install` (Debian/Ubuntu x86-64), or install llama.cpp and put llama-server on PATH, or set POTLUCK_LLAMA_DIR", ErrNotFound, strings.Join(looked, ", "))
+	return rt, fmt.Errorf("%w: looked in %s; run `potluck engine install`, or put llama-server on PATH, or set POTLUCK_LLAMA_DIR", ErrNotFound, strings.Join(looked, ", "))
 }
 
 type place struct {
@@ -155,9 +160,23 @@ func (l Locator) places() []place {
 		}
 		return Binary{}, false
 	}})
-	if l.ProvisionDir != "" {
-		ps = append(ps, place{label: fmt.Sprintf("provisioned runtime (%s)", l.ProvisionDir), find: func(names []string) (Binary, bool) {
-			return provisionedBinary(l.ProvisionDir, names)
+	if l.Provisioned != nil {
+		label := "provisioned runtime"
+		if l.ProvisionDir != "" {
+			label += " (" + l.ProvisionDir + ")"
+		}
+		ps = append(ps, place{label: label, find: func(names []string) (Binary, bool) {
+			rt, ok := l.Provisioned()
+			if !ok {
+				return Binary{}, false
+			}
+			if slices.Equal(names, serverNames) && rt.Server.Path != "" {
+				return rt.Server, true
+			}
+			if slices.Equal(names, workerNames) && rt.Worker.Path != "" {
+				return rt.Worker, true
+			}
+			return Binary{}, false
 		}})
 	}
 	return ps
@@ -174,6 +193,7 @@ func isExecutable(p string) bool {
 // Versions describes a runtime for `potluck engine status` and NodeInfo.
 type Versions struct {
 	Server      string `json:"server"`       // e.g. "0.7.0 (build 11669, commit Debian)"
+	Release     string `json:"release"`      // the release of Server, e.g. "0.7.0"; "" when it names none
 	Build       string `json:"build"`        // e.g. "11669"
 	RPCProtocol string `json:"rpc_protocol"` // e.g. "8.0.0"; empty without a worker
 }
@@ -197,6 +217,18 @@ func ParseServerVersion(out string) (version, build string, ok bool) {
 	return version, build, true
 }
 
+var releaseRE = regexp.MustCompile(`^v?([0-9]+\.[0-9]+\.[0-9]+|b[0-9]+)$`)
+
+// ReleaseOf is the release in a llama-server version, "0.7.0" of "0.7.0
+// (build 11669, commit Debian)"; "" when it names none.
+func ReleaseOf(server string) string {
+	first, _, _ := strings.Cut(strings.TrimSpace(server), " ")
+	if m := releaseRE.FindStringSubmatch(first); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
 // ParseRPCBanner extracts the protocol version from the RPC worker's start banner.
 func ParseRPCBanner(out string) (string, bool) {
 	m := rpcBanner.FindStringSubmatch(out)
@@ -218,7 +250,7 @@ func (rt Runtime) Probe(ctx context.Context) (Versions, error) {
 	if !ok {
 		return v, fmt.Errorf("llama-server --version: unexpected output (%v): %s", err, lastLines(string(out), 3))
 	}
-	v.Server, v.Build = ver, build
+	v.Server, v.Build, v.Release = ver, build, ReleaseOf(ver)
 	if rt.Worker.Path == "" {
 		return v, nil
 	}
@@ -248,7 +280,16 @@ func probeWorker(ctx context.Context, b Binary) (string, error) {
 	go func() { done <- cmd.Wait() }()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	knocked := false
 	for {
+		if !knocked {
+			// The banner goes through printf, which a pipe buffers until
+			// the worker flushes: it does on accepting a connection.
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond); err == nil {
+				c.Close()
+				knocked = true
+			}
+		}
 		if proto, ok := ParseRPCBanner(out.String()); ok {
 			cancel()
 			<-done

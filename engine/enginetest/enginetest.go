@@ -15,18 +15,32 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
+	"github.com/potluck-gpu/potluck/runtimes"
 )
 
 // StoriesPrefix is how stories260K's greedy completion from BOS begins.
 const StoriesPrefix = "Once upon a time, there was a little girl named Lily"
 
 // Locator is where tests look for llama.cpp: POTLUCK_LLAMA_DIR, PATH and the
-// default provisioned runtime (what `make llama` installs).
+// default provisioned runtime (what `make llama` installs): the version this
+// Potluck runs, or the newest there is.
 func Locator() engine.Locator {
+	store := runtimes.Store{Dir: runtimes.DefaultDir()}
 	return engine.Locator{
 		EnvDir:       os.Getenv("POTLUCK_LLAMA_DIR"),
 		PathEnv:      os.Getenv("PATH"),
-		ProvisionDir: engine.DefaultProvisionDir(),
+		ProvisionDir: store.Dir,
+		Provisioned: func() (engine.Runtime, bool) {
+			b, ok := store.Find(runtimes.DefaultVersion, "")
+			if !ok {
+				b, ok = store.Find("", "")
+			}
+			if !ok {
+				return engine.Runtime{}, false
+			}
+			rt, err := b.Runtime()
+			return rt, err == nil
+		},
 	}
 }
 
