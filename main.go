@@ -19,10 +19,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/potluck-gpu/potluck/app"
@@ -38,7 +36,7 @@ Usage:
   potluck [run flags]         start a node (the tray app where a desktop is available)
   potluck run [flags]         start a headless node
   potluck engine status       show which llama.cpp binaries are used
-  potluck engine install      download llama.cpp (Debian/Ubuntu x86-64)
+  potluck engine install      provision llama.cpp (official release archives, or Debian's packages)
   potluck hw [--json]         what this machine has and would offer
   potluck token new           print a new invite token (a new network this computer owns)
   potluck models              the models on this machine (Potluck's, Ollama's, LM Studio's, Hugging Face's)
@@ -47,7 +45,7 @@ Usage:
   potluck members             the members of the running node's network
   potluck members remove WHO  remove a member (owner only): the others move to a new token
   potluck usage               what this computer gave to and used from each peer (tokens)
-  potluck version             print the version
+  potluck version             print the version (also --version)
 
 Run "potluck run -h" for the node's flags.
 `
@@ -61,6 +59,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := ""
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		args = nil
+		cmd = "version"
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
@@ -130,6 +132,9 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 	fs.IntVar(&cfg.CtxSize, "ctx-size", bad.int("POTLUCK_CTX_SIZE", cfg.CtxSize), "context size in tokens [POTLUCK_CTX_SIZE]")
 	fs.IntVar(&cfg.Threads, "threads", bad.int("POTLUCK_THREADS", cfg.Threads), "CPU threads for llama.cpp; 0 = its default [POTLUCK_THREADS]")
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server (overrides the search)")
+	engineFlags(fs, &cfg.Engine, bad)
+	fs.StringVar(&cfg.Llama.ProvisionDir, "llama-cache", cfg.Llama.ProvisionDir, "`dir` of the llama.cpp builds Potluck provisions [POTLUCK_LLAMA_CACHE]")
+	fs.BoolVar(&cfg.Engine.NoFetch, "no-llama-fetch", bad.bool("POTLUCK_LLAMA_NO_FETCH"), "never fetch llama.cpp: use one installed by hand or provisioned before [POTLUCK_LLAMA_NO_FETCH]")
 	fs.StringVar(logLevel, "log-level", env("POTLUCK_LOG_LEVEL", "info"), "debug, info, warn or error [POTLUCK_LOG_LEVEL]")
 
 	fs.StringVar(&cfg.Token, "token", env("POTLUCK_P2P_TOKEN", ""), "invite `token` of the network to join; other users can read it in the process list, prefer --token-file [POTLUCK_P2P_TOKEN]")
@@ -273,6 +278,7 @@ func warnSecretFlags(fs *flag.FlagSet, log *slog.Logger) {
 func defaultConfig() app.Config {
 	cfg := app.DefaultConfig()
 	cfg.Llama.EnvDir = os.Getenv("POTLUCK_LLAMA_DIR")
+	cfg.Llama.ProvisionDir = env("POTLUCK_LLAMA_CACHE", cfg.Llama.ProvisionDir)
 	cfg.Llama.PathEnv = os.Getenv("PATH")
 	cfg.HFEndpoint = os.Getenv("HF_ENDPOINT")
 	cfg.HFToken = os.Getenv("HF_TOKEN")
@@ -345,162 +351,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, desktop bool) 
 		}
 	}()
 	return node.Run(ctx)
-}
-
-func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
-	}
-	cfg := defaultConfig()
-	fs := flag.NewFlagSet("potluck engine "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server")
-	fs.StringVar(&cfg.Llama.ProvisionDir, "dir", cfg.Llama.ProvisionDir, "where the provisioned runtime lives")
-	asJSON := fs.Bool("json", false, "print JSON (status)")
-	mirror := fs.String("mirror", env("POTLUCK_DEBIAN_MIRROR", ""), "the `URL` of a Debian archive to fetch llama.cpp from, on systems whose apt sources name none (Ubuntu, Fedora with apt) [POTLUCK_DEBIAN_MIRROR]")
-	backend := fs.String("backend", "auto", "GPU backends to install: auto (Vulkan, plus CUDA when an NVIDIA driver answers or CUDA is already installed), cpu (none), vulkan, or cuda (Vulkan and CUDA; NVIDIA driver 550 or later)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	switch sub {
-	case "status":
-		return engineStatus(ctx, cfg.Llama, *asJSON, stdout)
-	case "install":
-		progress := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
-		var backends []string
-		switch *backend {
-		case "auto":
-			// What is installed stays; CUDA comes when NVML answers with a
-			// driver new enough for sid's CUDA 12.4 runtime.
-			backends = engine.InstalledBackends(cfg.Llama.ProvisionDir)
-			if slices.Contains(backends, engine.ProvisionCUDA) {
-				break
-			}
-			r, err := hw.Probe(ctx)
-			if err != nil {
-				progress("Not looking for NVIDIA GPUs: %v", err)
-				break
-			}
-			i := slices.IndexFunc(r.GPUs, func(g hw.GPU) bool { return g.Vendor == hw.VendorNVIDIA && g.CUDAVersion != "" })
-			if i < 0 {
-				break // no NVIDIA driver answered
-			}
-			g := r.GPUs[i]
-			var major, minor int
-			fmt.Sscanf(g.CUDAVersion, "%d.%d", &major, &minor)
-			if major*100+minor < 1204 {
-				progress("Not adding the CUDA backend: driver %s supports only CUDA %s. %s", g.Driver, g.CUDAVersion, engine.CUDADriverHint)
-				break
-			}
-			progress("An NVIDIA driver answers (%s, CUDA %s): adding the CUDA backend, about 330 MB", g.Driver, g.CUDAVersion)
-			backends = append(backends, engine.ProvisionCUDA)
-		case engine.ProvisionCPU, engine.ProvisionVulkan, engine.ProvisionCUDA:
-			backends = []string{*backend}
-		default:
-			return usageError{fmt.Errorf("--backend %q: want auto, cpu, vulkan or cuda", *backend)}
-		}
-		start := time.Now()
-		rt, err := engine.Install(ctx, engine.InstallOptions{
-			Dir:      cfg.Llama.ProvisionDir,
-			Backends: backends,
-			Mirror:   *mirror,
-			Progress: progress,
-		})
-		if err != nil {
-			return err
-		}
-		v, err := rt.Probe(ctx)
-		if err != nil {
-			return fmt.Errorf("llama.cpp was installed but does not run: %w", err)
-		}
-		fmt.Fprintf(stdout, "llama.cpp %s ready in %s (RPC protocol %s), %.1fs\n", v.Server, cfg.Llama.ProvisionDir, v.RPCProtocol, time.Since(start).Seconds())
-		devs, problems, err := rt.Devices(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("llama.cpp was installed but cannot list devices: %w", err)
-		}
-		seen := make([]string, len(devs))
-		for i, d := range devs {
-			seen[i] = d.Name
-			if d.Description != "" {
-				seen[i] += " = " + d.Description
-			}
-		}
-		fmt.Fprintf(stdout, "devices: %s\n", strings.Join(seen, ", "))
-		for _, p := range problems {
-			hint := ""
-			if p.Backend == "CUDA" {
-				hint = ". " + engine.CUDADriverHint
-			}
-			fmt.Fprintf(stdout, "%s backend not usable: %s%s\n", p.Backend, p.Message, hint)
-		}
-		return nil
-	default:
-		return usageError{fmt.Errorf("engine: want `status` or `install`, got %q", sub)}
-	}
-}
-
-func engineStatus(ctx context.Context, loc engine.Locator, asJSON bool, stdout io.Writer) error {
-	rt, err := loc.Find()
-	if err != nil {
-		return err
-	}
-	v, verr := rt.Probe(ctx)
-	devs, problems, derr := rt.Devices(ctx, nil)
-	if asJSON {
-		out := struct {
-			Runtime  engine.Runtime          `json:"runtime"`
-			Versions engine.Versions         `json:"versions"`
-			Devices  []engine.Device         `json:"devices"`
-			Problems []engine.BackendProblem `json:"backend_problems,omitempty"`
-			Error    string                  `json:"error,omitempty"`
-		}{rt, v, devs, problems, ""}
-		if err := errors.Join(verr, derr); err != nil {
-			out.Error = err.Error()
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "llama-server\t%s\t(%s)\n", rt.Server.Path, rt.Server.Source)
-	if rt.Worker.Path != "" {
-		fmt.Fprintf(tw, "rpc-server\t%s\t(%s)\n", rt.Worker.Path, rt.Worker.Source)
-	} else {
-		fmt.Fprintf(tw, "rpc-server\tnot found\t(this node cannot share as a worker)\n")
-	}
-	fmt.Fprintf(tw, "version\t%s\t\n", v.Server)
-	fmt.Fprintf(tw, "RPC protocol\t%s\t\n", v.RPCProtocol)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if derr == nil {
-		fmt.Fprintln(stdout)
-		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "DEVICE\tBACKEND\tDESCRIPTION\tTOTAL\tFREE\n")
-		for _, d := range devs {
-			total, free := "-", "-"
-			if d.TotalBytes > 0 {
-				total, free = hw.FormatSize(d.TotalBytes), hw.FormatSize(d.FreeBytes)
-			}
-			desc := d.Description
-			if d.Backend == "CPU" && desc == "" {
-				desc = "system memory: see `potluck hw`"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Backend, desc, total, free)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		for _, p := range problems {
-			hint := ""
-			if p.Backend == "CUDA" {
-				hint = ". " + engine.CUDADriverHint
-			}
-			fmt.Fprintf(stdout, "%s backend not usable: %s%s\n", p.Backend, p.Message, hint)
-		}
-	}
-	return errors.Join(verr, derr)
 }
 
 func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -42,7 +42,8 @@ type Config struct {
 	// and rerank models serve theirs anyway).
 	Embeddings bool
 
-	Llama engine.Locator // where to find llama.cpp
+	Llama  engine.Locator // where to find llama.cpp
+	Engine EngineConfig   // which llama.cpp to run, and how to get it
 
 	// Models.
 	ModelRoots []library.Root // where to look for models; nil: Potluck's store only

@@ -130,8 +130,12 @@ type Peer struct {
 	// other members only). Transport is that connection's, e.g. "tcp".
 	Conn      string `json:"conn"`
 	Transport string `json:"transport,omitempty"`
-	Hardware  any    `json:"hardware,omitempty"`
-	Services  any    `json:"services,omitempty"`
+	// OS is the peer's operating system, in Go's words ("linux",
+	// "windows", "darwin").
+	OS       string      `json:"os,omitempty"`
+	Hardware any         `json:"hardware,omitempty"`
+	Services any         `json:"services,omitempty"`
+	Engine   *PeerEngine `json:"engine,omitempty"`
 	// Devices are what the node lends, device by device, in the order
 	// its RPC worker exposes them.
 	Devices []DeviceInfo `json:"devices,omitempty"`

@@ -231,6 +231,7 @@ func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
 				h.peerChanged(ev.Type, p)
 			}
 			n.maybeSeed()
+			n.maybeMatch()
 		}
 	}
 }
@@ -281,9 +282,14 @@ func (n *Node) publishInfo() {
 	devs, choice := n.localDevices(), n.deviceChoice()
 	hwSum := n.hardwareSummary()
 	_, versions, _ := n.engineRuntime()
+	engineInfo := n.engineInfo()
 	n.mu.Lock()
 	mode := n.shareLocked()
 	host := n.host
+	workerProtocol := versions.RPCProtocol
+	if n.worker != nil && n.worker.versions.RPCProtocol != "" {
+		workerProtocol = n.worker.versions.RPCProtocol
+	}
 	n.mu.Unlock()
 	var models []string
 	if host != nil && mode == ShareServer {
@@ -327,8 +333,9 @@ func (n *Node) publishInfo() {
 			i.Services[serviceLlama] = netmesh.ServiceInfo{Version: versions.Build}
 		}
 		if _, ok := i.Services[serviceRPC]; ok {
-			i.Services[serviceRPC] = netmesh.ServiceInfo{Version: versions.RPCProtocol}
+			i.Services[serviceRPC] = netmesh.ServiceInfo{Version: workerProtocol}
 		}
+		i.Engine = engineInfo
 	})
 	n.events.publish(Event{Kind: EventStatus})
 }
@@ -364,6 +371,15 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 	}
 	if len(p.Hardware) > 0 {
 		v.Hardware = p.Hardware
+		var hwSum struct {
+			OS string `json:"os"`
+		}
+		if json.Unmarshal(p.Hardware, &hwSum) == nil {
+			v.OS = hwSum.OS
+		}
+	}
+	if v.Engine = decodeEngine(p.Engine); v.Engine != nil && v.OS == "" {
+		v.OS = v.Engine.OS
 	}
 	if len(p.Services) > 0 {
 		v.Services = p.Services

@@ -42,12 +42,17 @@ type Node struct {
 	runtime  engine.Runtime
 	versions engine.Versions
 	engErr   error // why llama.cpp is unavailable
-	settings Settings
-	joining  bool
-	mesh     *meshSession    // nil when in no mesh
-	retired  []*meshSession  // networks left behind, still handing out a removal
-	applied  map[string]bool // removals carried out, by members.ID
-	roll     *members.Roll
+	// provisioning is llama.cpp being fetched; nil when none is.
+	provisioning *Provisioning
+	engReady     chan struct{} // closed when the fetch at start ends; nil: none
+	lend         *lendRuntime  // the worker's llama.cpp when it matches a head's; nil: the node's own
+	matching     bool          // a match to the heads' llama.cpp is under way
+	settings     Settings
+	joining      bool
+	mesh         *meshSession    // nil when in no mesh
+	retired      []*meshSession  // networks left behind, still handing out a removal
+	applied      map[string]bool // removals carried out, by members.ID
+	roll         *members.Roll
 
 	worker   *workerProc // non-nil while sharing as a worker
 	host     *modelHost  // non-nil when a model is configured
@@ -111,6 +116,9 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 			MaxIdleConnsPerHost:   4,
 		}},
 	}
+	if cfg.Llama.Provisioned == nil && cfg.Llama.ProvisionDir != "" {
+		n.cfg.Llama.Provisioned = n.provisioned
+	}
 	roots := cfg.ModelRoots
 	if roots == nil {
 		roots = []library.Root{{Source: library.SourcePotluck, Dir: library.StoreDir(cfg.DataDir)}}
@@ -170,8 +178,8 @@ func (n *Node) Run(ctx context.Context) error {
 	n.runCtx = ctx
 	n.mu.Unlock()
 
-	n.findEngine(ctx)
-	if n.cfg.Model != "" {
+	fetch := n.findEngine(ctx)
+	if n.cfg.Model != "" && !fetch {
 		if err := n.engineError(); err != nil {
 			return err
 		}
@@ -197,6 +205,9 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.hashModels(ctx) })
 	spawn(func() error { return n.runSwarm(ctx) })
 	spawn(func() error { return n.keepLedger(ctx) })
+	if fetch {
+		spawn(func() error { n.fetchEngine(ctx); return nil })
+	}
 	if h := n.modelHost(); h != nil {
 		n.startHost(ctx, h)
 	}
@@ -334,38 +345,6 @@ func (n *Node) shutdown() {
 	n.closeRetired()
 }
 
-func (n *Node) findEngine(ctx context.Context) {
-	rt, err := n.cfg.Llama.Find()
-	if err != nil {
-		n.mu.Lock()
-		n.engErr = err
-		n.mu.Unlock()
-		n.warn(Warning{Code: "llama-not-found", Severity: SeverityError,
-			Message: "llama.cpp was not found: " + engine.InstallAdvice()})
-		n.log.Warn("llama.cpp not available", "err", err)
-		return
-	}
-	v, err := rt.Probe(ctx)
-	if err != nil {
-		n.log.Warn("llama.cpp version probe", "err", err)
-	}
-	n.mu.Lock()
-	n.runtime, n.versions = rt, v
-	n.mu.Unlock()
-}
-
-func (n *Node) engineError() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.engErr
-}
-
-func (n *Node) engineRuntime() (engine.Runtime, engine.Versions, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.runtime, n.versions, n.engErr
-}
-
 // warn records a warning (replacing one with the same code) and tells
 // subscribers.
 func (n *Node) warn(w Warning) {
@@ -436,6 +415,15 @@ type EngineStatus struct {
 	Server      string         `json:"server_version,omitempty"`
 	Build       string         `json:"build,omitempty"`
 	RPCProtocol string         `json:"rpc_protocol,omitempty"`
+	// Release is the llama.cpp release running, e.g. "0.7.0"; Wanted the
+	// one this Potluck runs everywhere.
+	Release string `json:"release,omitempty"`
+	Wanted  string `json:"wanted_release"`
+	// Installed lists the builds provisioned on this machine, e.g.
+	// "0.7.0 (Debian)", "0.5.0 (cpu)": at most two versions.
+	Installed []string `json:"installed,omitempty"`
+	// Provisioning is llama.cpp being fetched, with its progress.
+	Provisioning *Provisioning `json:"provisioning,omitempty"`
 }
 
 // ModelStatus describes the model this node serves.
@@ -470,6 +458,10 @@ type Holder struct {
 type WorkerState struct {
 	Addr  string        `json:"addr"`
 	State engine.Status `json:"state"`
+	// Release is the llama.cpp release the worker runs, and Matches the
+	// head whose version it runs when that is not this node's own.
+	Release string `json:"release,omitempty"`
+	Matches string `json:"matches,omitempty"`
 }
 
 // Status returns a snapshot of the node.
@@ -483,7 +475,8 @@ func (n *Node) Status() Status {
 		State: StateIdle, Share: n.shareLocked(),
 		API: "http://" + n.apiAddr() + "/v1",
 		Engine: EngineStatus{Available: n.engErr == nil, Runtime: n.runtime,
-			Server: n.versions.Server, Build: n.versions.Build, RPCProtocol: n.versions.RPCProtocol},
+			Server: n.versions.Server, Build: n.versions.Build, RPCProtocol: n.versions.RPCProtocol,
+			Release: n.versions.Release, Wanted: n.cfg.Engine.version()},
 		Hardware:     n.hwReport,
 		InFlight:     n.srv.InFlight(),
 		Devices:      all,
@@ -491,6 +484,10 @@ func (n *Node) Status() Status {
 	}
 	if n.engErr != nil {
 		st.Engine.Error = n.engErr.Error()
+	}
+	if n.provisioning != nil {
+		p := *n.provisioning
+		st.Engine.Provisioning = &p
 	}
 	if n.hwReport != nil {
 		st.Offer = &offer
@@ -505,6 +502,11 @@ func (n *Node) Status() Status {
 	}
 	n.mu.Unlock()
 	sort.Slice(st.Warnings, func(i, j int) bool { return st.Warnings[i].Code < st.Warnings[j].Code })
+	if n.cfg.Llama.ProvisionDir != "" {
+		for _, b := range n.store().Installed() {
+			st.Engine.Installed = append(st.Engine.Installed, b.Name())
+		}
+	}
 
 	if mesh != nil {
 		st.InMesh, st.PeerID, st.P2PAddrs = true, mesh.node.ID(), mesh.node.Addrs()
@@ -517,7 +519,7 @@ func (n *Node) Status() Status {
 		}
 	}
 	if worker != nil {
-		st.Worker = &WorkerState{Addr: worker.addr, State: worker.sup.Status()}
+		st.Worker = &WorkerState{Addr: worker.addr, State: worker.sup.Status(), Release: worker.versions.Release, Matches: worker.matches}
 		st.State = StateSharing
 	}
 	if host != nil {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -42,7 +43,7 @@ func (n *Node) Serve(ctx context.Context, name string) error {
 		if err := n.checkModelName(name); err != nil {
 			return err
 		}
-		if err := n.engineError(); err != nil {
+		if err := n.engineError(); err != nil && !errors.Is(err, errFetching) {
 			return err
 		}
 	}

@@ -17,11 +17,13 @@ import (
 
 // workerProc is this node's RPC worker while it shares as a shard.
 type workerProc struct {
-	addr    string
-	devices []string // what it exposes, in order (-d)
-	sup     *engine.Supervisor
-	cancel  context.CancelFunc
-	done    chan struct{}
+	addr     string
+	devices  []string        // what it exposes, in order (-d)
+	versions engine.Versions // of the llama.cpp it runs
+	matches  string          // the head whose llama.cpp it runs, when not the node's own
+	sup      *engine.Supervisor
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 func (n *Node) shareLocked() ShareMode {
@@ -42,9 +44,10 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) (err er
 		return &InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: pick one to serve first (`potluck run --model NAME`, or the tray's \"Serve a model…\")"}
 	}
 	if mode == ShareWorker {
-		if rt, _, err := n.engineRuntime(); err != nil {
+		if err := n.waitEngine(ctx); err != nil {
 			return err
-		} else if rt.Worker.Path == "" {
+		}
+		if rt, _, _ := n.engineRuntime(); rt.Worker.Path == "" {
 			return fmt.Errorf("this llama.cpp has no RPC worker (rpc-server): install one with `potluck engine install`")
 		}
 	}
@@ -106,6 +109,7 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) (err er
 	}
 	n.publishInfo()
 	n.maybeSeed()
+	n.maybeMatch()
 	return nil
 }
 
@@ -177,7 +181,7 @@ func (n *Node) startWorker() (*workerProc, error) {
 	if len(devices) == 0 {
 		return nil, errors.New("this computer lends no memory: raise --share-memory, or name devices that have some with --device")
 	}
-	rt, _, err := n.engineRuntime()
+	rt, versions, matches, err := n.workerRuntime()
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +196,7 @@ func (n *Node) startWorker() (*workerProc, error) {
 	spec := rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: n.cfg.Threads, CacheDir: cache, Devices: devices})
 	spec.Log = n.log.With("part", "worker")
 	spec.LogFile = n.logPath("rpc-server")
-	w = &workerProc{addr: "127.0.0.1:" + strconv.Itoa(port), devices: devices, sup: engine.NewSupervisor(spec), done: make(chan struct{})}
+	w = &workerProc{addr: "127.0.0.1:" + strconv.Itoa(port), devices: devices, versions: versions, matches: matches, sup: engine.NewSupervisor(spec), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(runCtx)
 	w.cancel = cancel
 	go func() {
@@ -212,7 +216,7 @@ func (n *Node) startWorker() (*workerProc, error) {
 	n.worker = w
 	n.mu.Unlock()
 	n.clearWarning("worker")
-	n.log.Info("sharing as a shard worker", "rpc", w.addr, "devices", strings.Join(devices, ","))
+	n.log.Info("sharing as a shard worker", "rpc", w.addr, "devices", strings.Join(devices, ","), "llama.cpp", versions.Server)
 	return w, nil
 }
 

@@ -21,6 +21,9 @@ type NodeInfo struct {
 	MemoryOffered uint64 `json:"memory_offered,omitempty"` // bytes
 	// Hardware is an opaque summary owned by the hardware package.
 	Hardware json.RawMessage `json:"hardware,omitempty"`
+	// Engine is an opaque description of the node's llama.cpp, owned by
+	// the application.
+	Engine json.RawMessage `json:"engine,omitempty"`
 	// Devices is an opaque list of the devices the node uses and lends,
 	// owned by the application.
 	Devices  json.RawMessage        `json:"devices,omitempty"`
@@ -42,6 +45,7 @@ type ServiceInfo struct {
 // Clone returns a deep copy.
 func (i NodeInfo) Clone() NodeInfo {
 	i.Hardware = bytes.Clone(i.Hardware)
+	i.Engine = bytes.Clone(i.Engine)
 	i.Devices = bytes.Clone(i.Devices)
 	i.Files = bytes.Clone(i.Files)
 	i.Services = maps.Clone(i.Services)

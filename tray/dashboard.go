@@ -226,12 +226,20 @@ func machineLines(st app.Status) []string {
 	}
 	lines = append(lines, "Shares: "+offer)
 	switch {
+	case st.Engine.Provisioning != nil:
+		lines = append(lines, "llama.cpp: "+st.Engine.Provisioning.Label())
 	case st.Engine.Available && st.Engine.Server != "":
 		lines = append(lines, "llama.cpp: "+st.Engine.Server)
 	case st.Engine.Available:
 		lines = append(lines, "llama.cpp: found")
 	default:
 		lines = append(lines, "llama.cpp: not found")
+	}
+	if len(st.Engine.Installed) > 0 {
+		lines = append(lines, "llama.cpp builds kept: "+strings.Join(st.Engine.Installed, ", "))
+	}
+	if st.Worker != nil && st.Worker.Matches != "" {
+		lines = append(lines, fmt.Sprintf("Lends with llama.cpp %s, the version %s splits with", st.Worker.Release, st.Worker.Matches))
 	}
 	lines = append(lines, describeHardware(st.Hardware)...)
 	if st.InMesh {

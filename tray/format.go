@@ -13,6 +13,9 @@ import (
 // statusLine is the first line of the tray menu: what the node is doing, in
 // a few words.
 func statusLine(st app.Status) string {
+	if p := st.Engine.Provisioning; p != nil && st.State != app.StateSharing && (st.Model == nil || !st.Model.Ready) {
+		return p.Label()
+	}
 	if w, ok := firstError(st); ok && (st.State == app.StateError || st.State == app.StateIdle) {
 		return shorten(w.Message, 70)
 	}
@@ -51,7 +54,7 @@ func iconState(st app.Status, busy bool) icons.State {
 		return icons.Error
 	}
 	switch {
-	case st.State == app.StateJoining, st.State == app.StateStopping:
+	case st.State == app.StateJoining, st.State == app.StateStopping, st.Engine.Provisioning != nil:
 		return icons.Busy
 	case st.Model != nil && !st.Model.Ready:
 		return icons.Busy

@@ -139,9 +139,33 @@
     } else {
       facts.push(["Model", "none served here"]);
     }
+    facts.push(["llama.cpp", engineLine(st.engine || {})]);
+    if (st.worker && st.worker.matches) facts.push(["Lends with", "llama.cpp " + st.worker.release + ", the version " + st.worker.matches + " splits with"]);
     facts.push(["API", st.api || ""]);
     $("node-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v === undefined ? "" : v)]));
     $("warnings").replaceChildren(...(st.warnings || []).map((w) => el("li", { className: w.severity || "warning" }, w.message)));
+  }
+
+  // engineLine says which llama.cpp runs, or how far getting it is.
+  function engineLine(e) {
+    const p = e.provisioning;
+    if (p) {
+      let s = "Getting llama.cpp " + p.version;
+      const what = [p.backend ? backendLabel(p.backend) : "", p.total ? bytes(p.total) : ""].filter(Boolean).join(", ");
+      if (what) s += " (" + what + ")";
+      s += "…";
+      if (p.total && p.completed < p.total) s += " " + Math.floor(p.completed * 100 / p.total) + "%";
+      if (p.error) s += " · " + p.error;
+      return s;
+    }
+    if (!e.available) return "not available" + (e.error ? ": " + e.error : "");
+    let s = e.server_version || e.release || "found";
+    if (e.installed && e.installed.length) s += " · kept here: " + e.installed.join(", ");
+    return s;
+  }
+
+  function backendLabel(b) {
+    return { cuda: "CUDA", cpu: "CPU", hip: "HIP", vulkan: "Vulkan", metal: "Metal", debian: "Debian" }[b] || b;
   }
 
   function connCell(p) {
@@ -164,7 +188,7 @@
       let offers = p.mode === "off" || !p.mode ? "nothing" : p.mode + " · " + bytes(p.memory_offered);
       if (models.length) offers += " · serves " + models.join(", ");
       return el("tr", { className: "peer", title: p.peer_id },
-        el("td", { className: "peer-name" }, p.name || p.peer_id.slice(-8)),
+        el("td", { className: "peer-name" }, (p.name || p.peer_id.slice(-8)) + (p.os ? " · " + p.os : "")),
         el("td", null, p.mode || "—"),
         el("td", { className: "peer-conn" }, connCell(p)),
         el("td", { className: "num" }, p.online && p.rtt_ms ? p.rtt_ms.toFixed(1) + " ms" : "—"),

@@ -1,0 +1,282 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/internal/size"
+	"github.com/potluck-gpu/potluck/runtimes"
+)
+
+// EngineConfig says which llama.cpp the node runs and how it gets one.
+type EngineConfig struct {
+	// Version is the llama.cpp version the node runs (and provisions when
+	// it has none); "": runtimes.DefaultVersion.
+	Version string
+	// Backend is the build to provision: "auto" (or "") chooses from the
+	// GPUs; otherwise one of runtimes.Backends.
+	Backend string
+	// Releases is the releases API to provision from; "": llama.cpp's
+	// own. Giving one prefers its archives to Debian's packages.
+	Releases string
+	Mirror   string // a Debian mirror for Debian's packages; "": the apt sources'
+	// NoFetch keeps the node from fetching llama.cpp by itself.
+	NoFetch bool
+}
+
+func (c EngineConfig) version() string {
+	if c.Version == "" {
+		return runtimes.DefaultVersion
+	}
+	return c.Version
+}
+
+// Provisioning is llama.cpp being fetched, for the status, the tray and
+// the web page: "Getting llama.cpp 0.7.0 (Vulkan, 48 MB)…".
+type Provisioning struct {
+	Version string `json:"version"`
+	Backend string `json:"backend,omitempty"`
+	// For is why: "this node", or the peer whose split needs it.
+	For       string `json:"for"`
+	Status    string `json:"status"`
+	Total     int64  `json:"total,omitempty"`     // bytes to download
+	Completed int64  `json:"completed,omitempty"` // bytes downloaded
+	Error     string `json:"error,omitempty"`     // the last attempt's failure
+}
+
+// Label is the line a person reads.
+func (p Provisioning) Label() string {
+	s := "Getting llama.cpp " + p.Version
+	switch {
+	case p.Total > 0 && p.Backend != "":
+		s += " (" + runtimes.BackendLabel(p.Backend) + ", " + size.Format(uint64(p.Total)) + ")"
+	case p.Backend != "":
+		s += " (" + runtimes.BackendLabel(p.Backend) + ")"
+	}
+	s += "…"
+	if p.Total > 0 && p.Completed < p.Total {
+		s += fmt.Sprintf(" %d%%", p.Completed*100/p.Total)
+	}
+	return s
+}
+
+// errFetching is the engine error while llama.cpp is being fetched.
+var errFetching = errors.New("llama.cpp is being fetched")
+
+func (n *Node) store() runtimes.Store { return runtimes.Store{Dir: n.cfg.Llama.ProvisionDir} }
+
+// provisioned is the Locator's last place: the store's build of the
+// version this node runs.
+func (n *Node) provisioned() (engine.Runtime, bool) {
+	b, ok := n.store().Find(n.cfg.Engine.version(), "")
+	if !ok {
+		return engine.Runtime{}, false
+	}
+	rt, err := b.Runtime()
+	return rt, err == nil
+}
+
+// findEngine finds llama.cpp, as the user installed it or as provisioned
+// before. It says whether the node should fetch one.
+func (n *Node) findEngine(ctx context.Context) (fetch bool) {
+	rt, err := n.cfg.Llama.Find()
+	if err != nil && !n.cfg.Engine.NoFetch && n.cfg.Llama.ProvisionDir != "" {
+		n.mu.Lock()
+		n.engErr = errFetching
+		n.provisioning = &Provisioning{Version: n.cfg.Engine.version(), For: "this node", Status: "starting"}
+		n.engReady = make(chan struct{})
+		n.mu.Unlock()
+		return true
+	}
+	n.useEngine(ctx, rt, err)
+	return false
+}
+
+// useEngine makes rt the node's llama.cpp, or records why there is none.
+func (n *Node) useEngine(ctx context.Context, rt engine.Runtime, err error) {
+	if err != nil {
+		n.mu.Lock()
+		n.engErr = err
+		n.mu.Unlock()
+		n.warn(Warning{Code: "llama-not-found", Severity: SeverityError,
+			Message: "llama.cpp was not found: " + engine.InstallAdvice()})
+		n.log.Warn("llama.cpp not available", "err", err)
+		return
+	}
+	v, perr := rt.Probe(ctx)
+	if perr != nil {
+		n.log.Warn("llama.cpp version probe", "err", perr)
+	}
+	n.mu.Lock()
+	n.runtime, n.versions, n.engErr = rt, v, nil
+	n.mu.Unlock()
+	n.clearWarning("llama-not-found")
+}
+
+// fetchEngine provisions the llama.cpp this node runs, with progress in
+// the status, then starts using it. Where it cannot be fetched, a build of
+// another version already here is used, with a warning; a network that is
+// down is tried again later.
+func (n *Node) fetchEngine(ctx context.Context) {
+	n.mu.Lock()
+	ready := n.engReady
+	var gpus []hw.GPU
+	if n.hwReport != nil {
+		gpus = n.hwReport.GPUs
+	}
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.provisioning = nil
+		n.mu.Unlock()
+		close(ready)
+		n.events.publish(Event{Kind: EventStatus})
+	}()
+	version := n.cfg.Engine.version()
+	for wait := 30 * time.Second; ; wait = min(2*wait, 30*time.Minute) {
+		b, err := n.install(ctx, version, "this node", gpus)
+		if err == nil {
+			rt, rerr := b.Runtime()
+			n.useEngine(ctx, rt, rerr)
+			if rerr == nil {
+				n.afterEngine(ctx, version)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		n.log.Warn("could not get llama.cpp", "version", version, "err", err)
+		if other, ok := n.store().Find("", ""); ok {
+			rt, rerr := other.Runtime()
+			n.useEngine(ctx, rt, rerr)
+			if rerr == nil {
+				n.warn(Warning{Code: "llama-version", Severity: SeverityWarning, Message: fmt.Sprintf(
+					"running llama.cpp %s: could not get %s, the version this Potluck runs (%v); splits need every machine on the same version", other.Name(), version, err)})
+				n.afterEngine(ctx, other.Version)
+			}
+			return
+		}
+		n.warn(Warning{Code: "llama-not-found", Severity: SeverityError, Message: "could not get llama.cpp: " + err.Error()})
+		var ue *runtimes.UnreachableError
+		if !errors.As(err, &ue) {
+			n.mu.Lock()
+			n.engErr = fmt.Errorf("could not get llama.cpp %s: %w", version, err)
+			n.mu.Unlock()
+			return
+		}
+		n.mu.Lock()
+		n.provisioning.Error, n.provisioning.Status = err.Error(), "waiting to try again"
+		n.mu.Unlock()
+		n.events.publish(Event{Kind: EventStatus})
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// afterEngine puts a llama.cpp that arrived after the start to work.
+func (n *Node) afterEngine(ctx context.Context, keep string) {
+	for _, b := range n.store().Prune(keep, n.cfg.Engine.version()) {
+		n.log.Info("removed an unused llama.cpp build", "build", b.Name(), "dir", b.Dir)
+	}
+	n.listDevices(ctx)
+	n.publishInfo()
+	if h := n.modelHost(); h != nil {
+		h.kick()
+	}
+}
+
+// install provisions version for whoever needs it, showing the progress in
+// the status.
+func (n *Node) install(ctx context.Context, version, forWhom string, gpus []hw.GPU) (runtimes.Build, error) {
+	c := n.cfg.Engine
+	var client *runtimes.Client
+	var err error
+	if client, err = runtimes.NewClient(c.Releases, "potluck/"+Version); err != nil {
+		return runtimes.Build{}, err
+	}
+	n.mu.Lock()
+	if n.provisioning == nil {
+		n.provisioning = &Provisioning{}
+	}
+	*n.provisioning = Provisioning{Version: version, For: forWhom, Status: "looking for it"}
+	n.mu.Unlock()
+	n.events.publish(Event{Kind: EventStatus})
+	last := time.Time{}
+	res, err := n.store().Install(ctx, runtimes.InstallOptions{
+		Version: version, Backend: c.Backend, GPUs: gpus,
+		Releases: client, ReleasesGiven: c.Releases != "",
+		Debian: engine.InstallOptions{Mirror: c.Mirror},
+		Fetching: func(backend string, bytes int64) {
+			n.mu.Lock()
+			if pr := n.provisioning; pr != nil {
+				pr.Backend, pr.Total = backend, bytes
+			}
+			n.mu.Unlock()
+		},
+		Progress: func(p runtimes.Progress) {
+			n.mu.Lock()
+			if pr := n.provisioning; pr != nil {
+				pr.Status = p.Status
+				if p.Total > 0 {
+					pr.Completed = p.Completed
+				}
+			}
+			n.mu.Unlock()
+			if p.Total == 0 || time.Since(last) > 250*time.Millisecond || p.Completed == p.Total {
+				last = time.Now()
+				if p.Total == 0 {
+					n.log.Info("llama.cpp: " + p.Status)
+				}
+				n.events.publish(Event{Kind: EventStatus})
+			}
+		},
+	})
+	if err != nil {
+		return runtimes.Build{}, err
+	}
+	n.mu.Lock()
+	if pr := n.provisioning; pr != nil {
+		pr.Backend = res.Build.Backend
+	}
+	n.mu.Unlock()
+	if res.Fetched {
+		n.log.Info("llama.cpp provisioned", "build", res.Build.Name(), "for", forWhom, "why", res.Choice.Why, "dir", res.Build.Dir)
+	}
+	return res.Build, nil
+}
+
+// waitEngine waits for llama.cpp being fetched, and says why there is
+// none if there is none.
+func (n *Node) waitEngine(ctx context.Context) error {
+	n.mu.Lock()
+	ready := n.engReady
+	n.mu.Unlock()
+	if ready != nil {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return n.engineError()
+}
+
+func (n *Node) engineError() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.engErr
+}
+
+func (n *Node) engineRuntime() (engine.Runtime, engine.Versions, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.runtime, n.versions, n.engErr
+}

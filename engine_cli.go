@@ -1,0 +1,258 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/runtimes"
+)
+
+// engineFlags binds the flags that say which llama.cpp to run and where to
+// get it, with their environment defaults.
+func engineFlags(fs *flag.FlagSet, c *app.EngineConfig, bad *envErrors) {
+	fs.Func("llama-version", "the llama.cpp `version` to run and provision, e.g. "+runtimes.DefaultVersion+" (default: the one this Potluck pins, "+runtimes.DefaultVersion+"; \"debian\": Debian's) [POTLUCK_LLAMA_VERSION]", func(v string) error {
+		pv, err := runtimes.ParseVersion(v)
+		c.Version = pv
+		return err
+	})
+	if v := env("POTLUCK_LLAMA_VERSION", ""); v != "" {
+		pv, err := runtimes.ParseVersion(v)
+		if err != nil {
+			bad.add("POTLUCK_LLAMA_VERSION", v, "a llama.cpp release such as "+runtimes.DefaultVersion)
+		}
+		c.Version = pv
+	}
+	fs.StringVar(&c.Backend, "backend", env("POTLUCK_LLAMA_BACKEND", "auto"), "the llama.cpp build to provision: auto (from the GPUs), "+strings.Join(runtimes.Backends, ", ")+" [POTLUCK_LLAMA_BACKEND]")
+	fs.StringVar(&c.Releases, "releases", env("POTLUCK_LLAMA_RELEASES", ""), "the `URL` of a releases API with llama.cpp's archives, a mirror of "+runtimes.DefaultReleases+" [POTLUCK_LLAMA_RELEASES]")
+	fs.StringVar(&c.Mirror, "mirror", env("POTLUCK_DEBIAN_MIRROR", ""), "the `URL` of a Debian archive for Debian's llama.cpp packages, where the apt sources name none [POTLUCK_DEBIAN_MIRROR]")
+}
+
+func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 {
+		sub, args = args[0], args[1:]
+	}
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("potluck engine "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server")
+	fs.StringVar(&cfg.Llama.ProvisionDir, "dir", cfg.Llama.ProvisionDir, "`dir` of the llama.cpp builds Potluck provisions [POTLUCK_LLAMA_CACHE]")
+	asJSON := fs.Bool("json", false, "print JSON (status)")
+	var bad envErrors
+	engineFlags(fs, &cfg.Engine, &bad)
+	// `engine install --version V` reads better than --llama-version.
+	fs.Func("version", "the llama.cpp `version` to install (same as --llama-version)", func(v string) error {
+		pv, err := runtimes.ParseVersion(v)
+		cfg.Engine.Version = pv
+		return err
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := bad.err(); err != nil {
+		return err
+	}
+	store := runtimes.Store{Dir: cfg.Llama.ProvisionDir}
+	switch sub {
+	case "status":
+		return engineStatus(ctx, cfg, store, *asJSON, stdout)
+	case "install":
+		return engineInstall(ctx, cfg.Engine, store, stdout, stderr)
+	default:
+		return usageError{fmt.Errorf("engine: want `status` or `install`, got %q", sub)}
+	}
+}
+
+func engineInstall(ctx context.Context, c app.EngineConfig, store runtimes.Store, stdout, stderr io.Writer) error {
+	bar := newProgressBar(stderr)
+	client, err := runtimes.NewClient(c.Releases, "potluck/"+app.Version)
+	if err != nil {
+		return usageError{fmt.Errorf("--releases: %w", err)}
+	}
+	var gpus []hw.GPU
+	if c.Backend == "" || c.Backend == "auto" {
+		if r, err := hw.Probe(ctx); err != nil {
+			fmt.Fprintf(stderr, "Not looking at the GPUs (%v): the CPU build\n", err)
+		} else {
+			gpus = r.GPUs
+		}
+	}
+	start := time.Now()
+	res, err := store.Install(ctx, runtimes.InstallOptions{
+		Version: c.Version, Backend: c.Backend, GPUs: gpus,
+		Releases: client, ReleasesGiven: c.Releases != "",
+		Debian:   engine.InstallOptions{Mirror: c.Mirror},
+		Progress: bar.update,
+	})
+	bar.endLine()
+	if err != nil {
+		return err
+	}
+	rt, err := res.Build.Runtime()
+	if err != nil {
+		return err
+	}
+	v, err := rt.Probe(ctx)
+	if err != nil {
+		return fmt.Errorf("llama.cpp was installed but does not run: %w", err)
+	}
+	fmt.Fprintf(stdout, "llama.cpp %s ready in %s (RPC protocol %s), %.1fs\n", v.Server, res.Build.Dir, v.RPCProtocol, time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "build: %s; %s\n", res.Build.Name(), res.Choice.Why)
+	for _, b := range store.Prune(res.Build.Version, runtimes.DefaultVersion) {
+		fmt.Fprintf(stdout, "removed llama.cpp %s: Potluck keeps at most %d versions\n", b.Name(), runtimes.MaxVersions)
+	}
+	devs, problems, err := rt.Devices(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("llama.cpp was installed but cannot list devices: %w", err)
+	}
+	seen := make([]string, len(devs))
+	for i, d := range devs {
+		seen[i] = d.Name
+		if d.Description != "" {
+			seen[i] += " = " + d.Description
+		}
+	}
+	fmt.Fprintf(stdout, "devices: %s\n", strings.Join(seen, ", "))
+	printProblems(stdout, problems)
+	return nil
+}
+
+func printProblems(w io.Writer, problems []engine.BackendProblem) {
+	for _, p := range problems {
+		hint := ""
+		if p.Backend == "CUDA" {
+			hint = ". " + engine.CUDADriverHint
+		}
+		fmt.Fprintf(w, "%s backend not usable: %s%s\n", p.Backend, p.Message, hint)
+	}
+}
+
+// engineStatusJSON is `potluck engine status --json`.
+type engineStatusJSON struct {
+	DefaultVersion string                  `json:"default_version"`
+	Version        string                  `json:"version"` // the one this node runs and provisions
+	Choice         runtimes.Choice         `json:"choice"`
+	Installed      []installedBuild        `json:"installed"`
+	Runtime        engine.Runtime          `json:"runtime"`
+	Versions       engine.Versions         `json:"versions"`
+	Devices        []engine.Device         `json:"devices"`
+	Problems       []engine.BackendProblem `json:"backend_problems,omitempty"`
+	Error          string                  `json:"error,omitempty"`
+}
+
+type installedBuild struct {
+	runtimes.Build
+	InUse bool `json:"in_use"`
+}
+
+func engineStatus(ctx context.Context, cfg app.Config, store runtimes.Store, asJSON bool, stdout io.Writer) error {
+	version := cmp.Or(cfg.Engine.Version, runtimes.DefaultVersion)
+	var out engineStatusJSON
+	out.DefaultVersion, out.Version = runtimes.DefaultVersion, version
+	if r, err := hw.Probe(ctx); err == nil {
+		out.Choice = runtimes.ChooseBackend(runtimes.Platform{OS: r.OS, Arch: r.Arch}, r.GPUs)
+	}
+	if cfg.Engine.Backend != "" && cfg.Engine.Backend != "auto" {
+		out.Choice = runtimes.Choice{Backend: cfg.Engine.Backend, Why: "asked for with --backend"}
+	}
+	loc := cfg.Llama
+	loc.Provisioned = func() (engine.Runtime, bool) {
+		b, ok := store.Find(version, "")
+		if !ok {
+			b, ok = store.Find("", "")
+		}
+		if !ok {
+			return engine.Runtime{}, false
+		}
+		rt, err := b.Runtime()
+		return rt, err == nil
+	}
+	rt, ferr := loc.Find()
+	out.Runtime = rt
+	for _, b := range store.Installed() {
+		out.Installed = append(out.Installed, installedBuild{Build: b, InUse: ferr == nil && strings.HasPrefix(rt.Server.Path, b.Dir+string(filepath.Separator))})
+	}
+	var verr, derr error
+	if ferr == nil {
+		out.Versions, verr = rt.Probe(ctx)
+		out.Devices, out.Problems, derr = rt.Devices(ctx, nil)
+	}
+	err := errors.Join(ferr, verr, derr)
+	if asJSON {
+		if err != nil {
+			out.Error = err.Error()
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "llama.cpp for this Potluck\t%s\t(every machine of a pool runs it)\n", runtimes.DefaultVersion)
+	if version != runtimes.DefaultVersion {
+		fmt.Fprintf(tw, "asked for\t%s\t(--llama-version)\n", version)
+	}
+	if out.Choice.Backend != "" {
+		fmt.Fprintf(tw, "build for this machine\t%s\t(%s)\n", out.Choice.Backend, out.Choice.Why)
+	}
+	if ferr == nil {
+		fmt.Fprintf(tw, "llama-server\t%s\t(%s)\n", rt.Server.Path, rt.Server.Source)
+		if rt.Worker.Path != "" {
+			fmt.Fprintf(tw, "rpc-server\t%s\t(%s)\n", rt.Worker.Path, rt.Worker.Source)
+		} else {
+			fmt.Fprintf(tw, "rpc-server\tnot found\t(this node cannot share as a worker)\n")
+		}
+		fmt.Fprintf(tw, "version\t%s\t\n", out.Versions.Server)
+		fmt.Fprintf(tw, "RPC protocol\t%s\t\n", out.Versions.RPCProtocol)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nInstalled in %s (at most %d versions are kept):\n", store.Dir, runtimes.MaxVersions)
+	if len(out.Installed) == 0 {
+		fmt.Fprintln(stdout, "  none: `potluck engine install`, or a node's first start, provisions "+runtimes.DefaultVersion)
+	}
+	for _, b := range out.Installed {
+		mark := " "
+		if b.InUse {
+			mark = "*"
+		}
+		fmt.Fprintf(stdout, "%s %-24s %s\n", mark, b.Name(), b.Dir)
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if derr == nil {
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "DEVICE\tBACKEND\tDESCRIPTION\tTOTAL\tFREE\n")
+		for _, d := range out.Devices {
+			total, free := "-", "-"
+			if d.TotalBytes > 0 {
+				total, free = hw.FormatSize(d.TotalBytes), hw.FormatSize(d.FreeBytes)
+			}
+			desc := d.Description
+			if d.Backend == "CPU" && desc == "" {
+				desc = "system memory: see `potluck hw`"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Backend, desc, total, free)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		printProblems(stdout, out.Problems)
+	}
+	return err
+}
