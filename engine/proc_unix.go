@@ -30,3 +30,10 @@ func killGroup(cmd *exec.Cmd) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
+
+// afterStart has nothing to do: the process group and the parent-death
+// signal already tie the child to Potluck.
+func afterStart(*exec.Cmd) error { return nil }
+
+// noWindow has nothing to do: only Windows opens windows for consoles.
+func noWindow(*exec.Cmd) {}

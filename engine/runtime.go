@@ -42,6 +42,7 @@ func (b Binary) Command(ctx context.Context, args ...string) *exec.Cmd {
 	prog, argv := b.Argv(args...)
 	cmd := exec.CommandContext(ctx, prog, argv...)
 	cmd.Env = childEnv(os.Environ())
+	noWindow(cmd)
 	return cmd
 }
 
@@ -276,6 +277,7 @@ func probeWorker(ctx context.Context, b Binary) (string, error) {
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("start RPC worker: %w", err)
 	}
+	_ = afterStart(cmd)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	tick := time.NewTicker(20 * time.Millisecond)

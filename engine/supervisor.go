@@ -279,6 +279,9 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.spec.Name, err)
 	}
+	if err := afterStart(cmd); err != nil {
+		s.spec.Log.Warn("the child may outlive Potluck", "name", s.spec.Name, "err", err)
+	}
 	s.set(func(st *Status) { st.PID = cmd.Process.Pid })
 	s.spec.Log.Info("child started", "name", s.spec.Name, "pid", cmd.Process.Pid)
 	exited := make(chan error, 1)
