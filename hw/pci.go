@@ -2,7 +2,7 @@ package hw
 
 import (
 	"fmt"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 
@@ -99,10 +99,12 @@ func backendFor(vendor, driver string) string {
 
 // readAMDGPU fills VRAM and utilization of an amdgpu-driven device from its
 // sysfs directory (mem_info_vram_total, mem_info_vram_used,
-// gpu_busy_percent). It leaves g alone where the files are missing.
+// gpu_busy_percent). It leaves g alone where the files are missing. Sysfs
+// paths are slash paths whatever the OS the code is built for (its tests run
+// on Windows too), hence path, not filepath.
 func readAMDGPU(read func(string) ([]byte, error), dir string, g *GPU) {
 	num := func(name string) (uint64, bool) {
-		b, err := read(filepath.Join(dir, name))
+		b, err := read(path.Join(dir, name))
 		if err != nil {
 			return 0, false
 		}

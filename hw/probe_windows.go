@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -28,7 +29,8 @@ func (p *Prober) probeOS(ctx context.Context, r *Report, full bool) error {
 		}
 		if info, err := ghw.GPU(opts...); err != nil {
 			p.log().Debug("hw: listing GPUs failed", "err", err)
-			r.Notes = append(r.Notes, "GPU list unavailable: "+err.Error())
+			r.GPUListError = wmiError(err)
+			r.Notes = append(r.Notes, "Windows did not list the GPUs: "+r.GPUListError)
 		} else {
 			r.GPUs = gpusFromCards(info.GraphicsCards)
 		}
@@ -67,4 +69,15 @@ func globalMemoryStatus() (total, avail uint64, err error) {
 		return 0, 0, fmt.Errorf("GlobalMemoryStatusEx: %w", callErr)
 	}
 	return st.TotalPhys, st.AvailPhys, nil
+}
+
+// wmiError says what a failed WMI query was, in fewer words than WMI's own
+// ("error 2147614729 (FormatMessage failed with: …)" is 0x80020009).
+func wmiError(err error) string {
+	msg := err.Error()
+	var code uint32
+	if _, scanErr := fmt.Sscanf(msg, "error %d", &code); scanErr == nil && strings.Contains(msg, "FormatMessage failed") {
+		return fmt.Sprintf("WMI error 0x%08X", code)
+	}
+	return "WMI: " + msg
 }

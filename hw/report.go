@@ -24,6 +24,10 @@ type Report struct {
 	// Notes are things a person may want to know about the measurement
 	// itself, such as "no PCI ID database, GPU names unknown".
 	Notes []string `json:"notes,omitempty"`
+	// GPUListError is why the OS could not list the GPUs (WMI on
+	// Windows), when it could not: GPUs then come only from NVML, and
+	// later from llama.cpp's own device list.
+	GPUListError string `json:"gpu_list_error,omitempty"`
 }
 
 // CPU summarises the processors.
