@@ -82,17 +82,17 @@ func engineInstall(ctx context.Context, c app.EngineConfig, store runtimes.Store
 	if err != nil {
 		return usageError{fmt.Errorf("--releases: %w", err)}
 	}
-	var gpus []hw.GPU
+	var report *hw.Report
 	if c.Backend == "" || c.Backend == "auto" {
 		if r, err := hw.Probe(ctx); err != nil {
 			fmt.Fprintf(stderr, "Not looking at the GPUs (%v): the CPU build\n", err)
 		} else {
-			gpus = r.GPUs
+			report = &r
 		}
 	}
 	start := time.Now()
 	res, err := store.Install(ctx, runtimes.InstallOptions{
-		Version: c.Version, Backend: c.Backend, GPUs: gpus,
+		Version: c.Version, Backend: c.Backend, Hardware: report,
 		Releases: client, ReleasesGiven: c.Releases != "",
 		Debian:   engine.InstallOptions{Mirror: c.Mirror},
 		Progress: bar.update,
@@ -163,7 +163,7 @@ func engineStatus(ctx context.Context, cfg app.Config, store runtimes.Store, asJ
 	var out engineStatusJSON
 	out.DefaultVersion, out.Version = runtimes.DefaultVersion, version
 	if r, err := hw.Probe(ctx); err == nil {
-		out.Choice = runtimes.ChooseBackend(runtimes.Platform{OS: r.OS, Arch: r.Arch}, r.GPUs)
+		out.Choice = runtimes.ChooseFor(runtimes.Platform{OS: r.OS, Arch: r.Arch}, &r)
 	}
 	if cfg.Engine.Backend != "" && cfg.Engine.Backend != "auto" {
 		out.Choice = runtimes.Choice{Backend: cfg.Engine.Backend, Why: "asked for with --backend"}

@@ -48,6 +48,10 @@ func (n *Node) listDevices(ctx context.Context) {
 	}
 	n.mu.Lock()
 	n.engDevices = devs
+	if n.hwReport != nil {
+		r := withEngineGPUs(*n.hwReport, devs)
+		n.hwReport = &r
+	}
 	n.mu.Unlock()
 	n.log.Info("devices", "llama.cpp", deviceNames(devs))
 }

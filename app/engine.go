@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
-	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/internal/size"
 	"github.com/potluck-gpu/potluck/runtimes"
 )
@@ -124,10 +123,6 @@ func (n *Node) useEngine(ctx context.Context, rt engine.Runtime, err error) {
 func (n *Node) fetchEngine(ctx context.Context) {
 	n.mu.Lock()
 	ready := n.engReady
-	var gpus []hw.GPU
-	if n.hwReport != nil {
-		gpus = n.hwReport.GPUs
-	}
 	n.mu.Unlock()
 	defer func() {
 		n.mu.Lock()
@@ -138,7 +133,7 @@ func (n *Node) fetchEngine(ctx context.Context) {
 	}()
 	version := n.cfg.Engine.version()
 	for wait := 30 * time.Second; ; wait = min(2*wait, 30*time.Minute) {
-		b, err := n.install(ctx, version, "this node", gpus)
+		b, err := n.install(ctx, version, "this node")
 		if err == nil {
 			rt, rerr := b.Runtime()
 			n.useEngine(ctx, rt, rerr)
@@ -195,8 +190,11 @@ func (n *Node) afterEngine(ctx context.Context, keep string) {
 
 // install provisions version for whoever needs it, showing the progress in
 // the status.
-func (n *Node) install(ctx context.Context, version, forWhom string, gpus []hw.GPU) (runtimes.Build, error) {
+func (n *Node) install(ctx context.Context, version, forWhom string) (runtimes.Build, error) {
 	c := n.cfg.Engine
+	n.mu.Lock()
+	report := n.hwReport
+	n.mu.Unlock()
 	var client *runtimes.Client
 	var err error
 	if client, err = runtimes.NewClient(c.Releases, "potluck/"+Version); err != nil {
@@ -211,7 +209,7 @@ func (n *Node) install(ctx context.Context, version, forWhom string, gpus []hw.G
 	n.events.publish(Event{Kind: EventStatus})
 	last := time.Time{}
 	res, err := n.store().Install(ctx, runtimes.InstallOptions{
-		Version: version, Backend: c.Backend, GPUs: gpus,
+		Version: version, Backend: c.Backend, Hardware: report,
 		Releases: client, ReleasesGiven: c.Releases != "",
 		Debian: engine.InstallOptions{Mirror: c.Mirror},
 		Fetching: func(backend string, bytes int64) {

@@ -1,9 +1,13 @@
 package app
 
 import (
+	"cmp"
+	"strings"
+
 	"context"
 	"encoding/json"
 
+	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
 )
 
@@ -23,6 +27,34 @@ func (n *Node) probeHardware(ctx context.Context) {
 	n.hostBandwidth = bw
 	n.mu.Unlock()
 	n.log.Info("memory bandwidth", "GB/s", int(bw/1e9))
+	if r.GPUListError != "" {
+		n.log.Warn("the GPUs could not be listed", "err", r.GPUListError)
+		n.warn(Warning{Code: "gpu-list", Severity: SeverityWarning, Message: "the system did not list the GPUs (" + r.GPUListError +
+			"): Potluck asks NVIDIA's driver (NVML) and llama.cpp instead, and offers what llama.cpp sees"})
+	}
+}
+
+// withEngineGPUs fills a report that lists no GPUs, where the OS could not
+// list them, from llama.cpp's own device list.
+func withEngineGPUs(r hw.Report, devs []engine.Device) hw.Report {
+	if len(r.GPUs) > 0 || r.GPUListError == "" {
+		return r
+	}
+	for _, d := range devs {
+		if d.Backend == "CPU" || d.Backend == "RPC" || d.TotalBytes == 0 {
+			continue
+		}
+		g := hw.GPU{Name: cmp.Or(d.Description, d.Name), Backend: strings.ToLower(d.Backend), VRAMTotal: d.TotalBytes, VRAMFree: d.FreeBytes,
+			VRAMKnown: true, Utilization: hw.Unknown, TemperatureC: hw.Unknown}
+		for _, v := range []string{hw.VendorNVIDIA, hw.VendorAMD, hw.VendorIntel, hw.VendorApple} {
+			if strings.Contains(strings.ToUpper(g.Name), strings.ToUpper(v)) || (v == hw.VendorAMD && strings.Contains(g.Name, "Radeon")) {
+				g.Vendor = v
+				break
+			}
+		}
+		r.GPUs = append(r.GPUs, g)
+	}
+	return r
 }
 
 // watchHardware re-probes free memory periodically and republishes the
@@ -32,6 +64,7 @@ func (n *Node) watchHardware(ctx context.Context) error {
 		Interval: n.cfg.HWInterval,
 		OnChange: func(r hw.Report) {
 			n.mu.Lock()
+			r = withEngineGPUs(r, n.engDevices)
 			r.Memory.BandwidthBytesPerSec = n.hostBandwidth
 			n.hwReport = &r
 			n.mu.Unlock()

@@ -9,7 +9,6 @@ import (
 	"slices"
 
 	"github.com/potluck-gpu/potluck/engine"
-	"github.com/potluck-gpu/potluck/hw"
 )
 
 // PeerEngine is a peer's llama.cpp, as it announces it.
@@ -152,14 +151,8 @@ func (n *Node) match(ctx context.Context, need headNeed) error {
 	} else {
 		b, ok := n.store().Find(need.release, "")
 		if !ok {
-			n.mu.Lock()
-			var gpus []hw.GPU
-			if n.hwReport != nil {
-				gpus = n.hwReport.GPUs
-			}
-			n.mu.Unlock()
 			var err error
-			b, err = n.install(ctx, need.release, need.head+"'s split", gpus)
+			b, err = n.install(ctx, need.release, need.head+"'s split")
 			n.mu.Lock()
 			n.provisioning = nil
 			n.mu.Unlock()

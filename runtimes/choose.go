@@ -15,6 +15,22 @@ type Choice struct {
 	Why     string `json:"why"`
 }
 
+// ChooseFor is ChooseBackend for a hardware report. Where the OS could not
+// list the GPUs and NVML knows none, it takes the Vulkan build: it carries
+// the CPU backend too, and finds any GPU that has a Vulkan driver, which
+// llama.cpp's device list then shows.
+func ChooseFor(p Platform, r *hw.Report) Choice {
+	if r == nil {
+		return ChooseBackend(p, nil)
+	}
+	if r.GPUListError != "" && len(r.GPUs) == 0 && p.OS != "darwin" {
+		if _, ok := assetNames(DefaultVersion, p, BackendVulkan); ok {
+			return Choice{BackendVulkan, "the GPUs could not be listed (" + r.GPUListError + "): the Vulkan build, which finds any GPU with a Vulkan driver and has the CPU backend too"}
+		}
+	}
+	return ChooseBackend(p, r.GPUs)
+}
+
 // minCUDADriver is the oldest NVIDIA driver that runs CUDA 12.4, the CUDA of
 // the release archives and of Debian's packages.
 const minCUDADriver = 550

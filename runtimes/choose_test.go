@@ -62,3 +62,18 @@ func TestNVIDIADriverMajor(t *testing.T) {
 		t.Error("a kernel driver's name is not a version")
 	}
 }
+
+func TestChooseForAFailedGPUList(t *testing.T) {
+	windows := Platform{"windows", "amd64"}
+	r := &hw.Report{GPUListError: "WMI error 0x80020009"}
+	if c := ChooseFor(windows, r); c.Backend != BackendVulkan || !strings.Contains(c.Why, "0x80020009") {
+		t.Errorf("WMI failed, no NVML: %+v, want Vulkan saying why", c)
+	}
+	r.GPUs = []hw.GPU{{Vendor: hw.VendorNVIDIA, Name: "NVIDIA GeForce RTX 4090", Driver: "560.94"}}
+	if c := ChooseFor(windows, r); c.Backend != BackendCUDA {
+		t.Errorf("WMI failed, NVML answered: %+v, want CUDA", c)
+	}
+	if c := ChooseFor(windows, &hw.Report{}); c.Backend != BackendCPU {
+		t.Errorf("no GPU, and WMI said so: %+v", c)
+	}
+}

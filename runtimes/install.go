@@ -25,9 +25,10 @@ type InstallOptions struct {
 	// Version is the llama.cpp version: "" for DefaultVersion, or
 	// VersionDebian for whatever Debian's sid carries.
 	Version string
-	// Backend is one of Backends; "" or "auto" chooses from GPUs.
-	Backend string
-	GPUs    []hw.GPU
+	// Backend is one of Backends; "" or "auto" chooses from Hardware
+	// (ChooseFor).
+	Backend  string
+	Hardware *hw.Report
 	// Releases is the releases API; nil: DefaultReleases. A URL the user
 	// gave (ReleasesGiven) is preferred to Debian's packages.
 	Releases      *Client
@@ -75,7 +76,7 @@ func (s Store) Install(ctx context.Context, o InstallOptions) (Installed, error)
 	p := s.platform()
 	choice := Choice{Backend: o.Backend, Why: "asked for with --backend " + o.Backend}
 	if o.Backend == "" || o.Backend == "auto" {
-		choice = ChooseBackend(p, o.GPUs)
+		choice = ChooseFor(p, o.Hardware)
 	} else if !validBackend(o.Backend) {
 		return Installed{}, fmt.Errorf("unknown llama.cpp backend %q: want auto, %s", o.Backend, strings.Join(Backends, ", "))
 	}
