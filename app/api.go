@@ -23,6 +23,7 @@ func (a apiNode) Counters() server.Counters                    { return a.n.coun
 func (a apiNode) Members() any                                 { return a.n.Members() }
 func (a apiNode) Library() any                                 { return a.n.Library() }
 func (a apiNode) Usage() any                                   { return a.n.Usage() }
+func (a apiNode) Quit()                                        { a.n.Quit() }
 
 // Pull holds back the steps before the first byte, so that a reference
 // that does not exist is still an HTTP error, not a line in a stream.

@@ -38,7 +38,8 @@ type Node struct {
 	serveMu sync.Mutex // serializes Serve
 
 	mu       sync.Mutex
-	runCtx   context.Context // the context of Run; nil before
+	runCtx   context.Context    // the context of Run; nil before
+	quit     context.CancelFunc // ends Run
 	runtime  engine.Runtime
 	versions engine.Versions
 	engErr   error // why llama.cpp is unavailable
@@ -175,7 +176,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n.mu.Lock()
-	n.runCtx = ctx
+	n.runCtx, n.quit = ctx, cancel
 	n.mu.Unlock()
 
 	fetch := n.findEngine(ctx)
@@ -227,6 +228,17 @@ func (n *Node) Run(ctx context.Context) error {
 	n.shutdown()
 	wg.Wait()
 	return first
+}
+
+// Quit stops the node: Run ends as when its context is cancelled.
+func (n *Node) Quit() {
+	n.mu.Lock()
+	quit := n.quit
+	n.mu.Unlock()
+	if quit != nil {
+		n.log.Info("asked to quit")
+		quit()
+	}
 }
 
 // resume joins the mesh and shares as configured, or as saved last time.

@@ -23,6 +23,7 @@ func (n *adminNode) Plan(string) any                    { return map[string]stri
 func (n *adminNode) Members() any                       { return map[string]any{"members": []string{}} }
 func (n *adminNode) InviteToken() (string, error)       { n.changes.Add(1); return "secret-token", nil }
 func (n *adminNode) Counters() server.Counters          { return server.Counters{} }
+func (n *adminNode) Quit()                              { n.changes.Add(1) }
 func (n *adminNode) Join(context.Context, string) error { n.changes.Add(1); return nil }
 func (n *adminNode) Leave(context.Context) error        { n.changes.Add(1); return nil }
 func (n *adminNode) SetDevices(context.Context, []string) error {
@@ -205,6 +206,10 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 		{name: "join, same-origin fetch metadata", method: "POST", path: "/api/join", hdr: with("Sec-Fetch-Site", "same-origin"), want: 200},
 		{name: "share, text/plain", method: "POST", path: "/api/share", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "leave, text/plain", method: "POST", path: "/api/leave", hdr: with("Content-Type", "text/plain"), want: 415},
+		{name: "quit, text/plain", method: "POST", path: "/api/quit", hdr: with("Content-Type", "text/plain"), want: 415},
+		{name: "quit from another origin", method: "POST", path: "/api/quit", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "quit, cross-site fetch metadata", method: "POST", path: "/api/quit", hdr: with("Sec-Fetch-Site", "cross-site"), want: 403},
+		{name: "quit", method: "POST", path: "/api/quit", hdr: jsonCT, want: 202},
 		{name: "devices, text/plain", method: "POST", path: "/api/devices", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "devices from another origin", method: "POST", path: "/api/devices", hdr: with("Origin", "http://evil.test"), want: 403},
 		{name: "devices", method: "POST", path: "/api/devices", hdr: jsonCT, want: 200},

@@ -215,6 +215,7 @@ func (n *recordingNode) InviteToken() (string, error) {
 	return "", errors.New("not in a network")
 }
 func (n *recordingNode) Counters() server.Counters { return server.Counters{} }
+func (n *recordingNode) Quit()                     {}
 
 func (n *recordingNode) Join(ctx context.Context, token string) error {
 	n.call()

@@ -42,6 +42,9 @@ type Node interface {
 	// on or off for it (see PlanServing in the engine).
 	Serve(ctx context.Context, model string, embeddings *bool) error
 	Counters() Counters
+	// Quit stops the node as the tray's Quit does: children stopped, the
+	// network left, the process ends.
+	Quit()
 }
 
 // Counters are the node's numbers that /metrics publishes.
@@ -122,6 +125,11 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 		s.nodeResult(c, s.node.Join(c.Request.Context(), req.Token))
 	})
 	g.POST("/leave", func(c *gin.Context) { s.nodeResult(c, s.node.Leave(c.Request.Context())) })
+	g.POST("/quit", func(c *gin.Context) {
+		c.JSON(http.StatusAccepted, gin.H{"status": "stopping"})
+		c.Writer.Flush()
+		s.node.Quit()
+	})
 	g.POST("/share", func(c *gin.Context) {
 		var req struct {
 			Mode   string          `json:"mode"`
