@@ -201,6 +201,7 @@ type Usage struct {
 type PeerUsage struct {
 	ID   string       `json:"peer_id"`
 	Name string       `json:"name"`
+	OS   string       `json:"os,omitempty"` // "linux", "windows", "darwin"
 	Gave UsageWindows `json:"gave"` // this machine served the peer
 	Used UsageWindows `json:"used"` // the peer served this machine
 }
@@ -231,14 +232,15 @@ func (n *Node) Usage() Usage {
 	}
 	self := s.node.ID()
 	u.Self = self
-	names := map[string]string{}
+	names, systems := map[string]string{}, map[string]string{}
 	for _, p := range s.node.Peers() {
 		names[p.PeerID] = p.Name
+		systems[p.PeerID] = n.peerView(p, time.Now()).OS
 	}
 	byPeer := map[string]*PeerUsage{}
 	get := func(id string) *PeerUsage {
 		if byPeer[id] == nil {
-			byPeer[id] = &PeerUsage{ID: id, Name: names[id]}
+			byPeer[id] = &PeerUsage{ID: id, Name: names[id], OS: systems[id]}
 		}
 		return byPeer[id]
 	}

@@ -113,12 +113,17 @@ func StartNode(t testing.TB, cache string, args ...string) *WinNode {
 // as the official release archives.
 func windowsReleases(t *testing.T) (*runtimestest.Server, runtimestest.Build) {
 	t.Helper()
-	b := runtimestest.Binaries(t, "windows")
+	b := runtimesBinaries(t, "windows")
 	srv := runtimestest.New(t)
 	if _, err := srv.AddBuild(b.Version, "windows", b.Dir); err != nil {
 		t.Fatal(err)
 	}
 	return srv, b
+}
+
+func runtimesBinaries(t *testing.T, goos string) runtimestest.Build {
+	t.Helper()
+	return runtimestest.Binaries(t, goos)
 }
 
 func modelReady(st status) bool { return st.Model != nil && st.Model.Ready }
