@@ -112,6 +112,7 @@ func (n *Node) useEngine(ctx context.Context, rt engine.Runtime, err error) {
 	}
 	n.mu.Lock()
 	n.runtime, n.versions, n.engErr = rt, v, nil
+	n.provisioning = nil
 	n.mu.Unlock()
 	n.clearWarning("llama-not-found")
 }

@@ -279,31 +279,15 @@ func osName(path string) string {
 	return "this system"
 }
 
-// InstallAdvice says, for a person, how to get llama.cpp on this machine:
-// `potluck engine install` where it can provision, with a mirror where the
-// apt sources name no Debian archive, and by hand elsewhere.
+// InstallAdvice says, for a person, how to get llama.cpp on this machine.
 func InstallAdvice() string {
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		return manualInstallHint()
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return manualInstallHint()
-	}
-	if _, err := DebianMirror(systemAptSources()); err != nil {
-		return "run `potluck engine install --mirror URL` with a Debian mirror that carries sid (or set POTLUCK_DEBIAN_MIRROR), or " + manualInstallHint()
-	}
-	return "run `potluck engine install`, or " + manualInstallHint()
+	return "start Potluck without --no-llama-fetch and it fetches llama.cpp by itself, or run `potluck engine install`; " +
+		"without internet access, unpack llama.cpp into a folder and set POTLUCK_LLAMA_DIR to it"
 }
 
 func manualInstallHint() string {
-	switch runtime.GOOS {
-	case "darwin":
-		return "install llama.cpp with Homebrew (`brew install llama.cpp`) so llama-server and rpc-server are on PATH"
-	case "windows":
-		return "download a llama.cpp release for Windows and set POTLUCK_LLAMA_DIR to the folder holding llama-server.exe and rpc-server.exe"
-	default:
-		return "build or install llama.cpp (llama-server and rpc-server) and put it on PATH or set POTLUCK_LLAMA_DIR"
-	}
+	return "`potluck engine install --version VERSION` fetches llama.cpp's official release archive instead, " +
+		"or unpack llama.cpp into a folder and set POTLUCK_LLAMA_DIR to it"
 }
 
 // systemAptSources lists the machine's own apt source files.

@@ -3,6 +3,8 @@ package tray
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -30,4 +32,28 @@ func pageURL(api string) (*url.URL, error) {
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v1") + "/"
 	u.RawQuery, u.Fragment = "", ""
 	return u, nil
+}
+
+// openLogs opens the folder of the node's logs (llama.cpp's output among
+// them) in the file manager: Explorer on Windows.
+func (u *ui) openLogs() {
+	dir := filepath.Join(u.dataDir, "logs")
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = u.app.OpenURL(fileURL(dir))
+	}
+	if err != nil {
+		u.log.Warn("open the logs folder", "err", err)
+		u.notify("Could not open the logs folder", dir+": "+err.Error())
+	}
+}
+
+// fileURL is the file: URL of a local folder: file:///home/…, and
+// file:///C:/Users/… on Windows.
+func fileURL(dir string) *url.URL {
+	p := filepath.ToSlash(dir)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return &url.URL{Scheme: "file", Path: p}
 }

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"net/url"
+	"path/filepath"
 	"testing"
 )
 
@@ -44,5 +45,14 @@ func TestOpenInBrowser(t *testing.T) {
 	h.u.items.browser.Action()
 	if len(app.opened) != 1 || app.opened[0] != "http://127.0.0.1:8080/" {
 		t.Errorf("Open in browser opened %q; want the node's web page", app.opened)
+	}
+}
+
+func TestFileURL(t *testing.T) {
+	if got := fileURL("/home/ann/.config/potluck/logs").String(); got != "file:///home/ann/.config/potluck/logs" {
+		t.Errorf("fileURL = %s", got)
+	}
+	if got := fileURL(`C:\Users\Ann\AppData\Roaming\potluck\logs`).String(); filepath.Separator == '\\' && got != "file:///C:/Users/Ann/AppData/Roaming/potluck/logs" {
+		t.Errorf("fileURL on Windows = %s", got)
 	}
 }

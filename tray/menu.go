@@ -31,12 +31,13 @@ const (
 	labelAPI       = "Copy API address"
 	labelDashboard = "Open dashboard"
 	labelBrowser   = "Open in browser"
+	labelLogs      = "Open logs folder"
 	labelLogin     = "Start at login"
 	labelQuit      = "Quit"
 )
 
 type menuItems struct {
-	status, share, worker, server, memory, devices, serve, get, join, invite, api, dashboard, browser, login, quit *fyne.MenuItem
+	status, share, worker, server, memory, devices, serve, get, join, invite, api, dashboard, browser, logs, login, quit *fyne.MenuItem
 }
 
 func (u *ui) buildMenu() *fyne.Menu {
@@ -57,6 +58,7 @@ func (u *ui) buildMenu() *fyne.Menu {
 	it.api = fyne.NewMenuItem(labelAPI, u.copyAPI)
 	it.dashboard = fyne.NewMenuItem(labelDashboard, u.showDashboard)
 	it.browser = fyne.NewMenuItem(labelBrowser, u.openBrowser)
+	it.logs = fyne.NewMenuItem(labelLogs, u.openLogs)
 	it.login = fyne.NewMenuItem(labelLogin, u.toggleLogin)
 	it.quit = fyne.NewMenuItem(labelQuit, func() { u.quit() })
 	it.quit.IsQuit = true
@@ -67,7 +69,7 @@ func (u *ui) buildMenu() *fyne.Menu {
 		fyne.NewMenuItemSeparator(),
 		it.serve, it.get,
 		fyne.NewMenuItemSeparator(),
-		it.join, it.invite, it.api, it.dashboard, it.browser,
+		it.join, it.invite, it.api, it.dashboard, it.browser, it.logs,
 		fyne.NewMenuItemSeparator(),
 		it.login,
 		fyne.NewMenuItemSeparator(),

@@ -264,7 +264,7 @@ func TestMenu(t *testing.T) {
 			labels = append(labels, it.Label)
 		}
 	}
-	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelDevices, labelServe, labelGet, labelJoin, labelInvite, labelAPI, labelDashboard, labelBrowser, labelLogin, labelQuit}
+	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelDevices, labelServe, labelGet, labelJoin, labelInvite, labelAPI, labelDashboard, labelBrowser, labelLogs, labelLogin, labelQuit}
 	if !slices.Equal(labels, want) {
 		t.Errorf("menu = %q\nwant   %q", labels, want)
 	}
