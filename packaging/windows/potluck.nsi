@@ -1,5 +1,6 @@
 ; The Windows installer: a per-user install (no administrator rights) with a
-; Start-menu entry, an optional start at login and an uninstaller.
+; Start-menu entry, an optional start at login, a Windows Firewall rule that
+; lets friends on private networks reach the P2P port, and an uninstaller.
 ;
 ;   makensis -DDEFINES=defines.nsh -DAPP_EXE=potluck.exe -DAPP_ICON=potluck.ico \
 ;            -DOUTFILE=potluck-setup.exe [-DLICENSE=LICENSE] [-DLLAMA_DIR=dir] [-DSIGN=sign-command] potluck.nsi
@@ -22,6 +23,9 @@ SetCompressor /SOLID lzma
 
 !define UNINSTALL_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\${APP_ID}"
 !define RUN_KEY "Software\Microsoft\Windows\CurrentVersion\Run"
+; The P2P port Potluck listens on (netmesh's default), and its firewall rule.
+!define P2P_PORT 4101
+!define FIREWALL_RULE "${APP_NAME} (P2P)"
 
 Name "${APP_NAME}"
 OutFile "${OUTFILE}"
@@ -104,6 +108,30 @@ Section /o "Start ${APP_NAME} when I sign in" SecLogin
   WriteRegStr HKCU "${RUN_KEY}" "${APP_NAME}" '"$INSTDIR\${APP_CMD}.exe"'
 SectionEnd
 
+; netsh needs an administrator: the commands run as they are when the
+; installer is elevated, and otherwise Windows is asked for them (one UAC
+; prompt, rather than the firewall's own when the first friend connects). A
+; silent install that is not elevated skips the prompt; its log says so.
+!macro firewall CMDS
+  nsExec::ExecToLog 'cmd /s /c "${CMDS}"'
+  Pop $0
+  ${If} $0 != 0
+    ${If} ${Silent}
+      DetailPrint "The firewall rule needs an administrator: run the installer as one to add it."
+    ${Else}
+      ExecShellWait "runas" "cmd" '/s /c "${CMDS}"' SW_HIDE
+    ${EndIf}
+  ${EndIf}
+!macroend
+
+!define FW_DELETE 'netsh advfirewall firewall delete rule name="${FIREWALL_RULE}"'
+!define FW_ADD 'netsh advfirewall firewall add rule name="${FIREWALL_RULE}" dir=in action=allow program="$INSTDIR\${APP_CMD}.exe" protocol=TCP localport=${P2P_PORT} profile=private enable=yes'
+
+Section "Let friends on private networks reach ${APP_NAME} (Windows Firewall)" SecFirewall
+  !insertmacro firewall '${FW_DELETE} >nul 2>&1 & ${FW_ADD}'
+  WriteRegDWORD HKCU "Software\${APP_NAME}" "FirewallRule" 1
+SectionEnd
+
 Section "-size"
   SectionGetSize ${SecApp} $0
   WriteRegDWORD HKCU "${UNINSTALL_KEY}" "EstimatedSize" $0
@@ -111,6 +139,10 @@ SectionEnd
 
 Section "Uninstall"
   !insertmacro stopRunning
+  ReadRegDWORD $1 HKCU "Software\${APP_NAME}" "FirewallRule"
+  ${If} $1 == 1
+    !insertmacro firewall '${FW_DELETE}'
+  ${EndIf}
   DeleteRegValue HKCU "${RUN_KEY}" "${APP_NAME}"
   Delete "$SMPROGRAMS\${APP_NAME}.lnk"
   Delete "$INSTDIR\${APP_CMD}.exe"
