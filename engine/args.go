@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -118,8 +119,7 @@ func (rt Runtime) ServerSupervisorSpec(s ServerSpec) Spec {
 }
 
 // WorkerSupervisorSpec returns a supervisor spec that runs the RPC worker.
-// The worker keeps its tensor cache under w.CacheDir (the worker derives the
-// cache location from XDG_CACHE_HOME).
+// The worker keeps its tensor cache under w.CacheDir, in RPCCacheDir.
 func (rt Runtime) WorkerSupervisorSpec(w WorkerSpec) Spec {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(w.Port))
 	return Spec{
@@ -130,7 +130,10 @@ func (rt Runtime) WorkerSupervisorSpec(w WorkerSpec) Spec {
 			}
 			cmd := rt.Worker.Command(ctx, WorkerArgs(w)...)
 			if w.CacheDir != "" {
-				cmd.Env = append(cmd.Env, "XDG_CACHE_HOME="+w.CacheDir)
+				// LLAMA_CACHE on every OS (XDG_CACHE_HOME is read only on
+				// Linux; Windows and macOS would use their own cache
+				// folders); XDG_CACHE_HOME for builds that predate it.
+				cmd.Env = append(cmd.Env, "LLAMA_CACHE="+filepath.Join(w.CacheDir, "llama.cpp"), "XDG_CACHE_HOME="+w.CacheDir)
 			}
 			return cmd, nil
 		},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -101,10 +102,23 @@ func readGGUF(path string) (gf *gguf.GGUFFile, err error) {
 	return gf, nil
 }
 
+// errNoFile is a model file that is not there: it says so as Unix does,
+// and is fs.ErrNotExist.
+var errNoFile = noFile{}
+
+type noFile struct{}
+
+func (noFile) Error() string        { return "no such file" }
+func (noFile) Is(target error) bool { return target == fs.ErrNotExist }
+
 // vetFile refuses a file that is no GGUF model, or whose header or metadata
 // the parser should not be trusted with.
 func vetFile(path string) error {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The same words on every OS (Windows' own are "File not found.").
+		return &fs.PathError{Op: "model", Path: path, Err: errNoFile}
+	}
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}

@@ -33,7 +33,8 @@ func (b Binary) Argv(args ...string) (string, []string) {
 	if b.Loader == "" {
 		return b.Path, args
 	}
-	argv := []string{"--library-path", strings.Join(b.LibraryPath, string(os.PathListSeparator)), b.Path}
+	// ld.so's list is colon-separated: the loader is Linux's.
+	argv := []string{"--library-path", strings.Join(b.LibraryPath, ":"), b.Path}
 	return b.Loader, append(argv, args...)
 }
 
