@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func TestSettingsRoundTripPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, settingsFile))
-	if err != nil || fi.Mode().Perm() != 0o600 {
+	if err != nil || !atomicfile.Private(fi) {
 		t.Fatalf("settings file mode %v, %v; want 0600", fi.Mode(), err)
 	}
 	if got, err := LoadSettings(dir); err != nil || !reflect.DeepEqual(got, want) {

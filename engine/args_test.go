@@ -85,7 +85,7 @@ func TestChildEnvDisablesBacktrace(t *testing.T) {
 func TestLocatorOrder(t *testing.T) {
 	mk := func(dir string, names ...string) string {
 		for _, n := range names {
-			p := filepath.Join(dir, n)
+			p := filepath.Join(dir, n+exeSuffix)
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestLocatorOrder(t *testing.T) {
 		t.Errorf("explicit first: %+v, %v", rt, err)
 	}
 	rt, err = Locator{EnvDir: env, ExeDir: exe, PathEnv: path}.Find()
-	if err != nil || rt.Server.Source != "POTLUCK_LLAMA_DIR" || filepath.Base(rt.Worker.Path) != "ggml-rpc-server" {
+	if err != nil || rt.Server.Source != "POTLUCK_LLAMA_DIR" || filepath.Base(rt.Worker.Path) != "ggml-rpc-server"+exeSuffix {
 		t.Errorf("env dir: %+v, %v", rt, err)
 	}
 	// Next to the executable there is no worker: it comes from PATH.

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,7 +64,7 @@ func TestLedger(t *testing.T) {
 	if err := head.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, File)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(dir, File)); err != nil || !atomicfile.Private(fi) {
 		t.Fatalf("ledger file: %v %v", fi, err)
 	}
 	back, err := Open(dir)

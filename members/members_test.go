@@ -2,6 +2,7 @@ package members_test
 
 import (
 	"errors"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,7 +166,7 @@ func TestRoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, members.File))
-	if err != nil || fi.Mode().Perm() != 0o600 {
+	if err != nil || !atomicfile.Private(fi) {
 		t.Fatalf("members file: %v %v", fi, err)
 	}
 	again, err := members.Open(dir)

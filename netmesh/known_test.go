@@ -2,6 +2,7 @@ package netmesh_test
 
 import (
 	"context"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,7 +64,7 @@ func TestRejoinWithoutInviter(t *testing.T) {
 	if err := <-bobDone; err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(filepath.Join(bobCfg.DataDir, "peers.json")); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(bobCfg.DataDir, "peers.json")); err != nil || !atomicfile.Private(fi) {
 		t.Fatalf("address book: %v %v", fi, err)
 	}
 

@@ -3,6 +3,7 @@ package netmesh_test
 import (
 	"context"
 	"errors"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -204,7 +205,7 @@ func TestRestartKeepsPeerID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm := fi.Mode().Perm(); perm != 0o600 {
+	if perm := fi.Mode().Perm(); !atomicfile.Private(fi) {
 		t.Errorf("identity file mode %v, want 0600", perm)
 	}
 

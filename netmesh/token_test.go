@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -254,7 +255,7 @@ func TestOwnedToken(t *testing.T) {
 	if again, err := netmesh.OwnerKey(dir); err != nil || !again.Equals(key) {
 		t.Fatalf("the owner key changed between loads: %v", err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, netmesh.OwnerKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(dir, netmesh.OwnerKeyFile)); err != nil || !atomicfile.Private(fi) {
 		t.Fatalf("owner key file: %v %v", fi, err)
 	}
 	owner, _ := peer.IDFromPublicKey(key.GetPublic())

@@ -262,7 +262,10 @@ func link(dir, dst, target string) error {
 	}
 	os.Remove(dst)
 	if err := os.Symlink(filepath.FromSlash(target), dst); err == nil {
-		return nil
+		if _, err := os.Stat(dst); err == nil {
+			return nil
+		}
+		os.Remove(dst) // Wine reports a link made that is not there
 	}
 	src, err := os.Open(resolved)
 	if err != nil {

@@ -57,3 +57,11 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// Private says whether a file is its owner's alone: mode 0600, as Write with
+// that mode leaves it. On Windows, files have no Unix modes: what keeps
+// them private is the access list of the folder they are in (the user's
+// profile, for Potluck's), so every file passes there.
+func Private(fi fs.FileInfo) bool {
+	return runtime.GOOS == "windows" || fi.Mode().Perm() == 0o600
+}
