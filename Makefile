@@ -32,6 +32,7 @@ all: build
 
 include lab.mk
 include bench.mk
+include windows.mk
 
 # install-debs installs the Debian packages of $(1) that are missing, when
 # root; otherwise it prints the apt-get line to run and fails.
@@ -97,7 +98,7 @@ sdk: deps
 test: llama llama-builds sdk
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /app/labtest)
-	$(MAKE) --no-print-directory test-mdns test-lab
+	$(MAKE) --no-print-directory test-mdns test-lab test-windows
 
 # test-mdns runs the mesh's LAN-discovery tests inside throwaway network
 # namespaces (root only): multicast never leaves them.

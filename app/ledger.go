@@ -202,8 +202,8 @@ type PeerUsage struct {
 	ID   string       `json:"peer_id"`
 	Name string       `json:"name"`
 	OS   string       `json:"os,omitempty"` // "linux", "windows", "darwin"
-	Gave UsageWindows `json:"gave"` // this machine served the peer
-	Used UsageWindows `json:"used"` // the peer served this machine
+	Gave UsageWindows `json:"gave"`         // this machine served the peer
+	Used UsageWindows `json:"used"`         // the peer served this machine
 }
 
 // UsageWindows are tokens (in and out) over the last day, week and all
