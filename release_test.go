@@ -172,3 +172,13 @@ func remarshal(v any, out any) {
 	data, _ := json.Marshal(v)
 	json.Unmarshal(data, out)
 }
+
+// `potluck --version` answers as `potluck version` does.
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
+		var out, errb strings.Builder
+		if code := realMain(args, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "potluck ") {
+			t.Errorf("potluck %s: exit %d, %q %q", args[0], code, out.String(), errb.String())
+		}
+	}
+}
