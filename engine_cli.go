@@ -169,17 +169,7 @@ func engineStatus(ctx context.Context, cfg app.Config, store runtimes.Store, asJ
 		out.Choice = runtimes.Choice{Backend: cfg.Engine.Backend, Why: "asked for with --backend"}
 	}
 	loc := cfg.Llama
-	loc.Provisioned = func() (engine.Runtime, bool) {
-		b, ok := store.Find(version, "")
-		if !ok {
-			b, ok = store.Find("", "")
-		}
-		if !ok {
-			return engine.Runtime{}, false
-		}
-		rt, err := b.Runtime()
-		return rt, err == nil
-	}
+	loc.Provisioned = func() (engine.Runtime, bool) { return store.Runtime(version, true) }
 	rt, ferr := loc.Find()
 	out.Runtime = rt
 	for _, b := range store.Installed() {

@@ -71,12 +71,7 @@ func (n *Node) store() runtimes.Store { return runtimes.Store{Dir: n.cfg.Llama.P
 // provisioned is the Locator's last place: the store's build of the
 // version this node runs.
 func (n *Node) provisioned() (engine.Runtime, bool) {
-	b, ok := n.store().Find(n.cfg.Engine.version(), "")
-	if !ok {
-		return engine.Runtime{}, false
-	}
-	rt, err := b.Runtime()
-	return rt, err == nil
+	return n.store().Runtime(n.cfg.Engine.version(), false)
 }
 
 // findEngine finds llama.cpp, as the user installed it or as provisioned

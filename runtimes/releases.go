@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/potluck-gpu/potluck/internal/download"
 	"io"
 	"net"
 	"net/http"
@@ -81,9 +82,7 @@ func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 60 * time.Second
-	return &http.Client{Transport: t}
+	return download.HTTPClient()
 }
 
 func (c *Client) prepare(req *http.Request) {

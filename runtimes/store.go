@@ -156,6 +156,21 @@ func (s Store) Find(version, backend string) (Build, bool) {
 	return match[0], true
 }
 
+// Runtime is the runtime of the installed build of version that suits the
+// machine best; with newest set, the newest build there is when version
+// has none.
+func (s Store) Runtime(version string, newest bool) (engine.Runtime, bool) {
+	b, ok := s.Find(version, "")
+	if !ok && newest {
+		b, ok = s.Find("", "")
+	}
+	if !ok {
+		return engine.Runtime{}, false
+	}
+	rt, err := b.Runtime()
+	return rt, err == nil
+}
+
 // debianHas says whether a Debian build has a backend: every Debian
 // build has the CPU's, and those it was provisioned with.
 func debianHas(b Build, backend string) bool {

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"compress/gzip"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -112,6 +111,7 @@ func unzip(archive, dir string) error {
 			}
 		}
 	}
+	var pending []pendingLink
 	for _, f := range links {
 		rc, err := f.Open()
 		if err != nil {
@@ -123,9 +123,10 @@ func unzip(archive, dir string) error {
 			return err
 		}
 		dst, _ := entryPath(dir, f.Name, top)
-		if err := link(dir, dst, string(target)); err != nil {
-			return fmt.Errorf("%s: %w", filepath.Base(archive), err)
-		}
+		pending = append(pending, pendingLink{dst, string(target)})
+	}
+	if err := makeLinks(dir, pending); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(archive), err)
 	}
 	return nil
 }
@@ -156,8 +157,7 @@ func untar(archive, dir string) error {
 	}
 	tr := tar.NewReader(gz)
 	var total int64
-	type pending struct{ dst, target string }
-	var links []pending
+	var links []pendingLink
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -186,20 +186,18 @@ func untar(archive, dir string) error {
 				return fmt.Errorf("%s: %s: %w", filepath.Base(archive), h.Name, err)
 			}
 		case tar.TypeSymlink:
-			links = append(links, pending{dst, h.Linkname})
+			links = append(links, pendingLink{dst, h.Linkname})
 		case tar.TypeLink:
 			target, err := entryPath(dir, h.Linkname, top)
 			if err != nil || target == "" {
 				return fmt.Errorf("%s: a hard link to %q: %v", filepath.Base(archive), h.Linkname, err)
 			}
 			rel, _ := filepath.Rel(filepath.Dir(dst), target)
-			links = append(links, pending{dst, filepath.ToSlash(rel)})
+			links = append(links, pendingLink{dst, filepath.ToSlash(rel)})
 		}
 	}
-	for _, l := range links {
-		if err := link(dir, l.dst, l.target); err != nil {
-			return fmt.Errorf("%s: %w", filepath.Base(archive), err)
-		}
+	if err := makeLinks(dir, links); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(archive), err)
 	}
 	return nil
 }
@@ -246,35 +244,61 @@ func writeFile(dst string, r io.Reader, perm fs.FileMode, size int64) error {
 	return err
 }
 
-// link makes dst a symbolic link to target, which must stay inside dir.
-// Where links cannot be made (Windows without the privilege), dst becomes a
-// copy of the target.
-func link(dir, dst, target string) error {
-	if filepath.IsAbs(target) || strings.HasPrefix(target, "/") {
-		return fmt.Errorf("a link to %q, outside the archive", target)
-	}
-	resolved := filepath.Join(filepath.Dir(dst), filepath.FromSlash(target))
-	if rel, err := filepath.Rel(dir, resolved); err != nil || !filepath.IsLocal(rel) {
-		return fmt.Errorf("a link to %q, outside the archive", target)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	os.Remove(dst)
-	if err := os.Symlink(filepath.FromSlash(target), dst); err == nil {
-		if _, err := os.Stat(dst); err == nil {
-			return nil
+// pendingLink is a symbolic link of an archive, made once its files are.
+type pendingLink struct{ dst, target string }
+
+// makeLinks makes the archive's symbolic links, each of whose targets must
+// stay inside dir. Where a link cannot be followed (Windows without the
+// privilege to make links, or Wine, which reports them made), it becomes a
+// copy of its target: chains of links (libx.so -> libx.so.0 -> libx.so.0.1)
+// are copied from their end.
+func makeLinks(dir string, links []pendingLink) error {
+	for _, l := range links {
+		if filepath.IsAbs(l.target) || strings.HasPrefix(l.target, "/") {
+			return fmt.Errorf("a link to %q, outside the archive", l.target)
 		}
-		os.Remove(dst) // Wine reports a link made that is not there
+		if rel, err := filepath.Rel(dir, l.resolved()); err != nil || !filepath.IsLocal(rel) {
+			return fmt.Errorf("a link to %q, outside the archive", l.target)
+		}
+		if err := os.MkdirAll(filepath.Dir(l.dst), 0o755); err != nil {
+			return err
+		}
+		os.Remove(l.dst)
+		_ = os.Symlink(filepath.FromSlash(l.target), l.dst) // checked below
 	}
-	src, err := os.Open(resolved)
-	if err != nil {
-		return errors.Join(fmt.Errorf("a link to %q, which is not in the archive", target), err)
+	for left := links; len(left) > 0; {
+		var next []pendingLink
+		for _, l := range left {
+			if _, err := os.Stat(l.dst); err == nil {
+				continue
+			}
+			fi, err := os.Stat(l.resolved())
+			if err != nil || !fi.Mode().IsRegular() {
+				next = append(next, l) // its target may be a link copied later
+				continue
+			}
+			if err := copyFile(l.resolved(), l.dst, fi); err != nil {
+				return err
+			}
+		}
+		if len(next) == len(left) {
+			return fmt.Errorf("a link to %q, which is not in the archive", next[0].target)
+		}
+		left = next
 	}
-	defer src.Close()
-	fi, err := src.Stat()
+	return nil
+}
+
+func (l pendingLink) resolved() string {
+	return filepath.Join(filepath.Dir(l.dst), filepath.FromSlash(l.target))
+}
+
+func copyFile(src, dst string, fi os.FileInfo) error {
+	os.Remove(dst)
+	f, err := os.Open(src)
 	if err != nil {
 		return err
 	}
-	return writeFile(dst, src, fi.Mode().Perm(), fi.Size())
+	defer f.Close()
+	return writeFile(dst, f, fi.Mode().Perm(), fi.Size())
 }

@@ -70,8 +70,9 @@ func TestUnpackLayouts(t *testing.T) {
 		writeTarGz(t, a, []entry{
 			{name: "llama-v0.7.0/", dir: true},
 			{name: "llama-v0.7.0/llama-server", body: "server"},
-			{name: "llama-v0.7.0/libllama.so.0", body: "lib"},
-			{name: "llama-v0.7.0/libllama.so", link: "libllama.so.0"},
+			{name: "llama-v0.7.0/libllama.so", link: "libllama.so.0"}, // a chain, its head first
+			{name: "llama-v0.7.0/libllama.so.0", link: "libllama.so.0.7.0"},
+			{name: "llama-v0.7.0/libllama.so.0.7.0", body: "lib"},
 		})
 		out := filepath.Join(dir, "out")
 		if err := unpack(a, out); err != nil {

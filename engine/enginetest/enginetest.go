@@ -30,17 +30,7 @@ func Locator() engine.Locator {
 		EnvDir:       os.Getenv("POTLUCK_LLAMA_DIR"),
 		PathEnv:      os.Getenv("PATH"),
 		ProvisionDir: store.Dir,
-		Provisioned: func() (engine.Runtime, bool) {
-			b, ok := store.Find(runtimes.DefaultVersion, "")
-			if !ok {
-				b, ok = store.Find("", "")
-			}
-			if !ok {
-				return engine.Runtime{}, false
-			}
-			rt, err := b.Runtime()
-			return rt, err == nil
-		},
+		Provisioned:  func() (engine.Runtime, bool) { return store.Runtime(runtimes.DefaultVersion, true) },
 	}
 }
 

@@ -5,11 +5,10 @@
 package hubtest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net"
+	"github.com/potluck-gpu/potluck/internal/rangeserve"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // Hub is a running fake hub.
@@ -221,49 +219,5 @@ func (h *Hub) serveStorage(w http.ResponseWriter, r *http.Request, sum string) {
 	h.rangesMu.Lock()
 	h.ranges = append(h.ranges, r.Header.Get("Range"))
 	h.rangesMu.Unlock()
-
-	start := int64(0)
-	if rg := r.Header.Get("Range"); rg != "" {
-		v, ok := strings.CutPrefix(rg, "bytes=")
-		from, _, _ := strings.Cut(v, "-")
-		n, err := strconv.ParseInt(from, 10, 64)
-		if !ok || err != nil || n < 0 {
-			http.Error(w, "bad range", http.StatusBadRequest)
-			return
-		}
-		if n >= int64(len(data)) {
-			w.Header().Set("Content-Range", "bytes */"+strconv.Itoa(len(data)))
-			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-			return
-		}
-		start = n
-	}
-	body := data[start:]
-	if flip >= 0 && flip < int64(len(body)) {
-		body = bytes.Clone(body)
-		body[flip] ^= 0xff
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Accept-Ranges", "bytes")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	if start > 0 {
-		w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.Itoa(len(data)-1)+"/"+strconv.Itoa(len(data)))
-		w.WriteHeader(http.StatusPartialContent)
-	}
-	if cut > 0 && cut < int64(len(body)) {
-		w.Write(body[:cut])
-		h.served.Add(cut)
-		w.(http.Flusher).Flush()
-		// Drop the connection with the rest unsent.
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			if tc, ok := conn.(*net.TCPConn); ok {
-				tc.SetLinger(0)
-			}
-			time.Sleep(10 * time.Millisecond)
-			conn.Close()
-		}
-		return
-	}
-	n, _ := w.Write(body)
-	h.served.Add(int64(n))
+	h.served.Add(rangeserve.Serve(w, r, data, rangeserve.Options{Cut: cut, Flip: flip + 1}))
 }

@@ -185,6 +185,13 @@ func (o Options) client() *http.Client {
 	if o.HTTP != nil {
 		return o.HTTP
 	}
+	return HTTPClient()
+}
+
+// HTTPClient is a client with sane timeouts for servers of large files:
+// the default transport (proxies from the environment), and a minute at
+// most to the first byte of an answer, however long the body takes.
+func HTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 60 * time.Second
 	return &http.Client{Transport: t}

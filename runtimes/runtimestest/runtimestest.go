@@ -18,9 +18,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/potluck-gpu/potluck/internal/rangeserve"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,7 +28,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,60 +196,7 @@ func (s *Server) serveCDN(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	start := int64(0)
-	if rg := r.Header.Get("Range"); rg != "" {
-		v, ok := strings.CutPrefix(rg, "bytes=")
-		from, _, _ := strings.Cut(v, "-")
-		n, err := strconv.ParseInt(from, 10, 64)
-		if !ok || err != nil || n < 0 {
-			http.Error(w, "bad range", http.StatusBadRequest)
-			return
-		}
-		if n >= int64(len(data)) {
-			w.Header().Set("Content-Range", "bytes */"+strconv.Itoa(len(data)))
-			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-			return
-		}
-		start = n
-	}
-	body := data[start:]
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Accept-Ranges", "bytes")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	if start > 0 {
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(data)-1, len(data)))
-		w.WriteHeader(http.StatusPartialContent)
-	}
-	if cut > 0 && cut < int64(len(body)) {
-		w.Write(body[:cut])
-		s.served.Add(cut)
-		w.(http.Flusher).Flush()
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			if tc, ok := conn.(*net.TCPConn); ok {
-				tc.SetLinger(0)
-			}
-			time.Sleep(10 * time.Millisecond)
-			conn.Close()
-		}
-		return
-	}
-	if rate > 0 {
-		chunk := max(rate/20, 1)
-		for len(body) > 0 && r.Context().Err() == nil {
-			k := min(chunk, int64(len(body)))
-			n, err := w.Write(body[:k])
-			s.served.Add(int64(n))
-			if err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			body = body[k:]
-			time.Sleep(50 * time.Millisecond)
-		}
-		return
-	}
-	n, _ := w.Write(body)
-	s.served.Add(int64(n))
+	s.served.Add(rangeserve.Serve(w, r, data, rangeserve.Options{Cut: cut, Rate: rate}))
 }
 
 // AddBuild publishes a llama.cpp build (the folder of scripts/llama-build.sh)
