@@ -2,7 +2,8 @@
 # gpucheck.sh checks the GPU path on a machine with an NVIDIA GPU and driver,
 # in a few minutes:
 #
-#   1. hw's NVML readings against nvidia-smi;
+#   1. hw's NVML readings against nvidia-smi, and the llama.cpp build they
+#      choose (CUDA for a driver of 550 or later);
 #   2. provisioning llama.cpp's CUDA backend (potluck engine install --backend cuda);
 #   3. serving the test model with every layer on CUDA0 (potluck run --device CUDA0);
 #   4. its decode speed against the CPU's (--device none: -ngl 0).
@@ -43,7 +44,7 @@ model=${POTLUCK_MODEL:-../shared/models/stories260K.gguf}
 say "1. NVML against nvidia-smi"
 nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.max.memory --format=csv
 if command -v go >/dev/null 2>&1 && [ -z "${POTLUCK_BIN:-}" ]; then
-	go test -tags gpu -count=1 -run GPU -v ./hw/
+	go test -tags gpu -count=1 -run GPU -v ./hw/ ./runtimes/
 else
 	"$bin" hw
 fi
