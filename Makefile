@@ -26,7 +26,7 @@ MODEL ?= $(if $(wildcard $(SHARED)),$(SHARED),$(TINY))
 
 SDK_DIR := server/testdata/sdk
 
-.PHONY: all deps build llama llama-builds run test test-mdns fuzz gpu-check lint tidy clean sdk
+.PHONY: all deps build llama llama-builds llama-build-linux run test test-mdns fuzz gpu-check lint tidy clean sdk
 
 all: build
 
@@ -76,6 +76,11 @@ llama-builds: deps
 	$(call install-debs,$(LLAMA_BUILD_DEBS))
 	scripts/llama-build.sh linux windows
 
+# llama-build-linux is the Linux half, which the package tests need.
+llama-build-linux: deps
+	$(call install-debs,$(LLAMA_BUILD_DEBS))
+	scripts/llama-build.sh linux
+
 $(TINY):
 	@mkdir -p $(dir $(TINY))
 	$(GO) run ./engine/ggufgen/cmd/tiny-llama $(TINY)
@@ -94,8 +99,14 @@ sdk: deps
 		cp package.json node_modules/.potluck-package.json; }
 
 # test runs every package's tests, then the namespace lab on its own so its
-# timing-sensitive scenarios do not share the two cores with the rest.
-test: llama llama-builds sdk
+# timing-sensitive scenarios do not share the two cores with the rest, then
+# the Windows program under Wine. Meanwhile, what only the Windows harness
+# needs (the Wine chroot, the Windows llama.cpp, the Windows program's
+# compiled packages) is prepared at the lowest CPU priority, in the time the
+# tests leave idle; test-windows waits for it and finishes what is left.
+test: llama llama-build-linux sdk windows-prep-deps
+	@if [ "$$(id -u)" = 0 ]; then mkdir -p bin; echo "test: preparing the Windows harness in the background (bin/windows-prep.log)"; \
+		nice -n 19 $(MAKE) --no-print-directory windows-prep >bin/windows-prep.log 2>&1 & fi
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /app/labtest)
 	$(MAKE) --no-print-directory test-mdns test-lab test-windows

@@ -23,7 +23,20 @@ WIN_TEST_DIR  ?= bin/windows-test
 WIN_TEST_PKGS ?= ./...
 WIN_TEST_FLAGS ?= -test.v=false -test.timeout 10m
 
-.PHONY: wine-setup wine-run test-windows test-windows-unit
+.PHONY: wine-setup wine-run test-windows test-windows-unit windows-prep windows-prep-deps
+
+# windows-prep-deps installs what the Windows harness needs from Debian;
+# windows-prep then builds what it can ahead (make test runs it in the
+# background, niced): the chroot, the Windows llama.cpp, and the Windows
+# program's packages into Go's build cache. Each step takes its own lock,
+# so test-windows, running the same steps later, waits rather than races.
+windows-prep-deps: package-deps
+	$(call install-debs,debootstrap xvfb xdotool $(LLAMA_BUILD_DEBS))
+
+windows-prep:
+	$(WINE_SH) setup
+	scripts/llama-build.sh windows
+	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=$(WIN_CC) $(GO) build -o /dev/null .
 
 # The Windows llama.cpp build (scripts/llama-build.sh), copied where Wine
 # sees it, for the tests that start llama-server.exe.

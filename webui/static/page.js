@@ -188,7 +188,8 @@
       let offers = p.mode === "off" || !p.mode ? "nothing" : p.mode + " · " + bytes(p.memory_offered);
       if (models.length) offers += " · serves " + models.join(", ");
       return el("tr", { className: "peer", title: p.peer_id },
-        el("td", { className: "peer-name" }, (p.name || p.peer_id.slice(-8)) + (p.os ? " · " + p.os : "")),
+        el("td", null, el("span", { className: "peer-name" }, p.name || p.peer_id.slice(-8)),
+          p.os ? el("span", { className: "peer-os" }, " · " + p.os) : ""),
         el("td", null, p.mode || "—"),
         el("td", { className: "peer-conn" }, connCell(p)),
         el("td", { className: "num" }, p.online && p.rtt_ms ? p.rtt_ms.toFixed(1) + " ms" : "—"),
