@@ -161,7 +161,9 @@ func (n *Node) fetchEngine(ctx context.Context) {
 			return
 		}
 		n.mu.Lock()
-		n.provisioning.Error, n.provisioning.Status = err.Error(), "waiting to try again"
+		if pr := n.provisioning; pr != nil {
+			pr.Error, pr.Status = err.Error(), "waiting to try again"
+		}
 		n.mu.Unlock()
 		n.events.publish(Event{Kind: EventStatus})
 		select {
