@@ -33,10 +33,14 @@ WIN_TEST_FLAGS ?= -test.v=false -test.timeout 10m
 windows-prep-deps: package-deps
 	$(call install-debs,debootstrap xvfb xdotool $(LLAMA_BUILD_DEBS))
 
+# test-windows waits for this lock, so nothing of the preparation still
+# runs beside its tests.
+WIN_PREP_LOCK ?= bin/.windows-prep.lock
+
 windows-prep:
-	$(WINE_SH) setup
-	scripts/llama-build.sh windows
-	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=$(WIN_CC) $(GO) build -o /dev/null .
+	@mkdir -p $(dir $(WIN_PREP_LOCK))
+	flock $(WIN_PREP_LOCK) sh -c '$(WINE_SH) setup && scripts/llama-build.sh windows && \
+		CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=$(WIN_CC) $(GO) build -o /dev/null .'
 
 # The Windows llama.cpp build (scripts/llama-build.sh), copied where Wine
 # sees it, for the tests that start llama-server.exe.
@@ -47,6 +51,7 @@ WINLAB_FLAGS ?= -count=1 -p 1 -timeout 25m
 # passes, as test-mdns does.
 test-windows:
 	@if [ "$$(id -u)" != 0 ]; then echo "test-windows: skipped (needs root for the Wine chroot)"; exit 0; fi; \
+	mkdir -p $(dir $(WIN_PREP_LOCK)) && flock $(WIN_PREP_LOCK) true && \
 	$(MAKE) --no-print-directory wine-setup llama-builds package-windows && \
 	rm -rf $(WIN_LLAMA) && mkdir -p $(WIN_LLAMA) && \
 	cp -p $$(scripts/llama-build.sh windows | awk '{print $$3}')/* $(WIN_LLAMA)/ && \

@@ -157,6 +157,16 @@ func (p *Proc) Wait(d time.Duration) bool {
 	}
 }
 
+// Exited says whether the run has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 // ExitCode is the program's exit status, once it has ended.
 func (p *Proc) ExitCode() int {
 	<-p.exited
