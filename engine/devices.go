@@ -81,16 +81,35 @@ func (rt Runtime) listDevices(ctx context.Context, env, args []string) ([]Device
 		if slices.ContainsFunc(problems, func(p BackendProblem) bool { return p.Backend == name }) {
 			continue
 		}
-		_, why, _ := rt.Server.run(ctx, append(slices.Clone(env), "GGML_BACKEND_PATH="+lib), "--list-devices")
-		p := BackendProblem{Backend: name, Message: "not loaded, and llama.cpp gave no reason"}
-		for _, q := range ParseBackendProblems(why) {
-			if q.Backend == name {
-				p.Message = q.Message
-			}
+		if msg, ok := rt.Server.whyNotLoaded(ctx, env, lib, name); !ok {
+			problems = append(problems, BackendProblem{Backend: name, Message: msg})
 		}
-		problems = append(problems, p)
 	}
 	return ParseDevices(out), problems, nil
+}
+
+// whyNotLoaded loads one backend library alone and returns what llama.cpp
+// says of it, or ok when it loads after all. llama.cpp logs from a thread
+// of its own, and a process that exits at once can lose the last lines
+// (seen under load, about one run in 40), so a run that says nothing either
+// way is tried again.
+func (b Binary) whyNotLoaded(ctx context.Context, env []string, lib, name string) (msg string, ok bool) {
+	env = append(slices.Clone(env), "GGML_BACKEND_PATH="+lib)
+	for range 3 {
+		_, log, _ := b.run(ctx, env, "-lv", "4", "--list-devices")
+		for _, q := range ParseBackendProblems(log) {
+			if q.Backend == name {
+				return q.Message, false
+			}
+		}
+		if slices.ContainsFunc(LoadedBackends(log), func(l string) bool { return strings.EqualFold(l, name) }) {
+			return "", true
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "not loaded, and llama.cpp gave no reason", false
 }
 
 // run runs the binary to completion with extra environment and returns its
