@@ -5,7 +5,13 @@
 
 BENCHFLAGS ?=
 
-.PHONY: bench
+.PHONY: bench bench-windows-prep
 
-bench: llama
+bench: llama bench-windows-prep
 	$(GO) run ./bench -potluck $(BIN) $(BENCHFLAGS)
+
+# The windows section runs potluck.exe under Wine: as root, bench prepares
+# what make test-windows would (the chroot, both llama.cpp builds, the
+# Windows program). Elsewhere that section reports that it needs root.
+bench-windows-prep:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory wine-setup llama-builds package-windows; fi

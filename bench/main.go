@@ -34,7 +34,7 @@ import (
 
 // sections in the order they run: the in-process tunnel first, while the
 // machine is quiet, then the process-level ones.
-var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "load", "models"}
+var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "load", "models", "windows"}
 
 // extraSections run only when -only names them.
 var extraSections = []string{"calibrate"}
@@ -146,14 +146,15 @@ func run() int {
 		want = strings.Split(*only, ",")
 	}
 	steps := map[string]func(context.Context){
-		"tunnel": b.benchTunnel,
-		"join":   b.benchJoin,
-		"idle":   b.benchIdle,
-		"proxy":  b.benchProxy,
-		"soak":   b.benchSoak,
-		"shard":  b.benchShard,
-		"load":   b.benchLoad,
-		"models": b.benchModels,
+		"tunnel":  b.benchTunnel,
+		"join":    b.benchJoin,
+		"idle":    b.benchIdle,
+		"proxy":   b.benchProxy,
+		"soak":    b.benchSoak,
+		"shard":   b.benchShard,
+		"load":    b.benchLoad,
+		"models":  b.benchModels,
+		"windows": b.benchWindows,
 
 		"calibrate": b.benchCalibrate,
 	}

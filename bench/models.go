@@ -20,14 +20,28 @@ import (
 // (app/labtest, TestLabBenchModels and TestLabInternet) and prints its
 // figures as LABFIG lines, read here.
 func (b *bench) benchModels(ctx context.Context) {
-	const sec = "models"
+	b.labFigures(ctx, "models", "pull from peers, seeded split", "needs root for the namespace lab (run make bench as root)",
+		"./app/labtest/", "^(TestLabBenchModels|TestLabBenchRealSize|TestLabInternet)$", "POTLUCK_LAB_BENCH=1")
+}
+
+// benchWindows splits a model of real size onto potluck.exe lending under
+// Wine, against a Linux worker: winlab's TestWindowsBenchSplit, which needs
+// the Wine harness that `make bench` prepares.
+func (b *bench) benchWindows(ctx context.Context) {
+	b.labFigures(ctx, "windows", "split onto a worker under Wine", "needs root for the Wine chroot (run make bench as root)",
+		"./winlab/", "^TestWindowsBenchSplit$", "POTLUCK_WINE=1", "POTLUCK_WINLAB_BENCH=1")
+}
+
+// labFigures runs the tests named by run in pkg, as root, and adds the
+// figures they print as LABFIG lines; name is the figure a failure is
+// reported under.
+func (b *bench) labFigures(ctx context.Context, sec, name, notRoot, pkg, run string, env ...string) {
 	if os.Geteuid() != 0 {
-		b.report.fail(sec, "pull from peers, seeded split", errors.New("needs root for the namespace lab (run make bench as root)"))
+		b.report.fail(sec, name, errors.New(notRoot))
 		return
 	}
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", "30m", "-p", "1", "-v",
-		"-run", "^(TestLabBenchModels|TestLabBenchRealSize|TestLabInternet)$", "./app/labtest/")
-	cmd.Env = append(os.Environ(), "POTLUCK_LAB_BENCH=1")
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", "30m", "-p", "1", "-v", "-run", run, pkg)
+	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -50,6 +64,6 @@ func (b *bench) benchModels(ctx context.Context) {
 		if len(tail) > 2000 {
 			tail = tail[len(tail)-2000:]
 		}
-		b.report.fail(sec, "pull from peers, seeded split", fmt.Errorf("lab benchmark: %v, %d figures\n%s", err, found, tail))
+		b.report.fail(sec, name, fmt.Errorf("%s: %v, %d figures\n%s", pkg, err, found, tail))
 	}
 }

@@ -3,9 +3,7 @@
 package winlab
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,22 +120,8 @@ func findPeer(ps []peer, name string) (peer, bool) {
 
 // complete asks api for a greedy completion of model.
 func complete(api, model string, n int) (string, error) {
-	body := fmt.Sprintf(`{"model":%q,"prompt":"","max_tokens":%d,"temperature":0,"seed":1}`, model, n)
-	resp, err := http.Post(api+"/v1/completions", "application/json", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Choices []struct{ Text string } `json:"choices"`
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Choices) == 0 {
-		return "", fmt.Errorf("no completion: %v", err)
-	}
-	return out.Choices[0].Text, nil
+	text, _, _, err := decode(api, model, n)
+	return text, err
 }
 
 type planDoc struct {

@@ -1,7 +1,6 @@
 package labtest_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,8 +16,7 @@ import (
 
 // report prints a figure for `make bench`.
 func report(t *testing.T, f fig.Figure) {
-	data, _ := json.Marshal(f)
-	fmt.Printf("%s%s\n", fig.LinePrefix, data)
+	fig.Print(os.Stdout, f)
 	t.Logf("%s: %.3g %s (%s; %s)", f.Name, f.Value, f.Unit, f.Relation, f.Target)
 }
 

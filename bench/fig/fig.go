@@ -3,6 +3,12 @@
 // (printed as "LABFIG <json>" lines).
 package fig
 
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
 // Figure is one line of the report: a Potluck measurement beside the anchor
 // it is judged against, both taken in the same run.
 type Figure struct {
@@ -29,3 +35,10 @@ type Figure struct {
 
 // LinePrefix starts the line a lab measurement prints its figure on.
 const LinePrefix = "LABFIG "
+
+// Print writes f as the line the benchmark program reads from a lab's
+// output.
+func Print(w io.Writer, f Figure) {
+	data, _ := json.Marshal(f)
+	fmt.Fprintf(w, "%s%s\n", LinePrefix, data)
+}
