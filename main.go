@@ -27,6 +27,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/sandbox"
 	"github.com/potluck-gpu/potluck/tray"
 )
 
@@ -51,9 +52,17 @@ Run "potluck run -h" for the node's flags.
 `
 
 func main() {
+	// Started as the sandbox's launcher, the program becomes a confined
+	// llama.cpp child here and goes no further.
+	sandbox.LaunchOrExit()
+	launcher, _ = os.Executable()
 	attachConsole()
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// launcher is this program, when main started it: it starts llama.cpp's
+// children in the sandbox. Tests that call realMain leave it empty.
+var launcher string
 
 func realMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -134,6 +143,7 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server (overrides the search)")
 	engineFlags(fs, &cfg.Engine, bad)
 	fs.StringVar(&cfg.Llama.ProvisionDir, "llama-cache", cfg.Llama.ProvisionDir, "`dir` of the llama.cpp builds Potluck provisions [POTLUCK_LLAMA_CACHE]")
+	fs.BoolVar(&cfg.Engine.NoSandbox, "no-sandbox", bad.bool("POTLUCK_NO_SANDBOX"), "start llama.cpp's children unconfined, for troubleshooting only: what members send them then reaches a process that can read your files [POTLUCK_NO_SANDBOX]")
 	fs.BoolVar(&cfg.Engine.NoFetch, "no-llama-fetch", bad.bool("POTLUCK_LLAMA_NO_FETCH"), "never fetch llama.cpp: use one installed by hand or provisioned before [POTLUCK_LLAMA_NO_FETCH]")
 	fs.StringVar(logLevel, "log-level", env("POTLUCK_LOG_LEVEL", "info"), "debug, info, warn or error [POTLUCK_LOG_LEVEL]")
 
@@ -285,6 +295,7 @@ func defaultConfig() app.Config {
 	if exe, err := os.Executable(); err == nil {
 		cfg.Llama.ExeDir = filepath.Dir(exe)
 	}
+	cfg.Engine.Launcher = launcher
 	return cfg
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/internal/size"
 	"github.com/potluck-gpu/potluck/runtimes"
+	"github.com/potluck-gpu/potluck/sandbox"
 )
 
 // EngineConfig says which llama.cpp the node runs and how it gets one.
@@ -25,6 +27,38 @@ type EngineConfig struct {
 	Mirror   string // a Debian mirror for Debian's packages; "": the apt sources'
 	// NoFetch keeps the node from fetching llama.cpp by itself.
 	NoFetch bool
+	// Launcher is the program that starts llama.cpp's children in the
+	// sandbox: Potluck itself, whose main runs sandbox.LaunchOrExit. ""
+	// (or NoSandbox) starts them unconfined.
+	Launcher  string
+	NoSandbox bool
+}
+
+// confinement is how the node starts llama.cpp's children: in the sandbox
+// where this OS has one, with their caches under the data folder.
+func (n *Node) confinement() *engine.Confinement {
+	c := n.cfg.Engine
+	if c.NoSandbox || c.Launcher == "" || !sandbox.Launches {
+		return nil
+	}
+	return &engine.Confinement{Launcher: c.Launcher, Cache: filepath.Join(n.cfg.DataDir, "sandbox")}
+}
+
+// warnSandbox says, once llama.cpp is found, where its children are less
+// confined than they should be.
+func (n *Node) warnSandbox() {
+	msg := ""
+	switch s := sandbox.Supported(); {
+	case n.cfg.Engine.NoSandbox:
+		msg = "llama.cpp's children run unconfined (--no-sandbox): what members send them reaches a process that can read your files"
+	case s.Missing != "":
+		msg = s.Missing
+	}
+	if msg == "" || n.cfg.Engine.Launcher == "" {
+		return
+	}
+	n.log.Warn("sandbox", "msg", msg)
+	n.warn(Warning{Code: "sandbox", Severity: SeverityWarning, Message: msg})
 }
 
 func (c EngineConfig) version() string {
@@ -101,6 +135,8 @@ func (n *Node) useEngine(ctx context.Context, rt engine.Runtime, err error) {
 		n.log.Warn("llama.cpp not available", "err", err)
 		return
 	}
+	n.warnSandbox()
+	rt = rt.Confined(n.confinement())
 	v, perr := rt.Probe(ctx)
 	if perr != nil {
 		n.log.Warn("llama.cpp version probe", "err", perr)

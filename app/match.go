@@ -165,6 +165,7 @@ func (n *Node) match(ctx context.Context, need headNeed) error {
 		if rt, err = b.Runtime(); err != nil {
 			return err
 		}
+		rt = rt.Confined(n.confinement())
 	}
 	v, err := rt.Probe(ctx)
 	if err != nil {

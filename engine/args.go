@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/potluck-gpu/potluck/sandbox"
 )
 
 // ServerSpec is what a llama-server child serves.
@@ -112,7 +114,8 @@ func (rt Runtime) ServerSupervisorSpec(s ServerSpec) Spec {
 	return Spec{
 		Name: "llama-server",
 		Command: func(ctx context.Context) (*exec.Cmd, error) {
-			return rt.Server.Command(ctx, ServerArgs(s)...), nil
+			p := sandbox.Policy{Read: modelFiles(s.Model), Bind: []uint16{uint16(s.Port)}, Connect: connectPorts(s.RPC)}
+			return rt.Server.CommandIn(ctx, p, ServerArgs(s)...), nil
 		},
 		Ready: func(ctx context.Context) error { return HealthCheck(ctx, base) },
 	}
@@ -128,7 +131,11 @@ func (rt Runtime) WorkerSupervisorSpec(w WorkerSpec) Spec {
 			if rt.Worker.Path == "" {
 				return nil, fmt.Errorf("%w: no RPC worker (rpc-server) in the llama.cpp runtime", ErrNotFound)
 			}
-			cmd := rt.Worker.Command(ctx, WorkerArgs(w)...)
+			p := sandbox.Policy{Bind: []uint16{uint16(w.Port)}}
+			if w.CacheDir != "" {
+				p.Write = []string{w.CacheDir}
+			}
+			cmd := rt.Worker.CommandIn(ctx, p, WorkerArgs(w)...)
 			if w.CacheDir != "" {
 				// LLAMA_CACHE on every OS (XDG_CACHE_HOME is read only on
 				// Linux; Windows and macOS would use their own cache

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/potluck-gpu/potluck/sandbox"
 )
 
 // Device is one compute device llama.cpp can use, as ggml names it: what
@@ -36,7 +38,7 @@ type BackendProblem struct {
 // backend that does not load is one of the problems, not an error; err
 // means llama-server could not run at all.
 func (rt Runtime) Devices(ctx context.Context, env []string) ([]Device, []BackendProblem, error) {
-	devs, problems, err := rt.listDevices(ctx, env, nil)
+	devs, problems, err := rt.listDevices(ctx, sandbox.Policy{}, env, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -49,20 +51,21 @@ func (rt Runtime) Devices(ctx context.Context, env []string) ([]Device, []Backen
 // Description is the worker's address; the worker's own device names are
 // not passed on. A worker that does not answer is an error.
 func (rt Runtime) RPCDevices(ctx context.Context, addrs, env []string) ([]Device, error) {
-	devs, _, err := rt.listDevices(ctx, env, []string{"--rpc", strings.Join(addrs, ",")})
+	p := sandbox.Policy{Connect: connectPorts(addrs)}
+	devs, _, err := rt.listDevices(ctx, p, env, []string{"--rpc", strings.Join(addrs, ",")})
 	if err != nil {
 		return nil, err
 	}
 	return slices.DeleteFunc(devs, func(d Device) bool { return d.Backend != "RPC" }), nil
 }
 
-func (rt Runtime) listDevices(ctx context.Context, env, args []string) ([]Device, []BackendProblem, error) {
+func (rt Runtime) listDevices(ctx context.Context, p sandbox.Policy, env, args []string) ([]Device, []BackendProblem, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	// llama-server acts on --list-devices as it parses it, so the log level
 	// and --rpc come first. At level 4 ggml says which backends it loaded.
 	argv := slices.Concat([]string{"-lv", "4"}, args, []string{"--list-devices"})
-	out, log, err := rt.Server.run(ctx, env, argv...)
+	out, log, err := rt.Server.run(ctx, p, env, argv...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("llama-server --list-devices: %w: %s", err, lastLines(log, 3))
 	}
@@ -96,7 +99,7 @@ func (rt Runtime) listDevices(ctx context.Context, env, args []string) ([]Device
 func (b Binary) whyNotLoaded(ctx context.Context, env []string, lib, name string) (msg string, ok bool) {
 	env = append(slices.Clone(env), "GGML_BACKEND_PATH="+lib)
 	for range 3 {
-		_, log, _ := b.run(ctx, env, "-lv", "4", "--list-devices")
+		_, log, _ := b.run(ctx, sandbox.Policy{Read: []string{lib}}, env, "-lv", "4", "--list-devices")
 		for _, q := range ParseBackendProblems(log) {
 			if q.Backend == name {
 				return q.Message, false
@@ -112,10 +115,11 @@ func (b Binary) whyNotLoaded(ctx context.Context, env []string, lib, name string
 	return "not loaded, and llama.cpp gave no reason", false
 }
 
-// run runs the binary to completion with extra environment and returns its
-// standard output and error apart.
-func (b Binary) run(ctx context.Context, env []string, args ...string) (stdout, stderr string, err error) {
-	cmd := b.Command(ctx, args...)
+// run runs the binary to completion, with what p grants when it is
+// confined and extra environment, and returns its standard output and
+// error apart.
+func (b Binary) run(ctx context.Context, p sandbox.Policy, env []string, args ...string) (stdout, stderr string, err error) {
+	cmd := b.CommandIn(ctx, p, args...)
 	cmd.Env = append(cmd.Env, env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/potluck-gpu/potluck/sandbox"
 )
 
 // Binary is one llama.cpp executable and how to start it. Binaries from the
@@ -26,6 +28,8 @@ type Binary struct {
 	Loader      string   `json:"loader,omitempty"`
 	LibraryPath []string `json:"library_path,omitempty"`
 	Source      string   `json:"source"` // where it was found, e.g. "PATH"
+	// Confine, when set, starts the binary in the sandbox.
+	Confine *Confinement `json:"-"`
 }
 
 // Argv returns the program to execute and its full argument list for args.
@@ -38,13 +42,10 @@ func (b Binary) Argv(args ...string) (string, []string) {
 	return b.Loader, append(argv, args...)
 }
 
-// Command builds an exec.Cmd for args without starting it.
+// Command builds an exec.Cmd for args without starting it: in the sandbox
+// when the binary is confined, with what any child needs.
 func (b Binary) Command(ctx context.Context, args ...string) *exec.Cmd {
-	prog, argv := b.Argv(args...)
-	cmd := exec.CommandContext(ctx, prog, argv...)
-	cmd.Env = childEnv(os.Environ())
-	noWindow(cmd)
-	return cmd
+	return b.CommandIn(ctx, sandbox.Policy{}, args...)
 }
 
 // childEnv is the environment every llama.cpp child gets: the parent's, with
@@ -271,7 +272,7 @@ func probeWorker(ctx context.Context, b Binary) (string, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := b.Command(ctx, WorkerArgs(WorkerSpec{Port: port, Threads: 1})...)
+	cmd := b.CommandIn(ctx, sandbox.Policy{Bind: []uint16{uint16(port)}}, WorkerArgs(WorkerSpec{Port: port, Threads: 1})...)
 	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	configureProcess(cmd, time.Second)

@@ -15,11 +15,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/sandbox"
 )
 
 // The test binary doubles as the supervised child: TestMain runs the mode
 // named in POTLUCK_TEST_CHILD instead of the tests.
 func TestMain(m *testing.M) {
+	// The test binary is the sandbox's launcher for the confined tests.
+	sandbox.LaunchOrExit()
 	if mode := os.Getenv("POTLUCK_TEST_CHILD"); mode != "" {
 		os.Exit(testChild(mode))
 	}

@@ -12,6 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Launches says whether the launcher confines children on this OS.
+const Launches = true
+
 // launch confines the calling thread and executes prog in its place. The
 // thread stays locked: the limits are its own, and it is the one that
 // executes the child.
@@ -74,9 +77,12 @@ func dropCapabilities() error {
 	if unix.Geteuid() != 0 {
 		return nil
 	}
+	// The bounding set goes where the process may change it (a container
+	// may have taken CAP_SETPCAP away); no_new_privs and the empty sets
+	// below keep the child from gaining any back either way.
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
-			return err
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			break
 		}
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {

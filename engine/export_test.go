@@ -1,0 +1,4 @@
+package engine
+
+// ModelFiles is modelFiles, for the tests outside the package.
+var ModelFiles = modelFiles
