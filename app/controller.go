@@ -132,10 +132,13 @@ type Peer struct {
 	Transport string `json:"transport,omitempty"`
 	// OS is the peer's operating system, in Go's words ("linux",
 	// "windows", "darwin").
-	OS       string      `json:"os,omitempty"`
-	Hardware any         `json:"hardware,omitempty"`
-	Services any         `json:"services,omitempty"`
-	Engine   *PeerEngine `json:"engine,omitempty"`
+	OS string `json:"os,omitempty"`
+	// RPCRefused is what this node's RPC gate refused of the peer: a
+	// member that sent its worker what no inference needs.
+	RPCRefused *RPCRefusal `json:"rpc_refused,omitempty"`
+	Hardware   any         `json:"hardware,omitempty"`
+	Services   any         `json:"services,omitempty"`
+	Engine     *PeerEngine `json:"engine,omitempty"`
 	// Devices are what the node lends, device by device, in the order
 	// its RPC worker exposes them.
 	Devices []DeviceInfo `json:"devices,omitempty"`

@@ -362,6 +362,7 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 		MemoryOffered: p.MemoryOffered, Models: p.Models, InFlight: p.InFlight,
 		Online: p.Online, Conn: p.Conn, Transport: p.Transport,
 		RTTMS: float64(p.RTT) / float64(time.Millisecond), MinRTTMS: float64(p.MinRTT) / float64(time.Millisecond),
+		RPCRefused: n.gateRefusals.of(p.PeerID),
 	}
 	if v.Mode == "" {
 		v.Mode = ShareOff
@@ -430,6 +431,7 @@ func (n *Node) counters() server.Counters {
 	st := s.node.TunnelStats()
 	c.TunnelBytes = st.BytesSent + st.BytesReceived
 	c.MessagesRejected = n.rejectedBefore.Load() + s.node.Rejected()
+	c.RPCRefused = n.gateRefusals.reasons()
 	n.mu.Lock()
 	for _, r := range n.retired {
 		c.MessagesRejected += r.node.Rejected()

@@ -64,6 +64,7 @@ type Node struct {
 	hostBandwidth float64         // bytes a second, measured at start
 
 	rejectedBefore atomic.Uint64 // mesh messages rejected by closed sessions
+	gateRefusals   refusals      // what the RPC gate refused, by reason and member
 
 	lib         *library.Library
 	ledger      *ledger.Ledger  // the pool's accounts

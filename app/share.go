@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 // workerProc is this node's RPC worker while it shares as a shard.
 type workerProc struct {
 	addr     string
+	gate     net.Listener    // the RPC gate in front of addr, which the mesh reaches
 	devices  []string        // what it exposes, in order (-d)
 	versions engine.Versions // of the llama.cpp it runs
 	matches  string          // the head whose llama.cpp it runs, when not the node's own
@@ -126,7 +128,7 @@ func (n *Node) reexpose() error {
 			return err
 		}
 		if s != nil {
-			if err := s.node.Expose(serviceRPC, w.addr); err != nil {
+			if err := s.node.Expose(serviceRPC, w.gate.Addr().String()); err != nil {
 				return err
 			}
 		}
@@ -212,6 +214,11 @@ func (n *Node) startWorker() (*workerProc, error) {
 		<-w.done
 		return nil, fmt.Errorf("start the shard worker: %w", err)
 	}
+	if w.gate, err = n.startGate(w.addr); err != nil {
+		cancel()
+		<-w.done
+		return nil, fmt.Errorf("start the RPC gate: %w", err)
+	}
 	n.mu.Lock()
 	n.worker = w
 	n.mu.Unlock()
@@ -229,6 +236,7 @@ func (n *Node) stopWorker() {
 	if w == nil {
 		return
 	}
+	w.gate.Close()
 	w.cancel()
 	<-w.done
 }

@@ -18,6 +18,9 @@ const (
 	ReasonVersion  = "version"   // a protocol this gate does not know
 )
 
+// Reasons are all the reasons, for counters.
+var Reasons = []string{ReasonCommand, ReasonFraming, ReasonCustomOp, ReasonOp, ReasonShape, ReasonTensor, ReasonAlloc, ReasonGraph, ReasonVersion}
+
 // Refusal is why the gate closed a stream.
 type Refusal struct {
 	Reason string // one of the Reason constants

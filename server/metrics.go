@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/potluck-gpu/potluck/rpcgate"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -56,6 +57,13 @@ func newMetrics(s *Server) *metrics {
 				Help: "Mesh messages dropped because their signature did not check out or they spoke for another member.",
 			}, func() float64 { return float64(s.node.Counters().MessagesRejected) }),
 		)
+		for _, reason := range rpcgate.Reasons {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "potluck_rpc_refused_total",
+				Help:        "Streams to this node's shard worker that the RPC gate closed, by reason.",
+				ConstLabels: prometheus.Labels{"reason": reason},
+			}, func() float64 { return float64(s.node.Counters().RPCRefused[reason]) }))
+		}
 	}
 	return m
 }

@@ -54,6 +54,8 @@ type Counters struct {
 	// MessagesRejected counts mesh messages dropped because their
 	// signature did not check out or they spoke for another member.
 	MessagesRejected uint64
+	// RPCRefused counts the streams the RPC gate closed, by reason.
+	RPCRefused map[string]uint64
 }
 
 // InvalidInput marks an error caused by what the client sent (a 400).

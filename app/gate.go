@@ -1,0 +1,125 @@
+package app
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	"github.com/potluck-gpu/potluck/rpcgate"
+)
+
+// The RPC gate (package rpcgate) stands in front of the shard worker: the
+// mesh's rpc service reaches a loopback listener, and each connection goes
+// on to the worker through the gate. What it refuses is counted by reason
+// and held against the member who sent it, for the owner to see.
+
+// RPCRefusal is what the gate refused of one member.
+type RPCRefusal struct {
+	Count  int       `json:"count"`
+	Reason string    `json:"reason"` // the last one's, a word of rpcgate's
+	Detail string    `json:"detail"`
+	Time   time.Time `json:"time"`
+}
+
+type refusals struct {
+	mu       sync.Mutex
+	byReason map[string]uint64
+	byPeer   map[string]RPCRefusal
+}
+
+func (r *refusals) note(peer string, ref *rpcgate.Refusal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byReason == nil {
+		r.byReason, r.byPeer = map[string]uint64{}, map[string]RPCRefusal{}
+	}
+	r.byReason[ref.Reason]++
+	p := r.byPeer[peer]
+	r.byPeer[peer] = RPCRefusal{Count: p.Count + 1, Reason: ref.Reason, Detail: ref.Detail, Time: time.Now()}
+}
+
+func (r *refusals) reasons() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]uint64, len(r.byReason))
+	for k, v := range r.byReason {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *refusals) of(peer string) *RPCRefusal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.byPeer[peer]; ok {
+		return &p
+	}
+	return nil
+}
+
+// startGate listens on loopback for the mesh's rpc streams and carries
+// each to the worker at addr through the gate.
+func (n *Node) startGate(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			head, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go n.gateConn(head, addr)
+		}
+	}()
+	return l, nil
+}
+
+func (n *Node) gateConn(head net.Conn, addr string) {
+	peer := n.streamPeer(head.RemoteAddr().String())
+	worker, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		head.Close()
+		return
+	}
+	ref := rpcgate.Pipe(head, worker, rpcgate.Limits{MaxAlloc: n.gateBudget()})
+	if ref == nil {
+		return
+	}
+	name := peer
+	if s := n.currentMesh(); s != nil {
+		for _, p := range s.node.Peers() {
+			if p.PeerID == peer {
+				name = p.Name
+			}
+		}
+	}
+	n.log.Warn("refused a head's stream to the shard worker", "peer", name, "peer_id", peer, "reason", ref.Reason, "detail", ref.Detail)
+	n.gateRefusals.note(peer, ref)
+	n.events.publish(Event{Kind: EventStatus})
+}
+
+// streamPeer is the member behind a connection the mesh made to a local
+// service; the mesh notes it right after it connects.
+func (n *Node) streamPeer(remote string) string {
+	s := n.currentMesh()
+	if s == nil {
+		return ""
+	}
+	for range 50 {
+		if id, ok := s.node.PeerOfConn(remote); ok {
+			return id
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ""
+}
+
+// gateBudget is how much a head may allocate on the worker: what this
+// machine lends, and a quarter more for the compute buffers a plan does
+// not count; 0 (no bound) before the hardware is known.
+func (n *Node) gateBudget() uint64 {
+	total := n.offer().TotalBytes
+	return total + total/4
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/netmesh"
+)
+
+// A member holding the token dials a sharing worker's RPC service and
+// sends a graph with a custom operation whose function pointer it chose.
+// The gate closes the stream, counts it, and names the member in the
+// worker's /api/peers; the worker still lends to a real head, which splits
+// with one process's text. The worker's llama.cpp runs in the sandbox.
+func TestHostileMemberIsRefused(t *testing.T) {
+	m := enginetest.TestModel(t)
+	rt := enginetest.Runtime(t)
+	want := enginetest.Complete(t, enginetest.Server(t, rt, engine.ServerSpec{Model: m.Path}), 32)
+
+	token := newToken(t)
+	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
+	w := startPotluckEnv(t, env, meshArgs(token, "--name", "w", "--share", "worker")...)
+	boot := w.meshStatus(t).P2PAddrs[0]
+	wid := w.meshStatus(t).PeerID
+
+	cfg := netmesh.DefaultConfig(token)
+	cfg.MDNS, cfg.DisableDHT = false, true
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Bootstrap = []string{boot}
+	cfg.Name = "mallory"
+	cfg.HeartbeatInterval = time.Second
+	evil, err := netmesh.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- evil.Run(ctx) }()
+	t.Cleanup(func() { cancel(); evil.Close(); <-done })
+	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer upCancel()
+	if err := evil.Up(upCtx); err != nil {
+		t.Fatal(err)
+	}
+	var tun *netmesh.Tunnel
+	deadline := time.Now().Add(30 * time.Second)
+	for tun == nil {
+		if tun, err = evil.Dial(upCtx, wid, "llama-rpc"); err != nil && time.Now().After(deadline) {
+			t.Fatalf("dial the worker's RPC service: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	defer tun.Close()
+	c, err := net.Dial("tcp", tun.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hello := make([]byte, 9+24)
+	hello[0], hello[1] = 14, 24
+	c.Write(hello)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 36)); err != nil {
+		t.Fatalf("HELLO through the gate: %v", err)
+	}
+	custom := make([]byte, 296)
+	custom[0] = 1                                                  // id
+	binary.LittleEndian.PutUint32(custom[20:], 4)                  // ne0
+	binary.LittleEndian.PutUint32(custom[24:], 1)                  // ne1
+	binary.LittleEndian.PutUint32(custom[28:], 1)                  // ne2
+	binary.LittleEndian.PutUint32(custom[32:], 1)                  // ne3
+	binary.LittleEndian.PutUint32(custom[52:], 95)                 // GGML_OP_CUSTOM
+	binary.LittleEndian.PutUint64(custom[56:], 0x4141414141414141) // its function
+	g := binary.LittleEndian.AppendUint32(nil, 0)
+	g = binary.LittleEndian.AppendUint64(g, 1)
+	g = binary.LittleEndian.AppendUint32(g, 1)
+	g = binary.LittleEndian.AppendUint64(g, 1)
+	g = binary.LittleEndian.AppendUint32(g, 1)
+	g = append(g, custom...)
+	frame := append([]byte{10}, binary.LittleEndian.AppendUint64(nil, uint64(len(g)))...)
+	c.Write(append(frame, g...))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("the stream stayed open (%d bytes)", n)
+	}
+
+	// The worker names the member, and counts the refusal.
+	var seen bool
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && !seen; time.Sleep(200 * time.Millisecond) {
+		var peers []struct {
+			PeerID  string `json:"peer_id"`
+			Refused *struct {
+				Count  int    `json:"count"`
+				Reason string `json:"reason"`
+			} `json:"rpc_refused"`
+		}
+		if getJSON(w.api+"/api/peers", &peers) != nil {
+			continue
+		}
+		for _, p := range peers {
+			seen = seen || (p.PeerID == evil.ID() && p.Refused != nil && p.Refused.Reason == "custom-op" && p.Refused.Count == 1)
+		}
+	}
+	if !seen {
+		t.Errorf("/api/peers of the worker does not name the member refused")
+	}
+	if metrics := getText(t, w.api+"/metrics"); !strings.Contains(metrics, `potluck_rpc_refused_total{reason="custom-op"} 1`) {
+		t.Errorf("/metrics lacks the refusal")
+	}
+
+	// The worker still lends: a real head splits over it.
+	head := startPotluckEnv(t, env, meshArgs(token, "--name", "head", "--model", m.Path, "--split", "all", "--bootstrap", boot)...)
+	head.waitPlan(t, "the worker in the plan", 60*time.Second, func(d planDoc) bool { return layersOf(d, wid) > 0 })
+	if got := enginetest.Complete(t, head.api, 32); got != want {
+		t.Errorf("split over the worker after the refusal: %q, want %q", got, want)
+	}
+
+	// Its llama.cpp runs confined.
+	pid := childWith(t, w.cmd.Process.Pid, "rpc-server")
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(string(status), s) {
+			t.Errorf("the worker's rpc-server (%d) lacks %q in /proc/PID/status", pid, s)
+		}
+	}
+}
+
+// childWith is the child process of parent whose command line has word.
+func childWith(t *testing.T, parent int, word string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so from the last ')'.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+			continue
+		}
+		if cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); strings.Contains(string(cmd), word) {
+			return pid
+		}
+	}
+	t.Fatalf("no child of %d runs %s", parent, word)
+	return 0
+}
+
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
