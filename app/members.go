@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/potluck-gpu/potluck/members"
@@ -27,6 +28,9 @@ type MemberView struct {
 	Self      bool         `json:"self,omitempty"`
 	Owner     bool         `json:"owner,omitempty"` // holds the network's owner key
 	Status    MemberStatus `json:"status"`
+	// RPCRefused is what this node's RPC gate refused of the member:
+	// streams to the shard worker that no inference sends.
+	RPCRefused *RPCRefusal `json:"rpc_refused,omitempty"`
 }
 
 // Label is the member's name as a list shows it.
@@ -45,15 +49,20 @@ func (m MemberView) Label() string {
 }
 
 // State is where the member stands, in a word or three: online, offline,
-// removed or not yet rotated.
+// removed or not yet rotated; and misbehaving, where the RPC gate refused
+// what it sent.
 func (m MemberView) State() string {
+	state := "offline"
 	switch {
 	case m.Status != MemberActive:
-		return string(m.Status)
+		state = string(m.Status)
 	case m.Online:
-		return "online"
+		state = "online"
 	}
-	return "offline"
+	if r := m.RPCRefused; r != nil && m.Status != MemberRemoved {
+		state += fmt.Sprintf(", misbehaving: %d RPC stream(s) refused (%s)", r.Count, r.Reason)
+	}
+	return state
 }
 
 // MembersView is GET /api/members.
@@ -163,6 +172,7 @@ func (n *Node) Members() MembersView {
 		if mv.Online && !mv.Self {
 			mv.LastSeen = time.Now()
 		}
+		mv.RPCRefused = n.gateRefusals.of(m.PeerID)
 		v.Members = append(v.Members, mv)
 	}
 	return v

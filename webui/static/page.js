@@ -189,7 +189,9 @@
       if (models.length) offers += " · serves " + models.join(", ");
       return el("tr", { className: "peer", title: p.peer_id },
         el("td", null, el("span", { className: "peer-name" }, p.name || p.peer_id.slice(-8)),
-          p.os ? el("span", { className: "peer-os" }, " · " + p.os) : ""),
+          p.os ? el("span", { className: "peer-os" }, " · " + p.os) : "",
+          p.rpc_refused ? el("span", { className: "peer-misbehaving", title: p.rpc_refused.detail },
+            " · misbehaving: " + p.rpc_refused.count + " RPC stream(s) refused (" + p.rpc_refused.reason + ")") : ""),
         el("td", null, p.mode || "—"),
         el("td", { className: "peer-conn" }, connCell(p)),
         el("td", { className: "num" }, p.online && p.rtt_ms ? p.rtt_ms.toFixed(1) + " ms" : "—"),
