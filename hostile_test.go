@@ -35,26 +35,11 @@ func TestHostileMemberIsRefused(t *testing.T) {
 	boot := w.meshStatus(t).P2PAddrs[0]
 	wid := w.meshStatus(t).PeerID
 
-	cfg := netmesh.DefaultConfig(token)
-	cfg.MDNS, cfg.DisableDHT = false, true
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Bootstrap = []string{boot}
-	cfg.Name = "mallory"
-	cfg.HeartbeatInterval = time.Second
-	evil, err := netmesh.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- evil.Run(ctx) }()
-	t.Cleanup(func() { cancel(); evil.Close(); <-done })
-	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
+	evil := meshMember(t, token, boot, "mallory")
+	upCtx, upCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer upCancel()
-	if err := evil.Up(upCtx); err != nil {
-		t.Fatal(err)
-	}
 	var tun *netmesh.Tunnel
+	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for tun == nil {
 		if tun, err = evil.Dial(upCtx, wid, "llama-rpc"); err != nil && time.Now().After(deadline) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -218,4 +219,30 @@ func TestNodeAPIJoinLeave(t *testing.T) {
 	if strings.Contains(b.logs.String(), token) || strings.Contains(a.logs.String(), token) {
 		t.Error("a log contains the invite token")
 	}
+}
+
+// meshMember is an in-process member of the mesh of token, joined through
+// boot and up, stopped at the end of the test: a peer a test speaks for.
+func meshMember(t *testing.T, token, boot, name string) *netmesh.Node {
+	t.Helper()
+	cfg := netmesh.DefaultConfig(token)
+	cfg.MDNS, cfg.DisableDHT = false, true
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Bootstrap = []string{boot}
+	cfg.Name = name
+	cfg.HeartbeatInterval = time.Second
+	n, err := netmesh.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() { cancel(); n.Close(); <-done })
+	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer upCancel()
+	if err := n.Up(upCtx); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -141,25 +141,7 @@ func TestShardExcludesProtocolMismatch(t *testing.T) {
 	head := startPotluck(t, meshArgs(token, "--name", "head", "--model", m.Path, "--split", "all")...)
 	boot := head.meshStatus(t).P2PAddrs[0]
 
-	cfg := netmesh.DefaultConfig(token)
-	cfg.MDNS, cfg.DisableDHT = false, true
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Bootstrap = []string{boot}
-	cfg.Name = "old-worker"
-	cfg.HeartbeatInterval = time.Second
-	old, err := netmesh.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- old.Run(ctx) }()
-	t.Cleanup(func() { cancel(); old.Close(); <-done })
-	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
-	defer upCancel()
-	if err := old.Up(upCtx); err != nil {
-		t.Fatal(err)
-	}
+	old := meshMember(t, token, boot, "old-worker")
 	old.SetInfo(func(i *netmesh.NodeInfo) {
 		i.Mode = "worker"
 		i.MemoryOffered = 8 << 30
