@@ -7,7 +7,7 @@
 // stream on:
 //   - a command a head never sends (the 8.0.0 commands of tensor split,
 //     among them one that opens connections of its own), or a second HELLO;
-//   - a custom operation, an operation ggml does not have, SSM_SCAN;
+//   - a custom operation, or an operation ggml does not have;
 //   - GET_ROWS, SET_ROWS and GATED_DELTA_NET of shapes ggml would refuse;
 //   - a tensor outside its buffer, of no type, or of partial blocks;
 //   - buffers beyond what the worker lends;
@@ -16,6 +16,10 @@
 //
 // It also zeroes the transport capabilities both sides announce, so that
 // the session never leaves the stream it checks.
+//
+// What it cannot check is what tensors hold: SSM_SCAN (Mamba's layers)
+// indexes its state with values the head wrote, and goes through; the
+// sandbox the worker runs in is what bounds that.
 package rpcgate
 
 import (

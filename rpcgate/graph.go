@@ -160,10 +160,6 @@ func checkShapes(t tensor, tab map[uint64]tensor) *Refusal {
 		if a := src(2); a != nil && !t.sameShape(a) {
 			return refuse(ReasonShape, "SET_ROWS into a view of another shape")
 		}
-	case opSSMScan:
-		// Its kernel indexes the state with values the head wrote into a
-		// tensor, which no shape tells: Mamba's layers stay on the head.
-		return refuse(ReasonOp, "SSM_SCAN, whose state indices no check can bound")
 	case opGatedDeltaNet:
 		v, state := src(2), src(5)
 		k := uint64(max(t.param(0), 0))

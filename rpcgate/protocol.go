@@ -103,7 +103,6 @@ func responseSize(cmd byte) uint64 {
 const (
 	opGetRows       = 40
 	opSetRows       = 42
-	opSSMScan       = 77
 	opGatedDeltaNet = 86
 	opUnary         = 91
 	opMapCustom1    = 92
