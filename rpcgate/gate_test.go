@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -79,8 +80,9 @@ func TestGateLetsASplitThrough(t *testing.T) {
 	passesSplit(t, rt)
 }
 
-// hello opens a connection through the gate as a head would.
-func hello(t *testing.T, gate string) net.Conn {
+// hello opens a connection through the gate as a head would, and returns
+// it with the worker's protocol (7 or 8).
+func hello(t *testing.T, gate string) (net.Conn, byte) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", gate, 5*time.Second)
 	if err != nil {
@@ -106,7 +108,7 @@ func hello(t *testing.T, gate string) net.Conn {
 			t.Fatalf("the worker's capabilities reached the head: %x", ans[12:])
 		}
 	}
-	return c
+	return c, ans[8]
 }
 
 func frame(cmd byte, p []byte) []byte {
@@ -132,11 +134,14 @@ func rpcTensor(id uint64, typ, op uint32, ne [4]uint32, src ...uint64) []byte {
 	return b
 }
 
-// graph builds a protocol 8 GRAPH_COMPUTE of one node and its tensors.
-func graph(node uint64, tensors ...[]byte) []byte {
+// graph builds a GRAPH_COMPUTE of one node and its tensors, in the
+// layout of protocol major.
+func graph(major byte, node uint64, tensors ...[]byte) []byte {
 	p := make([]byte, 0, 20+8+296*len(tensors))
-	p = binary.LittleEndian.AppendUint32(p, 0)    // device
-	p = binary.LittleEndian.AppendUint64(p, 42)   // uid
+	p = binary.LittleEndian.AppendUint32(p, 0) // device
+	if major >= 8 {
+		p = binary.LittleEndian.AppendUint64(p, 42) // uid
+	}
 	p = binary.LittleEndian.AppendUint32(p, 1)    // nodes
 	p = binary.LittleEndian.AppendUint64(p, node) // the node
 	p = binary.LittleEndian.AppendUint32(p, uint32(len(tensors)))
@@ -153,6 +158,16 @@ func TestGateRefusesAHostileHead(t *testing.T) {
 	if rt.Worker.Path == "" {
 		t.Skip("no RPC worker in this llama.cpp")
 	}
+	refusesHostileHead(t, rt)
+}
+
+// The same before a worker of RPC protocol 7 (llama.cpp 0.5.0, built here).
+func TestGateRefusesAHostileHeadProtocol7(t *testing.T) {
+	refusesHostileHead(t, protocol7(t))
+}
+
+func refusesHostileHead(t *testing.T, rt engine.Runtime) {
+	t.Helper()
 	worker := enginetest.Worker(t, rt, engine.WorkerSpec{})
 	gate, refused := gateTo(t, worker, rpcgate.Limits{MaxAlloc: 1 << 30})
 
@@ -166,19 +181,19 @@ func TestGateRefusesAHostileHead(t *testing.T) {
 
 	for _, c := range []struct {
 		name, reason string
-		frame        []byte
+		frame        func(major byte) []byte
 	}{
-		{"a custom operation with a chosen function pointer", rpcgate.ReasonCustomOp, frame(10, graph(1, custom))},
-		{"GET_ROWS with mismatched shapes", rpcgate.ReasonShape, frame(10, graph(4, a, ids, rows))},
-		{"a 1 TB buffer", rpcgate.ReasonAlloc, frame(0, alloc)},
-		{"COMM_INIT, which a head never sends", rpcgate.ReasonCommand, frame(20, make([]byte, 80))},
-		{"a second HELLO", rpcgate.ReasonFraming, frame(14, make([]byte, 24))},
-		{"a graph with a node of id 0", rpcgate.ReasonGraph, frame(10, graph(0, a))},
+		{"a custom operation with a chosen function pointer", rpcgate.ReasonCustomOp, func(v byte) []byte { return frame(10, graph(v, 1, custom)) }},
+		{"GET_ROWS with mismatched shapes", rpcgate.ReasonShape, func(v byte) []byte { return frame(10, graph(v, 4, a, ids, rows)) }},
+		{"a 1 TB buffer", rpcgate.ReasonAlloc, func(byte) []byte { return frame(0, alloc) }},
+		{"COMM_INIT, which a head never sends", rpcgate.ReasonCommand, func(byte) []byte { return frame(20, make([]byte, 80)) }},
+		{"a second HELLO", rpcgate.ReasonFraming, func(byte) []byte { return frame(14, make([]byte, 24)) }},
+		{"a graph with a node of id 0", rpcgate.ReasonGraph, func(v byte) []byte { return frame(10, graph(v, 0, a)) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn := hello(t, gate)
+			conn, major := hello(t, gate)
 			defer conn.Close()
-			if _, err := conn.Write(c.frame); err != nil {
+			if _, err := conn.Write(c.frame(major)); err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -205,10 +220,16 @@ func TestGateRefusesAHostileHead(t *testing.T) {
 
 // The same through a worker of RPC protocol 7 (llama.cpp 0.5.0, built here).
 func TestGateLetsASplitThroughProtocol7(t *testing.T) {
-	b := runtimestest.Binaries(t, "linux")
+	passesSplit(t, protocol7(t))
+}
+
+// protocol7 is llama.cpp 0.5.0 as scripts/llama-build.sh builds it here.
+func protocol7(t *testing.T) engine.Runtime {
+	t.Helper()
+	b := runtimestest.Binaries(t, runtime.GOOS)
 	rt, err := (runtimes.Build{Version: b.Version, Backend: runtimes.BackendCPU, Source: runtimes.SourceRelease, Dir: b.Dir}).Runtime()
 	if err != nil {
 		t.Fatal(err)
 	}
-	passesSplit(t, rt)
+	return rt
 }
