@@ -3,13 +3,9 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +13,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/sandbox/sandboxtest"
 )
 
 // A member holding the token dials a sharing worker's RPC service and
@@ -112,42 +109,7 @@ func TestHostileMemberIsRefused(t *testing.T) {
 	}
 
 	// Its llama.cpp runs confined.
-	pid := childWith(t, w.cmd.Process.Pid, "rpc-server")
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{"NoNewPrivs:\t1", "Seccomp:\t2"} {
-		if !strings.Contains(string(status), s) {
-			t.Errorf("the worker's rpc-server (%d) lacks %q in /proc/PID/status", pid, s)
-		}
-	}
-}
-
-// childWith is the child process of parent whose command line has word.
-func childWith(t *testing.T, parent int, word string) int {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …: comm may hold spaces, so from the last ')'.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
-			continue
-		}
-		if cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); strings.Contains(string(cmd), word) {
-			return pid
-		}
-	}
-	t.Fatalf("no child of %d runs %s", parent, word)
-	return 0
+	sandboxtest.RequireConfined(t, sandboxtest.Process(t, w.cmd.Process.Pid, "rpc-server"), "the worker's rpc-server")
 }
 
 func getText(t *testing.T, url string) string {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -41,11 +42,7 @@ func (r *refusals) note(peer string, ref *rpcgate.Refusal) {
 func (r *refusals) reasons() map[string]uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]uint64, len(r.byReason))
-	for k, v := range r.byReason {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.byReason)
 }
 
 func (r *refusals) of(peer string) *RPCRefusal {

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/sandbox"
+	"github.com/potluck-gpu/potluck/sandbox/sandboxtest"
 )
 
 // confined is the test runtime, its children started in the sandbox by
@@ -53,35 +53,8 @@ func TestConfinedSplit(t *testing.T) {
 
 	_, port, _ := strings.Cut(worker, ":")
 	for _, arg := range []string{"--port " + port, "--rpc " + worker} {
-		pid := pidWith(t, arg)
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range []string{"NoNewPrivs:\t1", "Seccomp:\t2"} {
-			if !strings.Contains(string(status), w) {
-				t.Errorf("the child with %q: /proc/%d/status lacks %q", arg, pid, w)
-			}
-		}
+		sandboxtest.RequireConfined(t, sandboxtest.Process(t, 0, arg), "the child with "+arg)
 	}
-}
-
-// pidWith finds the process whose command line has arg.
-func pidWith(t *testing.T, arg string) int {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), arg) {
-			return pid
-		}
-	}
-	t.Fatalf("no process with %q", arg)
-	return 0
 }
 
 func TestModelFilesOfASplit(t *testing.T) {

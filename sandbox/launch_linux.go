@@ -93,16 +93,11 @@ func dropCapabilities() error {
 	return unix.Capset(&hdr, &none[0])
 }
 
-// SystemPolicy is what any llama.cpp child needs of a Linux system besides
+// withSystem adds what any llama.cpp child needs of a Linux system besides
 // its runtime and models: shared libraries and the loader's cache, the
 // kernel's description of CPUs and devices, GPU drivers' configuration,
 // and the GPU device files. Nothing in it is secret, and it leaves out the
 // rest of /etc and every home folder.
-func SystemPolicy() Policy {
-	var p Policy
-	return p.withSystem()
-}
-
 func (p Policy) withSystem() Policy {
 	p.Read = append(p.Read,
 		"/usr", "/lib", "/lib64", "/lib32", "/opt/rocm",

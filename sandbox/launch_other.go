@@ -14,9 +14,6 @@ func launch(p Policy, prog string, argv, env []string) error {
 	return fmt.Errorf("sandbox: the launcher confines children on Linux only, not on %s", runtime.GOOS)
 }
 
-// SystemPolicy is empty where the launcher does not run.
-func SystemPolicy() Policy { return Policy{} }
-
 // Supported says what this machine enforces of a policy: nothing yet
 // outside Linux.
 func Supported() Support {

@@ -14,6 +14,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/sandbox"
+	"github.com/potluck-gpu/potluck/sandbox/sandboxtest"
 )
 
 // The real llama-server, confined to its runtime, its model and its cache,
@@ -75,12 +76,7 @@ func TestLlamaServerConfined(t *testing.T) {
 	if m.Stories && !strings.HasPrefix(strings.TrimSpace(text), enginetest.StoriesPrefix[:20]) {
 		t.Errorf("confined llama-server: %q", text)
 	}
-	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-	for _, want := range []string{"NoNewPrivs:\t1", "Seccomp:\t2"} {
-		if !strings.Contains(string(status), want) {
-			t.Errorf("/proc/PID/status of llama-server lacks %q", want)
-		}
-	}
+	sandboxtest.RequireConfined(t, cmd.Process.Pid, "llama-server")
 
 	// The GPU stays usable: the Vulkan device (lavapipe here) is listed
 	// from inside the sandbox as from outside.

@@ -45,9 +45,9 @@ type Policy struct {
 	Connect []uint16 `json:"connect,omitempty"`
 	// Dir is its working folder, one of Write; "" keeps the caller's.
 	Dir string `json:"dir,omitempty"`
-	// System adds what any program of the kind needs on this OS: shared
-	// libraries, the kernel's CPU and device descriptions, GPU drivers
-	// and their device files (see SystemPolicy).
+	// System adds what any program of the kind needs on this OS: on
+	// Linux, the system's libraries, /proc, /sys, the GPU drivers'
+	// configuration and device files.
 	System bool `json:"system,omitempty"`
 }
 

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/potluck-gpu/potluck/sandbox"
+	"github.com/potluck-gpu/potluck/sandbox/sandboxtest"
 )
 
 // The test binary is its own launcher, and, started through it, the probe
@@ -162,15 +163,7 @@ func TestProbeIsConfined(t *testing.T) {
 	}
 
 	// Seen from outside, the probe runs without privileges and filtered.
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"NoNewPrivs:\t1", "Seccomp:\t2", "CapEff:\t0000000000000000"} {
-		if !strings.Contains(string(status), want) {
-			t.Errorf("/proc/PID/status of the probe lacks %q", want)
-		}
-	}
+	sandboxtest.RequireConfined(t, cmd.Process.Pid, "the probe", "CapEff:\t0000000000000000")
 	stdin.Close()
 	rest, _ := io.ReadAll(r)
 	cmd.Wait()
