@@ -116,11 +116,11 @@ func (n *Node) findEngine(ctx context.Context) (fetch bool) {
 		n.mu.Lock()
 		n.engErr = errFetching
 		n.provisioning = &Provisioning{Version: n.cfg.Engine.version(), For: "this node", Status: "starting"}
-		n.engReady = make(chan struct{})
 		n.mu.Unlock()
-		return true
+		return true // fetchEngine closes engReady
 	}
 	n.useEngine(ctx, rt, err)
+	close(n.engReady)
 	return false
 }
 
@@ -285,8 +285,9 @@ func (n *Node) install(ctx context.Context, version, forWhom string) (runtimes.B
 	return res.Build, nil
 }
 
-// waitEngine waits for llama.cpp being fetched, and says why there is
-// none if there is none.
+// waitEngine waits until llama.cpp is found or fetched at the start (a
+// tray can ask before the probe of the one found has ended), and says why
+// there is none if there is none.
 func (n *Node) waitEngine(ctx context.Context) error {
 	n.mu.Lock()
 	ready := n.engReady

@@ -45,7 +45,7 @@ type Node struct {
 	engErr   error // why llama.cpp is unavailable
 	// provisioning is llama.cpp being fetched; nil when none is.
 	provisioning *Provisioning
-	engReady     chan struct{} // closed when the fetch at start ends; nil: none
+	engReady     chan struct{} // closed once llama.cpp is found, fetched, or known to be missing
 	lend         *lendRuntime  // the worker's llama.cpp when it matches a head's; nil: the node's own
 	matching     bool          // a match to the heads' llama.cpp is under way
 	settings     Settings
@@ -107,6 +107,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		log:      slog.New(teeHandler{next: log.Handler(), ring: ring}),
 		started:  time.Now(),
 		settings: settings,
+		engReady: make(chan struct{}),
 		warnings: map[string]Warning{},
 		applied:  map[string]bool{},
 		roll:     roll,
