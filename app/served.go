@@ -1,9 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -53,6 +55,9 @@ func (h *modelHost) runServedProxy(ctx context.Context) (*servedProxy, error) {
 			if h.n.overLimit(w, asker) {
 				return
 			}
+			if !bufferBody(w, r) {
+				return
+			}
 			p.inFlight.Add(1)
 			defer p.inFlight.Add(-1)
 			cw := &countingWriter{ResponseWriter: w}
@@ -72,6 +77,39 @@ func (h *modelHost) runServedProxy(ctx context.Context) (*servedProxy, error) {
 		}
 	}()
 	return p, nil
+}
+
+// maxServedBody bounds a request to the model; the API's own limit is
+// lower, and a peer's is its own.
+const maxServedBody = 64 << 20
+
+// bufferBody reads r's body into memory before it goes on to llama-server.
+// A body streamed through instead is still read by the proxy's transport
+// when the answer begins, and net/http closes a handler's request body as
+// its answer begins: the transport then fails its connection mid-answer.
+// A body in memory also lets the transport send the request again where a
+// kept-alive connection llama-server has just closed fails before any
+// answer: nothing was generated then. It answers and returns false when
+// the body cannot be read.
+func bufferBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxServedBody))
+	if err != nil {
+		status := http.StatusBadRequest
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			status = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, fmt.Sprintf(`{"error":{"message":%q,"type":"invalid_request_error"}}`, "the request body could not be read: "+err.Error()), status)
+		return false
+	}
+	r.Body.Close()
+	r.ContentLength = int64(len(body))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.Header["X-Idempotency-Key"] = nil // marks it for resending, and is not sent
+	return true
 }
 
 // servedInFlight is how many requests this node's model is serving now.

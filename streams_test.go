@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine/enginetest"
+)
+
+// Streamed answers reach their end, one after another, in each API a
+// node speaks: none is cut off between the node and its llama-server,
+// whose answers begin while the request is still being handed on, and
+// whose kept-alive connections close between requests.
+func TestStreamsReachTheirEnd(t *testing.T) {
+	m := enginetest.TestModel(t)
+	p := startPotluck(t, "--model", m.Path)
+	p.waitStatus(t, "model ready", modelReady)
+	apis := []struct{ path, body, end string }{
+		{"/v1/chat/completions", `{"model":%q,"stream":true,"max_tokens":12,"messages":[{"role":"user","content":"Hi %d"}]}`, "data: [DONE]"},
+		{"/v1/responses", `{"model":%q,"stream":true,"max_output_tokens":12,"input":"Hi %d"}`, "response.completed"},
+		{"/v1/messages", `{"model":%q,"stream":true,"max_tokens":12,"messages":[{"role":"user","content":"Hi %d"}]}`, "message_stop"},
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	const n, clients = 150, 3
+	var (
+		mu     sync.Mutex
+		broken []string
+		wg     sync.WaitGroup
+	)
+	for c := range clients {
+		wg.Go(func() {
+			for i := c; i < n; i += clients {
+				api := apis[i%len(apis)]
+				fail := ""
+				resp, err := client.Post(p.api+api.path, "application/json", strings.NewReader(fmt.Sprintf(api.body, m.Alias, i)))
+				if err != nil {
+					fail = fmt.Sprintf("%d %s: %v", i, api.path, err)
+				} else {
+					body, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), api.end) {
+						fail = fmt.Sprintf("%d %s: %d %v after %d bytes", i, api.path, resp.StatusCode, err, len(body))
+					}
+				}
+				if fail != "" {
+					mu.Lock()
+					broken = append(broken, fail)
+					mu.Unlock()
+				}
+				time.Sleep(time.Duration(i%5) * time.Millisecond) // some connections reused at once, some after a pause
+			}
+		})
+	}
+	wg.Wait()
+	if len(broken) > 0 {
+		t.Errorf("%d of %d streams did not reach their end:\n%s\n%s", len(broken), n, strings.Join(broken, "\n"), p.logs.String())
+	}
+}
