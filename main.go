@@ -203,6 +203,19 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		}
 		cfg.ShareLimit = n
 	}
+	fs.Func("lend-to", "the members whose models a shard worker splits onto this computer: all, or member names and peer ids separated by commas (default: all; a name means the member first seen with it) [POTLUCK_LEND_TO]", func(v string) error {
+		if _, err := app.ParseLendTo(v); err != nil {
+			return err
+		}
+		cfg.LendTo = v
+		return nil
+	})
+	if v := env("POTLUCK_LEND_TO", ""); v != "" {
+		if _, err := app.ParseLendTo(v); err != nil {
+			bad.add("POTLUCK_LEND_TO", v, "all, or member names and peer ids separated by commas")
+		}
+		cfg.LendTo = v
+	}
 	fs.Func("reserve-memory", "system memory the model this node serves leaves to everything else, e.g. 8GiB (default 4GiB; --share-memory caps only what is lent) [POTLUCK_RESERVE_MEMORY]", func(v string) error {
 		n, err := hw.ParseSize(v)
 		cfg.ReserveMemory = n

@@ -64,6 +64,10 @@ func (a apiNode) SetDevices(ctx context.Context, d []string) error {
 	return a.n.SetDevices(ctx, d)
 }
 
+func (a apiNode) SetLendTo(ctx context.Context, who []string) error {
+	return a.n.SetLendTo(ctx, who)
+}
+
 func (a apiNode) RemoveMember(ctx context.Context, who string) (any, error) {
 	return a.n.RemoveMember(ctx, who)
 }

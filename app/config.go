@@ -66,6 +66,9 @@ type Config struct {
 	Share       ShareMode // off, worker or server; empty: the saved choice
 	ShareMemory uint64    // cap on the memory offered; 0: the default policy
 	ShareLimit  uint64    // tokens a day this node's model serves each peer; 0: no limit
+	// LendTo is whom the shard worker serves: "all", or member names
+	// and peer ids separated by commas; empty: the saved choice.
+	LendTo string
 	// ReserveMemory is the system memory the node's own model leaves to
 	// everything else; 0: the default (4 GiB).
 	ReserveMemory uint64
@@ -118,6 +121,9 @@ func (c Config) Check() error {
 		if _, ok := ParseShareMode(string(c.Share)); !ok {
 			return fmt.Errorf("--share %q: want off, worker or server", c.Share)
 		}
+	}
+	if _, err := ParseLendTo(c.LendTo); err != nil {
+		return fmt.Errorf("--lend-to %w", err)
 	}
 	if c.Model != "" {
 		if fi, err := os.Stat(c.Model); err == nil && fi.IsDir() {

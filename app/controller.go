@@ -32,6 +32,9 @@ type Controller interface {
 	// SetShareLimit sets the tokens a day each peer may use of this
 	// node's model; 0: no limit.
 	SetShareLimit(ctx context.Context, tokens uint64) error
+	// SetLendTo chooses the members (names or peer ids) this machine's
+	// shard worker serves; none: every member.
+	SetLendTo(ctx context.Context, who []string) error
 	// InviteToken returns the token of the current mesh, for inviting
 	// friends. It is an error when the node is in no mesh.
 	InviteToken() (string, error)
@@ -117,11 +120,14 @@ type Peer struct {
 	Version       string    `json:"version"`
 	Mode          ShareMode `json:"mode"`
 	MemoryOffered uint64    `json:"memory_offered"`
-	Models        []string  `json:"models,omitempty"`
-	InFlight      int       `json:"in_flight"`
-	Online        bool      `json:"online"`
-	LastSeenMS    int64     `json:"last_seen_ms"` // milliseconds since the last heartbeat
-	RTTMS         float64   `json:"rtt_ms"`
+	// LendTo are the peer ids of the members its shard worker serves;
+	// empty: every member.
+	LendTo     []string `json:"lend_to,omitempty"`
+	Models     []string `json:"models,omitempty"`
+	InFlight   int      `json:"in_flight"`
+	Online     bool     `json:"online"`
+	LastSeenMS int64    `json:"last_seen_ms"` // milliseconds since the last heartbeat
+	RTTMS      float64  `json:"rtt_ms"`
 	// MinRTTMS is the least of the last few round trips, which splits
 	// judge the peer by: a busy moment's queueing does not count.
 	MinRTTMS float64 `json:"rtt_min_ms"`

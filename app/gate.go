@@ -75,6 +75,13 @@ func (n *Node) startGate(addr string) (net.Listener, error) {
 
 func (n *Node) gateConn(head net.Conn, addr string) {
 	peer := n.streamPeer(head.RemoteAddr().String())
+	if !n.lendsTo(peer) {
+		// Not a misbehaving member: one this machine does not lend to,
+		// whose head planned before it learnt so.
+		head.Close()
+		n.log.Info("held a stream to the shard worker from a member this computer does not lend to", "peer_id", peer)
+		return
+	}
 	worker, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		head.Close()

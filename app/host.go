@@ -203,6 +203,10 @@ func (h *modelHost) makePlan() engine.Plan {
 			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: e.reason})
 			continue
 		}
+		if !lendsHere(p, head.ID) {
+			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: "lends its devices to some members only, not to this computer"})
+			continue
+		}
 		if why := splitUnfit(p, slices.Contains(current, p.ID)); why != "" {
 			excluded = append(excluded, engine.Exclusion{ID: p.ID, Name: p.Name, Reason: why})
 			continue

@@ -212,6 +212,7 @@ func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
 			p := n.peerView(ev.Peer, now)
 			if ev.Type == netmesh.PeerJoined || ev.Type == netmesh.PeerUpdated {
 				n.seenPeer(ev.Peer, now)
+				n.relend(s)
 			}
 			switch ev.Type {
 			case netmesh.PeerJoined:
@@ -283,6 +284,7 @@ func (n *Node) publishInfo() {
 	hwSum := n.hardwareSummary()
 	_, versions, _ := n.engineRuntime()
 	engineInfo := n.engineInfo()
+	lendTo := n.lendAnnouncement(s.node.ID())
 	n.mu.Lock()
 	mode := n.shareLocked()
 	host := n.host
@@ -320,6 +322,10 @@ func (n *Node) publishInfo() {
 		}
 		if mode != ShareOff {
 			i.MemoryOffered = offerTotal(published)
+		}
+		i.LendTo = nil
+		if mode == ShareWorker {
+			i.LendTo = lendTo
 		}
 		i.Devices, _ = json.Marshal(published)
 		i.Hardware = hwSum
@@ -359,7 +365,7 @@ func (n *Node) Peers() []Peer {
 func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 	v := Peer{
 		ID: p.PeerID, Name: p.Name, Version: p.Version, Mode: ShareMode(p.Mode),
-		MemoryOffered: p.MemoryOffered, Models: p.Models, InFlight: p.InFlight,
+		MemoryOffered: p.MemoryOffered, LendTo: p.LendTo, Models: p.Models, InFlight: p.InFlight,
 		Online: p.Online, Conn: p.Conn, Transport: p.Transport,
 		RTTMS: float64(p.RTT) / float64(time.Millisecond), MinRTTMS: float64(p.MinRTT) / float64(time.Millisecond),
 		RPCRefused: n.gateRefusals.of(p.PeerID),

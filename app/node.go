@@ -394,6 +394,9 @@ type Status struct {
 	// ShareLimit is the tokens a day each peer may use of this node's
 	// model (0: no limit).
 	ShareLimit uint64 `json:"share_limit,omitempty"`
+	// LendTo are the members (names or peer ids) the shard worker
+	// serves, as chosen; empty: every member.
+	LendTo []string `json:"lend_to,omitempty"`
 
 	InMesh bool `json:"in_mesh"`
 	// Network is the fingerprint of the network's token: two nodes show
@@ -507,6 +510,7 @@ func (n *Node) Status() Status {
 		st.Offer = &offer
 	}
 	st.ShareLimit = n.shareLimitLocked()
+	st.LendTo = n.lendToLocked()
 	if st.Share != ShareOff {
 		st.MemoryOffered = offerTotal(lent(devs, n.deviceChoiceLocked()))
 	}

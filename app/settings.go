@@ -24,6 +24,9 @@ type Settings struct {
 	// ShareLimit is the daily tokens each peer may use of this node's
 	// model (see Config.ShareLimit); 0: no limit.
 	ShareLimit uint64 `json:"share_limit,omitempty"`
+	// LendTo are the members (names or peer ids) this machine's shard
+	// worker serves; empty: every member.
+	LendTo []string `json:"lend_to,omitempty"`
 	// Model is the model chosen to serve (a library name, a path or a
 	// reference) when none is given with --model.
 	Model string `json:"model,omitempty"`

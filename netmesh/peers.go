@@ -19,6 +19,9 @@ type NodeInfo struct {
 	Version       string `json:"version,omitempty"`
 	Mode          string `json:"mode,omitempty"`           // off, worker or server
 	MemoryOffered uint64 `json:"memory_offered,omitempty"` // bytes
+	// LendTo are the peer ids of the members the node's shard worker
+	// serves, its own among them; empty: every member.
+	LendTo []string `json:"lend_to,omitempty"`
 	// Hardware is an opaque summary owned by the hardware package.
 	Hardware json.RawMessage `json:"hardware,omitempty"`
 	// Engine is an opaque description of the node's llama.cpp, owned by
@@ -50,6 +53,7 @@ func (i NodeInfo) Clone() NodeInfo {
 	i.Files = bytes.Clone(i.Files)
 	i.Services = maps.Clone(i.Services)
 	i.Models = slices.Clone(i.Models)
+	i.LendTo = slices.Clone(i.LendTo)
 	return i
 }
 

@@ -30,6 +30,10 @@ func (n *adminNode) SetDevices(context.Context, []string) error {
 	n.changes.Add(1)
 	return nil
 }
+func (n *adminNode) SetLendTo(context.Context, []string) error {
+	n.changes.Add(1)
+	return nil
+}
 func (n *adminNode) Share(context.Context, string, string) error {
 	n.changes.Add(1)
 	return nil
@@ -213,6 +217,8 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 		{name: "devices, text/plain", method: "POST", path: "/api/devices", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "devices from another origin", method: "POST", path: "/api/devices", hdr: with("Origin", "http://evil.test"), want: 403},
 		{name: "devices", method: "POST", path: "/api/devices", hdr: jsonCT, want: 200},
+		{name: "lend from another origin", method: "POST", path: "/api/lend", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "lend", method: "POST", path: "/api/lend", hdr: jsonCT, want: 200},
 		{name: "pull, text/plain", method: "POST", path: "/api/pull", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "pull from another origin", method: "POST", path: "/api/pull", hdr: with("Origin", "http://evil.test"), want: 403},
 		{name: "serve, text/plain", method: "POST", path: "/api/serve", hdr: with("Content-Type", "text/plain"), want: 415},

@@ -17,7 +17,7 @@ import (
 
 // fuzzPaths are the endpoints that take a JSON body.
 var fuzzPaths = []string{
-	"/api/join", "/api/share", "/api/leave", "/api/members/remove", "/api/devices", "/api/pull", "/api/serve",
+	"/api/join", "/api/share", "/api/leave", "/api/members/remove", "/api/devices", "/api/lend", "/api/pull", "/api/serve",
 	"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
 	"/v1/messages", "/v1/messages/count_tokens", "/v1/rerank", "/v1/reranking",
 }
@@ -221,6 +221,16 @@ func (n *recordingNode) Join(ctx context.Context, token string) error {
 	n.call()
 	if !strings.HasPrefix(token, "potluck1.") {
 		return badInput("not an invite token")
+	}
+	return nil
+}
+
+func (n *recordingNode) SetLendTo(ctx context.Context, who []string) error {
+	n.call()
+	for _, w := range who {
+		if w == "" || strings.Contains(w, ",") {
+			return badInput("not a member")
+		}
 	}
 	return nil
 }

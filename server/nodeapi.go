@@ -25,6 +25,9 @@ type Node interface {
 	// SetDevices chooses the devices the node serves with and lends
 	// (llama.cpp's names); none: automatic.
 	SetDevices(ctx context.Context, devices []string) error
+	// SetLendTo chooses the members (names or peer ids) the node's shard
+	// worker serves; none: every member.
+	SetLendTo(ctx context.Context, who []string) error
 	// Members lists the members of the network; RemoveMember removes
 	// one by name or peer id (only the network's owner can).
 	Members() any
@@ -116,6 +119,15 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 			return
 		}
 		s.nodeResult(c, s.node.SetDevices(c.Request.Context(), req.Devices))
+	})
+	g.POST("/lend", func(c *gin.Context) {
+		var req struct {
+			LendTo []string `json:"lend_to"`
+		}
+		if !bindJSON(c, &req) {
+			return
+		}
+		s.nodeResult(c, s.node.SetLendTo(c.Request.Context(), req.LendTo))
 	})
 	g.POST("/join", func(c *gin.Context) {
 		var req struct {

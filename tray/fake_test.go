@@ -119,6 +119,13 @@ func (f *fakeCtrl) SetDevices(ctx context.Context, devices []string) error {
 	return nil
 }
 
+func (f *fakeCtrl) SetLendTo(ctx context.Context, who []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status.LendTo = slices.Clone(who)
+	return nil
+}
+
 func (f *fakeCtrl) SetShareLimit(ctx context.Context, tokens uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

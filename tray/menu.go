@@ -37,7 +37,7 @@ const (
 )
 
 type menuItems struct {
-	status, share, worker, server, memory, devices, serve, get, join, invite, api, dashboard, browser, logs, login, quit *fyne.MenuItem
+	status, share, worker, server, memory, devices, lend, serve, get, join, invite, api, dashboard, browser, logs, login, quit *fyne.MenuItem
 }
 
 func (u *ui) buildMenu() *fyne.Menu {
@@ -51,6 +51,8 @@ func (u *ui) buildMenu() *fyne.Menu {
 	it.memory = fyne.NewMenuItem(labelMemory, u.showMemory)
 	it.devices = fyne.NewMenuItem(labelDevices, nil)
 	it.devices.ChildMenu = fyne.NewMenu("")
+	it.lend = fyne.NewMenuItem(labelLendTo, nil)
+	it.lend.ChildMenu = fyne.NewMenu("")
 	it.serve = fyne.NewMenuItem(labelServe, func() { u.showModels("") })
 	it.get = fyne.NewMenuItem(labelGet, func() { u.showModels("") })
 	it.join = fyne.NewMenuItem(labelJoin, u.showJoin)
@@ -65,7 +67,7 @@ func (u *ui) buildMenu() *fyne.Menu {
 	m := fyne.NewMenu("Potluck",
 		it.status,
 		fyne.NewMenuItemSeparator(),
-		it.share, shareAs, it.memory, it.devices,
+		it.share, shareAs, it.lend, it.memory, it.devices,
 		fyne.NewMenuItemSeparator(),
 		it.serve, it.get,
 		fyne.NewMenuItemSeparator(),
@@ -97,6 +99,7 @@ func (u *ui) fillMenu() bool {
 	it.login.Disabled = u.login == nil
 	it.login.Checked = u.login != nil && u.login.Enabled()
 	u.fillDevices()
+	u.fillLendTo()
 	return menuState(it) != before
 }
 
@@ -146,6 +149,7 @@ func menuState(it *menuItems) string {
 	var b strings.Builder
 	items := []*fyne.MenuItem{it.status, it.share, it.worker, it.server, it.invite, it.api, it.login}
 	items = append(items, it.devices.ChildMenu.Items...)
+	items = append(items, it.lend.ChildMenu.Items...)
 	for _, m := range items {
 		b.WriteString(m.Label)
 		b.WriteString(strconv.FormatBool(m.Checked))

@@ -264,7 +264,7 @@ func TestMenu(t *testing.T) {
 			labels = append(labels, it.Label)
 		}
 	}
-	want := []string{"Not sharing", labelShare, labelShareAs, labelMemory, labelDevices, labelServe, labelGet, labelJoin, labelInvite, labelAPI, labelDashboard, labelBrowser, labelLogs, labelLogin, labelQuit}
+	want := []string{"Not sharing", labelShare, labelShareAs, labelLendTo, labelMemory, labelDevices, labelServe, labelGet, labelJoin, labelInvite, labelAPI, labelDashboard, labelBrowser, labelLogs, labelLogin, labelQuit}
 	if !slices.Equal(labels, want) {
 		t.Errorf("menu = %q\nwant   %q", labels, want)
 	}
@@ -402,6 +402,48 @@ func TestDevicesMenu(t *testing.T) {
 	})
 	h.u.items.devices.ChildMenu.Items[0].Action() // back to automatic
 	eventually("automatic again", func() bool { return len(choice()) == 0 })
+}
+
+// Lend to says what it is for, and lists every member: Every member at
+// first, then the members the user ticks; unticking the last one lends to
+// every member again.
+func TestLendToMenu(t *testing.T) {
+	h := newHarness(t)
+	h.ctrl.mu.Lock()
+	h.ctrl.peers = []app.Peer{{ID: "12D3KooWbob", Name: "bob"}, {ID: "12D3KooWalice", Name: "alice"}}
+	h.ctrl.mu.Unlock()
+	labels := func() []string {
+		var out []string
+		for _, it := range h.u.items.lend.ChildMenu.Items {
+			if !it.IsSeparator {
+				out = append(out, fmt.Sprintf("%s:%v:%v", it.Label, it.Checked, it.Disabled))
+			}
+		}
+		return out
+	}
+	chosen := func() []string {
+		h.ctrl.mu.Lock()
+		defer h.ctrl.mu.Unlock()
+		return slices.Clone(h.ctrl.status.LendTo)
+	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	h.u.refresh()
+	want := []string{labelLendWhy + ":false:true", labelLendAll + ":true:false", "alice:false:false", "bob:false:false"}
+	h.waitFor(t, "the members in the menu", func() bool { return slices.Equal(labels(), want) })
+	h.u.items.lend.ChildMenu.Items[4].Action() // bob
+	eventually("bob chosen", func() bool { return slices.Equal(chosen(), []string{"bob"}) })
+	h.u.refresh()
+	want = []string{labelLendWhy + ":false:true", labelLendAll + ":false:false", "alice:false:false", "bob:true:false"}
+	h.waitFor(t, "the menu to follow", func() bool { return slices.Equal(labels(), want) })
+	h.u.items.lend.ChildMenu.Items[4].Action() // bob again: nobody chosen, so every member
+	eventually("every member again", func() bool { return len(chosen()) == 0 })
 }
 
 func TestDashboardFollowsTrayHost(t *testing.T) {

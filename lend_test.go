@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/netmesh"
+)
+
+// A worker lends to the members its owner names, and to every member
+// again when told so. A head it does not lend to leaves it out of its plan
+// and says why; once named, that head splits over it with one process's
+// text. A member it does not lend to that dials its RPC service anyway is
+// held at once, without being taken for a misbehaving one.
+func TestLendToNamedMembers(t *testing.T) {
+	m := enginetest.TestModel(t)
+	rt := enginetest.Runtime(t)
+	want := enginetest.Complete(t, enginetest.Server(t, rt, engine.ServerSpec{Model: m.Path}), 32)
+
+	token := newToken(t)
+	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
+	w := startPotluckEnv(t, env, meshArgs(token, "--name", "w", "--share", "worker")...)
+	boot := w.meshStatus(t).P2PAddrs[0]
+	wid := w.meshStatus(t).PeerID
+	lend := func(who ...string) {
+		t.Helper()
+		body := `{"lend_to":["` + strings.Join(who, `","`) + `"]}`
+		if len(who) == 0 {
+			body = `{"lend_to":[]}`
+		}
+		var res map[string]any
+		if status, err := httpPostJSON(w.api+"/api/lend", body, &res); err != nil || status != 200 {
+			t.Fatalf("lend to %q: %d %v %v", who, status, err, res)
+		}
+		var st struct {
+			LendTo []string `json:"lend_to"`
+		}
+		if err := getJSON(w.api+"/api/status", &st); err != nil || !slices.Equal(st.LendTo, who) {
+			t.Fatalf("status after lending to %q: lend_to %q, %v", who, st.LendTo, err)
+		}
+	}
+	lend("a-friend-not-here-yet")
+
+	head := startPotluckEnv(t, env, meshArgs(token, "--name", "head", "--model", m.Path, "--split", "all", "--bootstrap", boot)...)
+	head.waitPlan(t, "the worker left out, and why", 60*time.Second, func(d planDoc) bool {
+		return slices.ContainsFunc(d.Plan.Excluded, func(e engine.Exclusion) bool {
+			return e.ID == wid && strings.Contains(e.Reason, "lends its devices to some members only")
+		})
+	})
+	lend("a-friend-not-here-yet", "head")
+	head.waitPlan(t, "the worker in the plan", 60*time.Second, func(d planDoc) bool { return layersOf(d, wid) > 0 })
+	if got := enginetest.Complete(t, head.api, 32); got != want {
+		t.Errorf("split over the worker: %q, want %q", got, want)
+	}
+
+	// A member the worker does not lend to, dialling its RPC service.
+	stranger := meshMember(t, token, boot, "stranger")
+	hello := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var tun *netmesh.Tunnel
+		var err error
+		for tun == nil {
+			if tun, err = stranger.Dial(ctx, wid, "llama-rpc"); err != nil {
+				if ctx.Err() != nil {
+					t.Fatalf("dial the worker's RPC service: %v", err)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		defer tun.Close()
+		c, err := net.Dial("tcp", tun.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := make([]byte, 9+24)
+		msg[0], msg[1] = 14, 24 // HELLO, and its size
+		c.Write(msg)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err = io.ReadFull(c, make([]byte, 36))
+		return err
+	}
+	if err := hello(); !errors.Is(err, io.EOF) {
+		t.Errorf("a member the worker does not lend to: the stream was not closed at once (%v)", err)
+	}
+	var peers []struct {
+		PeerID  string          `json:"peer_id"`
+		LendTo  []string        `json:"lend_to"`
+		Refused json.RawMessage `json:"rpc_refused"`
+	}
+	if err := getJSON(head.api+"/api/peers", &peers); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.PeerID == wid && (slices.Contains(p.LendTo, stranger.ID()) || !slices.Contains(p.LendTo, head.meshStatus(t).PeerID)) {
+			t.Errorf("the worker announces it lends to %q", p.LendTo)
+		}
+	}
+	if err := getJSON(w.api+"/api/peers", &peers); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.PeerID == stranger.ID() && len(p.Refused) > 0 {
+			t.Errorf("a member not lent to is taken for a misbehaving one: %s", p.Refused)
+		}
+	}
+
+	// Every member again: the stranger's HELLO is answered, once the
+	// head has let the worker go (it serves one head at a time).
+	lend()
+	head.stop(t)
+	if err := hello(); err != nil {
+		t.Errorf("HELLO once the worker lends to every member: %v", err)
+	}
+}
