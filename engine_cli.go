@@ -150,7 +150,10 @@ type engineStatusJSON struct {
 	Versions       engine.Versions         `json:"versions"`
 	Devices        []engine.Device         `json:"devices"`
 	Problems       []engine.BackendProblem `json:"backend_problems,omitempty"`
-	Error          string                  `json:"error,omitempty"`
+	// Outdated says why the build in use, older than DefaultVersion,
+	// should be replaced.
+	Outdated string `json:"outdated,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 type installedBuild struct {
@@ -181,6 +184,9 @@ func engineStatus(ctx context.Context, cfg app.Config, store runtimes.Store, asJ
 		out.Devices, out.Problems, derr = rt.Devices(ctx, nil)
 	}
 	err := errors.Join(ferr, verr, derr)
+	if runtimes.Older(out.Versions.Release, runtimes.DefaultVersion) {
+		out.Outdated = runtimes.OutdatedAdvice(out.Versions.Release)
+	}
 	if asJSON {
 		if err != nil {
 			out.Error = err.Error()
@@ -209,6 +215,9 @@ func engineStatus(ctx context.Context, cfg app.Config, store runtimes.Store, asJ
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if out.Outdated != "" {
+		fmt.Fprintln(stdout, "\nwarning: "+out.Outdated)
 	}
 	fmt.Fprintf(stdout, "\nInstalled in %s (at most %d versions are kept):\n", store.Dir, runtimes.MaxVersions)
 	if len(out.Installed) == 0 {

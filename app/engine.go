@@ -146,6 +146,11 @@ func (n *Node) useEngine(ctx context.Context, rt engine.Runtime, err error) {
 	n.provisioning = nil
 	n.mu.Unlock()
 	n.clearWarning("llama-not-found")
+	if runtimes.Older(v.Release, runtimes.DefaultVersion) {
+		n.warn(Warning{Code: "llama-outdated", Severity: SeverityWarning, Message: runtimes.OutdatedAdvice(v.Release)})
+	} else {
+		n.clearWarning("llama-outdated")
+	}
 }
 
 // fetchEngine provisions the llama.cpp this node runs, with progress in

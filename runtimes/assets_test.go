@@ -85,3 +85,22 @@ func TestCompareVersions(t *testing.T) {
 		}
 	}
 }
+
+func TestOlder(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"0.6.2", "0.7.0", true},
+		{"0.7.0", "0.7.0", false},
+		{"0.10.0", "0.9.1", false},
+		{"0.9.1", "0.10.0", true},
+		{"b6123", "0.7.0", false},
+		{"", "0.7.0", false},
+		{"debian", "0.7.0", false},
+	} {
+		if got := Older(c.a, c.b); got != c.want {
+			t.Errorf("Older(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

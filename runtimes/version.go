@@ -24,6 +24,8 @@ const DefaultVersion = "0.7.0"
 // packages (Linux x86-64 with apt only): the runtime CUDA needs on Linux.
 const VersionDebian = "debian"
 
+var releaseRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+
 var versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$|^b[0-9]+$`)
 
 // ParseVersion accepts a llama.cpp version as people write it ("0.7.0",
@@ -46,4 +48,19 @@ func Tag(version string) string {
 		return version
 	}
 	return "v" + version
+}
+
+// Older says whether release a (such as "0.6.2") comes before release b.
+// Build tags ("b6123") and Debian's own versions compare with no release:
+// Older is false for them.
+func Older(a, b string) bool {
+	return releaseRE.MatchString(a) && releaseRE.MatchString(b) && compareVersions(a, b) < 0
+}
+
+// OutdatedAdvice says why a build older than DefaultVersion matters and
+// what to do, for a warning.
+func OutdatedAdvice(running string) string {
+	return fmt.Sprintf("this machine runs llama.cpp %s, older than %s, the version this Potluck runs and keeps patched "+
+		"(llama.cpp fixes security bugs in its RPC server and model reader): `potluck engine install`, "+
+		"and drop --llama-version, POTLUCK_LLAMA_VERSION or POTLUCK_LLAMA_DIR if one names the older build", running, DefaultVersion)
 }
