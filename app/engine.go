@@ -38,7 +38,7 @@ type EngineConfig struct {
 // where this OS has one, with their caches under the data folder.
 func (n *Node) confinement() *engine.Confinement {
 	c := n.cfg.Engine
-	if c.NoSandbox || c.Launcher == "" || !sandbox.Launches {
+	if c.NoSandbox || (sandbox.Launches && c.Launcher == "") || (!sandbox.Launches && !sandbox.Contains) {
 		return nil
 	}
 	return &engine.Confinement{Launcher: c.Launcher, Cache: filepath.Join(n.cfg.DataDir, "sandbox")}

@@ -120,6 +120,16 @@ func (n *Node) streamPeer(remote string) string {
 	return ""
 }
 
+// workerMemory is the most memory the worker may commit, where the sandbox
+// bounds it: what the gate lets heads allocate, and a GiB for llama.cpp
+// itself; 0 (no bound) before the hardware is known.
+func (n *Node) workerMemory() uint64 {
+	if b := n.gateBudget(); b > 0 {
+		return b + 1<<30
+	}
+	return 0
+}
+
 // gateBudget is how much a head may allocate on the worker: what this
 // machine lends, and a quarter more for the compute buffers a plan does
 // not count; 0 (no bound) before the hardware is known.

@@ -195,7 +195,7 @@ func (n *Node) startWorker() (*workerProc, error) {
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		return nil, err
 	}
-	spec := rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: n.cfg.Threads, CacheDir: cache, Devices: devices})
+	spec := rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: n.cfg.Threads, CacheDir: cache, Devices: devices, Memory: n.workerMemory()})
 	spec.Log = n.log.With("part", "worker")
 	spec.LogFile = n.logPath("rpc-server")
 	w = &workerProc{addr: "127.0.0.1:" + strconv.Itoa(port), devices: devices, versions: versions, matches: matches, sup: engine.NewSupervisor(spec), done: make(chan struct{})}

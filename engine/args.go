@@ -89,6 +89,9 @@ type WorkerSpec struct {
 	// Vulkan0, CPU; a head numbers them RPC0, RPC1, … Empty: the worker's
 	// GPUs, or its CPU when it has none.
 	Devices []string
+	// Memory is the most memory the worker may commit, where the sandbox
+	// bounds it (Windows); 0: no bound.
+	Memory uint64
 }
 
 // WorkerArgs derives the RPC worker's arguments. It always binds 127.0.0.1:
@@ -131,7 +134,7 @@ func (rt Runtime) WorkerSupervisorSpec(w WorkerSpec) Spec {
 			if rt.Worker.Path == "" {
 				return nil, fmt.Errorf("%w: no RPC worker (rpc-server) in the llama.cpp runtime", ErrNotFound)
 			}
-			p := sandbox.Policy{Bind: []uint16{uint16(w.Port)}}
+			p := sandbox.Policy{Bind: []uint16{uint16(w.Port)}, Memory: w.Memory}
 			if w.CacheDir != "" {
 				p.Write = []string{w.CacheDir}
 			}

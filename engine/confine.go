@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/potluck-gpu/potluck/sandbox"
 )
@@ -41,7 +42,7 @@ func (rt Runtime) Confined(c *Confinement) Runtime {
 func (b Binary) CommandIn(ctx context.Context, p sandbox.Policy, args ...string) *exec.Cmd {
 	prog, argv := b.Argv(args...)
 	env := childEnv(os.Environ())
-	if c := b.Confine; c != nil {
+	if c := b.Confine; c != nil && sandbox.Launches {
 		// The launcher starts the child in the cache; a failure to make it
 		// shows there, in the child's own error.
 		_ = os.MkdirAll(c.Cache, 0o700)
@@ -57,8 +58,15 @@ func (b Binary) CommandIn(ctx context.Context, p sandbox.Policy, args ...string)
 	cmd := exec.CommandContext(ctx, prog, argv...)
 	cmd.Env = env
 	noWindow(cmd)
+	if b.Confine != nil && !sandbox.Launches && sandbox.Contains {
+		toContain.Store(cmd, b.policy(p)) // by afterStart
+	}
 	return cmd
 }
+
+// toContain holds the policies of commands whose child is contained once
+// it has started (on Windows), until afterStart takes them.
+var toContain sync.Map // *exec.Cmd → sandbox.Policy
 
 // policy is p plus what any child of b needs: to execute it (or its
 // loader), to read its runtime, to write the shared cache, and the

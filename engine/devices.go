@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -123,8 +124,20 @@ func (b Binary) run(ctx context.Context, p sandbox.Policy, env []string, args ..
 	cmd.Env = append(cmd.Env, env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
+	err = runToEnd(cmd)
 	return o.String(), e.String(), err
+}
+
+// runToEnd runs cmd as Run does, contained as a child that lives longer
+// would be.
+func runToEnd(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		toContain.Delete(cmd)
+		return err
+	}
+	_ = afterStart(cmd)
+	defer release(cmd)
+	return cmd.Wait()
 }
 
 // backendDir is where ggml looks for backends "next to the executable":

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -9,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/potluck-gpu/potluck/sandbox"
 )
 
 const exeSuffix = ".exe"
@@ -34,7 +38,20 @@ func noWindow(cmd *exec.Cmd) {
 	cmd.SysProcAttr.CreationFlags |= createNoWindow
 }
 
-func killGroup(*exec.Cmd) {}
+// killGroup closes the job of a contained child, which ends what is left
+// of it.
+func killGroup(cmd *exec.Cmd) { release(cmd) }
+
+// release closes the job of a contained child once it has ended.
+func release(cmd *exec.Cmd) {
+	if j, ok := contained.LoadAndDelete(cmd); ok {
+		j.(io.Closer).Close()
+	}
+}
+
+// contained holds the jobs of the children started contained, until
+// killGroup closes them.
+var contained sync.Map // *exec.Cmd → io.Closer
 
 var (
 	jobOnce sync.Once
@@ -66,8 +83,26 @@ func childJob() (windows.Handle, error) {
 	return job, jobErr
 }
 
-// afterStart puts a started child in the job that dies with Potluck.
+// afterStart puts a started child in a job that dies with Potluck: its own,
+// with the sandbox's limits, when it was started confined, or else the one
+// every unconfined child shares.
 func afterStart(cmd *exec.Cmd) error {
+	var containErr error
+	if p, ok := toContain.LoadAndDelete(cmd); ok {
+		j, err := sandbox.Contain(cmd.Process.Pid, p.(sandbox.Policy))
+		if err == nil {
+			contained.Store(cmd, j)
+			return nil
+		}
+		containErr = fmt.Errorf("the sandbox: %w", err) // it still dies with Potluck
+	}
+	if err := joinShared(cmd); err != nil {
+		return errors.Join(containErr, err)
+	}
+	return containErr
+}
+
+func joinShared(cmd *exec.Cmd) error {
 	j, err := childJob()
 	if err != nil {
 		return err

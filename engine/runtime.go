@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -248,10 +249,13 @@ func (rt Runtime) Probe(ctx context.Context) (Versions, error) {
 	var v Versions
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	out, err := rt.Server.Command(ctx, "--version").CombinedOutput()
-	ver, build, ok := ParseServerVersion(string(out))
+	cmd := rt.Server.Command(ctx, "--version")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := runToEnd(cmd)
+	ver, build, ok := ParseServerVersion(out.String())
 	if !ok {
-		return v, fmt.Errorf("llama-server --version: unexpected output (%v): %s", err, lastLines(string(out), 3))
+		return v, fmt.Errorf("llama-server --version: unexpected output (%v): %s", err, lastLines(out.String(), 3))
 	}
 	v.Server, v.Build, v.Release = ver, build, ReleaseOf(ver)
 	if rt.Worker.Path == "" {
@@ -277,11 +281,16 @@ func probeWorker(ctx context.Context, b Binary) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	configureProcess(cmd, time.Second)
 	if err := cmd.Start(); err != nil {
+		toContain.Delete(cmd)
 		return "", fmt.Errorf("start RPC worker: %w", err)
 	}
 	_ = afterStart(cmd)
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		release(cmd)
+		done <- err
+	}()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	knocked := false

@@ -277,6 +277,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	configureProcess(cmd, s.spec.StopGrace)
 	s.set(func(st *Status) { st.State = StateStarting; st.Starts++ })
 	if err := cmd.Start(); err != nil {
+		toContain.Delete(cmd)
 		return fmt.Errorf("start %s: %w", s.spec.Name, err)
 	}
 	if err := afterStart(cmd); err != nil {

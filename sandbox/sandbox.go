@@ -43,6 +43,9 @@ type Policy struct {
 	// connect to; it can open no other connection.
 	Bind    []uint16 `json:"bind,omitempty"`
 	Connect []uint16 `json:"connect,omitempty"`
+	// Memory is the most memory it may commit, in bytes; 0: no limit.
+	// Windows enforces it (a Job Object); Linux does not yet.
+	Memory uint64 `json:"memory,omitempty"`
 	// Dir is its working folder, one of Write; "" keeps the caller's.
 	Dir string `json:"dir,omitempty"`
 	// System adds what any program of the kind needs on this OS: on
