@@ -34,7 +34,7 @@ import (
 
 // sections in the order they run: the in-process tunnel first, while the
 // machine is quiet, then the process-level ones.
-var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "load", "models", "windows"}
+var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "gate", "load", "models", "windows"}
 
 // extraSections run only when -only names them.
 var extraSections = []string{"calibrate"}
@@ -152,6 +152,7 @@ func run() int {
 		"proxy":   b.benchProxy,
 		"soak":    b.benchSoak,
 		"shard":   b.benchShard,
+		"gate":    b.benchGate,
 		"load":    b.benchLoad,
 		"models":  b.benchModels,
 		"windows": b.benchWindows,
