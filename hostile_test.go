@@ -33,28 +33,9 @@ func TestHostileMemberIsRefused(t *testing.T) {
 	wid := w.meshStatus(t).PeerID
 
 	evil := meshMember(t, token, boot, "mallory")
-	upCtx, upCancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer upCancel()
-	var tun *netmesh.Tunnel
-	var err error
-	deadline := time.Now().Add(30 * time.Second)
-	for tun == nil {
-		if tun, err = evil.Dial(upCtx, wid, "llama-rpc"); err != nil && time.Now().After(deadline) {
-			t.Fatalf("dial the worker's RPC service: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	defer tun.Close()
-	c, err := net.Dial("tcp", tun.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialRPC(t, evil, wid)
 	defer c.Close()
-	hello := make([]byte, 9+24)
-	hello[0], hello[1] = 14, 24
-	c.Write(hello)
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.ReadFull(c, make([]byte, 36)); err != nil {
+	if err := rpcHello(c, 30*time.Second); err != nil {
 		t.Fatalf("HELLO through the gate: %v", err)
 	}
 	custom := make([]byte, 296)
@@ -110,6 +91,40 @@ func TestHostileMemberIsRefused(t *testing.T) {
 
 	// Its llama.cpp runs confined.
 	sandboxtest.RequireConfined(t, sandboxtest.Process(t, w.cmd.Process.Pid, "rpc-server"), "the worker's rpc-server")
+}
+
+// dialRPC opens a stream from member to the RPC service of the worker wid,
+// as a head would.
+func dialRPC(t *testing.T, member *netmesh.Node, wid string) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var tun *netmesh.Tunnel
+	var err error
+	for tun == nil {
+		if tun, err = member.Dial(ctx, wid, "llama-rpc"); err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("dial the worker's RPC service: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { tun.Close() })
+	c, err := net.Dial("tcp", tun.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// rpcHello sends llama.cpp RPC's HELLO on c and reads its answer.
+func rpcHello(c net.Conn, within time.Duration) error {
+	msg := make([]byte, 9+24)
+	msg[0], msg[1] = 14, 24 // HELLO, and its size
+	c.Write(msg)
+	c.SetReadDeadline(time.Now().Add(within))
+	_, err := io.ReadFull(c, make([]byte, 36))
+	return err
 }
 
 func getText(t *testing.T, url string) string {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
-	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 // A worker lends to the members its owner names, and to every member
@@ -65,30 +62,9 @@ func TestLendToNamedMembers(t *testing.T) {
 	// A member the worker does not lend to, dialling its RPC service.
 	stranger := meshMember(t, token, boot, "stranger")
 	hello := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var tun *netmesh.Tunnel
-		var err error
-		for tun == nil {
-			if tun, err = stranger.Dial(ctx, wid, "llama-rpc"); err != nil {
-				if ctx.Err() != nil {
-					t.Fatalf("dial the worker's RPC service: %v", err)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		}
-		defer tun.Close()
-		c, err := net.Dial("tcp", tun.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialRPC(t, stranger, wid)
 		defer c.Close()
-		msg := make([]byte, 9+24)
-		msg[0], msg[1] = 14, 24 // HELLO, and its size
-		c.Write(msg)
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		_, err = io.ReadFull(c, make([]byte, 36))
-		return err
+		return rpcHello(c, 20*time.Second)
 	}
 	if err := hello(); !errors.Is(err, io.EOF) {
 		t.Errorf("a member the worker does not lend to: the stream was not closed at once (%v)", err)

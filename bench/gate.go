@@ -24,17 +24,12 @@ func (b *bench) benchGate(ctx context.Context) {
 	for _, gated := range []bool{true, false} {
 		var relays []string
 		for i := range 2 {
-			port, err := engine.FreePort()
+			addr, err := b.rpcWorker(fmt.Sprintf("rpc-server %d (gate %v)", i, gated))
 			if err != nil {
 				fail(err)
 				return
 			}
-			spec := b.rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: 1})
-			if _, _, err := b.llama(fmt.Sprintf("rpc-server %d (gate %v)", i, gated), spec, 30*time.Second); err != nil {
-				fail(err)
-				return
-			}
-			relay, err := b.relay("127.0.0.1:"+strconv.Itoa(port), gated)
+			relay, err := b.relay(addr, gated)
 			if err != nil {
 				fail(err)
 				return
@@ -75,6 +70,20 @@ func (b *bench) benchGate(ctx context.Context) {
 		Relation: fmt.Sprintf("%.1f%% slower", slower), Target: "<= 2% slower", Met: met(slower <= 2),
 		Note: "each worker's stream relayed on loopback by this process, through rpcgate.Pipe or io.Copy; two workers and a head per case; llama.cpp's decode rate for " +
 			strconv.Itoa(decodeTokens) + " greedy tokens"})
+}
+
+// rpcWorker starts an RPC worker on a free loopback port and returns its
+// address.
+func (b *bench) rpcWorker(name string) (string, error) {
+	port, err := engine.FreePort()
+	if err != nil {
+		return "", err
+	}
+	spec := b.rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: 1})
+	if _, _, err := b.llama(name, spec, 30*time.Second); err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), nil
 }
 
 // relay listens on loopback and carries each connection to addr, through

@@ -80,17 +80,12 @@ func (b *bench) benchShard(ctx context.Context) {
 	// The same split with the workers reached directly.
 	var direct []string
 	for i := range 2 {
-		port, err := engine.FreePort()
+		addr, err := b.rpcWorker(fmt.Sprintf("rpc-server %d", i))
 		if err != nil {
 			fail(err)
 			return
 		}
-		spec := b.rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: 1})
-		if _, _, err := b.llama(fmt.Sprintf("rpc-server %d", i), spec, 30*time.Second); err != nil {
-			fail(err)
-			return
-		}
-		direct = append(direct, "127.0.0.1:"+strconv.Itoa(port))
+		direct = append(direct, addr)
 	}
 	port, err := engine.FreePort()
 	if err != nil {
