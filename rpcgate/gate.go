@@ -101,11 +101,15 @@ func Pipe(head, worker net.Conn, lim Limits) *Refusal {
 }
 
 // requests carries the head's commands to the worker, checked.
-func (g *gate) requests(head io.Reader, worker io.Writer) error {
+func (g *gate) requests(head io.Reader, to io.Writer) error {
 	r := bufio.NewReaderSize(head, 64<<10)
+	worker := newBatch(to, r)
 	hdr := make([]byte, headerSize)
 	first := true
 	for {
+		if err := worker.flushIfIdle(); err != nil {
+			return err
+		}
 		if _, err := io.ReadFull(r, hdr); err != nil {
 			return err
 		}
@@ -260,10 +264,14 @@ func (g *gate) expect(a answer) {
 
 // answersTo carries the worker's answers to the head, noting what they
 // tell: the protocol, buffers and their bases, the devices.
-func (g *gate) answersTo(worker io.Reader, head io.Writer) error {
+func (g *gate) answersTo(worker io.Reader, to io.Writer) error {
 	r := bufio.NewReaderSize(worker, 64<<10)
+	head := newBatch(to, r)
 	hdr := make([]byte, 8)
 	for {
+		if err := head.flushIfIdle(); err != nil {
+			return err
+		}
 		if _, err := io.ReadFull(r, hdr); err != nil {
 			return err
 		}
@@ -329,6 +337,30 @@ func (g *gate) noteAnswer(a answer, p []byte) *Refusal {
 
 // write sends a frame's header and payload in one write.
 func write(w io.Writer, hdr, p []byte) error {
-	_, err := w.Write(append(append(make([]byte, 0, len(hdr)+len(p)), hdr...), p...))
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	_, err := w.Write(p)
 	return err
+}
+
+// batch gathers what the gate forwards in one direction, and sends it when
+// nothing more has arrived already: the messages a head sends in a row (the
+// inputs, then the graph) leave together, as a plain relay would send them,
+// rather than one system call and one packet each.
+type batch struct {
+	*bufio.Writer
+	in *bufio.Reader
+}
+
+func newBatch(w io.Writer, in *bufio.Reader) batch {
+	return batch{bufio.NewWriterSize(w, 64<<10), in}
+}
+
+// flushIfIdle sends what is gathered unless more input is at hand.
+func (b batch) flushIfIdle() error {
+	if b.in.Buffered() > 0 && b.Buffered() < b.Size()/2 {
+		return nil
+	}
+	return b.Flush()
 }
