@@ -11,6 +11,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/rpcgate/rpcgatetest"
 )
 
 // A worker lends to the members its owner names, and to every member
@@ -64,7 +65,8 @@ func TestLendToNamedMembers(t *testing.T) {
 	hello := func() error {
 		c := dialRPC(t, stranger, wid)
 		defer c.Close()
-		return rpcHello(c, 20*time.Second)
+		_, err := rpcgatetest.Hello(c, 20*time.Second)
+		return err
 	}
 	if err := hello(); !errors.Is(err, io.EOF) {
 		t.Errorf("a member the worker does not lend to: the stream was not closed at once (%v)", err)

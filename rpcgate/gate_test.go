@@ -1,8 +1,6 @@
 package rpcgate_test
 
 import (
-	"encoding/binary"
-	"io"
 	"net"
 	"runtime"
 	"testing"
@@ -11,6 +9,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/rpcgate"
+	"github.com/potluck-gpu/potluck/rpcgate/rpcgatetest"
 	"github.com/potluck-gpu/potluck/runtimes"
 	"github.com/potluck-gpu/potluck/runtimes/runtimestest"
 )
@@ -88,67 +87,11 @@ func hello(t *testing.T, gate string) (net.Conn, byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caps := make([]byte, 24)
-	for i := range caps {
-		caps[i] = 0xAA // the gate sends these as zeros
-	}
-	if _, err := c.Write(frame(14, caps)); err != nil {
+	major, err := rpcgatetest.Hello(c, 10*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ans := make([]byte, 36)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(c, ans); err != nil {
-		t.Fatalf("HELLO: %v", err)
-	}
-	if ans[8] != 7 && ans[8] != 8 {
-		t.Fatalf("the worker speaks RPC %d", ans[8])
-	}
-	for _, b := range ans[12:] {
-		if b != 0 {
-			t.Fatalf("the worker's capabilities reached the head: %x", ans[12:])
-		}
-	}
-	return c, ans[8]
-}
-
-func frame(cmd byte, p []byte) []byte {
-	b := make([]byte, 9, 9+len(p))
-	b[0] = cmd
-	binary.LittleEndian.PutUint64(b[1:], uint64(len(p)))
-	return append(b, p...)
-}
-
-// rpcTensor builds a struct rpc_tensor in no buffer.
-func rpcTensor(id uint64, typ, op uint32, ne [4]uint32, src ...uint64) []byte {
-	b := make([]byte, 296)
-	binary.LittleEndian.PutUint64(b[0:], id)
-	binary.LittleEndian.PutUint32(b[8:], typ)
-	for i, n := range ne {
-		binary.LittleEndian.PutUint32(b[20+4*i:], n)
-		binary.LittleEndian.PutUint32(b[36+4*i:], 4*n) // strides; the gate checks no stride in no buffer
-	}
-	binary.LittleEndian.PutUint32(b[52:], op)
-	for i, s := range src {
-		binary.LittleEndian.PutUint64(b[124+8*i:], s)
-	}
-	return b
-}
-
-// graph builds a GRAPH_COMPUTE of one node and its tensors, in the
-// layout of protocol major.
-func graph(major byte, node uint64, tensors ...[]byte) []byte {
-	p := make([]byte, 0, 20+8+296*len(tensors))
-	p = binary.LittleEndian.AppendUint32(p, 0) // device
-	if major >= 8 {
-		p = binary.LittleEndian.AppendUint64(p, 42) // uid
-	}
-	p = binary.LittleEndian.AppendUint32(p, 1)    // nodes
-	p = binary.LittleEndian.AppendUint64(p, node) // the node
-	p = binary.LittleEndian.AppendUint32(p, uint32(len(tensors)))
-	for _, t := range tensors {
-		p = append(p, t...)
-	}
-	return p
+	return c, major
 }
 
 // What a hostile member sends is refused, the stream closed, and the
@@ -171,43 +114,24 @@ func refusesHostileHead(t *testing.T, rt engine.Runtime) {
 	worker := enginetest.Worker(t, rt, engine.WorkerSpec{})
 	gate, refused := gateTo(t, worker, rpcgate.Limits{MaxAlloc: 1 << 30})
 
-	custom := rpcTensor(1, 0, 95, [4]uint32{4, 1, 1, 1})
-	binary.LittleEndian.PutUint64(custom[56:], 0x4141414141414141) // the function pointer
-	a := rpcTensor(2, 0, 0, [4]uint32{8, 16, 1, 1})
-	ids := rpcTensor(3, 26, 0, [4]uint32{4, 5, 1, 1}) // ne1 5 where a's ne2 is 1
-	rows := rpcTensor(4, 0, 40, [4]uint32{8, 4, 5, 1}, 2, 3)
-	alloc := make([]byte, 12)
-	binary.LittleEndian.PutUint64(alloc[4:], 1<<40)
-
-	for _, c := range []struct {
-		name, reason string
-		frame        func(major byte) []byte
-	}{
-		{"a custom operation with a chosen function pointer", rpcgate.ReasonCustomOp, func(v byte) []byte { return frame(10, graph(v, 1, custom)) }},
-		{"GET_ROWS with mismatched shapes", rpcgate.ReasonShape, func(v byte) []byte { return frame(10, graph(v, 4, a, ids, rows)) }},
-		{"a 1 TB buffer", rpcgate.ReasonAlloc, func(byte) []byte { return frame(0, alloc) }},
-		{"COMM_INIT, which a head never sends", rpcgate.ReasonCommand, func(byte) []byte { return frame(20, make([]byte, 80)) }},
-		{"a second HELLO", rpcgate.ReasonFraming, func(byte) []byte { return frame(14, make([]byte, 24)) }},
-		{"a graph with a node of id 0", rpcgate.ReasonGraph, func(v byte) []byte { return frame(10, graph(v, 0, a)) }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	for _, c := range rpcgatetest.Attacks() {
+		t.Run(c.Name, func(t *testing.T) {
 			conn, major := hello(t, gate)
 			defer conn.Close()
-			if _, err := conn.Write(c.frame(major)); err != nil {
+			if _, err := conn.Write(c.Frame(major)); err != nil {
 				t.Fatal(err)
 			}
 			select {
 			case r := <-refused:
-				if r.Reason != c.reason {
-					t.Errorf("refused as %q (%s), want %q", r.Reason, r.Detail, c.reason)
+				if r.Reason != c.Reason {
+					t.Errorf("refused as %q (%s), want %q", r.Reason, r.Detail, c.Reason)
 				}
 				t.Logf("%v", r)
 			case <-time.After(10 * time.Second):
 				t.Fatal("not refused")
 			}
-			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if n, err := conn.Read(make([]byte, 1)); err == nil {
-				t.Errorf("the stream stayed open (%d bytes more)", n)
+			if !rpcgatetest.Closed(conn, 5*time.Second) {
+				t.Errorf("the stream stayed open")
 			}
 		})
 	}
