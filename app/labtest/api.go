@@ -61,6 +61,11 @@ type Peer struct {
 	RTTMS         float64  `json:"rtt_ms"`
 	Conn          string   `json:"conn"`
 	Transport     string   `json:"transport"`
+	// RPCRefused is what the node's RPC gate refused of the peer.
+	RPCRefused *struct {
+		Count  int    `json:"count"`
+		Reason string `json:"reason"`
+	} `json:"rpc_refused"`
 }
 
 // PlanDoc is GET /api/plan.

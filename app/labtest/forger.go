@@ -34,10 +34,12 @@ const (
 // (see StartForger), and exits; otherwise it returns at once. Call it first
 // in TestMain.
 func RunHelper() {
-	if os.Getenv(helperEnv) != "forger" {
-		return
+	switch os.Getenv(helperEnv) {
+	case "forger":
+		os.Exit(forgerMain())
+	case "hostile":
+		os.Exit(hostileMain())
 	}
-	os.Exit(forgerMain())
 }
 
 // ForgerReport is what a forger says it did.
@@ -111,15 +113,41 @@ func forgerMain() int {
 }
 
 // Forger is a running forger process.
-type Forger struct {
+type Forger struct{ *helper }
+
+// StartForger runs a forger on machine n (which runs no potluck) for d: it
+// joins with the lab's token through bootstrap and speaks as victim.
+func (n *Node) StartForger(victim, bootstrap string, d time.Duration) *Forger {
+	n.lab.t.Helper()
+	return &Forger{n.startHelper("forger", forgerToken+"="+n.lab.token,
+		forgerVictim+"="+victim, forgerBoot+"="+bootstrap, forgerRunFor+"="+d.String(),
+		forgerAddress+"="+fmt.Sprintf("/ip4/%s/tcp/%d", n.IP, P2PPort))}
+}
+
+// Wait waits for the forger to finish and returns its report.
+func (f *Forger) Wait(within time.Duration) (ForgerReport, error) {
+	var rep ForgerReport
+	if err := f.wait(within, &rep); err != nil {
+		return rep, err
+	}
+	if rep.Error != "" {
+		return rep, fmt.Errorf("forger: %s", rep.Error)
+	}
+	return rep, nil
+}
+
+// helper is a process of the test binary run as a helper (RunHelper) in a
+// machine's namespace, which prints its report as JSON.
+type helper struct {
+	kind string
 	cmd  *exec.Cmd
 	out  *bytes.Buffer
 	done chan struct{}
 }
 
-// StartForger runs a forger on machine n (which runs no potluck) for d: it
-// joins with the lab's token through bootstrap and speaks as victim.
-func (n *Node) StartForger(victim, bootstrap string, d time.Duration) *Forger {
+// startHelper runs the test binary as a helper of kind on machine n,
+// with env added.
+func (n *Node) startHelper(kind string, env ...string) *helper {
 	t := n.lab.t
 	t.Helper()
 	exe, err := os.Executable()
@@ -127,42 +155,36 @@ func (n *Node) StartForger(victim, bootstrap string, d time.Duration) *Forger {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", n.NS, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=forger", forgerToken+"="+n.lab.token,
-		forgerVictim+"="+victim, forgerBoot+"="+bootstrap, forgerRunFor+"="+d.String(),
-		forgerAddress+"="+fmt.Sprintf("/ip4/%s/tcp/%d", n.IP, P2PPort))
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+kind), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	f := &Forger{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stdout = f.out
+	h := &helper{kind: kind, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout = h.out
 	cmd.Stderr = n.logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the forger: %v", err)
+		t.Fatalf("start the %s: %v", kind, err)
 	}
 	go func() {
 		_ = cmd.Wait()
-		close(f.done)
+		close(h.done)
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-f.done
+		<-h.done
 	})
-	return f
+	return h
 }
 
-// Wait waits for the forger to finish and returns its report.
-func (f *Forger) Wait(within time.Duration) (ForgerReport, error) {
+// wait waits for the helper to finish and decodes its report into v.
+func (h *helper) wait(within time.Duration, v any) error {
 	select {
-	case <-f.done:
+	case <-h.done:
 	case <-time.After(within):
-		_ = f.cmd.Process.Kill()
-		<-f.done
-		return ForgerReport{}, fmt.Errorf("the forger did not finish within %s", within)
+		_ = h.cmd.Process.Kill()
+		<-h.done
+		return fmt.Errorf("the %s did not finish within %s", h.kind, within)
 	}
-	var rep ForgerReport
-	if err := json.Unmarshal(f.out.Bytes(), &rep); err != nil {
-		return rep, fmt.Errorf("forger report %q: %w (exit %s)", f.out.String(), err, strconv.Itoa(f.cmd.ProcessState.ExitCode()))
+	if err := json.Unmarshal(h.out.Bytes(), v); err != nil {
+		return fmt.Errorf("%s report %q: %w (exit %s)", h.kind, h.out.String(), err, strconv.Itoa(h.cmd.ProcessState.ExitCode()))
 	}
-	if rep.Error != "" {
-		return rep, fmt.Errorf("forger: %s", rep.Error)
-	}
-	return rep, nil
+	return nil
 }
