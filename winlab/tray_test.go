@@ -103,11 +103,15 @@ func TestWindowsTray(t *testing.T) {
 	// Wine starts its desktop (explorer.exe) with the first window a run
 	// makes; on a busy machine that can lose a race, the window is not
 	// made, and the tray's toolkit gives up. That is Wine's, not
-	// Potluck's: once, start again.
+	// Potluck's: start again, up to three times in all.
 	up := func() bool { var st status; return GetJSON("http://"+addr+"/api/status", &st) == nil }
-	WaitFor(t, "the tray's API, or its end", time.Minute, func() bool { return up() || p.Exited() })
-	if !up() && p.Exited() && strings.Contains(p.Logs.String(), "Failed to create helper window") {
-		t.Logf("Wine made no window for the first start (its desktop was not up); starting again. Its output:\n%s", p.Logs.String())
+	for try := 1; ; try++ {
+		WaitFor(t, "the tray's API, or its end", time.Minute, func() bool { return up() || p.Exited() })
+		if up() || !p.Exited() || !strings.Contains(p.Logs.String(), "Failed to create helper window") || try == 3 {
+			break
+		}
+		t.Logf("Wine made no window for start %d (its desktop was not up); starting again. Its output:\n%s", try, p.Logs.String())
+		time.Sleep(5 * time.Second)
 		p = start()
 	}
 	n := &WinNode{Proc: p, API: "http://" + addr, Data: data}
