@@ -47,18 +47,24 @@ func (n *Node) confinement() *engine.Confinement {
 // warnSandbox says, once llama.cpp is found, where its children are less
 // confined than they should be.
 func (n *Node) warnSandbox() {
+	if n.cfg.Engine.Launcher == "" {
+		return
+	}
 	msg := ""
-	switch s := sandbox.Supported(); {
+	s := sandbox.Supported()
+	switch {
 	case n.cfg.Engine.NoSandbox:
 		msg = "llama.cpp's children run unconfined (--no-sandbox): what members send them reaches a process that can read your files"
 	case s.Missing != "":
 		msg = s.Missing
 	}
-	if msg == "" || n.cfg.Engine.Launcher == "" {
-		return
+	if msg != "" {
+		n.log.Warn("sandbox", "msg", msg)
+		n.warn(Warning{Code: "sandbox", Severity: SeverityWarning, Message: msg})
 	}
-	n.log.Warn("sandbox", "msg", msg)
-	n.warn(Warning{Code: "sandbox", Severity: SeverityWarning, Message: msg})
+	if s.NoMemoryCap != "" && !n.cfg.Engine.NoSandbox {
+		n.warn(Warning{Code: "sandbox-memory", Severity: SeverityInfo, Message: s.NoMemoryCap})
+	}
 }
 
 func (c EngineConfig) version() string {

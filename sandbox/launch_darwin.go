@@ -50,3 +50,8 @@ func Supported() Support {
 	}
 	return Support{Missing: "llama.cpp's children run under a sandbox-exec profile (" + MacOSEnv + "=1) not yet tried on a Mac"}
 }
+
+// capMemory leaves the memory of a child on macOS as it is.
+func capMemory(max uint64, prog string, args []string) (string, []string) { return prog, args }
+
+func memoryCapMissing() string { return "" }

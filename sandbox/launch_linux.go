@@ -115,7 +115,7 @@ func (p Policy) withSystem() Policy {
 
 // Supported says what this machine enforces of a policy.
 func Supported() Support {
-	s := Support{Landlock: landlockABI(), Seccomp: archSupported && seccompAvailable()}
+	s := Support{Landlock: landlockABI(), Seccomp: archSupported && seccompAvailable(), NoMemoryCap: memoryCapMissing()}
 	switch {
 	case s.Landlock == 0:
 		s.Missing = "this kernel has no Landlock (Linux 5.13 or later, with landlock in the lsm= boot list): llama.cpp's children can read what this user can"

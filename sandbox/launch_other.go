@@ -19,3 +19,7 @@ func launch(p Policy, prog string, argv, env []string) error {
 func Supported() Support {
 	return Support{Missing: fmt.Sprintf("llama.cpp's children are not sandboxed on %s yet", runtime.GOOS)}
 }
+
+func capMemory(max uint64, prog string, args []string) (string, []string) { return prog, args }
+
+func memoryCapMissing() string { return "" }

@@ -16,3 +16,8 @@ func Supported() Support {
 	return Support{Missing: "on Windows llama.cpp's children run in a Job Object (no other programs, no desktop or clipboard, " +
 		"a memory cap for the shard worker) with your user's access to files: lend to members you trust (--lend-to)"}
 }
+
+// capMemory has nothing to do on Windows: the job caps it (Contain).
+func capMemory(max uint64, prog string, args []string) (string, []string) { return prog, args }
+
+func memoryCapMissing() string { return "" }

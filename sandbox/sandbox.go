@@ -44,7 +44,8 @@ type Policy struct {
 	Bind    []uint16 `json:"bind,omitempty"`
 	Connect []uint16 `json:"connect,omitempty"`
 	// Memory is the most memory it may commit, in bytes; 0: no limit.
-	// Windows enforces it (a Job Object); Linux does not yet.
+	// Windows enforces it (a Job Object), and Linux where cgroup v2 is
+	// delegated to systemd (a scope with MemoryMax).
 	Memory uint64 `json:"memory,omitempty"`
 	// Dir is its working folder, one of Write; "" keeps the caller's.
 	Dir string `json:"dir,omitempty"`
@@ -63,6 +64,9 @@ type Support struct {
 	// Missing names what is not enforced here, for a warning: "" when
 	// the policy is enforced whole.
 	Missing string `json:"missing,omitempty"`
+	// NoMemoryCap says why a child's memory is not capped here (Linux
+	// without cgroup v2 delegated to systemd); "" where it is.
+	NoMemoryCap string `json:"no_memory_cap,omitempty"`
 }
 
 // ErrNotLauncher is returned by Launch when the program was not started
@@ -103,5 +107,6 @@ func Wrap(self string, p Policy, prog string, args []string) (string, []string, 
 	if err != nil {
 		return "", nil, "", err
 	}
-	return self, append([]string{Arg, prog}, args...), policyEnv + "=" + string(data), nil
+	launcher, argv := capMemory(p.Memory, self, append([]string{Arg, prog}, args...))
+	return launcher, argv, policyEnv + "=" + string(data), nil
 }
