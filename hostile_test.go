@@ -22,15 +22,8 @@ import (
 // worker's /api/peers; the worker still lends to a real head, which splits
 // with one process's text. The worker's llama.cpp runs in the sandbox.
 func TestHostileMemberIsRefused(t *testing.T) {
-	m := enginetest.TestModel(t)
-	rt := enginetest.Runtime(t)
-	want := enginetest.Complete(t, enginetest.Server(t, rt, engine.ServerSpec{Model: m.Path}), 32)
-
-	token := newToken(t)
-	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
-	w := startPotluckEnv(t, env, meshArgs(token, "--name", "w", "--share", "worker")...)
-	boot := w.meshStatus(t).P2PAddrs[0]
-	wid := w.meshStatus(t).PeerID
+	p := newWorkerPool(t)
+	m, want, token, env, w, boot, wid := p.model, p.want, p.token, p.env, p.worker, p.boot, p.wid
 
 	evil := meshMember(t, token, boot, "mallory")
 	// The worker's llama.cpp may still be starting: a stream then ends
@@ -112,6 +105,27 @@ func dialRPC(t *testing.T, member *netmesh.Node, wid string) net.Conn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// workerPool is a network of one sharing worker, and what a test of its
+// lending needs: the test model and one process's greedy text of it.
+type workerPool struct {
+	model     enginetest.Model
+	want      string // 32 greedy tokens of model in one process
+	token     string
+	env       []string
+	worker    *proc
+	boot, wid string // the worker's p2p address and peer id
+}
+
+func newWorkerPool(t *testing.T) workerPool {
+	t.Helper()
+	p := workerPool{model: enginetest.TestModel(t), token: newToken(t), env: []string{"POTLUCK_P2P_HEARTBEAT=1s"}}
+	p.want = enginetest.Complete(t, enginetest.Server(t, enginetest.Runtime(t), engine.ServerSpec{Model: p.model.Path}), 32)
+	p.worker = startPotluckEnv(t, p.env, meshArgs(p.token, "--name", "w", "--share", "worker")...)
+	st := p.worker.meshStatus(t)
+	p.boot, p.wid = st.P2PAddrs[0], st.PeerID
+	return p
 }
 
 func getText(t *testing.T, url string) string {

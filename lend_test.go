@@ -20,15 +20,8 @@ import (
 // text. A member it does not lend to that dials its RPC service anyway is
 // held at once, without being taken for a misbehaving one.
 func TestLendToNamedMembers(t *testing.T) {
-	m := enginetest.TestModel(t)
-	rt := enginetest.Runtime(t)
-	want := enginetest.Complete(t, enginetest.Server(t, rt, engine.ServerSpec{Model: m.Path}), 32)
-
-	token := newToken(t)
-	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
-	w := startPotluckEnv(t, env, meshArgs(token, "--name", "w", "--share", "worker")...)
-	boot := w.meshStatus(t).P2PAddrs[0]
-	wid := w.meshStatus(t).PeerID
+	p := newWorkerPool(t)
+	m, want, token, env, w, boot, wid := p.model, p.want, p.token, p.env, p.worker, p.boot, p.wid
 	lend := func(who ...string) {
 		t.Helper()
 		body := `{"lend_to":["` + strings.Join(who, `","`) + `"]}`

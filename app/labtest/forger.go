@@ -58,42 +58,18 @@ func forgerMain() int {
 		rep.Error = err.Error()
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "potluck-forger-")
-	if err != nil {
-		rep.Error = err.Error()
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	cfg := netmesh.Config{
-		Token: os.Getenv(forgerToken), DataDir: dir, Name: "forger",
-		ListenAddrs: []string{os.Getenv(forgerAddress)}, Bootstrap: []string{os.Getenv(forgerBoot)},
-		DisableDHT: true, HeartbeatInterval: Heartbeat,
-	}
-	f, err := netmeshtest.NewForger(&cfg)
-	if err != nil {
-		rep.Error = err.Error()
-		return 1
-	}
-	n, err := netmesh.New(cfg, nil)
-	if err != nil {
-		rep.Error = err.Error()
-		return 1
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), runFor+30*time.Second)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = n.Run(ctx)
-	}()
-	defer func() {
-		n.Close()
-		<-done
-	}()
-	if err := n.Up(ctx); err != nil {
+	var f *netmeshtest.Forger
+	n, stop, err := helperNode(ctx, "forger", os.Getenv(forgerToken), os.Getenv(forgerAddress), os.Getenv(forgerBoot), func(cfg *netmesh.Config) (err error) {
+		f, err = netmeshtest.NewForger(cfg)
+		return err
+	})
+	if err != nil {
 		rep.Error = err.Error()
 		return 1
 	}
+	defer stop()
 	f.Attach(n)
 	victim := os.Getenv(forgerVictim)
 	// Listen first, so that there is something of the victim to replay.
@@ -110,6 +86,47 @@ func forgerMain() int {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return 0
+}
+
+// helperNode joins the lab's network as a bare mesh node named name, for
+// a helper, after prepare (if any) has seen its configuration. It runs
+// until ctx ends or stop is called.
+func helperNode(ctx context.Context, name, token, listen, boot string, prepare func(*netmesh.Config) error) (*netmesh.Node, func(), error) {
+	dir, err := os.MkdirTemp("", "potluck-"+name+"-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := netmesh.Config{
+		Token: token, DataDir: dir, Name: name,
+		ListenAddrs: []string{listen}, Bootstrap: []string{boot},
+		DisableDHT: true, HeartbeatInterval: Heartbeat,
+	}
+	if prepare != nil {
+		if err := prepare(&cfg); err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+	}
+	n, err := netmesh.New(cfg, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.Run(ctx)
+	}()
+	stop := func() {
+		n.Close()
+		<-done
+		os.RemoveAll(dir)
+	}
+	if err := n.Up(ctx); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return n, stop, nil
 }
 
 // Forger is a running forger process.

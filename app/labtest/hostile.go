@@ -35,37 +35,14 @@ type HostileReport struct {
 func hostileMain() int {
 	rep := HostileReport{Outcomes: map[string]string{}}
 	defer func() { _ = json.NewEncoder(os.Stdout).Encode(rep) }()
-	dir, err := os.MkdirTemp("", "potluck-hostile-")
-	if err != nil {
-		rep.Error = err.Error()
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	cfg := netmesh.Config{
-		Token: os.Getenv(hostileToken), DataDir: dir, Name: "mallory",
-		ListenAddrs: []string{os.Getenv(hostileListen)}, Bootstrap: []string{os.Getenv(hostileBoot)},
-		DisableDHT: true, HeartbeatInterval: Heartbeat,
-	}
-	n, err := netmesh.New(cfg, nil)
-	if err != nil {
-		rep.Error = err.Error()
-		return 1
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = n.Run(ctx)
-	}()
-	defer func() {
-		n.Close()
-		<-done
-	}()
-	if err := n.Up(ctx); err != nil {
+	n, stop, err := helperNode(ctx, "mallory", os.Getenv(hostileToken), os.Getenv(hostileListen), os.Getenv(hostileBoot), nil)
+	if err != nil {
 		rep.Error = err.Error()
 		return 1
 	}
+	defer stop()
 	rep.PeerID = n.ID()
 	worker := os.Getenv(hostileWorker)
 	for _, a := range rpcgatetest.Attacks() {
