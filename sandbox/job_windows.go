@@ -81,34 +81,3 @@ func setLimits(job windows.Handle, p Policy) error {
 type jobHandle windows.Handle
 
 func (j jobHandle) Close() error { return windows.CloseHandle(windows.Handle(j)) }
-
-// Limits reads back the limits of a job Contain made, as Windows holds
-// them.
-func Limits(job io.Closer) (JobLimits, error) {
-	h, ok := job.(jobHandle)
-	if !ok {
-		return JobLimits{}, fmt.Errorf("not a job of Contain's")
-	}
-	var info windows.JOBOBJECT_EXTENDED_LIMIT_INFORMATION
-	if err := windows.QueryInformationJobObject(windows.Handle(h), windows.JobObjectExtendedLimitInformation,
-		uintptr(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info)), nil); err != nil {
-		return JobLimits{}, fmt.Errorf("QueryInformationJobObject (limits): %w", err)
-	}
-	lim := JobLimits{
-		Flags: info.BasicLimitInformation.LimitFlags, ActiveProcesses: info.BasicLimitInformation.ActiveProcessLimit,
-		Memory: uint64(info.ProcessMemoryLimit),
-	}
-	var ui windows.JOBOBJECT_BASIC_UI_RESTRICTIONS
-	lim.UIErr = windows.QueryInformationJobObject(windows.Handle(h), windows.JobObjectBasicUIRestrictions,
-		uintptr(unsafe.Pointer(&ui)), uint32(unsafe.Sizeof(ui)), nil)
-	lim.UI = ui.UIRestrictionsClass
-	return lim, nil
-}
-
-// JobLimits are a job's limits as Windows reports them.
-type JobLimits struct {
-	Flags, ActiveProcesses uint32
-	Memory                 uint64
-	UI                     uint32
-	UIErr                  error // Wine cannot read the UI restrictions back
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,8 +63,11 @@ func memoryScope() ([]string, error) {
 // capMemory puts prog and its arguments in a scope whose memory is max
 // bytes, where this system can.
 func capMemory(max uint64, prog string, args []string) (string, []string) {
+	if max == 0 {
+		return prog, args
+	}
 	argv, err := memoryScope()
-	if max == 0 || err != nil {
+	if err != nil {
 		return prog, args
 	}
 	return argv[0], append(append(argv[1:], "-p", fmt.Sprintf("MemoryMax=%d", max), "--", prog), args...)
@@ -79,14 +83,6 @@ func memoryCapMissing() string {
 }
 
 func lastLine(b []byte) string {
-	s := string(b)
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '\n' {
-			return s[i+1:]
-		}
-	}
-	return s
+	s := strings.TrimRight(string(b), "\r\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
 }
