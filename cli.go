@@ -18,6 +18,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // The commands here are clients of a running node's API, except `token new`.
@@ -163,7 +164,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		path += "?model=" + url.QueryEscape(m)
 	}
-	var view app.PlanView
+	var view nodestate.PlanView
 	c := client()
 	get := c.get
 	if *model != "" {
@@ -208,7 +209,7 @@ func cmdMembers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if fs.NArg() != 1 {
 			return usageError{errors.New("members remove: want `potluck members remove <name or peer id>`")}
 		}
-		var res app.RemovalResult
+		var res nodestate.RemovalResult
 		if err := c.admin(ctx, http.MethodPost, "/api/members/remove", map[string]string{"peer": fs.Arg(0)}, &res); err != nil {
 			return err
 		}
@@ -231,7 +232,7 @@ func cmdMembers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("members: unexpected arguments: %s (did you mean `potluck members remove`?)", strings.Join(fs.Args(), " "))}
 	}
-	var view app.MembersView
+	var view nodestate.MembersView
 	if err := c.get(ctx, "/api/members", &view); err != nil {
 		return err
 	}

@@ -26,7 +26,9 @@ import (
 	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/ledger"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/sandbox"
 	"github.com/potluck-gpu/potluck/tray"
 )
@@ -165,7 +167,7 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		cfg.Heartbeat = d
 	}
 	fs.Func("share", "share this machine: off, worker (a shard of a split model) or server (whole requests) [POTLUCK_SHARE]", func(v string) error {
-		m, ok := app.ParseShareMode(v)
+		m, ok := nodestate.ParseShareMode(v)
 		if !ok {
 			return fmt.Errorf("want off, worker or server")
 		}
@@ -173,7 +175,7 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		return nil
 	})
 	if v := env("POTLUCK_SHARE", ""); v != "" {
-		m, ok := app.ParseShareMode(v)
+		m, ok := nodestate.ParseShareMode(v)
 		if !ok {
 			bad.add("POTLUCK_SHARE", v, "off, worker or server")
 		}
@@ -192,12 +194,12 @@ func nodeFlags(fs *flag.FlagSet, cfg *app.Config, logLevel *string, modelsDirs *
 		cfg.ShareMemory = n
 	}
 	fs.Func("share-limit", "tokens a day this node's model serves each peer, e.g. 500k (default: no limit; this machine's own requests are never limited) [POTLUCK_SHARE_LIMIT]", func(v string) error {
-		n, err := app.ParseTokens(v)
+		n, err := ledger.ParseTokens(v)
 		cfg.ShareLimit = n
 		return err
 	})
 	if v := env("POTLUCK_SHARE_LIMIT", ""); v != "" {
-		n, err := app.ParseTokens(v)
+		n, err := ledger.ParseTokens(v)
 		if err != nil {
 			bad.add("POTLUCK_SHARE_LIMIT", v, "a number of tokens such as 500k, 2M or 20000")
 		}

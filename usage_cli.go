@@ -9,7 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/ledger"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // cmdUsage prints the pool's accounts as the running node knows them.
@@ -24,7 +25,7 @@ func cmdUsage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("usage: unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
-	var u app.Usage
+	var u nodestate.Usage
 	if err := client().get(ctx, "/api/usage", &u); err != nil {
 		return err
 	}
@@ -35,7 +36,7 @@ func cmdUsage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("this computer is in no network: there is nothing to account for")
 	}
 	fmt.Fprintf(stdout, "You served %s tokens to friends, used %s (all time; today %s and %s).\n",
-		app.FormatTokens(u.Gave.All), app.FormatTokens(u.Used.All), app.FormatTokens(u.Gave.Today), app.FormatTokens(u.Used.Today))
+		ledger.FormatTokens(u.Gave.All), ledger.FormatTokens(u.Used.All), ledger.FormatTokens(u.Gave.Today), ledger.FormatTokens(u.Used.Today))
 	if len(u.Peers) > 0 {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PEER\tGAVE TODAY\tGAVE WEEK\tGAVE ALL\tUSED TODAY\tUSED WEEK\tUSED ALL")
@@ -45,15 +46,15 @@ func cmdUsage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				name = p.ID
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name,
-				app.FormatTokens(p.Gave.Today), app.FormatTokens(p.Gave.Week), app.FormatTokens(p.Gave.All),
-				app.FormatTokens(p.Used.Today), app.FormatTokens(p.Used.Week), app.FormatTokens(p.Used.All))
+				ledger.FormatTokens(p.Gave.Today), ledger.FormatTokens(p.Gave.Week), ledger.FormatTokens(p.Gave.All),
+				ledger.FormatTokens(p.Used.Today), ledger.FormatTokens(p.Used.Week), ledger.FormatTokens(p.Used.All))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
 	if u.ShareLimit > 0 {
-		fmt.Fprintf(stdout, "Each peer may use %s tokens a day of this computer's model (--share-limit).\n", app.FormatTokens(float64(u.ShareLimit)))
+		fmt.Fprintf(stdout, "Each peer may use %s tokens a day of this computer's model (--share-limit).\n", ledger.FormatTokens(float64(u.ShareLimit)))
 	}
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // complete asks node p's API for a short completion and returns the status,
@@ -104,7 +104,7 @@ func TestLedgerAndShareLimit(t *testing.T) {
 	var last string
 	waitFor(t, 30*time.Second, "the three ledgers to agree", func() bool {
 		for _, p := range []*proc{s, c1, c2} {
-			var u app.Usage
+			var u nodestate.Usage
 			if getJSON(p.api+"/api/usage", &u) != nil {
 				return false
 			}
@@ -119,10 +119,10 @@ func TestLedgerAndShareLimit(t *testing.T) {
 		return true
 	})
 	// What each machine gave and used.
-	var u1, us app.Usage
+	var u1, us nodestate.Usage
 	getJSON(c1.api+"/api/usage", &u1)
 	getJSON(s.api+"/api/usage", &us)
-	if i := slices.IndexFunc(u1.Peers, func(p app.PeerUsage) bool { return p.ID == sID }); i < 0 || int(u1.Peers[i].Used.Today) != want[id1] || u1.Used.All != u1.Peers[i].Used.All {
+	if i := slices.IndexFunc(u1.Peers, func(p nodestate.PeerUsage) bool { return p.ID == sID }); i < 0 || int(u1.Peers[i].Used.Today) != want[id1] || u1.Used.All != u1.Peers[i].Used.All {
 		t.Errorf("client one's usage: %+v; want %d used from the server", u1, want[id1])
 	}
 	if int(us.Gave.Week) != want[id1]+want[id2] || us.ShareLimit != limit {

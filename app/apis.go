@@ -11,23 +11,13 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 )
 
 // What each served model does (chat, embeddings, rerank), here and on the
 // peers: the API lists it, and routes embeddings and rerank requests to
 // the backends that serve them.
-
-// EmbeddingsChooser lets a user interface choose, model by model, to serve
-// embeddings from a chat model too. *Node implements it.
-type EmbeddingsChooser interface {
-	// SetEmbeddings turns embeddings on or off for the model name (a
-	// library name, path or reference) the next time it is served, and
-	// now if it is being served. The node keeps the choice.
-	SetEmbeddings(ctx context.Context, name string, on bool) error
-}
-
-var _ EmbeddingsChooser = (*Node)(nil)
 
 // embeddingsOn says whether the model asked for as name, served as
 // alias, serves embeddings too: --embeddings, or the user's choice.
@@ -45,7 +35,7 @@ func (n *Node) embeddingsOn(name, alias string) bool {
 func (n *Node) SetEmbeddings(ctx context.Context, name string, on bool) error {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return &InputError{Field: "model", Msg: "say which model"}
+		return &nodestate.InputError{Field: "model", Msg: "say which model"}
 	}
 	n.serveMu.Lock()
 	defer n.serveMu.Unlock()
@@ -134,7 +124,7 @@ const (
 
 // peerModel is what peer p said of its model id; it asks again in the
 // background when that is old, or not known yet.
-func (n *Node) peerModel(p Peer, id string) (server.Model, bool) {
+func (n *Node) peerModel(p nodestate.Peer, id string) (server.Model, bool) {
 	c := &n.peerModels
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -159,7 +149,7 @@ func (n *Node) peerModel(p Peer, id string) (server.Model, bool) {
 }
 
 // fetchPeerModel asks peer p's model proxy what its model does.
-func (n *Node) fetchPeerModel(p Peer) {
+func (n *Node) fetchPeerModel(p nodestate.Peer) {
 	var m server.Model
 	err := n.askPeerModel(p.ID, &m)
 	c := &n.peerModels

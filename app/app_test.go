@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
+	"github.com/potluck-gpu/potluck/nodestate"
 
 	"github.com/potluck-gpu/potluck/engine"
 )
@@ -19,7 +21,7 @@ func TestSettingsRoundTripPrivate(t *testing.T) {
 	if s, err := LoadSettings(dir); err != nil || !reflect.DeepEqual(s, Settings{}) {
 		t.Fatalf("missing file: %+v, %v", s, err)
 	}
-	want := Settings{Token: "secret", Share: ShareWorker, ShareMemory: 8 << 30}
+	want := Settings{Token: "secret", Share: nodestate.ShareWorker, ShareMemory: 8 << 30}
 	if err := want.Save(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -37,12 +39,12 @@ func TestSettingsRoundTripPrivate(t *testing.T) {
 }
 
 func TestParseShareMode(t *testing.T) {
-	for in, want := range map[string]ShareMode{"": ShareOff, "off": ShareOff, "worker": ShareWorker, "shard": ShareWorker, "server": ShareServer} {
-		if got, ok := ParseShareMode(in); !ok || got != want {
+	for in, want := range map[string]nodestate.ShareMode{"": nodestate.ShareOff, "off": nodestate.ShareOff, "worker": nodestate.ShareWorker, "shard": nodestate.ShareWorker, "server": nodestate.ShareServer} {
+		if got, ok := nodestate.ParseShareMode(in); !ok || got != want {
 			t.Errorf("ParseShareMode(%q) = %q, %v", in, got, ok)
 		}
 	}
-	if _, ok := ParseShareMode("everything"); ok {
+	if _, ok := nodestate.ParseShareMode("everything"); ok {
 		t.Error("accepted a bad mode")
 	}
 }
@@ -93,7 +95,7 @@ func TestBusNeverBlocks(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for i := 0; i < 1000; i++ {
-			b.publish(Event{Kind: EventStatus})
+			b.publish(nodestate.Event{Kind: nodestate.EventStatus})
 		}
 		close(done)
 	}()
@@ -161,10 +163,10 @@ func TestIdleNode(t *testing.T) {
 	}
 	if err := n.Join(context.Background(), "garbage"); err == nil {
 		t.Error("joined with a garbage token")
-	} else if _, ok := err.(*InvalidTokenError); !ok {
+	} else if _, ok := err.(*nodestate.InvalidTokenError); !ok {
 		t.Errorf("garbage token error %T, want *InvalidTokenError", err)
 	}
-	if st := n.Status(); st.State != StateIdle || st.InMesh {
+	if st := n.Status(); st.State != nodestate.StateIdle || st.InMesh {
 		t.Errorf("status = %+v", st)
 	}
 }

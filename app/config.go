@@ -12,6 +12,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Version is the application version, set at build time with
@@ -63,9 +64,9 @@ type Config struct {
 	Heartbeat   time.Duration // announce interval; 0: the mesh default
 
 	// Sharing.
-	Share       ShareMode // off, worker or server; empty: the saved choice
-	ShareMemory uint64    // cap on the memory offered; 0: the default policy
-	ShareLimit  uint64    // tokens a day this node's model serves each peer; 0: no limit
+	Share       nodestate.ShareMode // off, worker or server; empty: the saved choice
+	ShareMemory uint64              // cap on the memory offered; 0: the default policy
+	ShareLimit  uint64              // tokens a day this node's model serves each peer; 0: no limit
 	// LendTo is whom the shard worker serves: "all", or member names
 	// and peer ids separated by commas; empty: the saved choice.
 	LendTo string
@@ -118,7 +119,7 @@ func (c Config) Check() error {
 		return fmt.Errorf("--threads %d: must be positive", c.Threads)
 	}
 	if c.Share != "" {
-		if _, ok := ParseShareMode(string(c.Share)); !ok {
+		if _, ok := nodestate.ParseShareMode(string(c.Share)); !ok {
 			return fmt.Errorf("--share %q: want off, worker or server", c.Share)
 		}
 	}

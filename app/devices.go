@@ -8,24 +8,11 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
-// DeviceInfo is one device of a node: what it is, what it lends and how
-// fast it decodes. Nodes publish theirs in the mesh, in the order their RPC
-// worker exposes them.
-type DeviceInfo struct {
-	Name        string       `json:"name"` // llama.cpp's name on the node: "CUDA0", "Vulkan0", "CPU"
-	Backend     string       `json:"backend"`
-	Description string       `json:"description,omitempty"`
-	TotalBytes  uint64       `json:"total_bytes"`
-	Offer       uint64       `json:"offer"` // bytes it lends
-	Speed       engine.Speed `json:"speed"`
-	// Unused is set on a device the user left out (--device, or the
-	// tray's Devices menu); such a device is only listed.
-	Unused bool `json:"unused,omitempty"`
-}
-
-func (d DeviceInfo) planDevice() engine.PlanDevice {
+// planDevice is what the planner knows of a device.
+func planDevice(d nodestate.DeviceInfo) engine.PlanDevice {
 	return engine.PlanDevice{Name: d.Name, Backend: d.Backend, Description: d.Description, Offer: d.Offer, Speed: d.Speed}
 }
 
@@ -40,10 +27,10 @@ func (n *Node) listDevices(ctx context.Context) {
 	devs, problems, err := rt.Devices(ctx, nil)
 	if err != nil {
 		n.log.Warn("list llama.cpp's devices", "err", err)
-		n.warn(Warning{Code: "devices", Severity: SeverityWarning, Message: "could not list llama.cpp's devices, serving on the CPU: " + err.Error()})
+		n.warn(nodestate.Warning{Code: "devices", Severity: nodestate.SeverityWarning, Message: "could not list llama.cpp's devices, serving on the CPU: " + err.Error()})
 	}
 	for _, p := range problems {
-		n.warn(Warning{Code: "backend-" + strings.ToLower(p.Backend), Severity: SeverityWarning,
+		n.warn(nodestate.Warning{Code: "backend-" + strings.ToLower(p.Backend), Severity: nodestate.SeverityWarning,
 			Message: "llama.cpp's " + p.Backend + " backend did not load, so its devices are not used: " + p.Message})
 	}
 	n.mu.Lock()
@@ -71,12 +58,12 @@ func deviceNames(devs []engine.Device) string {
 // localDevices are this node's devices with what each offers: llama.cpp's
 // GPUs (each once: a card both CUDA and Vulkan see is used through CUDA),
 // restricted to the user's choice, then the CPU, which always serves.
-func (n *Node) localDevices() []DeviceInfo {
-	return slices.DeleteFunc(n.allDevices(), func(d DeviceInfo) bool { return d.Unused })
+func (n *Node) localDevices() []nodestate.DeviceInfo {
+	return slices.DeleteFunc(n.allDevices(), func(d nodestate.DeviceInfo) bool { return d.Unused })
 }
 
 // allDevices is localDevices with the devices the user left out, marked.
-func (n *Node) allDevices() []DeviceInfo {
+func (n *Node) allDevices() []nodestate.DeviceInfo {
 	n.mu.Lock()
 	devs, report, capBytes, bw, only := n.engDevices, n.hwReport, n.shareMemoryLocked(), n.hostBandwidth, n.deviceChoiceLocked()
 	n.mu.Unlock()
@@ -86,7 +73,7 @@ func (n *Node) allDevices() []DeviceInfo {
 // headDevices are the devices this node serves its own model with: the
 // same as localDevices, but the model may use all the memory the user did
 // not reserve (--reserve-memory); --share-memory caps only what is lent.
-func (n *Node) headDevices() []DeviceInfo {
+func (n *Node) headDevices() []nodestate.DeviceInfo {
 	n.mu.Lock()
 	devs, report, bw, only := n.engDevices, n.hwReport, n.hostBandwidth, n.deviceChoiceLocked()
 	n.mu.Unlock()
@@ -95,7 +82,7 @@ func (n *Node) headDevices() []DeviceInfo {
 	if n.cfg.ReserveMemory > 0 {
 		policy.RAMReserve = n.cfg.ReserveMemory
 	}
-	return slices.DeleteFunc(planDevices(devs, report, 0, bw, only, policy), func(d DeviceInfo) bool { return d.Unused })
+	return slices.DeleteFunc(planDevices(devs, report, 0, bw, only, policy), func(d nodestate.DeviceInfo) bool { return d.Unused })
 }
 
 // deviceChoiceLocked is the devices the user chose: --device, else the
@@ -113,10 +100,10 @@ func (n *Node) deviceChoice() []string {
 	return slices.Clone(n.deviceChoiceLocked())
 }
 
-// SetDevices implements Controller.
+// SetDevices implements tray.Controller.
 func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 	if len(n.cfg.Devices) > 0 {
-		return &InputError{Field: "devices", Msg: "chosen with --device (or POTLUCK_DEVICE) when Potluck started: restart without it to choose here"}
+		return &nodestate.InputError{Field: "devices", Msg: "chosen with --device (or POTLUCK_DEVICE) when Potluck started: restart without it to choose here"}
 	}
 	n.mu.Lock()
 	known := n.engDevices
@@ -134,7 +121,7 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 			for _, k := range known {
 				names = append(names, k.Name)
 			}
-			return &InputError{Field: "device", Value: d, Msg: "llama.cpp has no such device; it sees " + strings.Join(names, ", ")}
+			return &nodestate.InputError{Field: "device", Value: d, Msg: "llama.cpp has no such device; it sees " + strings.Join(names, ", ")}
 		}
 		clean = append(clean, d)
 	}
@@ -156,7 +143,7 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 }
 
 // planDevices is localDevices as a pure function.
-func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostBW float64, only []string, policy hw.OfferPolicy) []DeviceInfo {
+func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostBW float64, only []string, policy hw.OfferPolicy) []nodestate.DeviceInfo {
 	var gpus []hw.GPU
 	var ramTotal uint64
 	if report != nil {
@@ -164,7 +151,7 @@ func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostB
 	}
 	cuda := slices.ContainsFunc(devs, func(d engine.Device) bool { return d.Backend == "CUDA" })
 	used := map[int]bool{} // hw GPUs matched already
-	var out []DeviceInfo
+	var out []nodestate.DeviceInfo
 	for _, d := range devs {
 		if d.Backend == "CPU" || d.Backend == "RPC" {
 			continue
@@ -172,7 +159,7 @@ func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostB
 		if cuda && d.Backend == "Vulkan" && strings.Contains(strings.ToUpper(d.Description), "NVIDIA") {
 			continue // the same card, better through CUDA
 		}
-		info := DeviceInfo{Name: d.Name, Backend: d.Backend, Description: d.Description, TotalBytes: d.TotalBytes,
+		info := nodestate.DeviceInfo{Name: d.Name, Backend: d.Backend, Description: d.Description, TotalBytes: d.TotalBytes,
 			Speed: engine.DeviceSpeed(d, hostBW), Unused: len(only) > 0 && !named(only, d.Name)}
 		if g, i := matchGPU(d, gpus, used); i >= 0 {
 			used[i] = true
@@ -188,7 +175,7 @@ func planDevices(devs []engine.Device, report *hw.Report, capBytes uint64, hostB
 	}
 	// The CPU always takes part in serving: it keeps the embeddings and
 	// whatever does not fit elsewhere. --device decides what it lends.
-	out = append(out, DeviceInfo{Name: "CPU", Backend: "CPU", Description: cpuDescription(report), TotalBytes: ramTotal,
+	out = append(out, nodestate.DeviceInfo{Name: "CPU", Backend: "CPU", Description: cpuDescription(report), TotalBytes: ramTotal,
 		Offer: policy.RAMShare(ramTotal), Speed: engine.CPUSpeed(hostBW)})
 	capOffers(out, capBytes)
 	return out
@@ -216,7 +203,7 @@ func matchGPU(d engine.Device, gpus []hw.GPU, used map[int]bool) (hw.GPU, int) {
 // capOffers lowers the offers of the devices in use to capBytes in all (0:
 // no cap), GPU memory first, as it is the fast memory, and system memory
 // last.
-func capOffers(devs []DeviceInfo, capBytes uint64) {
+func capOffers(devs []nodestate.DeviceInfo, capBytes uint64) {
 	if capBytes == 0 {
 		return
 	}
@@ -231,7 +218,7 @@ func capOffers(devs []DeviceInfo, capBytes uint64) {
 }
 
 // offerTotal is what devs lend together.
-func offerTotal(devs []DeviceInfo) uint64 {
+func offerTotal(devs []nodestate.DeviceInfo) uint64 {
 	var n uint64
 	for _, d := range devs {
 		n += d.Offer
@@ -244,8 +231,8 @@ func offerTotal(devs []DeviceInfo) uint64 {
 // serves the node's own model, but is lent only by name. A device may lend
 // nothing for now (the hardware is not probed yet, or the cap is spent); it
 // keeps its place, which is its name on the head (RPC0, RPC1, ...).
-func lent(devs []DeviceInfo, only []string) []DeviceInfo {
-	return slices.DeleteFunc(slices.Clone(devs), func(d DeviceInfo) bool {
+func lent(devs []nodestate.DeviceInfo, only []string) []nodestate.DeviceInfo {
+	return slices.DeleteFunc(slices.Clone(devs), func(d nodestate.DeviceInfo) bool {
 		return d.Unused || (len(only) > 0 && !named(only, d.Name))
 	})
 }
@@ -257,11 +244,11 @@ func named(only []string, name string) bool {
 
 // decodeDevices reads the devices a peer published; nil when it published
 // none (an older Potluck: its whole offer is taken as its CPU's).
-func decodeDevices(raw json.RawMessage) []DeviceInfo {
+func decodeDevices(raw json.RawMessage) []nodestate.DeviceInfo {
 	if len(raw) == 0 {
 		return nil
 	}
-	var devs []DeviceInfo
+	var devs []nodestate.DeviceInfo
 	if json.Unmarshal(raw, &devs) != nil {
 		return nil
 	}

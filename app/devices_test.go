@@ -8,6 +8,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 func TestPlanDevices(t *testing.T) {
@@ -25,7 +26,7 @@ func TestPlanDevices(t *testing.T) {
 		{Name: "Vulkan1", Backend: "Vulkan", Description: "AMD Radeon RX 7900 XTX (RADV NAVI31)", TotalBytes: 24 * gib},
 		{Name: "CPU", Backend: "CPU"},
 	}
-	show := func(ds []DeviceInfo) string {
+	show := func(ds []nodestate.DeviceInfo) string {
 		var parts []string
 		for _, d := range ds {
 			s := fmt.Sprintf("%s:%.1f", d.Name, float64(d.Offer)/float64(gib))
@@ -91,7 +92,7 @@ func TestPlanDevices(t *testing.T) {
 func TestHeadUsesAllButTheReserve(t *testing.T) {
 	report := &hw.Report{Memory: hw.Memory{TotalBytes: 64 * hw.GiB}}
 	n := &Node{cfg: Config{ReserveMemory: 8 * hw.GiB}, hwReport: report, settings: Settings{ShareMemory: 2 * hw.GiB}}
-	cpuOffer := func(ds []DeviceInfo) uint64 {
+	cpuOffer := func(ds []nodestate.DeviceInfo) uint64 {
 		for _, d := range ds {
 			if d.Name == "CPU" {
 				return d.Offer

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
-	"github.com/potluck-gpu/potluck/internal/size"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/runtimes"
 	"github.com/potluck-gpu/potluck/sandbox"
 )
@@ -60,10 +60,10 @@ func (n *Node) warnSandbox() {
 	}
 	if msg != "" {
 		n.log.Warn("sandbox", "msg", msg)
-		n.warn(Warning{Code: "sandbox", Severity: SeverityWarning, Message: msg})
+		n.warn(nodestate.Warning{Code: "sandbox", Severity: nodestate.SeverityWarning, Message: msg})
 	}
 	if s.NoMemoryCap != "" && !n.cfg.Engine.NoSandbox {
-		n.warn(Warning{Code: "sandbox-memory", Severity: SeverityInfo, Message: s.NoMemoryCap})
+		n.warn(nodestate.Warning{Code: "sandbox-memory", Severity: nodestate.SeverityInfo, Message: s.NoMemoryCap})
 	}
 }
 
@@ -72,35 +72,6 @@ func (c EngineConfig) version() string {
 		return runtimes.DefaultVersion
 	}
 	return c.Version
-}
-
-// Provisioning is llama.cpp being fetched, for the status, the tray and
-// the web page: "Getting llama.cpp 0.7.0 (Vulkan, 48 MB)…".
-type Provisioning struct {
-	Version string `json:"version"`
-	Backend string `json:"backend,omitempty"`
-	// For is why: "this node", or the peer whose split needs it.
-	For       string `json:"for"`
-	Status    string `json:"status"`
-	Total     int64  `json:"total,omitempty"`     // bytes to download
-	Completed int64  `json:"completed,omitempty"` // bytes downloaded
-	Error     string `json:"error,omitempty"`     // the last attempt's failure
-}
-
-// Label is the line a person reads.
-func (p Provisioning) Label() string {
-	s := "Getting llama.cpp " + p.Version
-	switch {
-	case p.Total > 0 && p.Backend != "":
-		s += " (" + runtimes.BackendLabel(p.Backend) + ", " + size.Format(uint64(p.Total)) + ")"
-	case p.Backend != "":
-		s += " (" + runtimes.BackendLabel(p.Backend) + ")"
-	}
-	s += "…"
-	if p.Total > 0 && p.Completed < p.Total {
-		s += fmt.Sprintf(" %d%%", p.Completed*100/p.Total)
-	}
-	return s
 }
 
 // errFetching is the engine error while llama.cpp is being fetched.
@@ -121,7 +92,7 @@ func (n *Node) findEngine(ctx context.Context) (fetch bool) {
 	if err != nil && !n.cfg.Engine.NoFetch && n.cfg.Llama.ProvisionDir != "" {
 		n.mu.Lock()
 		n.engErr = errFetching
-		n.provisioning = &Provisioning{Version: n.cfg.Engine.version(), For: "this node", Status: "starting"}
+		n.provisioning = &nodestate.Provisioning{Version: n.cfg.Engine.version(), For: "this node", Status: "starting"}
 		n.mu.Unlock()
 		return true // fetchEngine closes engReady
 	}
@@ -136,7 +107,7 @@ func (n *Node) useEngine(ctx context.Context, rt engine.Runtime, err error) {
 		n.mu.Lock()
 		n.engErr = err
 		n.mu.Unlock()
-		n.warn(Warning{Code: "llama-not-found", Severity: SeverityError,
+		n.warn(nodestate.Warning{Code: "llama-not-found", Severity: nodestate.SeverityError,
 			Message: "llama.cpp was not found: " + engine.InstallAdvice()})
 		n.log.Warn("llama.cpp not available", "err", err)
 		return
@@ -153,7 +124,7 @@ func (n *Node) useEngine(ctx context.Context, rt engine.Runtime, err error) {
 	n.mu.Unlock()
 	n.clearWarning("llama-not-found")
 	if runtimes.Older(v.Release, runtimes.DefaultVersion) {
-		n.warn(Warning{Code: "llama-outdated", Severity: SeverityWarning, Message: runtimes.OutdatedAdvice(v.Release)})
+		n.warn(nodestate.Warning{Code: "llama-outdated", Severity: nodestate.SeverityWarning, Message: runtimes.OutdatedAdvice(v.Release)})
 	} else {
 		n.clearWarning("llama-outdated")
 	}
@@ -172,7 +143,7 @@ func (n *Node) fetchEngine(ctx context.Context) {
 		n.provisioning = nil
 		n.mu.Unlock()
 		close(ready)
-		n.events.publish(Event{Kind: EventStatus})
+		n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	}()
 	version := n.cfg.Engine.version()
 	for wait := 30 * time.Second; ; wait = min(2*wait, 30*time.Minute) {
@@ -193,13 +164,13 @@ func (n *Node) fetchEngine(ctx context.Context) {
 			rt, rerr := other.Runtime()
 			n.useEngine(ctx, rt, rerr)
 			if rerr == nil {
-				n.warn(Warning{Code: "llama-version", Severity: SeverityWarning, Message: fmt.Sprintf(
+				n.warn(nodestate.Warning{Code: "llama-version", Severity: nodestate.SeverityWarning, Message: fmt.Sprintf(
 					"running llama.cpp %s: could not get %s, the version this Potluck runs (%v); splits need every machine on the same version", other.Name(), version, err)})
 				n.afterEngine(ctx, other.Version)
 			}
 			return
 		}
-		n.warn(Warning{Code: "llama-not-found", Severity: SeverityError, Message: "could not get llama.cpp: " + err.Error()})
+		n.warn(nodestate.Warning{Code: "llama-not-found", Severity: nodestate.SeverityError, Message: "could not get llama.cpp: " + err.Error()})
 		var ue *runtimes.UnreachableError
 		if !errors.As(err, &ue) {
 			n.mu.Lock()
@@ -212,7 +183,7 @@ func (n *Node) fetchEngine(ctx context.Context) {
 			pr.Error, pr.Status = err.Error(), "waiting to try again"
 		}
 		n.mu.Unlock()
-		n.events.publish(Event{Kind: EventStatus})
+		n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 		select {
 		case <-ctx.Done():
 			return
@@ -247,11 +218,11 @@ func (n *Node) install(ctx context.Context, version, forWhom string) (runtimes.B
 	}
 	n.mu.Lock()
 	if n.provisioning == nil {
-		n.provisioning = &Provisioning{}
+		n.provisioning = &nodestate.Provisioning{}
 	}
-	*n.provisioning = Provisioning{Version: version, For: forWhom, Status: "looking for it"}
+	*n.provisioning = nodestate.Provisioning{Version: version, For: forWhom, Status: "looking for it"}
 	n.mu.Unlock()
-	n.events.publish(Event{Kind: EventStatus})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	last := time.Time{}
 	res, err := n.store().Install(ctx, runtimes.InstallOptions{
 		Version: version, Backend: c.Backend, Hardware: report,
@@ -278,7 +249,7 @@ func (n *Node) install(ctx context.Context, version, forWhom string) (runtimes.B
 				if p.Total == 0 {
 					n.log.Info("llama.cpp: " + p.Status)
 				}
-				n.events.publish(Event{Kind: EventStatus})
+				n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 			}
 		},
 	})

@@ -7,16 +7,18 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // bus delivers events to subscribers without ever blocking the producer: a
 // subscriber that falls behind misses events.
 type bus struct {
 	mu   sync.Mutex
-	subs map[chan Event]struct{}
+	subs map[chan nodestate.Event]struct{}
 }
 
-func (b *bus) publish(e Event) {
+func (b *bus) publish(e nodestate.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -30,11 +32,11 @@ func (b *bus) publish(e Event) {
 	}
 }
 
-func (b *bus) subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 64)
+func (b *bus) subscribe() (<-chan nodestate.Event, func()) {
+	ch := make(chan nodestate.Event, 64)
 	b.mu.Lock()
 	if b.subs == nil {
-		b.subs = map[chan Event]struct{}{}
+		b.subs = map[chan nodestate.Event]struct{}{}
 	}
 	b.subs[ch] = struct{}{}
 	b.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/rpcgate"
 )
 
@@ -14,29 +15,21 @@ import (
 // on to the worker through the gate. What it refuses is counted by reason
 // and held against the member who sent it, for the owner to see.
 
-// RPCRefusal is what the gate refused of one member.
-type RPCRefusal struct {
-	Count  int       `json:"count"`
-	Reason string    `json:"reason"` // the last one's, a word of rpcgate's
-	Detail string    `json:"detail"`
-	Time   time.Time `json:"time"`
-}
-
 type refusals struct {
 	mu       sync.Mutex
 	byReason map[string]uint64
-	byPeer   map[string]RPCRefusal
+	byPeer   map[string]nodestate.RPCRefusal
 }
 
 func (r *refusals) note(peer string, ref *rpcgate.Refusal) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byReason == nil {
-		r.byReason, r.byPeer = map[string]uint64{}, map[string]RPCRefusal{}
+		r.byReason, r.byPeer = map[string]uint64{}, map[string]nodestate.RPCRefusal{}
 	}
 	r.byReason[ref.Reason]++
 	p := r.byPeer[peer]
-	r.byPeer[peer] = RPCRefusal{Count: p.Count + 1, Reason: ref.Reason, Detail: ref.Detail, Time: time.Now()}
+	r.byPeer[peer] = nodestate.RPCRefusal{Count: p.Count + 1, Reason: ref.Reason, Detail: ref.Detail, Time: time.Now()}
 }
 
 func (r *refusals) reasons() map[string]uint64 {
@@ -45,7 +38,7 @@ func (r *refusals) reasons() map[string]uint64 {
 	return maps.Clone(r.byReason)
 }
 
-func (r *refusals) of(peer string) *RPCRefusal {
+func (r *refusals) of(peer string) *nodestate.RPCRefusal {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p, ok := r.byPeer[peer]; ok {
@@ -101,7 +94,7 @@ func (n *Node) gateConn(head net.Conn, addr string) {
 	}
 	n.log.Warn("refused a head's stream to the shard worker", "peer", name, "peer_id", peer, "reason", ref.Reason, "detail", ref.Detail)
 	n.gateRefusals.note(peer, ref)
-	n.events.publish(Event{Kind: EventStatus})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 }
 
 // streamPeer is the member behind a connection the mesh made to a local

@@ -9,6 +9,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // probeHardware takes the first look at this machine, before anything is
@@ -29,7 +30,7 @@ func (n *Node) probeHardware(ctx context.Context) {
 	n.log.Info("memory bandwidth", "GB/s", int(bw/1e9))
 	if r.GPUListError != "" {
 		n.log.Warn("the GPUs could not be listed", "err", r.GPUListError)
-		n.warn(Warning{Code: "gpu-list", Severity: SeverityWarning, Message: "the system did not list the GPUs (" + r.GPUListError +
+		n.warn(nodestate.Warning{Code: "gpu-list", Severity: nodestate.SeverityWarning, Message: "the system did not list the GPUs (" + r.GPUListError +
 			"): Potluck asks NVIDIA's driver (NVML) and llama.cpp instead, and offers what llama.cpp sees"})
 	}
 }
@@ -136,7 +137,7 @@ func parseMemory(s string) (uint64, error) {
 	}
 	v, err := hw.ParseSize(s)
 	if err != nil {
-		return 0, &InputError{Field: "memory", Msg: err.Error()}
+		return 0, &nodestate.InputError{Field: "memory", Msg: err.Error()}
 	}
 	return v, nil
 }

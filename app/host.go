@@ -15,6 +15,7 @@ import (
 	"github.com/potluck-gpu/potluck/internal/size"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // modelHost serves the configured model. It is the head of a split: it plans
@@ -133,7 +134,7 @@ func (h *modelHost) fetch(ctx context.Context) bool {
 		if errors.As(err, &nf) {
 			msg = "waiting for a peer that has " + h.name + " (it is not on this computer, and not a Hugging Face reference)"
 		}
-		h.n.warn(Warning{Code: "model", Severity: SeverityError, Message: msg})
+		h.n.warn(nodestate.Warning{Code: "model", Severity: nodestate.SeverityError, Message: msg})
 		h.setDetail(nil, msg)
 		select {
 		case <-ctx.Done():
@@ -156,13 +157,13 @@ func (h *modelHost) kick() {
 }
 
 // peerChanged re-plans when a worker may have changed.
-func (h *modelHost) peerChanged(t netmesh.EventType, p Peer) {
+func (h *modelHost) peerChanged(t netmesh.EventType, p nodestate.Peer) {
 	if t == netmesh.PeerJoined {
 		h.mu.Lock()
 		delete(h.excluded, p.ID) // back after being offline: give it a chance
 		h.mu.Unlock()
 	}
-	if path, _ := h.ident(); path == "" || p.Mode == ShareWorker || t != netmesh.PeerUpdated {
+	if path, _ := h.ident(); path == "" || p.Mode == nodestate.ShareWorker || t != netmesh.PeerUpdated {
 		h.kick() // re-plan, or look again for a peer that has the model
 	}
 }
@@ -176,7 +177,7 @@ func (h *modelHost) makePlan() engine.Plan {
 		head.ID = s.node.ID()
 	}
 	for _, d := range n.headDevices() {
-		head.Devices = append(head.Devices, d.planDevice())
+		head.Devices = append(head.Devices, planDevice(d))
 	}
 	if cpu := len(head.Devices) - 1; cpu >= 0 && head.Devices[cpu].Offer == 0 {
 		// No hardware report, or a cap of nothing: the head still
@@ -196,7 +197,7 @@ func (h *modelHost) makePlan() engine.Plan {
 	current := slices.Clone(h.plan.Workers)
 	h.mu.Unlock()
 	for _, p := range n.Peers() {
-		if !p.Online || p.Mode != ShareWorker {
+		if !p.Online || p.Mode != nodestate.ShareWorker {
 			continue
 		}
 		if e, ok := ex[p.ID]; ok {
@@ -216,7 +217,7 @@ func (h *modelHost) makePlan() engine.Plan {
 			c.RPCProtocol = svc[serviceRPC].Version
 		}
 		for _, d := range p.Devices {
-			c.Devices = append(c.Devices, d.planDevice())
+			c.Devices = append(c.Devices, planDevice(d))
 		}
 		if len(c.Devices) == 0 {
 			// An older Potluck: its whole offer, on its CPU.
@@ -243,7 +244,7 @@ func (h *modelHost) setDetail(plan *engine.Plan, detail string) {
 	}
 	h.detail = detail
 	h.mu.Unlock()
-	h.n.events.publish(Event{Kind: EventStatus})
+	h.n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 }
 
 // run serves the model until ctx ends.
@@ -267,7 +268,7 @@ func (h *modelHost) run(ctx context.Context) error {
 		h.n.publishInfo() // workers that have the file prepare their copy
 	}
 	if h.estErr != nil {
-		h.n.warn(Warning{Code: "model", Severity: SeverityError, Message: h.estErr.Error()})
+		h.n.warn(nodestate.Warning{Code: "model", Severity: nodestate.SeverityError, Message: h.estErr.Error()})
 		h.setDetail(nil, "cannot read the model: "+h.estErr.Error())
 		<-ctx.Done()
 		return nil
@@ -275,7 +276,7 @@ func (h *modelHost) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		plan := h.makePlan()
 		if !plan.Fits {
-			h.n.warn(Warning{Code: "model-fit", Severity: SeverityError, Message: fmt.Sprintf("%s does not fit: %s", h.alias, plan.Reason)})
+			h.n.warn(nodestate.Warning{Code: "model-fit", Severity: nodestate.SeverityError, Message: fmt.Sprintf("%s does not fit: %s", h.alias, plan.Reason)})
 			h.setDetail(&plan, "does not fit: "+plan.Reason)
 			if !h.waitFor(ctx, replanCheck) {
 				return nil
@@ -428,7 +429,7 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		h.mu.Lock()
 		h.sup, h.port = nil, 0
 		h.mu.Unlock()
-		n.events.publish(Event{Kind: EventStatus})
+		n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	}()
 	readyCh := sup.Changed()
 	// While it loads, say how much of the workers' part has gone to them.
@@ -458,7 +459,7 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 				n.clearWarning("worker-lost")
 				n.clearWarning("model-failed")
 				n.log.Info("model ready", "model", h.alias, "nodes", len(plan.Nodes), "workers", len(rpc))
-				n.events.publish(Event{Kind: EventModelReady, Message: h.alias + " is ready"})
+				n.events.publish(nodestate.Event{Kind: nodestate.EventModelReady, Message: h.alias + " is ready"})
 				n.opMu.Lock()
 				if err := n.reexpose(); err != nil {
 					n.log.Warn("expose the model", "err", err)
@@ -474,7 +475,7 @@ func (h *modelHost) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 				return
 			}
 			h.setDetail(nil, "llama-server failed: "+err.Error())
-			n.warn(Warning{Code: "model-failed", Severity: SeverityError, Message: err.Error()})
+			n.warn(nodestate.Warning{Code: "model-failed", Severity: nodestate.SeverityError, Message: err.Error()})
 			h.wait(ctx)
 			return
 		case <-h.trigger:
@@ -520,7 +521,7 @@ func (h *modelHost) checkWorkers(ctx context.Context, plan engine.Plan, rpc []st
 					name = a.Name
 				}
 			}
-			h.n.warn(Warning{Code: "worker-lost", Severity: SeverityWarning,
+			h.n.warn(nodestate.Warning{Code: "worker-lost", Severity: nodestate.SeverityWarning,
 				Message: fmt.Sprintf("worker %s was lost while serving %s; re-planning without it", name, h.alias)})
 			h.exclude(id, "lost during serving: "+err.Error())
 			if s != nil {
@@ -542,10 +543,10 @@ func (h *modelHost) localAddr() string {
 }
 
 // status describes the model for Status.
-func (h *modelHost) status() *ModelStatus {
+func (h *modelHost) status() *nodestate.ModelStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := &ModelStatus{ID: h.alias, Path: h.path, Detail: h.detail, Nodes: h.nodes}
+	st := &nodestate.ModelStatus{ID: h.alias, Path: h.path, Detail: h.detail, Nodes: h.nodes}
 	if h.path == "" {
 		st.ID = h.name
 	}
@@ -553,7 +554,7 @@ func (h *modelHost) status() *ModelStatus {
 		st.TokensPerSecond = h.plan.TokensPerSecond
 		for _, a := range h.plan.Devices {
 			if a.Layers > 0 || a.Output {
-				st.Holders = append(st.Holders, Holder{Name: a.NodeName, Device: a.Device, Local: a.Local, Layers: a.Layers, Bytes: a.Bytes, Share: a.Share})
+				st.Holders = append(st.Holders, nodestate.Holder{Name: a.NodeName, Device: a.Device, Local: a.Local, Layers: a.Layers, Bytes: a.Bytes, Share: a.Share})
 			}
 		}
 	}
@@ -587,7 +588,7 @@ const maxSplitRTT = 150 * time.Millisecond
 // in the split keeps its place whatever its round trip: loading the split
 // fills the links, and the round trips measured then say nothing of the
 // distance.
-func splitUnfit(p Peer, inSplit bool) string {
+func splitUnfit(p nodestate.Peer, inSplit bool) string {
 	switch {
 	case p.Conn == netmesh.ConnRelayed || p.Conn == netmesh.ConnRelayLost:
 		return "reached only through a relay: a split needs a direct connection (see \"Friends across the internet\" in the README)"

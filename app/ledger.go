@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/ledger"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // The pool's accounts (package ledger): the model proxy records every
@@ -111,7 +112,7 @@ func (n *Node) overLimit(w http.ResponseWriter, asker string) bool {
 		who = p.Name
 	}
 	msg := fmt.Sprintf("%s has used its daily share of %s's model: %s of %s tokens; it resets at %s UTC (in %s)",
-		who, n.cfg.Name, FormatTokens(used), FormatTokens(float64(limit)), reset.Format("15:04"), reset.Sub(now).Round(time.Minute))
+		who, n.cfg.Name, ledger.FormatTokens(used), ledger.FormatTokens(float64(limit)), reset.Format("15:04"), reset.Sub(now).Round(time.Minute))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Retry-After", strconv.Itoa(int(reset.Sub(now).Seconds())+1))
 	w.WriteHeader(http.StatusTooManyRequests)
@@ -183,49 +184,9 @@ func (w *countingWriter) Flush() {
 	}
 }
 
-// Usage is what this machine gave to and used from each peer.
-type Usage struct {
-	Self  string      `json:"peer_id"`
-	Peers []PeerUsage `json:"peers"`
-	// Gave and Used are the totals over every peer.
-	Gave UsageWindows `json:"gave"`
-	Used UsageWindows `json:"used"`
-	// ShareLimit is the daily limit of tokens per peer (0: none).
-	ShareLimit uint64 `json:"share_limit"`
-	// Pairs is the whole network's accounts as this node knows them, over
-	// all time: who served whom.
-	Pairs []UsagePair `json:"pairs"`
-}
-
-// PeerUsage is one peer's line.
-type PeerUsage struct {
-	ID   string       `json:"peer_id"`
-	Name string       `json:"name"`
-	OS   string       `json:"os,omitempty"` // "linux", "windows", "darwin"
-	Gave UsageWindows `json:"gave"`         // this machine served the peer
-	Used UsageWindows `json:"used"`         // the peer served this machine
-}
-
-// UsageWindows are tokens (in and out) over the last day, week and all
-// time.
-type UsageWindows struct {
-	Today float64 `json:"today"`
-	Week  float64 `json:"week"`
-	All   float64 `json:"all"`
-}
-
-// UsagePair is one entry of the network's accounts.
-type UsagePair struct {
-	Server    string  `json:"server"`
-	Asker     string  `json:"asker"`
-	Requests  float64 `json:"requests"`
-	TokensIn  float64 `json:"tokens_in"`
-	TokensOut float64 `json:"tokens_out"`
-}
-
-// Usage implements Controller's accounts: what this machine gave and used.
-func (n *Node) Usage() Usage {
-	u := Usage{ShareLimit: n.shareLimit(), Peers: []PeerUsage{}, Pairs: []UsagePair{}}
+// Usage implements tray.Controller: the accounts,: what this machine gave and used.
+func (n *Node) Usage() nodestate.Usage {
+	u := nodestate.Usage{ShareLimit: n.shareLimit(), Peers: []nodestate.PeerUsage{}, Pairs: []nodestate.UsagePair{}}
 	s := n.currentMesh()
 	if n.ledger == nil || s == nil {
 		return u
@@ -237,74 +198,34 @@ func (n *Node) Usage() Usage {
 		names[p.PeerID] = p.Name
 		systems[p.PeerID] = n.peerView(p, time.Now()).OS
 	}
-	byPeer := map[string]*PeerUsage{}
-	get := func(id string) *PeerUsage {
+	byPeer := map[string]*nodestate.PeerUsage{}
+	get := func(id string) *nodestate.PeerUsage {
 		if byPeer[id] == nil {
-			byPeer[id] = &PeerUsage{ID: id, Name: names[id], OS: systems[id]}
+			byPeer[id] = &nodestate.PeerUsage{ID: id, Name: names[id], OS: systems[id]}
 		}
 		return byPeer[id]
 	}
 	for _, w := range []ledger.Window{ledger.Today, ledger.Week, ledger.All} {
 		for p, t := range n.ledger.Matrix(self, w) {
 			if w == ledger.All {
-				u.Pairs = append(u.Pairs, UsagePair{Server: p.Server, Asker: p.Asker, Requests: t.Requests, TokensIn: t.TokensIn, TokensOut: t.TokensOut})
+				u.Pairs = append(u.Pairs, nodestate.UsagePair{Server: p.Server, Asker: p.Asker, Requests: t.Requests, TokensIn: t.TokensIn, TokensOut: t.TokensOut})
 			}
 			switch {
 			case p.Server == self && p.Asker != self:
-				get(p.Asker).Gave.add(w, t.Tokens())
-				u.Gave.add(w, t.Tokens())
+				get(p.Asker).Gave.Add(w, t.Tokens())
+				u.Gave.Add(w, t.Tokens())
 			case p.Asker == self && p.Server != self:
-				get(p.Server).Used.add(w, t.Tokens())
-				u.Used.add(w, t.Tokens())
+				get(p.Server).Used.Add(w, t.Tokens())
+				u.Used.Add(w, t.Tokens())
 			}
 		}
 	}
 	for _, p := range byPeer {
 		u.Peers = append(u.Peers, *p)
 	}
-	slices.SortFunc(u.Peers, func(a, b PeerUsage) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
-	slices.SortFunc(u.Pairs, func(a, b UsagePair) int { return strings.Compare(a.Server+a.Asker, b.Server+b.Asker) })
+	slices.SortFunc(u.Peers, func(a, b nodestate.PeerUsage) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+	slices.SortFunc(u.Pairs, func(a, b nodestate.UsagePair) int { return strings.Compare(a.Server+a.Asker, b.Server+b.Asker) })
 	return u
-}
-
-func (w *UsageWindows) add(win ledger.Window, v float64) {
-	switch win {
-	case ledger.Today:
-		w.Today += v
-	case ledger.Week:
-		w.Week += v
-	default:
-		w.All += v
-	}
-}
-
-// FormatTokens writes a token count the short way: 950, 12.3 k, 1.2 M.
-func FormatTokens(v float64) string {
-	short := func(x float64) string { return strings.TrimSuffix(strconv.FormatFloat(x, 'f', 1, 64), ".0") }
-	switch {
-	case v >= 1e6:
-		return short(v/1e6) + " M"
-	case v >= 1e3:
-		return short(v/1e3) + " k"
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64)
-}
-
-// ParseTokens reads a token count: 500k, 1.5M, 20000.
-func ParseTokens(s string) (uint64, error) {
-	t := strings.TrimSpace(strings.ToLower(s))
-	mult := 1.0
-	switch {
-	case strings.HasSuffix(t, "k"):
-		mult, t = 1e3, strings.TrimSuffix(t, "k")
-	case strings.HasSuffix(t, "m"):
-		mult, t = 1e6, strings.TrimSuffix(t, "m")
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || v < 0 || v*mult > 1e15 {
-		return 0, fmt.Errorf("%q is not a number of tokens (e.g. 500k, 2M, 20000)", s)
-	}
-	return uint64(v * mult), nil
 }
 
 // shareLimit is the daily tokens each peer may use of this node's model:
@@ -322,11 +243,11 @@ func (n *Node) shareLimitLocked() uint64 {
 	return n.settings.ShareLimit
 }
 
-// SetShareLimit implements Controller: the daily tokens each peer may use
+// SetShareLimit implements tray.Controller: the daily tokens each peer may use
 // of this node's model; 0 lifts the limit. It holds at once.
 func (n *Node) SetShareLimit(ctx context.Context, tokens uint64) error {
 	if n.cfg.ShareLimit > 0 {
-		return &InputError{Field: "share limit", Msg: "chosen with --share-limit (or POTLUCK_SHARE_LIMIT) when Potluck started: restart without it to choose here"}
+		return &nodestate.InputError{Field: "share limit", Msg: "chosen with --share-limit (or POTLUCK_SHARE_LIMIT) when Potluck started: restart without it to choose here"}
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
@@ -335,6 +256,6 @@ func (n *Node) SetShareLimit(ctx context.Context, tokens uint64) error {
 	settings := n.settings
 	n.mu.Unlock()
 	n.saveSettings(settings)
-	n.events.publish(Event{Kind: EventStatus})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/potluck-gpu/potluck/members"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Lending: the members a shard worker serves. By default every member of
@@ -52,16 +53,16 @@ func (n *Node) lendToLocked() []string {
 	return n.settings.LendTo
 }
 
-// SetLendTo implements Controller: the members (names or peer ids) this
+// SetLendTo implements tray.Controller: the members (names or peer ids) this
 // machine's shard worker serves; none: every member. Streams from other
 // members are held from then on.
 func (n *Node) SetLendTo(ctx context.Context, who []string) error {
 	if n.cfg.LendTo != "" {
-		return &InputError{Field: "lend to", Msg: "chosen with --lend-to (or POTLUCK_LEND_TO) when Potluck started: restart without it to choose here"}
+		return &nodestate.InputError{Field: "lend to", Msg: "chosen with --lend-to (or POTLUCK_LEND_TO) when Potluck started: restart without it to choose here"}
 	}
 	list, err := ParseLendTo(strings.Join(who, ","))
 	if err != nil {
-		return &InputError{Field: "lend to", Msg: err.Error()}
+		return &nodestate.InputError{Field: "lend to", Msg: err.Error()}
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
@@ -71,7 +72,7 @@ func (n *Node) SetLendTo(ctx context.Context, who []string) error {
 	n.mu.Unlock()
 	n.saveSettings(settings)
 	n.publishInfo()
-	n.events.publish(Event{Kind: EventStatus})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	return nil
 }
 
@@ -126,7 +127,7 @@ func (n *Node) lendAnnouncement(self string) []string {
 func (n *Node) relend(s *meshSession) {
 	now := n.lendAnnouncement(s.node.ID())
 	n.mu.Lock()
-	worker := n.shareLocked() == ShareWorker
+	worker := n.shareLocked() == nodestate.ShareWorker
 	n.mu.Unlock()
 	if worker && !slices.Equal(now, s.node.Info().LendTo) {
 		n.publishInfo()
@@ -134,6 +135,6 @@ func (n *Node) relend(s *meshSession) {
 }
 
 // lendsHere says whether a worker peer lends to this node.
-func lendsHere(p Peer, self string) bool {
+func lendsHere(p nodestate.Peer, self string) bool {
 	return len(p.LendTo) == 0 || slices.Contains(p.LendTo, self)
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"slices"
 	"testing"
+
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 func TestParseLendTo(t *testing.T) {
@@ -37,7 +39,7 @@ func TestLendsHere(t *testing.T) {
 		{[]string{"worker"}, false},
 		{[]string{"worker", "other"}, false},
 	} {
-		if got := lendsHere(Peer{ID: "worker", LendTo: c.lendTo}, "head"); got != c.want {
+		if got := lendsHere(nodestate.Peer{ID: "worker", LendTo: c.lendTo}, "head"); got != c.want {
 			t.Errorf("a worker lending to %q lends to head: %v, want %v", c.lendTo, got, c.want)
 		}
 	}

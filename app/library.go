@@ -11,26 +11,13 @@ import (
 
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
-// LibraryView is the document behind GET /api/models: the models on this
-// machine, and the places that could not be read.
-type LibraryView struct {
-	Models []library.Model `json:"models"`
-	// Peers are the models only peers have: serving or pulling one
-	// copies it from them.
-	Peers    []PeerModel       `json:"peer_models,omitempty"`
-	Warnings []library.Warning `json:"warnings,omitempty"`
-	Serving  string            `json:"serving,omitempty"` // the name of the model this node serves
-	Store    string            `json:"store"`             // where pulls go
-	// Embeddings names the models chosen to serve embeddings too.
-	Embeddings []string `json:"embeddings,omitempty"`
-}
-
 // Library lists the models on this machine.
-func (n *Node) Library() LibraryView {
+func (n *Node) Library() nodestate.LibraryView {
 	models, warnings := n.lib.List()
-	v := LibraryView{Models: models, Warnings: warnings, Store: library.StoreDir(n.cfg.DataDir)}
+	v := nodestate.LibraryView{Models: models, Warnings: warnings, Store: library.StoreDir(n.cfg.DataDir)}
 	if v.Models == nil {
 		v.Models = []library.Model{}
 	}
@@ -50,7 +37,7 @@ func (n *Node) Library() LibraryView {
 		if !ok {
 			i = len(v.Peers)
 			byName[m.Name] = i
-			v.Peers = append(v.Peers, PeerModel{Name: m.Name, Size: m.Size})
+			v.Peers = append(v.Peers, nodestate.PeerModel{Name: m.Name, Size: m.Size})
 		}
 		for _, p := range holders[m.Files[0].SHA256] {
 			if !slices.Contains(v.Peers[i].On, p.Name) {
@@ -59,13 +46,6 @@ func (n *Node) Library() LibraryView {
 		}
 	}
 	return v
-}
-
-// PeerModel is a model peers offer to copy.
-type PeerModel struct {
-	Name string   `json:"name"`
-	Size uint64   `json:"size"`
-	On   []string `json:"on"` // the peers that have it
 }
 
 // findModel resolves name to a file on this machine: a path to a GGUF
@@ -144,7 +124,7 @@ func (n *Node) Pull(ctx context.Context, ref string, progress func(hub.Progress)
 		}
 	}
 	n.log.Info("pulled a model", "model", m.Name, "bytes", m.Size, "took", time.Since(start).Round(time.Millisecond))
-	n.events.publish(Event{Kind: EventStatus, Message: "pulled " + m.Name})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus, Message: "pulled " + m.Name})
 	select {
 	case n.hashNow <- struct{}{}:
 	default:

@@ -9,24 +9,12 @@ import (
 	"slices"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
-
-// PeerEngine is a peer's llama.cpp, as it announces it.
-type PeerEngine struct {
-	// Release and RPCProtocol are those of the llama.cpp the node runs
-	// itself, e.g. "0.7.0" and "8.0.0".
-	Release     string `json:"release,omitempty"`
-	Server      string `json:"server,omitempty"`
-	RPCProtocol string `json:"rpc_protocol,omitempty"`
-	OS          string `json:"os"`
-	// Worker is the release its RPC worker runs when it lends with
-	// another llama.cpp than its own, to match a head.
-	Worker string `json:"worker,omitempty"`
-}
 
 func (n *Node) engineInfo() json.RawMessage {
 	_, v, _ := n.engineRuntime()
-	e := PeerEngine{Release: v.Release, Server: v.Server, RPCProtocol: v.RPCProtocol, OS: runtime.GOOS}
+	e := nodestate.PeerEngine{Release: v.Release, Server: v.Server, RPCProtocol: v.RPCProtocol, OS: runtime.GOOS}
 	n.mu.Lock()
 	if w := n.worker; w != nil && w.versions.Release != v.Release {
 		e.Worker = w.versions.Release
@@ -36,11 +24,11 @@ func (n *Node) engineInfo() json.RawMessage {
 	return data
 }
 
-func decodeEngine(raw json.RawMessage) *PeerEngine {
+func decodeEngine(raw json.RawMessage) *nodestate.PeerEngine {
 	if len(raw) == 0 {
 		return nil
 	}
-	var e PeerEngine
+	var e nodestate.PeerEngine
 	if json.Unmarshal(raw, &e) != nil {
 		return nil
 	}
@@ -67,7 +55,7 @@ type headNeed struct {
 // lend to them: none while it speaks the protocol of one of them already,
 // so that a worker never leaves a split it is in; otherwise the release of
 // the most heads, the lowest peer id breaking ties.
-func neededRelease(heads []Peer, speaks string) (headNeed, bool) {
+func neededRelease(heads []nodestate.Peer, speaks string) (headNeed, bool) {
 	type group struct {
 		need  headNeed
 		count int
@@ -106,10 +94,10 @@ func (n *Node) maybeMatch() {
 	n.mu.Lock()
 	mode, w, busy, ctx := n.shareLocked(), n.worker, n.matching, n.runCtx
 	n.mu.Unlock()
-	if mode != ShareWorker || w == nil || busy || ctx == nil || n.cfg.Llama.ProvisionDir == "" {
+	if mode != nodestate.ShareWorker || w == nil || busy || ctx == nil || n.cfg.Llama.ProvisionDir == "" {
 		return
 	}
-	var heads []Peer
+	var heads []nodestate.Peer
 	for _, p := range n.Peers() {
 		if len(p.Head) > 0 {
 			heads = append(heads, p)
@@ -134,7 +122,7 @@ func (n *Node) maybeMatch() {
 		}()
 		if err := n.match(ctx, need); err != nil && ctx.Err() == nil {
 			n.log.Warn("could not run the llama.cpp a head needs", "release", need.release, "head", need.head, "err", err)
-			n.warn(Warning{Code: "worker-version", Severity: SeverityWarning, Message: fmt.Sprintf(
+			n.warn(nodestate.Warning{Code: "worker-version", Severity: nodestate.SeverityWarning, Message: fmt.Sprintf(
 				"%s splits with llama.cpp %s (RPC %s), which this computer could not get: %v", need.head, need.release, need.protocol, err)})
 		}
 	}()
@@ -156,7 +144,7 @@ func (n *Node) match(ctx context.Context, need headNeed) error {
 			n.mu.Lock()
 			n.provisioning = nil
 			n.mu.Unlock()
-			n.events.publish(Event{Kind: EventStatus})
+			n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 			if err != nil {
 				return err
 			}
@@ -184,7 +172,7 @@ func (n *Node) match(ctx context.Context, need headNeed) error {
 	}
 	mode := n.shareLocked()
 	n.mu.Unlock()
-	if mode != ShareWorker {
+	if mode != nodestate.ShareWorker {
 		return nil
 	}
 	n.stopWorker()

@@ -2,80 +2,12 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
-
-// MemberStatus says where a member stands.
-type MemberStatus string
-
-const (
-	MemberActive     MemberStatus = "member"
-	MemberNotRotated MemberStatus = "not yet rotated" // still on a token the network moved away from
-	MemberRemoved    MemberStatus = "removed"
-)
-
-// MemberView is one member of the network, as GET /api/members shows it.
-type MemberView struct {
-	PeerID    string       `json:"peer_id"`
-	Name      string       `json:"name"`
-	FirstSeen time.Time    `json:"first_seen"`
-	LastSeen  time.Time    `json:"last_seen"`
-	Online    bool         `json:"online"`
-	Self      bool         `json:"self,omitempty"`
-	Owner     bool         `json:"owner,omitempty"` // holds the network's owner key
-	Status    MemberStatus `json:"status"`
-	// RPCRefused is what this node's RPC gate refused of the member:
-	// streams to the shard worker that no inference sends.
-	RPCRefused *RPCRefusal `json:"rpc_refused,omitempty"`
-}
-
-// Label is the member's name as a list shows it.
-func (m MemberView) Label() string {
-	name := m.Name
-	if name == "" {
-		name = "—"
-	}
-	switch {
-	case m.Self && m.Owner:
-		return name + " (this computer, owner)"
-	case m.Self:
-		return name + " (this computer)"
-	}
-	return name
-}
-
-// State is where the member stands, in a word or three: online, offline,
-// removed or not yet rotated; and misbehaving, where the RPC gate refused
-// what it sent.
-func (m MemberView) State() string {
-	state := "offline"
-	switch {
-	case m.Status != MemberActive:
-		state = string(m.Status)
-	case m.Online:
-		state = "online"
-	}
-	if r := m.RPCRefused; r != nil && m.Status != MemberRemoved {
-		state += fmt.Sprintf(", misbehaving: %d RPC stream(s) refused (%s)", r.Count, r.Reason)
-	}
-	return state
-}
-
-// MembersView is GET /api/members.
-type MembersView struct {
-	InMesh bool `json:"in_mesh"`
-	// Owner is the peer id of the network's owner key; empty for a
-	// network without one (made by EdgeVPN, LocalAI or an older Potluck).
-	Owner string `json:"owner,omitempty"`
-	// CanRemove says whether this computer can remove members: it holds
-	// the owner key.
-	CanRemove bool         `json:"can_remove"`
-	Members   []MemberView `json:"members"`
-}
 
 // networkID names a network across token rotations.
 func networkID(tok netmesh.Token) string { return tok.Network() }
@@ -138,9 +70,9 @@ func (n *Node) keepRoll(ctx context.Context) error {
 	}
 }
 
-// Members implements Controller.
-func (n *Node) Members() MembersView {
-	v := MembersView{Members: []MemberView{}}
+// Members implements tray.Controller.
+func (n *Node) Members() nodestate.MembersView {
+	v := nodestate.MembersView{Members: []nodestate.MemberView{}}
 	s := n.currentMesh()
 	if s == nil {
 		return v
@@ -158,16 +90,16 @@ func (n *Node) Members() MembersView {
 	}
 	self := s.node.ID()
 	for _, m := range n.roll.List() {
-		mv := MemberView{PeerID: m.PeerID, Name: m.Name, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
-			Online: online[m.PeerID] || m.PeerID == self, Self: m.PeerID == self, Status: MemberActive}
+		mv := nodestate.MemberView{PeerID: m.PeerID, Name: m.Name, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
+			Online: online[m.PeerID] || m.PeerID == self, Self: m.PeerID == self, Status: nodestate.MemberActive}
 		if mv.Self && v.CanRemove {
 			mv.Owner = true
 		}
 		switch {
 		case m.IsRemoved():
-			mv.Status, mv.Online = MemberRemoved, false
+			mv.Status, mv.Online = nodestate.MemberRemoved, false
 		case n.notYetMoved(m.PeerID):
-			mv.Status = MemberNotRotated
+			mv.Status = nodestate.MemberNotRotated
 		}
 		if mv.Online && !mv.Self {
 			mv.LastSeen = time.Now()

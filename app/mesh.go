@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 )
 
@@ -38,18 +39,6 @@ type meshSession struct {
 	retired *handoff
 }
 
-// InvalidTokenError is a pasted token that is not an invite token.
-type InvalidTokenError struct{ Err error }
-
-func (e *InvalidTokenError) Error() string {
-	return "that is not a valid invite token: " + e.Err.Error()
-}
-
-func (e *InvalidTokenError) Unwrap() error { return e.Err }
-
-// InvalidInput marks the error as the client's (HTTP 400).
-func (e *InvalidTokenError) InvalidInput() bool { return true }
-
 // sessionOptions vary a session from the configuration.
 type sessionOptions struct {
 	bootstrap []string // more peers to dial first
@@ -68,7 +57,7 @@ func (n *Node) openSession(ctx context.Context, token string, o sessionOptions) 
 	}
 	tok, err := netmesh.ParseToken(token)
 	if err != nil {
-		return nil, &InvalidTokenError{Err: err}
+		return nil, &nodestate.InvalidTokenError{Err: err}
 	}
 	s := &meshSession{token: token, tok: tok, done: make(chan struct{}), tunnels: map[string]*netmesh.Tunnel{}, retired: o.retired}
 	cfg := netmesh.DefaultConfig(token)
@@ -218,15 +207,15 @@ func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
 			case netmesh.PeerJoined:
 				n.movedHere(p.ID)
 				n.log.Info("peer joined", "name", p.Name, "peer_id", p.ID, "mode", p.Mode)
-				n.events.publish(Event{Kind: EventPeerJoined, Peer: &p, Message: p.Name + " joined"})
+				n.events.publish(nodestate.Event{Kind: nodestate.EventPeerJoined, Peer: &p, Message: p.Name + " joined"})
 			case netmesh.PeerOffline, netmesh.PeerRemoved:
 				s.closeTunnels(p.ID)
 				if ev.Type == netmesh.PeerOffline {
 					n.log.Info("peer lost", "name", p.Name, "peer_id", p.ID)
-					n.events.publish(Event{Kind: EventPeerLost, Peer: &p, Message: p.Name + " went offline"})
+					n.events.publish(nodestate.Event{Kind: nodestate.EventPeerLost, Peer: &p, Message: p.Name + " went offline"})
 				}
 			default:
-				n.events.publish(Event{Kind: EventStatus})
+				n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 			}
 			if h := n.modelHost(); h != nil {
 				h.peerChanged(ev.Type, p)
@@ -294,18 +283,18 @@ func (n *Node) publishInfo() {
 	}
 	n.mu.Unlock()
 	var models []string
-	if host != nil && mode == ShareServer {
+	if host != nil && mode == nodestate.ShareServer {
 		if st := host.status(); st.Ready {
 			models = []string{st.ID}
 		}
 	}
 	inflight := n.servedInFlight()
 	var fi fileInfo
-	if mode != ShareOff {
+	if mode != nodestate.ShareOff {
 		fi.Offer = n.offeredFiles()
 	}
 	fi.Head = n.headFiles()
-	if mode == ShareWorker {
+	if mode == nodestate.ShareWorker {
 		fi.Seeded = n.seededFiles()
 	}
 	files, _ := json.Marshal(fi)
@@ -315,16 +304,16 @@ func (n *Node) publishInfo() {
 		i.Mode = string(mode)
 		i.MemoryOffered = 0
 		published := devs
-		if mode == ShareWorker {
+		if mode == nodestate.ShareWorker {
 			// Exactly what the RPC worker exposes, in its order: the
 			// head names them RPC0, RPC1… in this order.
 			published = lent(devs, choice)
 		}
-		if mode != ShareOff {
+		if mode != nodestate.ShareOff {
 			i.MemoryOffered = offerTotal(published)
 		}
 		i.LendTo = nil
-		if mode == ShareWorker {
+		if mode == nodestate.ShareWorker {
 			i.LendTo = lendTo
 		}
 		i.Devices, _ = json.Marshal(published)
@@ -343,35 +332,35 @@ func (n *Node) publishInfo() {
 		}
 		i.Engine = engineInfo
 	})
-	n.events.publish(Event{Kind: EventStatus})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 }
 
-// Peers implements Controller.
-func (n *Node) Peers() []Peer {
+// Peers implements tray.Controller.
+func (n *Node) Peers() []nodestate.Peer {
 	s := n.currentMesh()
 	if s == nil {
-		return []Peer{}
+		return []nodestate.Peer{}
 	}
 	now := time.Now()
 	ps := s.node.Peers()
-	out := make([]Peer, 0, len(ps))
+	out := make([]nodestate.Peer, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, n.peerView(p, now))
 	}
-	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+	slices.SortFunc(out, func(a, b nodestate.Peer) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
 	return out
 }
 
-func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
-	v := Peer{
-		ID: p.PeerID, Name: p.Name, Version: p.Version, Mode: ShareMode(p.Mode),
+func (n *Node) peerView(p netmesh.Peer, now time.Time) nodestate.Peer {
+	v := nodestate.Peer{
+		ID: p.PeerID, Name: p.Name, Version: p.Version, Mode: nodestate.ShareMode(p.Mode),
 		MemoryOffered: p.MemoryOffered, LendTo: p.LendTo, Models: p.Models, InFlight: p.InFlight,
 		Online: p.Online, Conn: p.Conn, Transport: p.Transport,
 		RTTMS: float64(p.RTT) / float64(time.Millisecond), MinRTTMS: float64(p.MinRTT) / float64(time.Millisecond),
 		RPCRefused: n.gateRefusals.of(p.PeerID),
 	}
 	if v.Mode == "" {
-		v.Mode = ShareOff
+		v.Mode = nodestate.ShareOff
 	}
 	if !p.LastSeen.IsZero() {
 		v.LastSeenMS = now.Sub(p.LastSeen).Milliseconds()
@@ -397,7 +386,7 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) Peer {
 	return v
 }
 
-// InviteToken implements Controller.
+// InviteToken implements tray.Controller.
 func (n *Node) InviteToken() (string, error) {
 	s := n.currentMesh()
 	if s == nil {
@@ -446,12 +435,12 @@ func (n *Node) counters() server.Counters {
 	return c
 }
 
-// Join implements Controller.
+// Join implements tray.Controller.
 func (n *Node) Join(ctx context.Context, token string) error {
 	token = strings.TrimSpace(token)
 	tok, err := netmesh.ParseToken(token)
 	if err != nil {
-		return &InvalidTokenError{Err: err}
+		return &nodestate.InvalidTokenError{Err: err}
 	}
 	token, known := splitInvite(token)
 	tok = tok.WithAddrs(nil)
@@ -479,7 +468,7 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	n.stopMesh()
 	s, err := n.openSession(ctx, token, sessionOptions{known: known})
 	if err != nil {
-		n.warn(Warning{Code: "mesh", Severity: SeverityError, Message: err.Error()})
+		n.warn(nodestate.Warning{Code: "mesh", Severity: nodestate.SeverityError, Message: err.Error()})
 		return err
 	}
 	// Saved before anyone can see the node in the network, so that a
@@ -495,7 +484,7 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	if err := n.reexpose(); err != nil {
 		return err
 	}
-	n.events.publish(Event{Kind: EventJoined, Message: "joined the network"})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventJoined, Message: "joined the network"})
 	if h := n.modelHost(); h != nil {
 		h.kick()
 	}
@@ -506,10 +495,10 @@ func (n *Node) setJoining(v bool) {
 	n.mu.Lock()
 	n.joining = v
 	n.mu.Unlock()
-	n.events.publish(Event{Kind: EventStatus})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 }
 
-// Leave implements Controller.
+// Leave implements tray.Controller.
 func (n *Node) Leave(ctx context.Context) error {
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
@@ -518,11 +507,11 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.forgetRetired()
 	n.mu.Lock()
 	n.settings.Token = ""
-	n.settings.Share = ShareOff
+	n.settings.Share = nodestate.ShareOff
 	settings := n.settings
 	n.mu.Unlock()
 	n.publishInfo()
-	n.events.publish(Event{Kind: EventStatus, Message: "left the network"})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus, Message: "left the network"})
 	return settings.Save(n.cfg.DataDir)
 }
 

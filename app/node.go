@@ -21,10 +21,11 @@ import (
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 )
 
-// Node is one running Potluck node. It implements Controller.
+// Node is one running Potluck node. It implements tray.Controller and server.Node.
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
@@ -44,7 +45,7 @@ type Node struct {
 	versions engine.Versions
 	engErr   error // why llama.cpp is unavailable
 	// provisioning is llama.cpp being fetched; nil when none is.
-	provisioning *Provisioning
+	provisioning *nodestate.Provisioning
 	engReady     chan struct{} // closed once llama.cpp is found, fetched, or known to be missing
 	lend         *lendRuntime  // the worker's llama.cpp when it matches a head's; nil: the node's own
 	matching     bool          // a match to the heads' llama.cpp is under way
@@ -58,7 +59,7 @@ type Node struct {
 	worker   *workerProc // non-nil while sharing as a worker
 	host     *modelHost  // non-nil when a model is configured
 	hwReport *hw.Report
-	warnings map[string]Warning
+	warnings map[string]nodestate.Warning
 
 	engDevices    []engine.Device // what llama.cpp sees, listed at start
 	hostBandwidth float64         // bytes a second, measured at start
@@ -78,8 +79,6 @@ type Node struct {
 	hashNow     chan struct{} // asks for checksums of new models
 	peerModels  peerModels    // what peers' models do
 }
-
-var _ Controller = (*Node)(nil)
 
 // NewNode prepares a node from cfg; it starts nothing.
 func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
@@ -108,7 +107,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		started:  time.Now(),
 		settings: settings,
 		engReady: make(chan struct{}),
-		warnings: map[string]Warning{},
+		warnings: map[string]nodestate.Warning{},
 		applied:  map[string]bool{},
 		roll:     roll,
 		hub:      hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+Version),
@@ -269,7 +268,7 @@ func (n *Node) resume(ctx context.Context) error {
 			}
 			// Never let sharing start a new network in its place: keep
 			// trying the saved one, and share once it is back.
-			n.warn(Warning{Code: "saved-mesh", Severity: SeverityWarning, Message: "cannot reach your network (" + err.Error() + "); trying again"})
+			n.warn(nodestate.Warning{Code: "saved-mesh", Severity: nodestate.SeverityWarning, Message: "cannot reach your network (" + err.Error() + "); trying again"})
 			go n.rejoin(ctx, token, share, memory)
 			return nil
 		}
@@ -283,8 +282,8 @@ func (n *Node) resume(ctx context.Context) error {
 
 // resumeSharing shares as asked on the command line, or as saved. A saved
 // mode that cannot run now starts with sharing off and says why.
-func (n *Node) resumeSharing(ctx context.Context, share ShareMode, memory uint64) error {
-	if share == "" || share == ShareOff {
+func (n *Node) resumeSharing(ctx context.Context, share nodestate.ShareMode, memory uint64) error {
+	if share == "" || share == nodestate.ShareOff {
 		return nil
 	}
 	err := n.Share(ctx, share, memory)
@@ -292,9 +291,9 @@ func (n *Node) resumeSharing(ctx context.Context, share ShareMode, memory uint64
 		return err
 	}
 	n.mu.Lock()
-	n.settings.Share = ShareOff
+	n.settings.Share = nodestate.ShareOff
 	n.mu.Unlock()
-	n.warn(Warning{Code: "saved-share", Severity: SeverityWarning,
+	n.warn(nodestate.Warning{Code: "saved-share", Severity: nodestate.SeverityWarning,
 		Message: fmt.Sprintf("sharing is off: the saved choice, %s, cannot start (%v)", share, err)})
 	n.log.Warn("saved sharing mode cannot start; sharing is off", "mode", share, "err", err)
 	return nil
@@ -302,7 +301,7 @@ func (n *Node) resumeSharing(ctx context.Context, share ShareMode, memory uint64
 
 // rejoin keeps trying the saved network, backing off up to two minutes,
 // and shares as saved once it is back.
-func (n *Node) rejoin(ctx context.Context, token string, share ShareMode, memory uint64) {
+func (n *Node) rejoin(ctx context.Context, token string, share nodestate.ShareMode, memory uint64) {
 	for wait := 5 * time.Second; ; wait = min(2*wait, 2*time.Minute) {
 		select {
 		case <-ctx.Done():
@@ -314,13 +313,13 @@ func (n *Node) rejoin(ctx context.Context, token string, share ShareMode, memory
 		}
 		err := n.Join(ctx, token)
 		if err != nil {
-			n.warn(Warning{Code: "saved-mesh", Severity: SeverityWarning, Message: "cannot reach your network (" + err.Error() + "); trying again"})
+			n.warn(nodestate.Warning{Code: "saved-mesh", Severity: nodestate.SeverityWarning, Message: "cannot reach your network (" + err.Error() + "); trying again"})
 			continue
 		}
 		n.clearWarning("saved-mesh")
 		n.resumeHandoffs(ctx)
 		if err := n.resumeSharing(ctx, share, memory); err != nil {
-			n.warn(Warning{Code: "saved-share", Severity: SeverityWarning, Message: "could not share as before: " + err.Error()})
+			n.warn(nodestate.Warning{Code: "saved-share", Severity: nodestate.SeverityWarning, Message: "could not share as before: " + err.Error()})
 		}
 		return
 	}
@@ -361,13 +360,13 @@ func (n *Node) shutdown() {
 
 // warn records a warning (replacing one with the same code) and tells
 // subscribers.
-func (n *Node) warn(w Warning) {
+func (n *Node) warn(w nodestate.Warning) {
 	n.mu.Lock()
 	old, had := n.warnings[w.Code]
 	n.warnings[w.Code] = w
 	n.mu.Unlock()
 	if !had || old != w {
-		n.events.publish(Event{Kind: EventWarning, Warning: &w, Message: w.Message})
+		n.events.publish(nodestate.Event{Kind: nodestate.EventWarning, Warning: &w, Message: w.Message})
 	}
 }
 
@@ -377,121 +376,21 @@ func (n *Node) clearWarning(code string) {
 	delete(n.warnings, code)
 	n.mu.Unlock()
 	if had {
-		n.events.publish(Event{Kind: EventStatus})
+		n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	}
 }
 
-// Status is the document behind GET /api/status.
-type Status struct {
-	Name    string    `json:"name"`
-	Version string    `json:"version"`
-	UptimeS int64     `json:"uptime_s"`
-	State   NodeState `json:"state"`
-	API     string    `json:"api"` // the OpenAI base URL, e.g. http://127.0.0.1:8080/v1
-
-	Share         ShareMode `json:"share"`
-	MemoryOffered uint64    `json:"memory_offered"`
-	// ShareLimit is the tokens a day each peer may use of this node's
-	// model (0: no limit).
-	ShareLimit uint64 `json:"share_limit,omitempty"`
-	// LendTo are the members (names or peer ids) the shard worker
-	// serves, as chosen; empty: every member.
-	LendTo []string `json:"lend_to,omitempty"`
-
-	InMesh bool `json:"in_mesh"`
-	// Network is the fingerprint of the network's token: two nodes show
-	// the same exactly when they hold the same token.
-	Network     string   `json:"network,omitempty"`
-	PeerID      string   `json:"peer_id,omitempty"`
-	P2PAddrs    []string `json:"p2p_addrs,omitempty"`
-	PeersOnline int      `json:"peers_online"`
-	// Reachability says whether members across the internet can dial
-	// this node directly: "public", "private" (behind a NAT: reached
-	// through relays and hole punching) or "unknown" (not yet asked).
-	Reachability string `json:"reachability,omitempty"`
-
-	Engine EngineStatus `json:"engine"`
-	// Devices are this node's devices and what each offers; those the
-	// user left out are marked unused.
-	Devices []DeviceInfo `json:"devices"`
-	// DeviceChoice is the user's choice of devices; empty: automatic.
-	DeviceChoice []string     `json:"device_choice,omitempty"`
-	Model        *ModelStatus `json:"model,omitempty"`
-	Worker       *WorkerState `json:"worker,omitempty"`
-	Hardware     *hw.Report   `json:"hardware,omitempty"`
-	Offer        *hw.Offer    `json:"offer,omitempty"`
-	InFlight     int          `json:"in_flight"`
-	Warnings     []Warning    `json:"warnings,omitempty"`
-}
-
-// EngineStatus describes llama.cpp on this node.
-type EngineStatus struct {
-	Available   bool           `json:"available"`
-	Error       string         `json:"error,omitempty"`
-	Runtime     engine.Runtime `json:"runtime"`
-	Server      string         `json:"server_version,omitempty"`
-	Build       string         `json:"build,omitempty"`
-	RPCProtocol string         `json:"rpc_protocol,omitempty"`
-	// Release is the llama.cpp release running, e.g. "0.7.0"; Wanted the
-	// one this Potluck runs everywhere.
-	Release string `json:"release,omitempty"`
-	Wanted  string `json:"wanted_release"`
-	// Installed lists the builds provisioned on this machine, e.g.
-	// "0.7.0 (Debian)", "0.5.0 (cpu)": at most two versions.
-	Installed []string `json:"installed,omitempty"`
-	// Provisioning is llama.cpp being fetched, with its progress.
-	Provisioning *Provisioning `json:"provisioning,omitempty"`
-}
-
-// ModelStatus describes the model this node serves.
-type ModelStatus struct {
-	ID     string        `json:"id"`
-	Path   string        `json:"path"`
-	Ready  bool          `json:"ready"`
-	State  engine.Status `json:"state"`
-	Detail string        `json:"detail,omitempty"` // e.g. why it waits
-	Nodes  int           `json:"nodes"`            // machines holding it
-	// Holders is the current plan: which device of which machine holds
-	// how many layers.
-	Holders []Holder `json:"holders,omitempty"`
-	// TokensPerSecond is the plan's predicted decoding speed.
-	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
-	// Excluded names the workers left out of the plan, with the reason.
-	Excluded []string `json:"excluded,omitempty"`
-}
-
-// Holder is one device's part of a split model.
-type Holder struct {
-	Name   string `json:"name"`   // the machine
-	Device string `json:"device"` // its device, e.g. "CUDA0", "CPU"
-	Local  bool   `json:"local"`
-	Layers int    `json:"layers"`
-	Bytes  uint64 `json:"bytes"`
-	// Share is its part of the time per token, 0 to 1.
-	Share float64 `json:"share"`
-}
-
-// WorkerState describes this node's RPC worker.
-type WorkerState struct {
-	Addr  string        `json:"addr"`
-	State engine.Status `json:"state"`
-	// Release is the llama.cpp release the worker runs, and Matches the
-	// head whose version it runs when that is not this node's own.
-	Release string `json:"release,omitempty"`
-	Matches string `json:"matches,omitempty"`
-}
-
 // Status returns a snapshot of the node.
-func (n *Node) Status() Status {
+func (n *Node) Status() nodestate.Status {
 	offer := n.offer()
 	all := n.allDevices()
-	devs := slices.DeleteFunc(slices.Clone(all), func(d DeviceInfo) bool { return d.Unused })
+	devs := slices.DeleteFunc(slices.Clone(all), func(d nodestate.DeviceInfo) bool { return d.Unused })
 	n.mu.Lock()
-	st := Status{
+	st := nodestate.Status{
 		Name: n.cfg.Name, Version: Version, UptimeS: int64(time.Since(n.started).Seconds()),
-		State: StateIdle, Share: n.shareLocked(),
+		State: nodestate.StateIdle, Share: n.shareLocked(),
 		API: "http://" + n.apiAddr() + "/v1",
-		Engine: EngineStatus{Available: n.engErr == nil, Runtime: n.runtime,
+		Engine: nodestate.EngineStatus{Available: n.engErr == nil, Runtime: n.runtime,
 			Server: n.versions.Server, Build: n.versions.Build, RPCProtocol: n.versions.RPCProtocol,
 			Release: n.versions.Release, Wanted: n.cfg.Engine.version()},
 		Hardware:     n.hwReport,
@@ -511,7 +410,7 @@ func (n *Node) Status() Status {
 	}
 	st.ShareLimit = n.shareLimitLocked()
 	st.LendTo = n.lendToLocked()
-	if st.Share != ShareOff {
+	if st.Share != nodestate.ShareOff {
 		st.MemoryOffered = offerTotal(lent(devs, n.deviceChoiceLocked()))
 	}
 	mesh, worker, host, joining := n.mesh, n.worker, n.host, n.joining
@@ -537,21 +436,21 @@ func (n *Node) Status() Status {
 		}
 	}
 	if worker != nil {
-		st.Worker = &WorkerState{Addr: worker.addr, State: worker.sup.Status(), Release: worker.versions.Release, Matches: worker.matches}
-		st.State = StateSharing
+		st.Worker = &nodestate.WorkerState{Addr: worker.addr, State: worker.sup.Status(), Release: worker.versions.Release, Matches: worker.matches}
+		st.State = nodestate.StateSharing
 	}
 	if host != nil {
 		st.Model = host.status()
 		if st.Model.Ready {
-			st.State = StateServing
+			st.State = nodestate.StateServing
 		}
 	}
 	if joining {
-		st.State = StateJoining
+		st.State = nodestate.StateJoining
 	}
 	for _, w := range st.Warnings {
-		if w.Severity == SeverityError {
-			st.State = StateError
+		if w.Severity == nodestate.SeverityError {
+			st.State = nodestate.StateError
 		}
 	}
 	return st
@@ -565,23 +464,23 @@ func (n *Node) apiAddr() string {
 	return n.cfg.API
 }
 
-// Logs implements Controller.
+// Logs implements tray.Controller.
 func (n *Node) Logs(max int) []string { return n.logs.last(max) }
 
-// Subscribe implements Controller.
-func (n *Node) Subscribe() (<-chan Event, func()) { return n.events.subscribe() }
+// Subscribe implements tray.Controller.
+func (n *Node) Subscribe() (<-chan nodestate.Event, func()) { return n.events.subscribe() }
 
-// Recent implements Controller.
-func (n *Node) Recent() []Request {
-	var out []Request
+// Recent implements tray.Controller.
+func (n *Node) Recent() []nodestate.Request {
+	var out []nodestate.Request
 	for _, r := range n.srv.Recent() {
-		out = append(out, Request{Time: r.Time, Model: r.Model, Node: r.Node, Status: r.Status, Duration: r.Duration})
+		out = append(out, nodestate.Request{Time: r.Time, Model: r.Model, Node: r.Node, Status: r.Status, Duration: r.Duration})
 	}
 	return out
 }
 
 func (n *Node) onRequest(r server.RequestRecord) {
-	n.events.publish(Event{Kind: EventRequest, Time: r.Time, Message: fmt.Sprintf("%s served by %s (%d)", r.Model, r.Node, r.Status)})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventRequest, Time: r.Time, Message: fmt.Sprintf("%s served by %s (%d)", r.Model, r.Node, r.Status)})
 }
 
 // logPath is where a child's output goes.
@@ -592,20 +491,5 @@ func (n *Node) logPath(name string) string {
 	}
 	return filepath.Join(dir, name+".log")
 }
-
-// InputError is a bad value from the user, phrased for them.
-type InputError struct {
-	Field, Value, Msg string
-}
-
-func (e *InputError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("%s: %s", e.Field, e.Msg)
-	}
-	return fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Msg)
-}
-
-// InvalidInput marks the error as the client's (HTTP 400).
-func (e *InputError) InvalidInput() bool { return true }
 
 var errNoMesh = errors.New("this computer is in no network yet: share it, or join a network with a friend's invite token")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Removing a member, as the owner:
@@ -79,19 +80,6 @@ func (h *handoff) nudge() {
 	}
 }
 
-// RemovalResult is what POST /api/members/remove answers.
-type RemovalResult struct {
-	Removed members.Ref `json:"removed"`
-	// Moving are the members given the new token; they switch to it
-	// without a restart, or when they next come online.
-	Moving []members.Ref `json:"moving"`
-	// Skipped are members that could not be given the new token (they
-	// never announced a key: an older Potluck). Invite them again.
-	Skipped []members.Ref `json:"skipped,omitempty"`
-	// Token is the fingerprint of the network's new token.
-	Token string `json:"token"`
-}
-
 // ownerIDOf is the peer id an owner key stands for.
 func ownerIDOf(key crypto.PrivKey) string {
 	id, err := peer.IDFromPrivateKey(key)
@@ -103,37 +91,37 @@ func ownerIDOf(key crypto.PrivKey) string {
 
 // RemoveMember removes a member by name or peer id. Only the network's
 // owner can: see the comment at the top of this file.
-func (n *Node) RemoveMember(ctx context.Context, who string) (RemovalResult, error) {
+func (n *Node) RemoveMember(ctx context.Context, who string) (nodestate.RemovalResult, error) {
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
 	s := n.currentMesh()
 	if s == nil {
-		return RemovalResult{}, errNoMesh
+		return nodestate.RemovalResult{}, errNoMesh
 	}
 	if s.tok.Owner() == "" {
-		return RemovalResult{}, &InputError{Field: "peer", Msg: members.ErrNoOwner.Error()}
+		return nodestate.RemovalResult{}, &nodestate.InputError{Field: "peer", Msg: members.ErrNoOwner.Error()}
 	}
 	key, err := netmesh.LoadOwnerKey(n.cfg.DataDir)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && ownerIDOf(key) != s.tok.Owner()) {
-		return RemovalResult{}, &members.NotOwnerError{Owner: s.tok.Owner()}
+		return nodestate.RemovalResult{}, &members.NotOwnerError{Owner: s.tok.Owner()}
 	}
 	if err != nil {
-		return RemovalResult{}, err
+		return nodestate.RemovalResult{}, err
 	}
 	m, err := n.roll.Find(who)
 	if err != nil {
-		return RemovalResult{}, err
+		return nodestate.RemovalResult{}, err
 	}
 	self := s.node.ID()
 	switch {
 	case m.PeerID == self:
-		return RemovalResult{}, &InputError{Field: "peer", Value: who, Msg: "that is this computer, the network's owner: it cannot remove itself"}
+		return nodestate.RemovalResult{}, &nodestate.InputError{Field: "peer", Value: who, Msg: "that is this computer, the network's owner: it cannot remove itself"}
 	case m.IsRemoved():
-		return RemovalResult{}, &InputError{Field: "peer", Value: who, Msg: "was removed already"}
+		return nodestate.RemovalResult{}, &nodestate.InputError{Field: "peer", Value: who, Msg: "was removed already"}
 	}
 	next, err := s.tok.Rotate()
 	if err != nil {
-		return RemovalResult{}, err
+		return nodestate.RemovalResult{}, err
 	}
 	removed := []members.Ref{{PeerID: m.PeerID, Name: m.Name}}
 	var recipients []members.Recipient
@@ -146,17 +134,17 @@ func (n *Node) RemoveMember(ctx context.Context, who string) (RemovalResult, err
 	// removal can tell the others where to find this node.
 	signed, r, skipped, err := members.NewRemoval(key, s.tok, next, s.node.Addrs(), removed, recipients, time.Now())
 	if err != nil {
-		return RemovalResult{}, err
+		return nodestate.RemovalResult{}, err
 	}
 	nextToken, err := next.Encode()
 	if err != nil {
-		return RemovalResult{}, err
+		return nodestate.RemovalResult{}, err
 	}
 	n.log.Info("removing a member", "name", m.Name, "peer_id", m.PeerID, "moving", len(r.Grants))
 	if err := n.applyLocked(ctx, s, signed, r, nextToken, nil); err != nil {
-		return RemovalResult{}, err
+		return nodestate.RemovalResult{}, err
 	}
-	res := RemovalResult{Removed: removed[0], Skipped: skipped, Token: next.Fingerprint()}
+	res := nodestate.RemovalResult{Removed: removed[0], Skipped: skipped, Token: next.Fingerprint()}
 	for _, x := range recipients {
 		if _, ok := r.Grants[x.PeerID]; ok {
 			res.Moving = append(res.Moving, x.Ref)
@@ -228,18 +216,18 @@ func (n *Node) applyRemoval(s *meshSession, signed []byte, r members.Removal) {
 	switch {
 	case !ok:
 		n.blockRemoved(s, r)
-		n.warn(Warning{Code: "network-moved", Severity: SeverityError, Message: fmt.Sprintf(
+		n.warn(nodestate.Warning{Code: "network-moved", Severity: nodestate.SeverityError, Message: fmt.Sprintf(
 			"the network's owner removed %s and moved the network to a new token, but did not give it to this computer: ask the owner for a new invite token",
 			refNames(r.Removed))})
 		return
 	case err != nil:
 		n.blockRemoved(s, r)
-		n.warn(Warning{Code: "network-moved", Severity: SeverityError, Message: "the network moved to a new token that this computer could not open: " + err.Error()})
+		n.warn(nodestate.Warning{Code: "network-moved", Severity: nodestate.SeverityError, Message: "the network moved to a new token that this computer could not open: " + err.Error()})
 		return
 	}
 	n.log.Info("the network's owner removed a member; moving to the new token", "removed", refNames(r.Removed))
 	if err := n.applyLocked(runCtx, s, signed, r, g.Token, g.Bootstrap); err != nil {
-		n.warn(Warning{Code: "network-moved", Severity: SeverityError, Message: "could not move to the network's new token: " + err.Error()})
+		n.warn(nodestate.Warning{Code: "network-moved", Severity: nodestate.SeverityError, Message: "could not move to the network's new token: " + err.Error()})
 	}
 }
 
@@ -294,7 +282,7 @@ func (n *Node) applyLocked(ctx context.Context, s *meshSession, signed []byte, r
 	}
 	n.saveSettingsNow()
 	n.clearWarning("network-moved")
-	n.events.publish(Event{Kind: EventJoined, Message: fmt.Sprintf("%s was removed; the network moved to a new token", refNames(r.Removed))})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventJoined, Message: fmt.Sprintf("%s was removed; the network moved to a new token", refNames(r.Removed))})
 	if h := n.modelHost(); h != nil {
 		h.kick()
 	}
@@ -505,7 +493,7 @@ func (n *Node) saveSettings(s Settings) {
 
 // warnRemoved tells the user this computer was removed.
 func (n *Node) warnRemoved() {
-	n.warn(Warning{Code: "removed", Severity: SeverityError,
+	n.warn(nodestate.Warning{Code: "removed", Severity: nodestate.SeverityError,
 		Message: "the network's owner removed this computer from the network: the others no longer accept it. Ask for a new invite token to join again"})
 }
 

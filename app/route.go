@@ -10,6 +10,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 )
 
@@ -44,7 +45,7 @@ func (n *Node) Models() []server.Model {
 			Capabilities: am.Capabilities, Details: am.Details}
 	}
 	for _, p := range n.Peers() {
-		if !p.Online || p.Mode != ShareServer {
+		if !p.Online || p.Mode != nodestate.ShareServer {
 			continue
 		}
 		for _, id := range p.Models {
@@ -112,7 +113,7 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 	}
 	if s := n.currentMesh(); s != nil {
 		for _, p := range n.Peers() {
-			if !p.Online || p.Mode != ShareServer || !slices.Contains(p.Models, model) {
+			if !p.Online || p.Mode != nodestate.ShareServer || !slices.Contains(p.Models, model) {
 				continue
 			}
 			addr, err := s.tunnel(context.Background(), p.ID, serviceOpenAI)
@@ -140,17 +141,9 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 	return out, nil
 }
 
-// PlanView is the document behind GET /api/plan.
-type PlanView struct {
-	Model  string       `json:"model"`
-	Detail string       `json:"detail,omitempty"` // what the head is doing or waiting for
-	Plan   *engine.Plan `json:"plan,omitempty"`
-	Error  string       `json:"error,omitempty"`
-}
-
 // Plan returns the current plan, or for model (a GGUF path) the plan this
 // node would make for it with the pool as it is now.
-func (n *Node) Plan(model string) PlanView {
+func (n *Node) Plan(model string) nodestate.PlanView {
 	var hostPath, hostAlias string
 	host := n.modelHost()
 	if host != nil {
@@ -159,19 +152,19 @@ func (n *Node) Plan(model string) PlanView {
 	if model != "" && (host == nil || (model != hostPath && model != hostAlias)) {
 		path, alias, ok := n.findModel(model)
 		if !ok {
-			return PlanView{Model: model, Error: (&library.NotFoundError{Name: model}).Error()}
+			return nodestate.PlanView{Model: model, Error: (&library.NotFoundError{Name: model}).Error()}
 		}
 		h := &modelHost{n: n, name: model, alias: alias, path: path, excluded: map[string]exclusion{}}
 		h.est, h.estErr = engine.EstimateModel(path, n.cfg.CtxSize)
 		if h.estErr != nil {
-			return PlanView{Model: h.alias, Error: h.estErr.Error()}
+			return nodestate.PlanView{Model: h.alias, Error: h.estErr.Error()}
 		}
 		p := h.makePlan()
-		return PlanView{Model: h.alias, Detail: "not being served: what this node would do now", Plan: &p}
+		return nodestate.PlanView{Model: h.alias, Detail: "not being served: what this node would do now", Plan: &p}
 	}
 	if host == nil {
-		return PlanView{Error: "this node serves no model: start it with --model PATH, or ask for a plan with ?model=PATH"}
+		return nodestate.PlanView{Error: "this node serves no model: start it with --model PATH, or ask for a plan with ?model=PATH"}
 	}
 	p, detail := host.currentPlan()
-	return PlanView{Model: hostAlias, Detail: detail, Plan: &p}
+	return nodestate.PlanView{Model: hostAlias, Detail: detail, Plan: &p}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // A split's weights need not cross the network when a worker has the model
@@ -73,7 +74,7 @@ func (n *Node) modelFiles(ctx context.Context, path string) ([]string, uint64) {
 // load and this machine has, one at a time.
 func (n *Node) maybeSeed() {
 	n.mu.Lock()
-	if n.shareLocked() != ShareWorker || n.seeding || n.runCtx == nil {
+	if n.shareLocked() != nodestate.ShareWorker || n.seeding || n.runCtx == nil {
 		n.mu.Unlock()
 		return
 	}
@@ -141,14 +142,14 @@ func (h *modelHost) awaitSeeds(ctx context.Context, plan engine.Plan) {
 		var waiting []string
 		peers := h.n.Peers()
 		for _, id := range plan.Workers {
-			i := slices.IndexFunc(peers, func(p Peer) bool { return p.ID == id })
+			i := slices.IndexFunc(peers, func(p nodestate.Peer) bool { return p.ID == id })
 			if i < 0 || !peers[i].Online {
 				continue
 			}
 			p := peers[i]
 			has, seeded := true, true
 			for _, sha := range shas {
-				has = has && slices.ContainsFunc(p.Files, func(f OfferedFile) bool { return f.SHA256 == sha })
+				has = has && slices.ContainsFunc(p.Files, func(f nodestate.OfferedFile) bool { return f.SHA256 == sha })
 				seeded = seeded && slices.Contains(p.Seeded, sha)
 			}
 			if has && !seeded {

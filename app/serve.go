@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // modelHost is the host of the model this node serves; nil when it serves
@@ -85,7 +87,7 @@ func (n *Node) switchHost(name string) error {
 	err := n.reexpose()
 	n.opMu.Unlock()
 	n.publishInfo()
-	n.events.publish(Event{Kind: EventStatus})
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	if name == "" {
 		n.log.Info("serving no model")
 	} else {

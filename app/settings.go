@@ -12,15 +12,16 @@ import (
 
 	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Settings are the user's choices that outlive a restart: the mesh joined
 // and how this machine is shared. The file holds the invite token, so it is
 // readable by the owner only.
 type Settings struct {
-	Token       string    `json:"token,omitempty"`
-	Share       ShareMode `json:"share,omitempty"`
-	ShareMemory uint64    `json:"share_memory,omitempty"`
+	Token       string              `json:"token,omitempty"`
+	Share       nodestate.ShareMode `json:"share,omitempty"`
+	ShareMemory uint64              `json:"share_memory,omitempty"`
 	// ShareLimit is the daily tokens each peer may use of this node's
 	// model (see Config.ShareLimit); 0: no limit.
 	ShareLimit uint64 `json:"share_limit,omitempty"`
@@ -93,11 +94,5 @@ func (s Settings) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, settingsFile), data, 0o600)
-}
-
-// WriteFileAtomic replaces name with data, so a crash leaves the old file or
-// the new one, never half of either. The file has mode perm from the start.
-func WriteFileAtomic(name string, data []byte, perm fs.FileMode) error {
-	return atomicfile.Write(name, data, perm)
+	return atomicfile.Write(filepath.Join(dir, settingsFile), data, 0o600)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // workerProc is this node's RPC worker while it shares as a shard.
@@ -28,24 +29,24 @@ type workerProc struct {
 	done     chan struct{}
 }
 
-func (n *Node) shareLocked() ShareMode {
+func (n *Node) shareLocked() nodestate.ShareMode {
 	if n.settings.Share == "" {
-		return ShareOff
+		return nodestate.ShareOff
 	}
 	return n.settings.Share
 }
 
 func (n *Node) shareMemoryLocked() uint64 { return n.settings.ShareMemory }
 
-// Share implements Controller.
-func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) (err error) {
-	if _, ok := ParseShareMode(string(mode)); !ok {
-		return &InputError{Field: "mode", Value: string(mode), Msg: `want "off", "worker" or "server"`}
+// Share implements tray.Controller.
+func (n *Node) Share(ctx context.Context, mode nodestate.ShareMode, memory uint64) (err error) {
+	if _, ok := nodestate.ParseShareMode(string(mode)); !ok {
+		return &nodestate.InputError{Field: "mode", Value: string(mode), Msg: `want "off", "worker" or "server"`}
 	}
-	if mode == ShareServer && n.modelHost() == nil {
-		return &InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: pick one to serve first (`potluck run --model NAME`, or the tray's \"Serve a model…\")"}
+	if mode == nodestate.ShareServer && n.modelHost() == nil {
+		return &nodestate.InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: pick one to serve first (`potluck run --model NAME`, or the tray's \"Serve a model…\")"}
 	}
-	if mode == ShareWorker {
+	if mode == nodestate.ShareWorker {
 		if err := n.waitEngine(ctx); err != nil {
 			return err
 		}
@@ -72,10 +73,10 @@ func (n *Node) Share(ctx context.Context, mode ShareMode, memory uint64) (err er
 		if rerr := n.reexpose(); rerr != nil {
 			n.log.Warn("restoring the previous sharing", "err", rerr)
 		}
-		n.events.publish(Event{Kind: EventStatus})
+		n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	}()
 
-	if mode != ShareOff && n.currentMesh() == nil {
+	if mode != nodestate.ShareOff && n.currentMesh() == nil {
 		// Sharing never needs a settings page first: start a new mesh
 		// whose token the user can copy as the invite. This computer
 		// holds its owner key, so it alone can remove members.
@@ -122,7 +123,7 @@ func (n *Node) reexpose() error {
 	mode := n.shareLocked()
 	n.mu.Unlock()
 	s := n.currentMesh()
-	if mode == ShareWorker {
+	if mode == nodestate.ShareWorker {
 		w, err := n.startWorker()
 		if err != nil {
 			return err
@@ -142,14 +143,14 @@ func (n *Node) reexpose() error {
 		n.mu.Lock()
 		swarmAddr := n.swarmAddr
 		n.mu.Unlock()
-		if mode != ShareOff && swarmAddr != "" {
+		if mode != nodestate.ShareOff && swarmAddr != "" {
 			if err := s.node.Expose(serviceModels, swarmAddr); err != nil {
 				return err
 			}
 		} else {
 			s.node.Unexpose(serviceModels)
 		}
-		if h := n.modelHost(); mode == ShareServer && h != nil {
+		if h := n.modelHost(); mode == nodestate.ShareServer && h != nil {
 			if addr := h.localAddr(); addr != "" {
 				if err := s.node.Expose(serviceOpenAI, addr); err != nil {
 					return err
@@ -204,7 +205,7 @@ func (n *Node) startWorker() (*workerProc, error) {
 	go func() {
 		defer close(w.done)
 		if err := w.sup.Run(ctx); err != nil {
-			n.warn(Warning{Code: "worker", Severity: SeverityError, Message: "the shard worker stopped: " + err.Error()})
+			n.warn(nodestate.Warning{Code: "worker", Severity: nodestate.SeverityError, Message: "the shard worker stopped: " + err.Error()})
 		}
 	}()
 	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/swarm"
 )
 
@@ -25,25 +26,17 @@ const serviceModels = "models"
 // maxOffered bounds the files a node announces.
 const maxOffered = 64
 
-// OfferedFile is a model file a sharing node lets its peers copy.
-type OfferedFile struct {
-	Model  string `json:"model"` // the library name of its model
-	File   string `json:"file"`  // its file name
-	SHA256 string `json:"sha256"`
-	Size   uint64 `json:"size"`
-}
-
 // offeredFiles lists the files of this machine's models whose sha256 is
 // known: what peers may copy while this node shares.
-func (n *Node) offeredFiles() []OfferedFile {
+func (n *Node) offeredFiles() []nodestate.OfferedFile {
 	models, _ := n.lib.List()
-	var out []OfferedFile
+	var out []nodestate.OfferedFile
 	for _, m := range models {
 		if !m.Hashed() {
 			continue
 		}
 		for _, f := range m.Files {
-			out = append(out, OfferedFile{Model: m.Name, File: filepath.Base(f.Path), SHA256: f.SHA256, Size: f.Size})
+			out = append(out, nodestate.OfferedFile{Model: m.Name, File: filepath.Base(f.Path), SHA256: f.SHA256, Size: f.Size})
 		}
 		if len(out) >= maxOffered {
 			break
@@ -113,9 +106,9 @@ func (n *Node) runSwarm(ctx context.Context) error {
 
 // peerFiles are the files online peers offer, as a list of models that
 // library.Match can search, and who has each file.
-func (n *Node) peerFiles() ([]library.Model, map[string][]Peer) {
+func (n *Node) peerFiles() ([]library.Model, map[string][]nodestate.Peer) {
 	var models []library.Model
-	holders := map[string][]Peer{}
+	holders := map[string][]nodestate.Peer{}
 	idx := map[string]int{}
 	for _, p := range n.Peers() {
 		if !p.Online {
@@ -221,9 +214,9 @@ func mustRel(base, p string) string {
 // it lets peers copy, those it loads as the head of a split, and those
 // its RPC worker's tensor cache holds.
 type fileInfo struct {
-	Offer  []OfferedFile `json:"offer,omitempty"`
-	Head   []string      `json:"head,omitempty"`   // sha256 of the model files it serves
-	Seeded []string      `json:"seeded,omitempty"` // sha256 of the files its worker cache holds
+	Offer  []nodestate.OfferedFile `json:"offer,omitempty"`
+	Head   []string                `json:"head,omitempty"`   // sha256 of the model files it serves
+	Seeded []string                `json:"seeded,omitempty"` // sha256 of the files its worker cache holds
 }
 
 // decodeFiles reads a peer's fileInfo from its node info.

@@ -5,26 +5,27 @@ import (
 	"testing"
 
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // A split leaves out workers reached only through a relay, or too far
 // away, and says why; the rest may join.
 func TestSplitUnfit(t *testing.T) {
 	for _, c := range []struct {
-		p       Peer
+		p       nodestate.Peer
 		inSplit bool
 		want    string
 	}{
-		{Peer{Conn: netmesh.ConnDirect, RTTMS: 2, MinRTTMS: 2}, false, ""},
-		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 30, MinRTTMS: 30}, false, ""},
-		{Peer{Conn: netmesh.ConnNone}, false, ""},
-		{Peer{Conn: netmesh.ConnRelayed, RTTMS: 3, MinRTTMS: 3}, false, "relay"},
-		{Peer{Conn: netmesh.ConnRelayLost}, true, "relay"},
-		{Peer{Conn: netmesh.ConnHolePunched, RTTMS: 180, MinRTTMS: 180}, false, "round trip of 180 ms"},
+		{nodestate.Peer{Conn: netmesh.ConnDirect, RTTMS: 2, MinRTTMS: 2}, false, ""},
+		{nodestate.Peer{Conn: netmesh.ConnHolePunched, RTTMS: 30, MinRTTMS: 30}, false, ""},
+		{nodestate.Peer{Conn: netmesh.ConnNone}, false, ""},
+		{nodestate.Peer{Conn: netmesh.ConnRelayed, RTTMS: 3, MinRTTMS: 3}, false, "relay"},
+		{nodestate.Peer{Conn: netmesh.ConnRelayLost}, true, "relay"},
+		{nodestate.Peer{Conn: netmesh.ConnHolePunched, RTTMS: 180, MinRTTMS: 180}, false, "round trip of 180 ms"},
 		// One slow round trip (a busy moment) does not count.
-		{Peer{Conn: netmesh.ConnDirect, RTTMS: 400, MinRTTMS: 3}, false, ""},
+		{nodestate.Peer{Conn: netmesh.ConnDirect, RTTMS: 400, MinRTTMS: 3}, false, ""},
 		// A worker in the split while the load fills its link stays.
-		{Peer{Conn: netmesh.ConnDirect, RTTMS: 900, MinRTTMS: 900}, true, ""},
+		{nodestate.Peer{Conn: netmesh.ConnDirect, RTTMS: 900, MinRTTMS: 900}, true, ""},
 	} {
 		got := splitUnfit(c.p, c.inSplit)
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {

@@ -11,16 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/potluck-gpu/potluck/hub"
+	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 )
 
 // adminNode is a server.Node that counts the calls that would change it.
 type adminNode struct{ changes atomic.Int32 }
 
-func (n *adminNode) Status() any                        { return map[string]string{"name": "test"} }
-func (n *adminNode) Peers() any                         { return []string{} }
-func (n *adminNode) Plan(string) any                    { return map[string]string{} }
-func (n *adminNode) Members() any                       { return map[string]any{"members": []string{}} }
+func (n *adminNode) Status() nodestate.Status           { return nodestate.Status{Name: "test"} }
+func (n *adminNode) Peers() []nodestate.Peer            { return nil }
+func (n *adminNode) Plan(string) nodestate.PlanView     { return nodestate.PlanView{} }
+func (n *adminNode) Members() nodestate.MembersView     { return nodestate.MembersView{} }
 func (n *adminNode) InviteToken() (string, error)       { n.changes.Add(1); return "secret-token", nil }
 func (n *adminNode) Counters() server.Counters          { return server.Counters{} }
 func (n *adminNode) Quit()                              { n.changes.Add(1) }
@@ -38,19 +41,19 @@ func (n *adminNode) Share(context.Context, string, string) error {
 	n.changes.Add(1)
 	return nil
 }
-func (n *adminNode) RemoveMember(context.Context, string) (any, error) {
+func (n *adminNode) RemoveMember(context.Context, string) (nodestate.RemovalResult, error) {
 	n.changes.Add(1)
-	return map[string]string{}, nil
+	return nodestate.RemovalResult{}, nil
 }
-func (n *adminNode) Library() any { return map[string]any{"models": []string{}} }
-func (n *adminNode) Usage() any   { return map[string]any{"peers": []string{}} }
+func (n *adminNode) Library() nodestate.LibraryView { return nodestate.LibraryView{} }
+func (n *adminNode) Usage() nodestate.Usage         { return nodestate.Usage{} }
 func (n *adminNode) Serve(context.Context, string, *bool) error {
 	n.changes.Add(1)
 	return nil
 }
-func (n *adminNode) Pull(context.Context, string, func(any)) (any, error) {
+func (n *adminNode) Pull(context.Context, string, func(hub.Progress)) (library.Model, error) {
 	n.changes.Add(1)
-	return map[string]string{}, nil
+	return library.Model{}, nil
 }
 
 type accessCase struct {

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/potluck-gpu/potluck/hub"
+	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 )
 
@@ -197,12 +200,16 @@ func (n *recordingNode) call() {
 	n.calls++
 }
 
-func (n *recordingNode) Status() any           { return map[string]any{"state": "idle"} }
-func (n *recordingNode) Peers() any            { return []any{} }
-func (n *recordingNode) Plan(model string) any { return map[string]any{"model": model} }
-func (n *recordingNode) Members() any          { return []any{} }
-func (n *recordingNode) Library() any          { return map[string]any{"models": []any{}} }
-func (n *recordingNode) Usage() any            { return map[string]any{"peers": []any{}} }
+func (n *recordingNode) Status() nodestate.Status {
+	return nodestate.Status{State: nodestate.StateIdle}
+}
+func (n *recordingNode) Peers() []nodestate.Peer { return nil }
+func (n *recordingNode) Plan(model string) nodestate.PlanView {
+	return nodestate.PlanView{Model: model}
+}
+func (n *recordingNode) Members() nodestate.MembersView { return nodestate.MembersView{} }
+func (n *recordingNode) Library() nodestate.LibraryView { return nodestate.LibraryView{} }
+func (n *recordingNode) Usage() nodestate.Usage         { return nodestate.Usage{} }
 
 func (n *recordingNode) Serve(ctx context.Context, model string, embeddings *bool) error {
 	n.call()
@@ -260,21 +267,21 @@ func (n *recordingNode) Share(ctx context.Context, mode, memory string) error {
 	return nil
 }
 
-func (n *recordingNode) Pull(ctx context.Context, ref string, progress func(any)) (any, error) {
+func (n *recordingNode) Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error) {
 	n.call()
 	if !strings.Contains(ref, "/") {
-		return nil, badInput("not a reference")
+		return library.Model{}, badInput("not a reference")
 	}
 	if progress != nil {
-		progress(map[string]any{"status": "success"})
+		progress(hub.Progress{Status: "success"})
 	}
-	return map[string]any{"name": ref}, nil
+	return library.Model{Name: ref}, nil
 }
 
-func (n *recordingNode) RemoveMember(ctx context.Context, who string) (any, error) {
+func (n *recordingNode) RemoveMember(ctx context.Context, who string) (nodestate.RemovalResult, error) {
 	n.call()
 	if who != "alice" {
-		return nil, errors.New("no member " + who) // a plain failure: a 500
+		return nodestate.RemovalResult{}, errors.New("no member " + who) // a plain failure: a 500
 	}
-	return map[string]any{"removed": who}, nil
+	return nodestate.RemovalResult{}, nil
 }

@@ -8,14 +8,17 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/potluck-gpu/potluck/hub"
+	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
-// Node is what the node API drives. The values returned as any are
-// rendered as JSON unchanged.
+// Node is what the node API drives. The views it returns are rendered as
+// JSON unchanged.
 type Node interface {
-	Status() any
-	Peers() any
-	Plan(model string) any
+	Status() nodestate.Status
+	Peers() []nodestate.Peer
+	Plan(model string) nodestate.PlanView
 	Join(ctx context.Context, token string) error
 	Leave(ctx context.Context) error
 	// Share sets the share mode ("off", "worker", "server") and memory (a
@@ -30,16 +33,16 @@ type Node interface {
 	SetLendTo(ctx context.Context, who []string) error
 	// Members lists the members of the network; RemoveMember removes
 	// one by name or peer id (only the network's owner can).
-	Members() any
-	RemoveMember(ctx context.Context, who string) (any, error)
+	Members() nodestate.MembersView
+	RemoveMember(ctx context.Context, who string) (nodestate.RemovalResult, error)
 	// Library lists the models on this machine. Pull makes one
 	// available, calling progress with Ollama-shaped steps, and returns
 	// what it got.
-	Library() any
-	Pull(ctx context.Context, ref string, progress func(any)) (any, error)
+	Library() nodestate.LibraryView
+	Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error)
 	// Usage is the pool's accounts: what this machine gave to and used
 	// from each peer.
-	Usage() any
+	Usage() nodestate.Usage
 	// Serve serves the model name (a library name, a path or a
 	// reference); "" serves none. embeddings, when set, turns embeddings
 	// on or off for it (see PlanServing in the engine).
@@ -196,18 +199,29 @@ func (s *Server) pull(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "success", "model": m})
 		return
 	}
+	// The steps before the first byte are held back, so that a reference
+	// that does not exist is still an HTTP error, not a line in a stream.
 	started := false
+	var held []hub.Progress
 	enc := json.NewEncoder(c.Writer)
-	_, err := s.node.Pull(ctx, ref, func(p any) {
+	_, err := s.node.Pull(ctx, ref, func(p hub.Progress) {
+		if !started && p.Total == 0 && p.Status != "success" {
+			held = append(held, p)
+			return
+		}
 		if !started {
 			started = true
 			c.Header("Content-Type", "application/x-ndjson")
 			c.Header("Cache-Control", "no-store")
 			c.Status(http.StatusOK)
 		}
-		if enc.Encode(p) == nil {
-			c.Writer.Flush()
+		for _, h := range append(held, p) {
+			if enc.Encode(h) != nil {
+				return
+			}
 		}
+		held = nil
+		c.Writer.Flush()
 	})
 	switch {
 	case err == nil:

@@ -8,7 +8,7 @@ import (
 	"os"
 	"runtime"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 )
 
 // fileAutostart is an autostart entry that is a file: present means on.
@@ -41,5 +41,5 @@ func (a *fileAutostart) SetEnabled(on bool) error {
 		}
 		return nil
 	}
-	return app.WriteFileAtomic(a.path, []byte(a.content), 0o644)
+	return atomicfile.Write(a.path, []byte(a.content), 0o644)
 }

@@ -11,7 +11,8 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/ledger"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // dashLogLines and dashRequests bound what the dashboard lists.
@@ -142,7 +143,7 @@ func (d *dashboard) update(s snapshot) {
 	d.machine.SetText(strings.Join(machineLines(st), "\n"))
 	var warns []string
 	for _, w := range st.Warnings {
-		if w.Severity != app.SeverityInfo {
+		if w.Severity != nodestate.SeverityInfo {
 			warns = append(warns, w.Message)
 		}
 	}
@@ -215,7 +216,7 @@ func fillTable(c *fyne.Container, heads []string, rows [][]string, empty string)
 	c.Refresh()
 }
 
-func machineLines(st app.Status) []string {
+func machineLines(st nodestate.Status) []string {
 	lines := []string{
 		"Name: " + orDash(st.Name),
 		"Potluck " + orDash(st.Version) + " (Apache-2.0), up " + formatUptime(st.UptimeS),
@@ -252,14 +253,14 @@ func machineLines(st app.Status) []string {
 
 // routingLines says which node holds what: the model served here, the
 // models peers serve and the shard workers a split can use.
-func routingLines(st app.Status, peers []app.Peer) []string {
+func routingLines(st nodestate.Status, peers []nodestate.Peer) []string {
 	var lines []string
 	if m := st.Model; m != nil {
 		state := "loading"
 		switch {
 		case m.Ready:
 			state = "ready"
-		case st.State == app.StateError:
+		case st.State == nodestate.StateError:
 			state = "failed"
 		}
 		where := "served here"
@@ -306,10 +307,10 @@ func routingLines(st app.Status, peers []app.Peer) []string {
 	return lines
 }
 
-func shardWorkers(peers []app.Peer) []string {
+func shardWorkers(peers []nodestate.Peer) []string {
 	var out []string
 	for _, p := range peers {
-		if p.Online && p.Mode == app.ShareWorker {
+		if p.Online && p.Mode == nodestate.ShareWorker {
 			out = append(out, fmt.Sprintf("%s (%s)", peerName(p), formatBytes(p.MemoryOffered)))
 		}
 	}
@@ -317,9 +318,9 @@ func shardWorkers(peers []app.Peer) []string {
 }
 
 // peerRows are the peers table, online ones first, then by name.
-func peerRows(peers []app.Peer) [][]string {
+func peerRows(peers []nodestate.Peer) [][]string {
 	ps := slices.Clone(peers)
-	slices.SortStableFunc(ps, func(a, b app.Peer) int {
+	slices.SortStableFunc(ps, func(a, b nodestate.Peer) int {
 		if a.Online != b.Online {
 			if a.Online {
 				return -1
@@ -345,9 +346,9 @@ func peerRows(peers []app.Peer) [][]string {
 }
 
 // requestRows are the latest requests, newest first.
-func requestRows(reqs []app.Request) [][]string {
+func requestRows(reqs []nodestate.Request) [][]string {
 	rs := slices.Clone(reqs)
-	slices.SortStableFunc(rs, func(a, b app.Request) int { return b.Time.Compare(a.Time) })
+	slices.SortStableFunc(rs, func(a, b nodestate.Request) int { return b.Time.Compare(a.Time) })
 	if len(rs) > dashRequests {
 		rs = rs[:dashRequests]
 	}
@@ -359,7 +360,7 @@ func requestRows(reqs []app.Request) [][]string {
 }
 
 // memberRows are the members table: who, and where each stands.
-func memberRows(v app.MembersView) [][]string {
+func memberRows(v nodestate.MembersView) [][]string {
 	rows := make([][]string, 0, len(v.Members))
 	for _, m := range v.Members {
 		id := m.PeerID
@@ -372,7 +373,7 @@ func memberRows(v app.MembersView) [][]string {
 }
 
 // connLabel says how this machine reaches a peer (see app.Peer's Conn).
-func connLabel(p app.Peer) string {
+func connLabel(p nodestate.Peer) string {
 	var kind string
 	switch p.Conn {
 	case "direct":
@@ -405,19 +406,19 @@ func reachLabel(r string) string {
 }
 
 // usageLine sums up what this machine gave and used.
-func usageLine(u app.Usage) string {
+func usageLine(u nodestate.Usage) string {
 	if u.Self == "" {
 		return "This computer is in no network: nothing to account for."
 	}
-	line := fmt.Sprintf("You served %s tokens to friends and used %s (all time).", app.FormatTokens(u.Gave.All), app.FormatTokens(u.Used.All))
+	line := fmt.Sprintf("You served %s tokens to friends and used %s (all time).", ledger.FormatTokens(u.Gave.All), ledger.FormatTokens(u.Used.All))
 	if u.ShareLimit > 0 {
-		line += fmt.Sprintf(" Each friend may use %s tokens a day of this computer's model.", app.FormatTokens(float64(u.ShareLimit)))
+		line += fmt.Sprintf(" Each friend may use %s tokens a day of this computer's model.", ledger.FormatTokens(float64(u.ShareLimit)))
 	}
 	return line
 }
 
 // usageRows are the accounts, peer by peer.
-func usageRows(u app.Usage) [][]string {
+func usageRows(u nodestate.Usage) [][]string {
 	rows := make([][]string, 0, len(u.Peers))
 	for _, p := range u.Peers {
 		name := p.Name
@@ -425,8 +426,8 @@ func usageRows(u app.Usage) [][]string {
 			name = p.ID
 		}
 		rows = append(rows, []string{name,
-			app.FormatTokens(p.Gave.Today), app.FormatTokens(p.Gave.Week), app.FormatTokens(p.Gave.All),
-			app.FormatTokens(p.Used.Today), app.FormatTokens(p.Used.Week), app.FormatTokens(p.Used.All)})
+			ledger.FormatTokens(p.Gave.Today), ledger.FormatTokens(p.Gave.Week), ledger.FormatTokens(p.Gave.All),
+			ledger.FormatTokens(p.Used.Today), ledger.FormatTokens(p.Used.Week), ledger.FormatTokens(p.Used.All)})
 	}
 	return rows
 }

@@ -12,43 +12,43 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
-// fakeCtrl is an app.Controller that records calls and replays events.
+// fakeCtrl is an Controller that records calls and replays events.
 type fakeCtrl struct {
 	mu      sync.Mutex
-	status  app.Status
-	peers   []app.Peer
-	recent  []app.Request
+	status  nodestate.Status
+	peers   []nodestate.Peer
+	recent  []nodestate.Request
 	logs    []string
 	token   string
 	joinErr error
-	members app.MembersView
-	library app.LibraryView
+	members nodestate.MembersView
+	library nodestate.LibraryView
 	pullErr error
 	pulls   chan string
 	serves  chan string
 
-	events chan app.Event
+	events chan nodestate.Event
 	joins  chan string
 	shares chan shareCall
-	usage  app.Usage
+	usage  nodestate.Usage
 }
 
 type shareCall struct {
-	Mode   app.ShareMode
+	Mode   nodestate.ShareMode
 	Memory uint64
 }
 
-var _ app.Controller = (*fakeCtrl)(nil)
+var _ Controller = (*fakeCtrl)(nil)
 
 func newFakeCtrl() *fakeCtrl {
 	return &fakeCtrl{
-		status: app.Status{Name: "kitchen", Version: "0.1.0", State: app.StateIdle, Share: app.ShareOff, API: "http://127.0.0.1:8080/v1"},
-		events: make(chan app.Event, 16),
+		status: nodestate.Status{Name: "kitchen", Version: "0.1.0", State: nodestate.StateIdle, Share: nodestate.ShareOff, API: "http://127.0.0.1:8080/v1"},
+		events: make(chan nodestate.Event, 16),
 		joins:  make(chan string, 4),
 		shares: make(chan shareCall, 4),
 		pulls:  make(chan string, 4),
@@ -56,13 +56,13 @@ func newFakeCtrl() *fakeCtrl {
 	}
 }
 
-func (f *fakeCtrl) Status() app.Status {
+func (f *fakeCtrl) Status() nodestate.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.status
 }
 
-func (f *fakeCtrl) Peers() []app.Peer {
+func (f *fakeCtrl) Peers() []nodestate.Peer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.peers)
@@ -82,16 +82,16 @@ func (f *fakeCtrl) Join(ctx context.Context, token string) error {
 func (f *fakeCtrl) Leave(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.status.InMesh, f.status.Share, f.status.State = false, app.ShareOff, app.StateIdle
+	f.status.InMesh, f.status.Share, f.status.State = false, nodestate.ShareOff, nodestate.StateIdle
 	return nil
 }
 
-func (f *fakeCtrl) Share(ctx context.Context, mode app.ShareMode, memory uint64) error {
+func (f *fakeCtrl) Share(ctx context.Context, mode nodestate.ShareMode, memory uint64) error {
 	f.mu.Lock()
 	f.status.Share = mode
-	f.status.State = app.StateIdle
-	if mode != app.ShareOff {
-		f.status.State, f.status.InMesh, f.status.MemoryOffered = app.StateSharing, true, 12<<30
+	f.status.State = nodestate.StateIdle
+	if mode != nodestate.ShareOff {
+		f.status.State, f.status.InMesh, f.status.MemoryOffered = nodestate.StateSharing, true, 12<<30
 		if f.token == "" {
 			f.token = "fresh-token"
 		}
@@ -110,7 +110,7 @@ func (f *fakeCtrl) InviteToken() (string, error) {
 	return f.token, nil
 }
 
-func (f *fakeCtrl) Subscribe() (<-chan app.Event, func()) { return f.events, func() {} }
+func (f *fakeCtrl) Subscribe() (<-chan nodestate.Event, func()) { return f.events, func() {} }
 
 func (f *fakeCtrl) SetDevices(ctx context.Context, devices []string) error {
 	f.mu.Lock()
@@ -133,7 +133,7 @@ func (f *fakeCtrl) SetShareLimit(ctx context.Context, tokens uint64) error {
 	return nil
 }
 
-func (f *fakeCtrl) Library() app.LibraryView {
+func (f *fakeCtrl) Library() nodestate.LibraryView {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.library
@@ -161,24 +161,24 @@ func (f *fakeCtrl) Serve(ctx context.Context, name string) error {
 	f.library.Serving = name
 	f.status.Model = nil
 	if name != "" {
-		f.status.Model = &app.ModelStatus{ID: name}
+		f.status.Model = &nodestate.ModelStatus{ID: name}
 	}
 	return nil
 }
 
-func (f *fakeCtrl) Usage() app.Usage {
+func (f *fakeCtrl) Usage() nodestate.Usage {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.usage
 }
 
-func (f *fakeCtrl) Members() app.MembersView {
+func (f *fakeCtrl) Members() nodestate.MembersView {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.members
 }
 
-func (f *fakeCtrl) Recent() []app.Request {
+func (f *fakeCtrl) Recent() []nodestate.Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.recent)
@@ -191,12 +191,12 @@ func (f *fakeCtrl) Logs(n int) []string {
 }
 
 // push updates the peers the way the node would and sends e.
-func (f *fakeCtrl) push(e app.Event) {
+func (f *fakeCtrl) push(e nodestate.Event) {
 	f.mu.Lock()
 	if e.Peer != nil {
-		i := slices.IndexFunc(f.peers, func(p app.Peer) bool { return p.ID == e.Peer.ID })
+		i := slices.IndexFunc(f.peers, func(p nodestate.Peer) bool { return p.ID == e.Peer.ID })
 		p := *e.Peer
-		p.Online = e.Kind != app.EventPeerLost
+		p.Online = e.Kind != nodestate.EventPeerLost
 		if i < 0 {
 			f.peers = append(f.peers, p)
 		} else {

@@ -6,17 +6,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/icons"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // statusLine is the first line of the tray menu: what the node is doing, in
 // a few words.
-func statusLine(st app.Status) string {
-	if p := st.Engine.Provisioning; p != nil && st.State != app.StateSharing && (st.Model == nil || !st.Model.Ready) {
+func statusLine(st nodestate.Status) string {
+	if p := st.Engine.Provisioning; p != nil && st.State != nodestate.StateSharing && (st.Model == nil || !st.Model.Ready) {
 		return p.Label()
 	}
-	if w, ok := firstError(st); ok && (st.State == app.StateError || st.State == app.StateIdle) {
+	if w, ok := firstError(st); ok && (st.State == nodestate.StateError || st.State == nodestate.StateIdle) {
 		return shorten(w.Message, 70)
 	}
 	peers := ""
@@ -24,13 +24,13 @@ func statusLine(st app.Status) string {
 		peers = " · " + plural(st.PeersOnline, "peer", "peers")
 	}
 	switch st.State {
-	case app.StateJoining:
+	case nodestate.StateJoining:
 		return "Joining a network…"
-	case app.StateStopping:
+	case nodestate.StateStopping:
 		return "Stopping…"
-	case app.StateError:
+	case nodestate.StateError:
 		return "Something went wrong: open the dashboard"
-	case app.StateServing:
+	case nodestate.StateServing:
 		if st.Model == nil {
 			return "Serving" + peers
 		}
@@ -41,7 +41,7 @@ func statusLine(st app.Status) string {
 			return fmt.Sprintf("Serving %s across %s", st.Model.ID, plural(st.PeersOnline+1, "machine", "machines"))
 		}
 		return "Serving " + st.Model.ID
-	case app.StateSharing:
+	case nodestate.StateSharing:
 		return fmt.Sprintf("Sharing %s as %s%s", formatBytes(st.MemoryOffered), modeNoun(st.Share), peers)
 	}
 	return "Not sharing" + peers
@@ -49,57 +49,57 @@ func statusLine(st app.Status) string {
 
 // iconState is the tray icon for st; busy is set while requests are being
 // served.
-func iconState(st app.Status, busy bool) icons.State {
-	if _, ok := firstError(st); ok || st.State == app.StateError {
+func iconState(st nodestate.Status, busy bool) icons.State {
+	if _, ok := firstError(st); ok || st.State == nodestate.StateError {
 		return icons.Error
 	}
 	switch {
-	case st.State == app.StateJoining, st.State == app.StateStopping, st.Engine.Provisioning != nil:
+	case st.State == nodestate.StateJoining, st.State == nodestate.StateStopping, st.Engine.Provisioning != nil:
 		return icons.Busy
 	case st.Model != nil && !st.Model.Ready:
 		return icons.Busy
-	case busy && (st.State == app.StateServing || st.State == app.StateSharing):
+	case busy && (st.State == nodestate.StateServing || st.State == nodestate.StateSharing):
 		return icons.Busy
-	case st.State == app.StateSharing, st.State == app.StateServing:
+	case st.State == nodestate.StateSharing, st.State == nodestate.StateServing:
 		return icons.Sharing
 	}
 	return icons.Idle
 }
 
-func firstError(st app.Status) (app.Warning, bool) {
+func firstError(st nodestate.Status) (nodestate.Warning, bool) {
 	for _, w := range st.Warnings {
-		if w.Severity == app.SeverityError {
+		if w.Severity == nodestate.SeverityError {
 			return w, true
 		}
 	}
-	return app.Warning{}, false
+	return nodestate.Warning{}, false
 }
 
 // sharing reports whether st offers this computer to the pool.
-func sharing(st app.Status) bool {
-	return st.Share != app.ShareOff && st.Share != ""
+func sharing(st nodestate.Status) bool {
+	return st.Share != nodestate.ShareOff && st.Share != ""
 }
 
-func modeNoun(m app.ShareMode) string {
+func modeNoun(m nodestate.ShareMode) string {
 	switch m {
-	case app.ShareWorker:
+	case nodestate.ShareWorker:
 		return "shard"
-	case app.ShareServer:
+	case nodestate.ShareServer:
 		return "server"
-	case app.ShareOff, "":
+	case nodestate.ShareOff, "":
 		return "user"
 	}
 	return string(m)
 }
 
 // modeLabel names a mode in the menu and the dashboard.
-func modeLabel(m app.ShareMode) string {
+func modeLabel(m nodestate.ShareMode) string {
 	switch m {
-	case app.ShareWorker:
+	case nodestate.ShareWorker:
 		return "Shard worker"
-	case app.ShareServer:
+	case nodestate.ShareServer:
 		return "Full server"
-	case app.ShareOff, "":
+	case nodestate.ShareOff, "":
 		return "Not sharing"
 	}
 	return string(m)

@@ -7,33 +7,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/icons"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 func TestStatusLineAndIcon(t *testing.T) {
-	ready := &app.ModelStatus{ID: "stories260K", Ready: true}
-	loading := &app.ModelStatus{ID: "stories260K"}
-	noLlama := app.Warning{Code: "llama-not-found", Severity: app.SeverityError, Message: "llama.cpp was not found: run `potluck engine install`"}
+	ready := &nodestate.ModelStatus{ID: "stories260K", Ready: true}
+	loading := &nodestate.ModelStatus{ID: "stories260K"}
+	noLlama := nodestate.Warning{Code: "llama-not-found", Severity: nodestate.SeverityError, Message: "llama.cpp was not found: run `potluck engine install`"}
 	tests := []struct {
 		name string
-		st   app.Status
+		st   nodestate.Status
 		busy bool
 		line string
 		icon icons.State
 	}{
-		{"fresh", app.Status{State: app.StateIdle}, false, "Not sharing", icons.Idle},
-		{"in a mesh, not sharing", app.Status{State: app.StateIdle, InMesh: true, PeersOnline: 2}, false, "Not sharing · 2 peers", icons.Idle},
-		{"sharing as shard", app.Status{State: app.StateSharing, Share: app.ShareWorker, MemoryOffered: 12 << 30, InMesh: true, PeersOnline: 3}, false, "Sharing 12.0 GB as shard · 3 peers", icons.Sharing},
-		{"sharing, one peer", app.Status{State: app.StateSharing, Share: app.ShareServer, MemoryOffered: 512 << 20, InMesh: true, PeersOnline: 1}, false, "Sharing 512 MB as server · 1 peer", icons.Sharing},
-		{"serving across", app.Status{State: app.StateServing, Model: ready, InMesh: true, PeersOnline: 2}, false, "Serving stories260K across 3 machines", icons.Sharing},
-		{"serving, busy", app.Status{State: app.StateServing, Model: ready}, true, "Serving stories260K", icons.Busy},
-		{"loading", app.Status{State: app.StateServing, Model: loading}, false, "Loading stories260K…", icons.Busy},
-		{"joining", app.Status{State: app.StateJoining}, false, "Joining a network…", icons.Busy},
-		{"busy but idle", app.Status{State: app.StateIdle}, true, "Not sharing", icons.Idle},
-		{"error warning", app.Status{State: app.StateIdle, Warnings: []app.Warning{noLlama}}, false, "llama.cpp was not found: run `potluck engine install`", icons.Error},
-		{"error state", app.Status{State: app.StateError}, false, "Something went wrong: open the dashboard", icons.Error},
-		{"info warning only", app.Status{State: app.StateIdle, Warnings: []app.Warning{{Severity: app.SeverityInfo, Message: "no peers"}}}, false, "Not sharing", icons.Idle},
+		{"fresh", nodestate.Status{State: nodestate.StateIdle}, false, "Not sharing", icons.Idle},
+		{"in a mesh, not sharing", nodestate.Status{State: nodestate.StateIdle, InMesh: true, PeersOnline: 2}, false, "Not sharing · 2 peers", icons.Idle},
+		{"sharing as shard", nodestate.Status{State: nodestate.StateSharing, Share: nodestate.ShareWorker, MemoryOffered: 12 << 30, InMesh: true, PeersOnline: 3}, false, "Sharing 12.0 GB as shard · 3 peers", icons.Sharing},
+		{"sharing, one peer", nodestate.Status{State: nodestate.StateSharing, Share: nodestate.ShareServer, MemoryOffered: 512 << 20, InMesh: true, PeersOnline: 1}, false, "Sharing 512 MB as server · 1 peer", icons.Sharing},
+		{"serving across", nodestate.Status{State: nodestate.StateServing, Model: ready, InMesh: true, PeersOnline: 2}, false, "Serving stories260K across 3 machines", icons.Sharing},
+		{"serving, busy", nodestate.Status{State: nodestate.StateServing, Model: ready}, true, "Serving stories260K", icons.Busy},
+		{"loading", nodestate.Status{State: nodestate.StateServing, Model: loading}, false, "Loading stories260K…", icons.Busy},
+		{"joining", nodestate.Status{State: nodestate.StateJoining}, false, "Joining a network…", icons.Busy},
+		{"busy but idle", nodestate.Status{State: nodestate.StateIdle}, true, "Not sharing", icons.Idle},
+		{"error warning", nodestate.Status{State: nodestate.StateIdle, Warnings: []nodestate.Warning{noLlama}}, false, "llama.cpp was not found: run `potluck engine install`", icons.Error},
+		{"error state", nodestate.Status{State: nodestate.StateError}, false, "Something went wrong: open the dashboard", icons.Error},
+		{"info warning only", nodestate.Status{State: nodestate.StateIdle, Warnings: []nodestate.Warning{{Severity: nodestate.SeverityInfo, Message: "no peers"}}}, false, "Not sharing", icons.Idle},
 	}
 	for _, tc := range tests {
 		if got := statusLine(tc.st); got != tc.line {
@@ -43,7 +43,7 @@ func TestStatusLineAndIcon(t *testing.T) {
 			t.Errorf("%s: iconState = %q, want %q", tc.name, got, tc.icon)
 		}
 	}
-	long := app.Status{State: app.StateError, Warnings: []app.Warning{{Severity: app.SeverityError, Message: "the model does not fit in the memory of the machines in this network, even split across all of them"}}}
+	long := nodestate.Status{State: nodestate.StateError, Warnings: []nodestate.Warning{{Severity: nodestate.SeverityError, Message: "the model does not fit in the memory of the machines in this network, even split across all of them"}}}
 	if got := []rune(statusLine(long)); len(got) != 70 || got[69] != '…' {
 		t.Errorf("a long warning is not shortened: %q", string(got))
 	}
@@ -98,10 +98,10 @@ func TestDescribeHardware(t *testing.T) {
 }
 
 func TestRows(t *testing.T) {
-	peers := []app.Peer{
+	peers := []nodestate.Peer{
 		{ID: "b", Name: "bob", Online: false, LastSeenMS: 90_000},
-		{ID: "z", Name: "zed", Online: true, Mode: app.ShareWorker, MemoryOffered: 8 << 30},
-		{ID: "a", Name: "alice", Online: true, Mode: app.ShareServer, Models: []string{"m1", "m2"}, RTTMS: 3.4, Version: "0.2", Conn: "hole-punched", Transport: "tcp"},
+		{ID: "z", Name: "zed", Online: true, Mode: nodestate.ShareWorker, MemoryOffered: 8 << 30},
+		{ID: "a", Name: "alice", Online: true, Mode: nodestate.ShareServer, Models: []string{"m1", "m2"}, RTTMS: 3.4, Version: "0.2", Conn: "hole-punched", Transport: "tcp"},
 	}
 	rows := peerRows(peers)
 	var names []string
@@ -117,22 +117,22 @@ func TestRows(t *testing.T) {
 	if rows[2][3] != "no, seen 1m30s ago" {
 		t.Errorf("offline peer: %q", rows[2][3])
 	}
-	split := &app.ModelStatus{ID: "big", Ready: true,
-		Holders: []app.Holder{{Name: "me", Device: "CPU", Local: true, Layers: 2, Bytes: 1 << 30, Share: 0.25},
+	split := &nodestate.ModelStatus{ID: "big", Ready: true,
+		Holders: []nodestate.Holder{{Name: "me", Device: "CPU", Local: true, Layers: 2, Bytes: 1 << 30, Share: 0.25},
 			{Name: "zed", Device: "CUDA0", Layers: 3, Bytes: 3 << 29, Share: 0.75}},
 		TokensPerSecond: 41.6,
 		Excluded:        []string{"old: speaks llama.cpp RPC 7.0.0, this node 8.0.0"}}
-	lines := routingLines(app.Status{Model: split}, peers)
+	lines := routingLines(nodestate.Status{Model: split}, peers)
 	if want := []string{"big: on me CPU 2 layers (1.0 GB, 25% of the time), zed CUDA0 3 layers (1.5 GB, 75% of the time); predicted 42 tok/s (ready)",
 		"  left out: old: speaks llama.cpp RPC 7.0.0, this node 8.0.0", "m1: served by alice", "m2: served by alice"}; !slices.Equal(lines, want) {
 		t.Errorf("routing %q, want %q", lines, want)
 	}
 	// Served here alone: the workers are listed as available.
-	lines = routingLines(app.Status{Model: &app.ModelStatus{ID: "big", Ready: true, Holders: []app.Holder{{Name: "me", Device: "CPU", Local: true, Layers: 5}}}}, peers)
+	lines = routingLines(nodestate.Status{Model: &nodestate.ModelStatus{ID: "big", Ready: true, Holders: []nodestate.Holder{{Name: "me", Device: "CPU", Local: true, Layers: 5}}}}, peers)
 	if want := []string{"big: served here (ready)", "m1: served by alice", "m2: served by alice", "Shard workers ready: zed (8.0 GB)"}; !slices.Equal(lines, want) {
 		t.Errorf("routing %q, want %q", lines, want)
 	}
-	if got := routingLines(app.Status{}, nil); !slices.Equal(got, []string{"No model is served yet."}) {
+	if got := routingLines(nodestate.Status{}, nil); !slices.Equal(got, []string{"No model is served yet."}) {
 		t.Errorf("routing with nothing: %q", got)
 	}
 }
@@ -169,15 +169,15 @@ func TestTrayVariant(t *testing.T) {
 }
 
 func TestUsageRows(t *testing.T) {
-	u := app.Usage{Self: "me", ShareLimit: 500_000, Gave: app.UsageWindows{All: 1_200_000}, Used: app.UsageWindows{All: 300_000},
-		Peers: []app.PeerUsage{{ID: "b", Name: "bob", Gave: app.UsageWindows{Today: 950, Week: 12_300, All: 1_200_000}, Used: app.UsageWindows{All: 300_000}}}}
+	u := nodestate.Usage{Self: "me", ShareLimit: 500_000, Gave: nodestate.UsageWindows{All: 1_200_000}, Used: nodestate.UsageWindows{All: 300_000},
+		Peers: []nodestate.PeerUsage{{ID: "b", Name: "bob", Gave: nodestate.UsageWindows{Today: 950, Week: 12_300, All: 1_200_000}, Used: nodestate.UsageWindows{All: 300_000}}}}
 	if got, want := usageRows(u), [][]string{{"bob", "950", "12.3 k", "1.2 M", "0", "0", "300 k"}}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows %q, want %q", got, want)
 	}
 	if got := usageLine(u); got != "You served 1.2 M tokens to friends and used 300 k (all time). Each friend may use 500 k tokens a day of this computer's model." {
 		t.Errorf("line %q", got)
 	}
-	if got := usageLine(app.Usage{}); !strings.Contains(got, "no network") {
+	if got := usageLine(nodestate.Usage{}); !strings.Contains(got, "no network") {
 		t.Errorf("outside a network: %q", got)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 )
 
 // instanceFile names the running tray app's loopback address and secret; it
@@ -86,7 +86,7 @@ func claimInstance(dataDir string) (*instance, error) {
 	}
 	in := &instance{ln: ln, path: filepath.Join(dataDir, instanceFile), secret: hex.EncodeToString(raw[:])}
 	b, _ := json.Marshal(instanceInfo{Addr: ln.Addr().String(), Secret: in.secret, PID: os.Getpid()})
-	if err := app.WriteFileAtomic(in.path, b, 0o600); err != nil {
+	if err := atomicfile.Write(in.path, b, 0o600); err != nil {
 		ln.Close()
 		return nil, err
 	}

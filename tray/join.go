@@ -12,7 +12,7 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // maxTokenLen bounds a pasted token; anything longer is not one.
@@ -124,7 +124,7 @@ func (j *joinWindow) submit() {
 	u := j.u
 	go func() {
 		err := u.ctrl.Join(u.ctx, tok)
-		var peers []app.Peer
+		var peers []nodestate.Peer
 		if err == nil {
 			peers = u.ctrl.Peers()
 		}
@@ -134,7 +134,7 @@ func (j *joinWindow) submit() {
 }
 
 // done shows how joining went. Fyne thread.
-func (j *joinWindow) done(err error, peers []app.Peer) {
+func (j *joinWindow) done(err error, peers []nodestate.Peer) {
 	j.busy.Hide()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -168,7 +168,7 @@ func joinProblem(err error) string {
 }
 
 // joinedText says who is in the mesh after joining.
-func joinedText(peers []app.Peer) string {
+func joinedText(peers []nodestate.Peer) string {
 	if len(peers) == 0 {
 		return "You joined the network. No other machine is online yet; they show up here and in the dashboard as they connect."
 	}
@@ -177,7 +177,7 @@ func joinedText(peers []app.Peer) string {
 	for _, p := range peers {
 		b.WriteString("\n• ")
 		b.WriteString(peerName(p))
-		if p.Mode != "" && p.Mode != app.ShareOff {
+		if p.Mode != "" && p.Mode != nodestate.ShareOff {
 			b.WriteString(" — " + modeLabel(p.Mode) + ", " + formatBytes(p.MemoryOffered))
 		}
 		if !p.Online {

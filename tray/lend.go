@@ -6,7 +6,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 const (
@@ -33,7 +33,7 @@ func (u *ui) fillLendTo() {
 		}
 	}
 	for _, who := range chosen { // chosen, but not online now
-		if !slices.Contains(names, who) && !slices.ContainsFunc(u.peers, func(p app.Peer) bool { return p.ID == who }) {
+		if !slices.Contains(names, who) && !slices.ContainsFunc(u.peers, func(p nodestate.Peer) bool { return p.ID == who }) {
 			names = append(names, who)
 		}
 	}

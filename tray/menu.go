@@ -12,7 +12,8 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/ledger"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Menu labels; tests and the end-to-end test find items by these.
@@ -44,8 +45,8 @@ func (u *ui) buildMenu() *fyne.Menu {
 	it := &u.items
 	it.status = &fyne.MenuItem{Label: "Starting…", Disabled: true}
 	it.share = fyne.NewMenuItem(labelShare, func() { u.setSharing(!it.share.Checked) })
-	it.worker = fyne.NewMenuItem(labelWorker, func() { u.setShareAs(app.ShareWorker) })
-	it.server = fyne.NewMenuItem(labelServer, func() { u.setShareAs(app.ShareServer) })
+	it.worker = fyne.NewMenuItem(labelWorker, func() { u.setShareAs(nodestate.ShareWorker) })
+	it.server = fyne.NewMenuItem(labelServer, func() { u.setShareAs(nodestate.ShareServer) })
 	shareAs := fyne.NewMenuItem(labelShareAs, nil)
 	shareAs.ChildMenu = fyne.NewMenu("", it.worker, it.server)
 	it.memory = fyne.NewMenuItem(labelMemory, u.showMemory)
@@ -92,8 +93,8 @@ func (u *ui) fillMenu() bool {
 	if sharing(u.status) {
 		mode = u.status.Share
 	}
-	it.worker.Checked = mode == app.ShareWorker
-	it.server.Checked = mode == app.ShareServer
+	it.worker.Checked = mode == nodestate.ShareWorker
+	it.server.Checked = mode == nodestate.ShareServer
 	it.invite.Disabled = !u.status.InMesh
 	it.api.Disabled = u.status.API == ""
 	it.login.Disabled = u.login == nil
@@ -168,12 +169,12 @@ func (u *ui) updateMenu() {
 
 // setSharing turns sharing on (in the chosen mode) or off.
 func (u *ui) setSharing(on bool) {
-	mode := app.ShareOff
+	mode := nodestate.ShareOff
 	if on {
 		mode = u.settings.ShareAs
 	}
-	if mode == app.ShareServer && u.status.Model == nil {
-		u.showModels(app.ShareServer) // a full server needs a model first
+	if mode == nodestate.ShareServer && u.status.Model == nil {
+		u.showModels(nodestate.ShareServer) // a full server needs a model first
 		return
 	}
 	u.items.share.Checked = on
@@ -189,12 +190,12 @@ func (u *ui) setSharing(on bool) {
 }
 
 // setShareAs chooses the mode; a computer already shared switches to it.
-func (u *ui) setShareAs(mode app.ShareMode) {
+func (u *ui) setShareAs(mode nodestate.ShareMode) {
 	u.settings.ShareAs = mode
 	u.saveSettings()
 	u.updateMenu()
-	if sharing(u.status) && u.status.Share != mode && mode == app.ShareServer && u.status.Model == nil {
-		u.showModels(app.ShareServer)
+	if sharing(u.status) && u.status.Share != mode && mode == nodestate.ShareServer && u.status.Model == nil {
+		u.showModels(nodestate.ShareServer)
 		return
 	}
 	if sharing(u.status) && u.status.Share != mode {
@@ -261,7 +262,7 @@ func newMemoryWindow(u *ui) *memoryWindow {
 	}
 	m.limit.SetPlaceHolder("no limit")
 	if u.status.ShareLimit > 0 {
-		m.limit.SetText(strings.ReplaceAll(app.FormatTokens(float64(u.status.ShareLimit)), " ", ""))
+		m.limit.SetText(strings.ReplaceAll(ledger.FormatTokens(float64(u.status.ShareLimit)), " ", ""))
 	}
 	m.problem.Wrapping = fyne.TextWrapWord
 	m.problem.Importance = widget.DangerImportance
@@ -340,7 +341,7 @@ func parseLimit(s string) (uint64, error) {
 	if strings.TrimSpace(s) == "" {
 		return 0, nil
 	}
-	n, err := app.ParseTokens(s)
+	n, err := ledger.ParseTokens(s)
 	if err != nil {
 		return 0, errLimit
 	}

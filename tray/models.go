@@ -13,9 +13,9 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Labels of the model window; tests find widgets by these.
@@ -51,12 +51,12 @@ type modelsWindow struct {
 	getBtn   *widget.Button
 	bar      *widget.ProgressBar
 	progress *widget.Label
-	then     app.ShareMode // share this way once a model is picked; "" none
+	then     nodestate.ShareMode // share this way once a model is picked; "" none
 }
 
 // showModels opens the window; then, if not "", is the share mode to turn
 // on once a model is served (Full server needs one).
-func (u *ui) showModels(then app.ShareMode) {
+func (u *ui) showModels(then nodestate.ShareMode) {
 	if u.models == nil {
 		u.models = newModelsWindow(u)
 	}
@@ -81,7 +81,7 @@ func newModelsWindow(u *ui) *modelsWindow {
 		m.embed.SetChecked(slices.Contains(m.embeddings, m.models[i].Name))
 	}
 	m.embed = widget.NewCheck(labelEmbed, nil)
-	if _, ok := u.ctrl.(app.EmbeddingsChooser); !ok {
+	if _, ok := u.ctrl.(EmbeddingsChooser); !ok {
 		m.embed.Hide()
 	}
 	m.serveBtn = &widget.Button{Text: labelServeBtn, Importance: widget.HighImportance, OnTapped: m.serve}
@@ -141,7 +141,7 @@ func (m *modelsWindow) reload() {
 }
 
 // show fills the window from the library. Fyne thread.
-func (m *modelsWindow) show(lib app.LibraryView) {
+func (m *modelsWindow) show(lib nodestate.LibraryView) {
 	m.models = slices.Clone(lib.Models)
 	m.embeddings = lib.Embeddings
 	for _, p := range lib.Peers { // serving one copies it from them first
@@ -165,7 +165,7 @@ func (m *modelsWindow) show(lib app.LibraryView) {
 	} else {
 		m.stopBtn.Enable()
 	}
-	if m.then == app.ShareServer {
+	if m.then == nodestate.ShareServer {
 		m.serving.SetText(m.serving.Text + "\nSharing as a full server starts once a model is picked.")
 	}
 }
@@ -185,7 +185,7 @@ func (m *modelsWindow) serveName(name string) {
 	mem := u.settings.Memory
 	embed := m.embed.Checked
 	u.background("Could not serve the model", func(ctx context.Context) error {
-		if ch, ok := u.ctrl.(app.EmbeddingsChooser); ok && name != "" {
+		if ch, ok := u.ctrl.(EmbeddingsChooser); ok && name != "" {
 			if err := ch.SetEmbeddings(ctx, name, embed); err != nil {
 				return err
 			}

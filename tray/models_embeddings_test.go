@@ -7,7 +7,6 @@ import (
 
 	"fyne.io/fyne/v2/test"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/library"
 )
 
@@ -28,7 +27,7 @@ func (c embedCtrl) SetEmbeddings(ctx context.Context, name string, on bool) erro
 	return nil
 }
 
-var _ app.EmbeddingsChooser = embedCtrl{}
+var _ EmbeddingsChooser = embedCtrl{}
 
 // The model window shows the embeddings chosen for the picked model, and
 // serving it sets them first.

@@ -10,7 +10,6 @@ import (
 	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/driver/desktop"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/icons"
 )
 
@@ -23,7 +22,7 @@ import (
 // its dashboard). Without a tray host it opens the dashboard, and closes it
 // again when a host appears later and shows the icon; without a D-Bus
 // session bus it does not touch the tray at all.
-func Run(ctx context.Context, ctrl app.Controller, opts Options) error {
+func Run(ctx context.Context, ctrl Controller, opts Options) error {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}

@@ -8,7 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // settingsFile is the tray's settings in the data directory.
@@ -17,7 +18,7 @@ const settingsFile = "tray.json"
 // Settings are the tray's choices that outlive a run.
 type Settings struct {
 	// ShareAs is the mode "Share this computer" turns on: worker or server.
-	ShareAs app.ShareMode `json:"share_as"`
+	ShareAs nodestate.ShareMode `json:"share_as"`
 	// Memory is the bytes to offer; 0 lets the node decide.
 	Memory uint64 `json:"memory"`
 }
@@ -26,7 +27,7 @@ type Settings struct {
 // share mode at start.
 
 func defaultSettings() Settings {
-	return Settings{ShareAs: app.ShareWorker}
+	return Settings{ShareAs: nodestate.ShareWorker}
 }
 
 // loadSettings reads the settings in dir; a missing file gives the
@@ -43,8 +44,8 @@ func loadSettings(dir string) (Settings, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return defaultSettings(), fmt.Errorf("%s: %w", settingsFile, err)
 	}
-	if s.ShareAs != app.ShareWorker && s.ShareAs != app.ShareServer {
-		s.ShareAs = app.ShareWorker
+	if s.ShareAs != nodestate.ShareWorker && s.ShareAs != nodestate.ShareServer {
+		s.ShareAs = nodestate.ShareWorker
 	}
 	return s, nil
 }
@@ -55,5 +56,5 @@ func saveSettings(dir string, s Settings) error {
 	if err != nil {
 		return err
 	}
-	return app.WriteFileAtomic(filepath.Join(dir, settingsFile), append(b, '\n'), 0o600)
+	return atomicfile.Write(filepath.Join(dir, settingsFile), append(b, '\n'), 0o600)
 }

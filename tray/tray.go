@@ -1,5 +1,5 @@
 // Package tray is Potluck's desktop app: the tray menu, the join window and
-// the dashboard, drawn with Fyne. It is a client of app.Controller and its
+// the dashboard, drawn with Fyne. It is a client of Controller and its
 // events and knows nothing of the mesh, the engine or the API server.
 //
 // Run opens the app; CanShow says whether a desktop is there to open it on,

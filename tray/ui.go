@@ -12,8 +12,8 @@ import (
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/theme"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/icons"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // pollEvery is how often the tray reads the node's status between events
@@ -28,7 +28,7 @@ const busyFor = 3 * time.Second
 type ui struct {
 	ctx     context.Context // ends when the app quits
 	app     fyne.App
-	ctrl    app.Controller
+	ctrl    Controller
 	log     *slog.Logger
 	dataDir string
 	do      func(func()) // runs a function on the Fyne thread: fyne.Do
@@ -41,8 +41,8 @@ type ui struct {
 
 	tray      desktop.App // nil without a tray icon
 	settings  Settings
-	status    app.Status
-	peers     []app.Peer
+	status    nodestate.Status
+	peers     []nodestate.Peer
 	busyUntil time.Time
 	iconKey   string
 	menu      *fyne.Menu
@@ -56,7 +56,7 @@ type ui struct {
 	dashForHost bool // the dashboard is open only because no tray host showed the icon
 }
 
-func newUI(ctx context.Context, a fyne.App, ctrl app.Controller, opts Options) *ui {
+func newUI(ctx context.Context, a fyne.App, ctrl Controller, opts Options) *ui {
 	u := &ui{
 		ctx: ctx, app: a, ctrl: ctrl, log: opts.logger(), dataDir: opts.DataDir,
 		do: fyne.Do, quit: a.Quit, desktop: opts.getenv("XDG_CURRENT_DESKTOP"),
@@ -73,13 +73,13 @@ func newUI(ctx context.Context, a fyne.App, ctrl app.Controller, opts Options) *
 
 // snapshot is what the UI shows, read off the Fyne thread.
 type snapshot struct {
-	Status  app.Status
-	Peers   []app.Peer
-	Recent  []app.Request // read only while the dashboard is open
+	Status  nodestate.Status
+	Peers   []nodestate.Peer
+	Recent  []nodestate.Request // read only while the dashboard is open
 	Logs    []string
-	Members app.MembersView // read only while the dashboard is open
-	Usage   app.Usage       // read only while the dashboard is open
-	Full    bool            // Recent and Logs were read
+	Members nodestate.MembersView // read only while the dashboard is open
+	Usage   nodestate.Usage       // read only while the dashboard is open
+	Full    bool                  // Recent and Logs were read
 }
 
 func (u *ui) read() snapshot {
@@ -140,21 +140,21 @@ func (u *ui) apply(s snapshot) {
 }
 
 // handle reacts to an event: notifications and the busy icon. Fyne thread.
-func (u *ui) handle(e app.Event) {
+func (u *ui) handle(e nodestate.Event) {
 	switch e.Kind {
-	case app.EventJoined:
+	case nodestate.EventJoined:
 		msg := e.Message
 		if msg == "" {
 			msg = "This computer is now part of the pool."
 		}
 		u.notify("Joined the network", msg)
-	case app.EventPeerLost:
+	case nodestate.EventPeerLost:
 		if e.Peer != nil {
 			u.notify(peerName(*e.Peer)+" left", "It no longer shares its memory with the pool.")
 		}
-	case app.EventModelReady:
+	case nodestate.EventModelReady:
 		u.notify("Model ready", fmt.Sprintf("%s can be used at %s", orDash(e.Message), u.status.API))
-	case app.EventRequest:
+	case nodestate.EventRequest:
 		u.busyUntil = time.Now().Add(busyFor)
 		u.updateIcon()
 		time.AfterFunc(busyFor, u.requestRefresh)
@@ -215,7 +215,7 @@ func trayVariant(desktop string, darkTheme bool) icons.Variant {
 	return icons.Light
 }
 
-func peerName(p app.Peer) string {
+func peerName(p nodestate.Peer) string {
 	if p.Name != "" {
 		return p.Name
 	}

@@ -13,7 +13,7 @@ import (
 
 	"fyne.io/fyne/v2/test"
 
-	"github.com/potluck-gpu/potluck/app"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // validToken looks like an EdgeVPN token: base64 of a YAML config.
@@ -38,7 +38,7 @@ func TestJoinWindow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.ctrl.joinErr = tc.joinErr
-			h.ctrl.peers = []app.Peer{{ID: "p1", Name: "alice", Mode: app.ShareWorker, MemoryOffered: 8 << 30, Online: true}}
+			h.ctrl.peers = []nodestate.Peer{{ID: "p1", Name: "alice", Mode: nodestate.ShareWorker, MemoryOffered: 8 << 30, Online: true}}
 			h.u.showJoin()
 			j := h.u.join
 			j.token.SetText(tc.input)
@@ -95,7 +95,7 @@ func TestJoinPaste(t *testing.T) {
 
 func TestShareToggle(t *testing.T) {
 	h := newHarness(t)
-	h.ctrl.status.Model = &app.ModelStatus{ID: "stories"} // a full server needs one
+	h.ctrl.status.Model = &nodestate.ModelStatus{ID: "stories"} // a full server needs one
 	h.u.refresh()
 	h.waitFor(t, "the model in the status", func() bool { return h.u.status.Model != nil })
 	expect := func(want shareCall) {
@@ -110,34 +110,34 @@ func TestShareToggle(t *testing.T) {
 		}
 		h.u.refresh()
 		h.waitFor(t, "the menu to follow", func() bool {
-			return h.u.items.share.Checked == (want.Mode != app.ShareOff) && h.u.status.Share == want.Mode
+			return h.u.items.share.Checked == (want.Mode != nodestate.ShareOff) && h.u.status.Share == want.Mode
 		})
 	}
 
 	h.u.items.share.Action() // on, in the default mode
-	expect(shareCall{app.ShareWorker, 0})
+	expect(shareCall{nodestate.ShareWorker, 0})
 	if !strings.HasPrefix(h.u.items.status.Label, "Sharing 12.0 GB as shard") {
 		t.Errorf("status line %q", h.u.items.status.Label)
 	}
 
 	h.u.items.server.Action() // switching mode while shared re-shares
-	expect(shareCall{app.ShareServer, 0})
+	expect(shareCall{nodestate.ShareServer, 0})
 	if !h.u.items.server.Checked || h.u.items.worker.Checked {
 		t.Error("Share as does not show Full server")
 	}
 
 	h.u.items.share.Action() // off
-	expect(shareCall{app.ShareOff, 0})
+	expect(shareCall{nodestate.ShareOff, 0})
 
 	h.u.settings.Memory = 6 << 30
 	h.u.items.share.Action() // on again, in the mode chosen last, with the memory set
-	expect(shareCall{app.ShareServer, 6 << 30})
+	expect(shareCall{nodestate.ShareServer, 6 << 30})
 
 	s, err := loadSettings(h.u.dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.ShareAs != app.ShareServer {
+	if s.ShareAs != nodestate.ShareServer {
 		t.Errorf("saved settings %+v", s)
 	}
 	fi, err := os.Stat(filepath.Join(h.u.dataDir, settingsFile))
@@ -153,7 +153,7 @@ func TestShareToggle(t *testing.T) {
 // and picked is served, and then the computer is shared as a full server.
 func TestModelsWindow(t *testing.T) {
 	h := newHarness(t)
-	h.u.settings.ShareAs = app.ShareServer
+	h.u.settings.ShareAs = nodestate.ShareServer
 	h.u.items.share.Action()
 	if h.u.models == nil {
 		t.Fatal("sharing as a full server without a model did not open the model window")
@@ -166,7 +166,7 @@ func TestModelsWindow(t *testing.T) {
 	m := h.u.models
 	h.waitFor(t, "the empty library", func() bool { return strings.Contains(m.serving.Text, "No models") })
 	h.ctrl.mu.Lock()
-	h.ctrl.library.Peers = []app.PeerModel{{Name: "llama3.2:3b", Size: 2 << 30, On: []string{"alice"}}}
+	h.ctrl.library.Peers = []nodestate.PeerModel{{Name: "llama3.2:3b", Size: 2 << 30, On: []string{"alice"}}}
 	h.ctrl.mu.Unlock()
 
 	m.ref.SetText("not a reference")
@@ -200,7 +200,7 @@ func TestModelsWindow(t *testing.T) {
 	}
 	select {
 	case c := <-h.ctrl.shares:
-		if c.Mode != app.ShareServer {
+		if c.Mode != nodestate.ShareServer {
 			t.Errorf("Share(%v) after picking the model", c)
 		}
 	case <-time.After(5 * time.Second):
@@ -212,14 +212,14 @@ func TestDashboardPeersFromEvents(t *testing.T) {
 	h := newHarness(t)
 	h.ctrl.status.InMesh = true
 	h.ctrl.logs = []string{"level=INFO msg=\"potluck is running\""}
-	h.ctrl.recent = []app.Request{{Time: time.Now(), Model: "stories260K", Node: "alice", Status: 200, Duration: 42 * time.Millisecond}}
+	h.ctrl.recent = []nodestate.Request{{Time: time.Now(), Model: "stories260K", Node: "alice", Status: 200, Duration: 42 * time.Millisecond}}
 	go h.u.run(h.ctx)
 	h.u.showDashboard()
 	d := h.u.dash
 
 	peerTexts := func() []string { return texts(d.peers) }
-	h.ctrl.push(app.Event{Kind: app.EventPeerJoined, Peer: &app.Peer{ID: "p1", Name: "alice", Mode: app.ShareServer, MemoryOffered: 24 << 30, Models: []string{"stories260K"}, RTTMS: 12, Version: "0.1.0"}})
-	h.ctrl.push(app.Event{Kind: app.EventPeerJoined, Peer: &app.Peer{ID: "p2", Name: "bob", Mode: app.ShareWorker, MemoryOffered: 8 << 30}})
+	h.ctrl.push(nodestate.Event{Kind: nodestate.EventPeerJoined, Peer: &nodestate.Peer{ID: "p1", Name: "alice", Mode: nodestate.ShareServer, MemoryOffered: 24 << 30, Models: []string{"stories260K"}, RTTMS: 12, Version: "0.1.0"}})
+	h.ctrl.push(nodestate.Event{Kind: nodestate.EventPeerJoined, Peer: &nodestate.Peer{ID: "p2", Name: "bob", Mode: nodestate.ShareWorker, MemoryOffered: 8 << 30}})
 	h.waitFor(t, "alice and bob in the peers table", func() bool {
 		p := peerTexts()
 		return slices.Contains(p, "alice") && slices.Contains(p, "bob")
@@ -236,7 +236,7 @@ func TestDashboardPeersFromEvents(t *testing.T) {
 		t.Errorf("routing = %q", d.routing.Text)
 	}
 
-	h.ctrl.push(app.Event{Kind: app.EventPeerLost, Peer: &app.Peer{ID: "p2", Name: "bob", Mode: app.ShareWorker}})
+	h.ctrl.push(nodestate.Event{Kind: nodestate.EventPeerLost, Peer: &nodestate.Peer{ID: "p2", Name: "bob", Mode: nodestate.ShareWorker}})
 	h.waitFor(t, "bob offline", func() bool {
 		return slices.ContainsFunc(peerTexts(), func(s string) bool { return strings.HasPrefix(s, "no, seen") })
 	})
@@ -249,8 +249,8 @@ func TestDashboardPeersFromEvents(t *testing.T) {
 func TestNotifications(t *testing.T) {
 	h := newHarness(t)
 	go h.u.run(h.ctx)
-	h.ctrl.push(app.Event{Kind: app.EventJoined})
-	h.ctrl.push(app.Event{Kind: app.EventModelReady, Message: "stories260K"})
+	h.ctrl.push(nodestate.Event{Kind: nodestate.EventJoined})
+	h.ctrl.push(nodestate.Event{Kind: nodestate.EventModelReady, Message: "stories260K"})
 	h.waitFor(t, "joined and model ready notifications", func() bool {
 		return h.app.sent("Joined the network") && h.app.sent("Model ready")
 	})
@@ -299,14 +299,14 @@ func TestMemoryWindow(t *testing.T) {
 		t.Errorf("inline error %q", m.problem.Text)
 	}
 
-	h.ctrl.status.Share, h.ctrl.status.State = app.ShareWorker, app.StateSharing
+	h.ctrl.status.Share, h.ctrl.status.State = nodestate.ShareWorker, nodestate.StateSharing
 	h.u.refresh()
 	h.waitFor(t, "the status", func() bool { return sharing(h.u.status) })
 	m.entry.SetText("10")
 	test.Tap(m.save)
 	select {
 	case got := <-h.ctrl.shares:
-		if want := (shareCall{app.ShareWorker, 10 << 30}); got != want {
+		if want := (shareCall{nodestate.ShareWorker, 10 << 30}); got != want {
 			t.Errorf("Share(%v), want %v", got, want)
 		}
 	case <-time.After(5 * time.Second):
@@ -361,7 +361,7 @@ func TestParseMemory(t *testing.T) {
 func TestDevicesMenu(t *testing.T) {
 	h := newHarness(t)
 	h.ctrl.mu.Lock()
-	h.ctrl.status.Devices = []app.DeviceInfo{
+	h.ctrl.status.Devices = []nodestate.DeviceInfo{
 		{Name: "CUDA0", Backend: "CUDA", Description: "NVIDIA GeForce RTX 4090", TotalBytes: 24 << 30},
 		{Name: "CPU", Backend: "CPU", TotalBytes: 64 << 30},
 	}
@@ -410,7 +410,7 @@ func TestDevicesMenu(t *testing.T) {
 func TestLendToMenu(t *testing.T) {
 	h := newHarness(t)
 	h.ctrl.mu.Lock()
-	h.ctrl.peers = []app.Peer{{ID: "12D3KooWbob", Name: "bob"}, {ID: "12D3KooWalice", Name: "alice"}}
+	h.ctrl.peers = []nodestate.Peer{{ID: "12D3KooWbob", Name: "bob"}, {ID: "12D3KooWalice", Name: "alice"}}
 	h.ctrl.mu.Unlock()
 	labels := func() []string {
 		var out []string

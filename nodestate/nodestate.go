@@ -1,66 +1,9 @@
-package app
+// Package nodestate is the vocabulary a node speaks to its faces: the
+// status, peers, events and warnings the tray, the command line and the
+// API render, and the views of members, usage, library and plans.
+package nodestate
 
-import (
-	"context"
-	"time"
-
-	"github.com/potluck-gpu/potluck/hub"
-	"github.com/potluck-gpu/potluck/library"
-)
-
-// Controller is how a user interface drives a node: the tray and the node
-// API call these methods and render Status, Peers and Events. *Node
-// implements it.
-type Controller interface {
-	// Status is a snapshot of the node.
-	Status() Status
-	// Peers lists the nodes of the mesh this node is in, itself excluded.
-	Peers() []Peer
-	// Join joins the mesh of an invite token, leaving any other first.
-	// A bad token is an *InvalidTokenError whose message a person can read.
-	Join(ctx context.Context, token string) error
-	// Leave leaves the mesh; sharing stops.
-	Leave(ctx context.Context) error
-	// Share sets how this machine is shared. ShareOff stops sharing. On a
-	// node in no mesh yet, sharing starts a new mesh with a fresh token.
-	// memory 0 means the default offer.
-	Share(ctx context.Context, mode ShareMode, memory uint64) error
-	// SetDevices chooses which of llama.cpp's devices (names as Status's
-	// Devices list them, "CPU" included) this node serves with and lends;
-	// none means every device that makes a plan faster.
-	SetDevices(ctx context.Context, devices []string) error
-	// SetShareLimit sets the tokens a day each peer may use of this
-	// node's model; 0: no limit.
-	SetShareLimit(ctx context.Context, tokens uint64) error
-	// SetLendTo chooses the members (names or peer ids) this machine's
-	// shard worker serves; none: every member.
-	SetLendTo(ctx context.Context, who []string) error
-	// InviteToken returns the token of the current mesh, for inviting
-	// friends. It is an error when the node is in no mesh.
-	InviteToken() (string, error)
-	// Subscribe delivers events until cancel is called. A slow reader
-	// misses events rather than blocking the node.
-	Subscribe() (events <-chan Event, cancel func())
-	// Members lists the members of the network: name, peer id, first and
-	// last seen, and whether they were removed or have yet to move to the
-	// network's new token.
-	Members() MembersView
-	// Usage is the pool's accounts: what this machine gave to and used
-	// from each peer.
-	Usage() Usage
-	// Library lists the models on this machine.
-	Library() LibraryView
-	// Pull makes a model available here: one in the library as it is,
-	// otherwise a Hugging Face reference downloaded, with progress.
-	Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error)
-	// Serve serves the model name (a library name, path or reference,
-	// pulled first) in place of the one served; "" serves none.
-	Serve(ctx context.Context, name string) error
-	// Recent returns the latest requests served through this node's API.
-	Recent() []Request
-	// Logs returns the node's last log lines.
-	Logs(n int) []string
-}
+import "time"
 
 // ShareMode is how a machine takes part in the pool.
 type ShareMode string
