@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 func warningCodes(st map[string]any) []string {
@@ -77,7 +77,7 @@ func TestSavedStateFailsSafe(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	before, err := app.LoadSettings(dir)
+	before, err := settings.Load(dir)
 	if err != nil || before.Token == "" {
 		t.Fatalf("saved settings: %+v %v", before, err)
 	}
@@ -87,7 +87,7 @@ func TestSavedStateFailsSafe(t *testing.T) {
 		return st["in_mesh"] == false && hasWarning(st, "saved-mesh")
 	})
 	time.Sleep(2 * time.Second)
-	after, _ := app.LoadSettings(dir)
+	after, _ := settings.Load(dir)
 	if after.Token != before.Token {
 		t.Fatal("a failed rejoin replaced the saved network with a new one")
 	}
@@ -98,7 +98,7 @@ func TestSavedStateFailsSafe(t *testing.T) {
 	p.waitStatus(t, "back in the saved network, sharing", func(st map[string]any) bool {
 		return st["in_mesh"] == true && st["share"] == "worker" && !hasWarning(st, "saved-mesh")
 	})
-	if after, _ := app.LoadSettings(dir); after.Token != before.Token {
+	if after, _ := settings.Load(dir); after.Token != before.Token {
 		t.Error("the token changed after rejoining")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "settings.json")); err != nil {

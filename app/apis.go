@@ -13,6 +13,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // What each served model does (chat, embeddings, rerank), here and on the
@@ -25,9 +26,8 @@ func (n *Node) embeddingsOn(name, alias string) bool {
 	if n.cfg.Embeddings {
 		return true
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return slices.Contains(n.settings.Embeddings, name) || (alias != "" && slices.Contains(n.settings.Embeddings, alias))
+	chosen := n.settings.Get().Embeddings
+	return slices.Contains(chosen, name) || (alias != "" && slices.Contains(chosen, alias))
 }
 
 // SetEmbeddings implements EmbeddingsChooser. A model being served whose
@@ -44,19 +44,19 @@ func (n *Node) SetEmbeddings(ctx context.Context, name string, on bool) error {
 	if h != nil {
 		before = h.serving()
 	}
-	n.mu.Lock()
-	if slices.Contains(n.settings.Embeddings, name) == on {
-		n.mu.Unlock()
+	if slices.Contains(n.settings.Get().Embeddings, name) == on {
 		return nil
 	}
-	if on {
-		n.settings.Embeddings = append(n.settings.Embeddings, name)
-	} else {
-		n.settings.Embeddings = slices.DeleteFunc(n.settings.Embeddings, func(s string) bool { return s == name })
+	err := n.settings.Modify(func(s *settings.Settings) {
+		if on {
+			s.Embeddings = append(s.Embeddings, name)
+		} else {
+			s.Embeddings = slices.DeleteFunc(s.Embeddings, func(s string) bool { return s == name })
+		}
+	})
+	if err != nil {
+		return err
 	}
-	settings := n.settings
-	n.mu.Unlock()
-	n.saveSettings(settings)
 	if h == nil {
 		return nil
 	}

@@ -5,38 +5,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"github.com/potluck-gpu/potluck/nodestate"
 
 	"github.com/potluck-gpu/potluck/engine"
 )
-
-func TestSettingsRoundTripPrivate(t *testing.T) {
-	dir := t.TempDir()
-	if s, err := LoadSettings(dir); err != nil || !reflect.DeepEqual(s, Settings{}) {
-		t.Fatalf("missing file: %+v, %v", s, err)
-	}
-	want := Settings{Token: "secret", Share: nodestate.ShareWorker, ShareMemory: 8 << 30}
-	if err := want.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(filepath.Join(dir, settingsFile))
-	if err != nil || !atomicfile.Private(fi) {
-		t.Fatalf("settings file mode %v, %v; want 0600", fi.Mode(), err)
-	}
-	if got, err := LoadSettings(dir); err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("LoadSettings = %+v, %v; want %+v", got, err, want)
-	}
-	os.WriteFile(filepath.Join(dir, settingsFile), []byte("{nope"), 0o600)
-	if _, err := LoadSettings(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
-		t.Errorf("damaged file: %v", err)
-	}
-}
 
 func TestParseShareMode(t *testing.T) {
 	for in, want := range map[string]nodestate.ShareMode{"": nodestate.ShareOff, "off": nodestate.ShareOff, "worker": nodestate.ShareWorker, "shard": nodestate.ShareWorker, "server": nodestate.ShareServer} {

@@ -9,6 +9,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // planDevice is what the planner knows of a device.
@@ -91,7 +92,7 @@ func (n *Node) deviceChoiceLocked() []string {
 	if len(n.cfg.Devices) > 0 {
 		return n.cfg.Devices
 	}
-	return n.settings.Devices
+	return n.settings.Get().Devices
 }
 
 func (n *Node) deviceChoice() []string {
@@ -127,11 +128,9 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
-	n.mu.Lock()
-	n.settings.Devices = clean
-	settings := n.settings
-	n.mu.Unlock()
-	n.saveSettings(settings)
+	if err := n.settings.Modify(func(s *settings.Settings) { s.Devices = clean }); err != nil {
+		return err
+	}
 	n.log.Info("devices chosen", "devices", strings.Join(clean, ","))
 	if err := n.reexpose(); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 func TestPlanDevices(t *testing.T) {
@@ -91,7 +92,14 @@ func TestPlanDevices(t *testing.T) {
 // --share-memory caps only what it lends.
 func TestHeadUsesAllButTheReserve(t *testing.T) {
 	report := &hw.Report{Memory: hw.Memory{TotalBytes: 64 * hw.GiB}}
-	n := &Node{cfg: Config{ReserveMemory: 8 * hw.GiB}, hwReport: report, settings: Settings{ShareMemory: 2 * hw.GiB}}
+	st, err := settings.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Modify(func(s *settings.Settings) { s.ShareMemory = 2 * hw.GiB }); err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{cfg: Config{ReserveMemory: 8 * hw.GiB}, hwReport: report, settings: st}
 	cpuOffer := func(ds []nodestate.DeviceInfo) uint64 {
 		for _, d := range ds {
 			if d.Name == "CPU" {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/ledger"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // The pool's accounts (package ledger): the model proxy records every
@@ -240,7 +241,7 @@ func (n *Node) shareLimitLocked() uint64 {
 	if n.cfg.ShareLimit > 0 {
 		return n.cfg.ShareLimit
 	}
-	return n.settings.ShareLimit
+	return n.settings.Get().ShareLimit
 }
 
 // SetShareLimit implements tray.Controller: the daily tokens each peer may use
@@ -251,11 +252,5 @@ func (n *Node) SetShareLimit(ctx context.Context, tokens uint64) error {
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
-	n.mu.Lock()
-	n.settings.ShareLimit = tokens
-	settings := n.settings
-	n.mu.Unlock()
-	n.saveSettings(settings)
-	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
-	return nil
+	return n.settings.Modify(func(s *settings.Settings) { s.ShareLimit = tokens })
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // Lending: the members a shard worker serves. By default every member of
@@ -50,7 +51,7 @@ func (n *Node) lendToLocked() []string {
 		l, _ := ParseLendTo(n.cfg.LendTo) // checked by Config.Check
 		return l
 	}
-	return n.settings.LendTo
+	return n.settings.Get().LendTo
 }
 
 // SetLendTo implements tray.Controller: the members (names or peer ids) this
@@ -66,14 +67,9 @@ func (n *Node) SetLendTo(ctx context.Context, who []string) error {
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
-	n.mu.Lock()
-	n.settings.LendTo = list
-	settings := n.settings
-	n.mu.Unlock()
-	n.saveSettings(settings)
+	err = n.settings.Modify(func(s *settings.Settings) { s.LendTo = list })
 	n.publishInfo()
-	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
-	return nil
+	return err
 }
 
 // lendsTo says whether this machine lends to the member with peer id id.

@@ -25,7 +25,7 @@ func (n *Node) Library() nodestate.LibraryView {
 		_, v.Serving = h.ident()
 	}
 	n.mu.Lock()
-	v.Embeddings = slices.Clone(n.settings.Embeddings)
+	v.Embeddings = n.settings.Get().Embeddings
 	n.mu.Unlock()
 	remote, holders := n.peerFiles()
 	byName := map[string]int{}
@@ -79,7 +79,7 @@ func (n *Node) inNetwork() bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.settings.Token != ""
+	return n.settings.Get().Token != ""
 }
 
 // Pull makes the model ref names available on this machine: a model

@@ -12,6 +12,7 @@ import (
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // Mesh service names.
@@ -446,14 +447,13 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	tok = tok.WithAddrs(nil)
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
-	n.mu.Lock()
-	if n.settings.movedFrom(token) {
+	set := n.settings.Get()
+	if movedFrom(set, token) {
 		// An old invite of this network: its owner moved it since.
-		token = n.settings.Token
+		token = set.Token
 		tok, _ = netmesh.ParseToken(token)
 	}
-	prev, perr := netmesh.ParseToken(n.settings.Token)
-	n.mu.Unlock()
+	prev, perr := netmesh.ParseToken(set.Token)
 	if s := n.currentMesh(); s != nil && s.tok.SameNetwork(tok) {
 		// An invite to this node's own network: its addresses may be
 		// news (a member that can relay, say).
@@ -473,11 +473,7 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	}
 	// Saved before anyone can see the node in the network, so that a
 	// node that stops right after still knows its network.
-	n.mu.Lock()
-	n.settings.Token = token
-	settings := n.settings
-	n.mu.Unlock()
-	n.saveSettings(settings)
+	n.modify(func(s *settings.Settings) { s.Token = token })
 	n.installMesh(s)
 	n.clearWarning("mesh")
 	n.clearWarning("saved-mesh")
@@ -505,14 +501,14 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.stopWorker()
 	n.stopMesh()
 	n.forgetRetired()
-	n.mu.Lock()
-	n.settings.Token = ""
-	n.settings.Share = nodestate.ShareOff
-	settings := n.settings
-	n.mu.Unlock()
+	err := n.settings.Modify(func(s *settings.Settings) {
+		s.Token = ""
+		s.Share = nodestate.ShareOff
+		s.Handoffs, s.PastTokens = nil, nil
+	})
 	n.publishInfo()
 	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus, Message: "left the network"})
-	return settings.Save(n.cfg.DataDir)
+	return err
 }
 
 // tunnelSent is the bytes sent so far through this node's tunnels to the

@@ -23,6 +23,7 @@ import (
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // Node is one running Potluck node. It implements tray.Controller and server.Node.
@@ -46,10 +47,11 @@ type Node struct {
 	engErr   error // why llama.cpp is unavailable
 	// provisioning is llama.cpp being fetched; nil when none is.
 	provisioning *nodestate.Provisioning
-	engReady     chan struct{} // closed once llama.cpp is found, fetched, or known to be missing
-	lend         *lendRuntime  // the worker's llama.cpp when it matches a head's; nil: the node's own
-	matching     bool          // a match to the heads' llama.cpp is under way
-	settings     Settings
+	engReady     chan struct{}   // closed once llama.cpp is found, fetched, or known to be missing
+	lend         *lendRuntime    // the worker's llama.cpp when it matches a head's; nil: the node's own
+	matching     bool            // a match to the heads' llama.cpp is under way
+	settings     *settings.Store // the user's choices: every change is a Modify
+	shareHeld    bool            // the saved share mode could not start: off for this run
 	joining      bool
 	mesh         *meshSession    // nil when in no mesh
 	retired      []*meshSession  // networks left behind, still handing out a removal
@@ -91,7 +93,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	settings, err := LoadSettings(cfg.DataDir)
+	st, err := settings.Open(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +107,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		logs:     ring,
 		log:      slog.New(teeHandler{next: log.Handler(), ring: ring}),
 		started:  time.Now(),
-		settings: settings,
+		settings: st,
 		engReady: make(chan struct{}),
 		warnings: map[string]nodestate.Warning{},
 		applied:  map[string]bool{},
@@ -148,7 +150,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 	n.srv = srv
 	model := cfg.Model
 	if model == "" {
-		model = settings.Model // chosen in a user interface before
+		model = st.Get().Model // chosen in a user interface before
 	}
 	if model != "" {
 		if err := n.checkModelName(model); err != nil {
@@ -207,6 +209,7 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.hashModels(ctx) })
 	spawn(func() error { return n.runSwarm(ctx) })
 	spawn(func() error { return n.keepLedger(ctx) })
+	spawn(func() error { n.announceSettings(ctx); return nil })
 	if fetch {
 		spawn(func() error { n.fetchEngine(ctx); return nil })
 	}
@@ -244,22 +247,23 @@ func (n *Node) Quit() {
 
 // resume joins the mesh and shares as configured, or as saved last time.
 func (n *Node) resume(ctx context.Context) error {
+	set := n.settings.Get()
 	token, saved := n.cfg.Token, false
 	canon, _ := splitInvite(token)
 	switch {
 	case token == "":
-		token, saved = n.settings.Token, true
-	case n.settings.movedFrom(canon):
+		token, saved = set.Token, true
+	case movedFrom(set, canon):
 		n.log.Warn("the network's owner moved it to a new token since; using the new one (update --token, --token-file or POTLUCK_P2P_TOKEN)")
-		token = n.settings.Token
+		token = set.Token
 	}
 	share := n.cfg.Share
 	if share == "" {
-		share = n.settings.Share
+		share = set.Share
 	}
 	memory := n.cfg.ShareMemory
 	if memory == 0 {
-		memory = n.settings.ShareMemory
+		memory = set.ShareMemory
 	}
 	if token != "" {
 		if err := n.Join(ctx, token); err != nil {
@@ -272,7 +276,7 @@ func (n *Node) resume(ctx context.Context) error {
 			go n.rejoin(ctx, token, share, memory)
 			return nil
 		}
-		if tok, err := netmesh.ParseToken(token); err == nil && tok.Fingerprint() == n.settings.RemovedFrom {
+		if tok, err := netmesh.ParseToken(token); err == nil && tok.Fingerprint() == set.RemovedFrom {
 			n.warnRemoved()
 		}
 		n.resumeHandoffs(ctx)
@@ -290,9 +294,12 @@ func (n *Node) resumeSharing(ctx context.Context, share nodestate.ShareMode, mem
 	if err == nil || n.cfg.Share != "" {
 		return err
 	}
+	// Off for this run only: the choice stays saved, for a start that
+	// can honour it.
 	n.mu.Lock()
-	n.settings.Share = nodestate.ShareOff
+	n.shareHeld = true
 	n.mu.Unlock()
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 	n.warn(nodestate.Warning{Code: "saved-share", Severity: nodestate.SeverityWarning,
 		Message: fmt.Sprintf("sharing is off: the saved choice, %s, cannot start (%v)", share, err)})
 	n.log.Warn("saved sharing mode cannot start; sharing is off", "mode", share, "err", err)
@@ -408,6 +415,8 @@ func (n *Node) Status() nodestate.Status {
 	if n.hwReport != nil {
 		st.Offer = &offer
 	}
+	set := n.settings.Get()
+	st.ShareAs, st.ShareMemory = set.ShareAsMode(), set.ShareMemory
 	st.ShareLimit = n.shareLimitLocked()
 	st.LendTo = n.lendToLocked()
 	if st.Share != nodestate.ShareOff {

@@ -17,6 +17,7 @@ import (
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // Removing a member, as the owner:
@@ -199,11 +200,7 @@ func (n *Node) applyRemoval(s *meshSession, signed []byte, r members.Removal) {
 	if r.Names(self) {
 		n.blockRemoved(s, r)
 		n.log.Warn("the network's owner removed this computer from the network")
-		n.mu.Lock()
-		n.settings.RemovedFrom = s.tok.Fingerprint()
-		settings := n.settings
-		n.mu.Unlock()
-		n.saveSettings(settings)
+		n.modify(func(set *settings.Settings) { set.RemovedFrom = s.tok.Fingerprint() })
 		n.warnRemoved()
 		return
 	}
@@ -273,14 +270,14 @@ func (n *Node) applyLocked(ctx context.Context, s *meshSession, signed []byte, r
 			pending = append(pending, id)
 		}
 	}
-	n.mu.Lock()
-	n.settings.Token = next
-	n.settings.PastTokens = appendBounded(n.settings.PastTokens, s.tok.Fingerprint(), maxPastTokens)
-	n.mu.Unlock()
+	n.modify(func(set *settings.Settings) {
+		set.Token = next
+		set.PastTokens = appendBounded(set.PastTokens, s.tok.Fingerprint(), settings.MaxPastTokens)
+	})
 	if len(pending) > 0 {
 		n.startHandoff(ctx, s.token, signed, pending, time.Now())
 	}
-	n.saveSettingsNow()
+	n.saveHandoffs()
 	n.clearWarning("network-moved")
 	n.events.publish(nodestate.Event{Kind: nodestate.EventJoined, Message: fmt.Sprintf("%s was removed; the network moved to a new token", refNames(r.Removed))})
 	if h := n.modelHost(); h != nil {
@@ -410,7 +407,7 @@ func (n *Node) movedHere(id string) {
 		if s.retired.isPending(id) {
 			s.retired.moved(id)
 			s.retired.nudge()
-			n.saveSettingsNow()
+			n.saveHandoffs()
 		}
 	}
 }
@@ -434,7 +431,7 @@ func (n *Node) endHandoff(s *meshSession) {
 	n.retired = slices.DeleteFunc(n.retired, func(x *meshSession) bool { return x == s })
 	n.mu.Unlock()
 	n.closeSession(s)
-	n.saveSettingsNow()
+	n.saveHandoffs()
 	n.log.Info("every member moved to the new token: the old network is closed")
 }
 
@@ -453,42 +450,29 @@ func (n *Node) closeRetired() {
 // their network.
 func (n *Node) forgetRetired() {
 	n.closeRetired()
-	n.mu.Lock()
-	n.settings.Handoffs = nil
-	n.settings.PastTokens = nil
-	n.mu.Unlock()
+	n.modify(func(s *settings.Settings) { s.Handoffs, s.PastTokens = nil, nil })
 }
 
 // resumeHandoffs reopens the retired networks saved in the settings.
 func (n *Node) resumeHandoffs(ctx context.Context) {
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
-	n.mu.Lock()
-	saved := slices.Clone(n.settings.Handoffs)
-	n.mu.Unlock()
-	for _, h := range saved {
+	for _, h := range n.settings.Get().Handoffs {
 		n.startHandoff(ctx, h.Token, h.Removal, h.Pending, h.Since)
 	}
-	n.saveSettingsNow()
+	n.saveHandoffs()
 }
 
-// saveSettingsNow records the retired sessions and saves the settings.
-func (n *Node) saveSettingsNow() {
+// saveHandoffs records the retired sessions in the settings.
+func (n *Node) saveHandoffs() {
 	n.mu.Lock()
-	n.settings.Handoffs = nil
+	var handoffs []settings.SavedHandoff
 	for _, s := range n.retired {
-		n.settings.Handoffs = append(n.settings.Handoffs, SavedHandoff{
+		handoffs = append(handoffs, settings.SavedHandoff{
 			Token: s.token, Removal: s.retired.removal, Pending: s.retired.pendingIDs(), Since: s.retired.since})
 	}
-	settings := n.settings
 	n.mu.Unlock()
-	n.saveSettings(settings)
-}
-
-func (n *Node) saveSettings(s Settings) {
-	if err := s.Save(n.cfg.DataDir); err != nil {
-		n.log.Warn("save settings", "err", err)
-	}
+	n.modify(func(s *settings.Settings) { s.Handoffs = handoffs })
 }
 
 // warnRemoved tells the user this computer was removed.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // modelHost is the host of the model this node serves; nil when it serves
@@ -73,10 +74,8 @@ func (n *Node) switchHost(name string) error {
 	}
 	n.mu.Lock()
 	n.host = h
-	n.settings.Model = name
-	settings := n.settings
 	n.mu.Unlock()
-	n.saveSettings(settings)
+	n.modify(func(s *settings.Settings) { s.Model = name })
 	n.clearWarning("model")
 	n.clearWarning("model-fit")
 	n.clearWarning("model-failed")

@@ -15,6 +15,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/settings"
 )
 
 // workerProc is this node's RPC worker while it shares as a shard.
@@ -29,14 +30,15 @@ type workerProc struct {
 	done     chan struct{}
 }
 
+// shareLocked is the share mode in force. The caller holds mu.
 func (n *Node) shareLocked() nodestate.ShareMode {
-	if n.settings.Share == "" {
+	if n.shareHeld {
 		return nodestate.ShareOff
 	}
-	return n.settings.Share
+	return n.settings.Get().ShareMode()
 }
 
-func (n *Node) shareMemoryLocked() uint64 { return n.settings.ShareMemory }
+func (n *Node) shareMemoryLocked() uint64 { return n.settings.Get().ShareMemory }
 
 // Share implements tray.Controller.
 func (n *Node) Share(ctx context.Context, mode nodestate.ShareMode, memory uint64) (err error) {
@@ -57,19 +59,31 @@ func (n *Node) Share(ctx context.Context, mode nodestate.ShareMode, memory uint6
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
 
+	prev := n.settings.Get()
 	n.mu.Lock()
-	prevMode, prevMemory := n.settings.Share, n.settings.ShareMemory
-	n.settings.ShareMemory = memory // 0: the default offer
-	n.settings.Share = mode
+	held := n.shareHeld
+	n.shareHeld = false
 	n.mu.Unlock()
+	if err := n.settings.Modify(func(s *settings.Settings) {
+		s.ShareMemory = memory // 0: the default offer
+		s.Share = mode
+		if mode != nodestate.ShareOff {
+			s.ShareAs = mode
+		}
+	}); err != nil {
+		n.log.Warn("save settings", "err", err)
+	}
 	defer func() {
 		if err == nil {
 			return
 		}
 		// The change did not happen: status must not say it did.
 		n.mu.Lock()
-		n.settings.Share, n.settings.ShareMemory = prevMode, prevMemory
+		n.shareHeld = held
 		n.mu.Unlock()
+		n.modify(func(s *settings.Settings) {
+			s.Share, s.ShareMemory, s.ShareAs = prev.Share, prev.ShareMemory, prev.ShareAs
+		})
 		if rerr := n.reexpose(); rerr != nil {
 			n.log.Warn("restoring the previous sharing", "err", rerr)
 		}
@@ -93,27 +107,32 @@ func (n *Node) Share(ctx context.Context, mode nodestate.ShareMode, memory uint6
 		if err != nil {
 			return err
 		}
-		n.mu.Lock()
-		n.settings.Token = token
-		settings := n.settings
-		n.mu.Unlock()
-		n.saveSettings(settings)
+		n.modify(func(s *settings.Settings) { s.Token = token })
 		n.installMesh(s)
 		n.log.Info("started a new network; copy its invite token to add machines")
 	}
 	if err := n.reexpose(); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	settings := n.settings
-	n.mu.Unlock()
-	if err := settings.Save(n.cfg.DataDir); err != nil {
-		n.log.Warn("save settings", "err", err)
-	}
 	n.publishInfo()
 	n.maybeSeed()
 	n.maybeMatch()
 	return nil
+}
+
+// SetShareAs implements tray.Controller: the mode sharing turns on in. A
+// computer shared in the other mode switches to it.
+func (n *Node) SetShareAs(ctx context.Context, mode nodestate.ShareMode) error {
+	if mode != nodestate.ShareWorker && mode != nodestate.ShareServer {
+		return &nodestate.InputError{Field: "share as", Value: string(mode), Msg: `want "worker" or "server"`}
+	}
+	n.mu.Lock()
+	cur := n.shareLocked()
+	n.mu.Unlock()
+	if cur != nodestate.ShareOff && cur != mode {
+		return n.Share(ctx, mode, n.settings.Get().ShareMemory)
+	}
+	return n.settings.Modify(func(s *settings.Settings) { s.ShareAs = mode })
 }
 
 // reexpose makes the worker and the mesh services match the share mode. The

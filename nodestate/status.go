@@ -47,6 +47,12 @@ type Status struct {
 
 	Share         ShareMode `json:"share"`
 	MemoryOffered uint64    `json:"memory_offered"`
+	// ShareAs is the mode sharing turns on in, "worker" or "server": the
+	// one in force while shared, the one chosen last while not.
+	ShareAs ShareMode `json:"share_as"`
+	// ShareMemory is the memory chosen to offer, in bytes; 0: Potluck
+	// decides.
+	ShareMemory uint64 `json:"share_memory,omitempty"`
 	// ShareLimit is the tokens a day each peer may use of this node's
 	// model (0: no limit).
 	ShareLimit uint64 `json:"share_limit,omitempty"`

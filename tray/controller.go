@@ -25,6 +25,11 @@ type Controller interface {
 	// node in no mesh yet, sharing starts a new mesh with a fresh token.
 	// memory 0 means the default offer.
 	Share(ctx context.Context, mode nodestate.ShareMode, memory uint64) error
+	// SetShareAs chooses the mode sharing turns on in (worker or
+	// server); a computer shared in the other mode switches to it.
+	// Status's ShareAs says the choice, ShareMemory the memory chosen,
+	// which Share keeps also when it turns sharing off.
+	SetShareAs(ctx context.Context, mode nodestate.ShareMode) error
 	// SetDevices chooses which of llama.cpp's devices (names as Status's
 	// Devices list them, "CPU" included) this node serves with and lends;
 	// none means every device that makes a plan faster.

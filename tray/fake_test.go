@@ -68,6 +68,19 @@ func (f *fakeCtrl) Peers() []nodestate.Peer {
 	return slices.Clone(f.peers)
 }
 
+func (f *fakeCtrl) SetShareAs(ctx context.Context, mode nodestate.ShareMode) error {
+	f.mu.Lock()
+	shared, memory := f.status.Share != nodestate.ShareOff && f.status.Share != "", f.status.ShareMemory
+	if !shared {
+		f.status.ShareAs = mode
+	}
+	f.mu.Unlock()
+	if shared {
+		return f.Share(ctx, mode, memory)
+	}
+	return nil
+}
+
 func (f *fakeCtrl) Join(ctx context.Context, token string) error {
 	f.joins <- token
 	f.mu.Lock()
@@ -88,7 +101,10 @@ func (f *fakeCtrl) Leave(ctx context.Context) error {
 
 func (f *fakeCtrl) Share(ctx context.Context, mode nodestate.ShareMode, memory uint64) error {
 	f.mu.Lock()
-	f.status.Share = mode
+	f.status.Share, f.status.ShareMemory = mode, memory
+	if mode != nodestate.ShareOff {
+		f.status.ShareAs = mode
+	}
 	f.status.State = nodestate.StateIdle
 	if mode != nodestate.ShareOff {
 		f.status.State, f.status.InMesh, f.status.MemoryOffered = nodestate.StateSharing, true, 12<<30

@@ -80,26 +80,3 @@ func TestStaleInstanceFile(t *testing.T) {
 		t.Fatalf("garbage file: %v, %v", ok, err)
 	}
 }
-
-func TestSettingsFile(t *testing.T) {
-	dir := t.TempDir()
-	s, err := loadSettings(dir)
-	if err != nil || s != defaultSettings() {
-		t.Fatalf("no file: %+v, %v", s, err)
-	}
-	want := Settings{ShareAs: "server", Memory: 3 << 30}
-	if err := saveSettings(dir, want); err != nil {
-		t.Fatal(err)
-	}
-	if s, err = loadSettings(dir); err != nil || s != want {
-		t.Fatalf("round trip: %+v, %v", s, err)
-	}
-	os.WriteFile(filepath.Join(dir, settingsFile), []byte(`{"share_as":"bogus"}`), 0o600)
-	if s, _ = loadSettings(dir); s.ShareAs != "worker" {
-		t.Errorf("unknown mode kept: %+v", s)
-	}
-	os.WriteFile(filepath.Join(dir, settingsFile), []byte(`{`), 0o600)
-	if s, err = loadSettings(dir); err == nil || s != defaultSettings() {
-		t.Errorf("broken file: %+v, %v", s, err)
-	}
-}

@@ -89,7 +89,7 @@ func (u *ui) fillMenu() bool {
 	before := menuState(it)
 	it.status.Label = statusLine(u.status)
 	it.share.Checked = sharing(u.status)
-	mode := u.settings.ShareAs
+	mode := shareAs(u.status)
 	if sharing(u.status) {
 		mode = u.status.Share
 	}
@@ -171,7 +171,7 @@ func (u *ui) updateMenu() {
 func (u *ui) setSharing(on bool) {
 	mode := nodestate.ShareOff
 	if on {
-		mode = u.settings.ShareAs
+		mode = shareAs(u.status)
 	}
 	if mode == nodestate.ShareServer && u.status.Model == nil {
 		u.showModels(nodestate.ShareServer) // a full server needs a model first
@@ -181,7 +181,7 @@ func (u *ui) setSharing(on bool) {
 	if u.tray != nil {
 		u.menu.Refresh()
 	}
-	mem := u.settings.Memory
+	mem := u.status.ShareMemory
 	what := "Could not stop sharing"
 	if on {
 		what = "Could not share this computer"
@@ -191,19 +191,15 @@ func (u *ui) setSharing(on bool) {
 
 // setShareAs chooses the mode; a computer already shared switches to it.
 func (u *ui) setShareAs(mode nodestate.ShareMode) {
-	u.settings.ShareAs = mode
-	u.saveSettings()
-	u.updateMenu()
 	if sharing(u.status) && u.status.Share != mode && mode == nodestate.ShareServer && u.status.Model == nil {
 		u.showModels(nodestate.ShareServer)
 		return
 	}
-	if sharing(u.status) && u.status.Share != mode {
-		mem := u.settings.Memory
-		u.background("Could not change how this computer is shared", func(ctx context.Context) error {
-			return u.ctrl.Share(ctx, mode, mem)
-		})
-	}
+	u.status.ShareAs = mode // shown at once; the node's status follows
+	u.updateMenu()
+	u.background("Could not change how this computer is shared", func(ctx context.Context) error {
+		return u.ctrl.SetShareAs(ctx, mode)
+	})
 }
 
 func (u *ui) copyInvite() {
@@ -257,8 +253,8 @@ func (u *ui) showMemory() {
 func newMemoryWindow(u *ui) *memoryWindow {
 	m := &memoryWindow{win: u.app.NewWindow("Memory to share"), entry: widget.NewEntry(), limit: widget.NewEntry(), problem: widget.NewLabel("")}
 	m.entry.SetPlaceHolder("automatic")
-	if u.settings.Memory > 0 {
-		m.entry.SetText(strconv.FormatFloat(float64(u.settings.Memory)/(1<<30), 'f', -1, 64))
+	if mem := u.status.ShareMemory; mem > 0 {
+		m.entry.SetText(strconv.FormatFloat(float64(mem)/(1<<30), 'f', -1, 64))
 	}
 	m.limit.SetPlaceHolder("no limit")
 	if u.status.ShareLimit > 0 {
@@ -280,7 +276,7 @@ func newMemoryWindow(u *ui) *memoryWindow {
 			m.problem.Show()
 			return
 		}
-		if mem != u.settings.Memory {
+		if mem != u.status.ShareMemory {
 			u.setMemory(mem)
 		}
 		if limit != u.status.ShareLimit {
@@ -309,16 +305,26 @@ func newMemoryWindow(u *ui) *memoryWindow {
 	return m
 }
 
-// setMemory saves how much to offer; a shared computer offers it at once.
+// setMemory has the node keep how much to offer; a shared computer offers
+// it at once.
 func (u *ui) setMemory(mem uint64) {
-	u.settings.Memory = mem
-	u.saveSettings()
+	mode := nodestate.ShareOff
 	if sharing(u.status) {
-		mode := u.status.Share
-		u.background("Could not change the memory shared", func(ctx context.Context) error {
-			return u.ctrl.Share(ctx, mode, mem)
-		})
+		mode = u.status.Share
 	}
+	u.status.ShareMemory = mem // shown at once; the node's status follows
+	u.background("Could not change the memory shared", func(ctx context.Context) error {
+		return u.ctrl.Share(ctx, mode, mem)
+	})
+}
+
+// shareAs is the mode sharing turns on in: worker unless the node says
+// server.
+func shareAs(st nodestate.Status) nodestate.ShareMode {
+	if st.ShareAs == nodestate.ShareServer {
+		return nodestate.ShareServer
+	}
+	return nodestate.ShareWorker
 }
 
 // parseMemory reads a size in GB; empty or 0 means automatic.

@@ -182,7 +182,7 @@ func (m *modelsWindow) serve() {
 func (m *modelsWindow) serveName(name string) {
 	u, then := m.u, m.then
 	m.then = ""
-	mem := u.settings.Memory
+	mem := u.status.ShareMemory
 	embed := m.embed.Checked
 	u.background("Could not serve the model", func(ctx context.Context) error {
 		if ch, ok := u.ctrl.(EmbeddingsChooser); ok && name != "" {

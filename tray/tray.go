@@ -28,7 +28,7 @@ var ErrRunning = errors.New("potluck is already running")
 
 // Options configure Run.
 type Options struct {
-	// DataDir holds the tray settings and the single-instance file. Required.
+	// DataDir holds the single-instance file. Required.
 	DataDir string
 	// Log receives what the tray has to say; nil discards it.
 	Log *slog.Logger

@@ -40,7 +40,6 @@ type ui struct {
 	dashVisible atomic.Bool
 
 	tray      desktop.App // nil without a tray icon
-	settings  Settings
 	status    nodestate.Status
 	peers     []nodestate.Peer
 	busyUntil time.Time
@@ -62,11 +61,6 @@ func newUI(ctx context.Context, a fyne.App, ctrl Controller, opts Options) *ui {
 		do: fyne.Do, quit: a.Quit, desktop: opts.getenv("XDG_CURRENT_DESKTOP"),
 		refreshc: make(chan struct{}, 1),
 	}
-	s, err := loadSettings(opts.DataDir)
-	if err != nil {
-		u.log.Warn("tray settings unreadable; using defaults", "err", err)
-	}
-	u.settings = s
 	u.menu = u.buildMenu()
 	return u
 }
@@ -192,12 +186,6 @@ func (u *ui) updateIcon() {
 	}
 	u.iconKey = key
 	u.tray.SetSystemTrayIcon(fyne.NewStaticResource(key, icons.Tray(state, variant, size)))
-}
-
-func (u *ui) saveSettings() {
-	if err := saveSettings(u.dataDir, u.settings); err != nil {
-		u.log.Warn("saving tray settings", "err", err)
-	}
 }
 
 // trayVariant picks the icon for the panel: GNOME-style shells keep a dark

@@ -129,23 +129,14 @@ func TestShareToggle(t *testing.T) {
 	h.u.items.share.Action() // off
 	expect(shareCall{nodestate.ShareOff, 0})
 
-	h.u.settings.Memory = 6 << 30
+	h.u.setMemory(6 << 30) // kept by the node while not shared
+	expect(shareCall{nodestate.ShareOff, 6 << 30})
+	h.u.refresh()
+	h.waitFor(t, "the memory chosen", func() bool { return h.u.status.ShareMemory == 6<<30 })
 	h.u.items.share.Action() // on again, in the mode chosen last, with the memory set
 	expect(shareCall{nodestate.ShareServer, 6 << 30})
-
-	s, err := loadSettings(h.u.dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.ShareAs != nodestate.ShareServer {
-		t.Errorf("saved settings %+v", s)
-	}
-	fi, err := os.Stat(filepath.Join(h.u.dataDir, settingsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if perm := fi.Mode().Perm(); perm != 0o600 {
-		t.Errorf("settings file mode %v, want 0600", perm)
+	if _, err := os.Stat(filepath.Join(h.u.dataDir, "tray.json")); err == nil {
+		t.Error("the tray wrote a settings file of its own")
 	}
 }
 
@@ -153,7 +144,11 @@ func TestShareToggle(t *testing.T) {
 // and picked is served, and then the computer is shared as a full server.
 func TestModelsWindow(t *testing.T) {
 	h := newHarness(t)
-	h.u.settings.ShareAs = nodestate.ShareServer
+	h.ctrl.mu.Lock()
+	h.ctrl.status.ShareAs = nodestate.ShareServer
+	h.ctrl.mu.Unlock()
+	h.u.refresh()
+	h.waitFor(t, "Full server chosen", func() bool { return h.u.status.ShareAs == nodestate.ShareServer })
 	h.u.items.share.Action()
 	if h.u.models == nil {
 		t.Fatal("sharing as a full server without a model did not open the model window")
@@ -312,8 +307,8 @@ func TestMemoryWindow(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a shared computer did not offer the new memory")
 	}
-	if h.u.settings.Memory != 10<<30 || h.u.memory != nil {
-		t.Errorf("memory setting %d, window still open: %v", h.u.settings.Memory, h.u.memory != nil)
+	if h.ctrl.Status().ShareMemory != 10<<30 || h.u.memory != nil {
+		t.Errorf("memory setting %d, window still open: %v", h.ctrl.Status().ShareMemory, h.u.memory != nil)
 	}
 
 	// The daily limit per friend: a bad one is said inline, a good one

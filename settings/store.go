@@ -1,0 +1,126 @@
+package settings
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
+)
+
+// File is the settings' file name in the data directory.
+const File = "settings.json"
+
+// Store is the one owner of a node's settings. Get hands out snapshots;
+// Modify is the only way to change them.
+type Store struct {
+	path string
+
+	mu   sync.Mutex // serializes changes and their writes, in order
+	cur  Settings
+	subs map[chan struct{}]struct{}
+}
+
+// Open reads the settings in dir (a missing file is empty settings) and
+// moves the values an older tray kept in a file of its own into them, once.
+func Open(dir string) (*Store, error) {
+	s := &Store{path: filepath.Join(dir, File), subs: map[chan struct{}]struct{}{}}
+	cur, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.cur = cur
+	if err := s.migrateTray(dir); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Load reads the settings in dir; a missing file is empty settings. It is
+// for reading only (the command line's `potluck token`): a running node's
+// settings belong to its Store.
+func Load(dir string) (Settings, error) {
+	var s Settings
+	path := filepath.Join(dir, File)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Settings{}, fmt.Errorf("%s is damaged (%v): fix or delete it", path, err)
+	}
+	return s, nil
+}
+
+// Get returns the settings now. The snapshot is the caller's: nothing
+// changes it later.
+func (s *Store) Get() Settings {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Modify changes the settings with fn, saves them durably and then tells
+// the subscribers. fn runs under the store's lock and must not call back
+// into the store. A change that changes nothing writes nothing. When the
+// file cannot be written the change still holds for this run, and the
+// error says so.
+func (s *Store) Modify(fn func(*Settings)) error {
+	s.mu.Lock()
+	next := s.cur.clone()
+	fn(&next)
+	if reflect.DeepEqual(next, s.cur) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.cur = next
+	err := s.save(next)
+	subs := make([]chan struct{}, 0, len(s.subs))
+	for c := range s.subs {
+		subs = append(subs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range subs {
+		select {
+		case c <- struct{}{}:
+		default: // a change is already waiting to be read
+		}
+	}
+	return err
+}
+
+// Subscribe returns a channel that receives after each change; a slow
+// reader sees one signal for several changes, and reads Get for the
+// latest. cancel stops the signals.
+func (s *Store) Subscribe() (changed <-chan struct{}, cancel func()) {
+	c := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[c] = struct{}{}
+	s.mu.Unlock()
+	return c, func() {
+		s.mu.Lock()
+		delete(s.subs, c)
+		s.mu.Unlock()
+	}
+}
+
+// save writes the settings atomically, readable by the owner only: they
+// hold the invite token.
+func (s *Store) save(v Settings) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("could not save the settings (%s): %w", s.path, err)
+	}
+	return nil
+}
