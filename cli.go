@@ -113,15 +113,18 @@ func answerError(what, status string, body []byte) error {
 }
 
 func cmdToken(args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
 	fs := flag.NewFlagSet("potluck token new", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var dataDir string
 	bindSettings(fs, []setting{{"data-dir", "POTLUCK_DATA_DIR", app.DefaultDataDir(), "keep the network's owner key in `DIR` (the data dir of the node that will run it)", text{&dataDir}}}, nil)
-	if len(args) == 0 || args[0] != "new" {
-		return usageError{errors.New("token: want `potluck token new [--data-dir DIR]`")}
-	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
+	}
+	if sub != "new" {
+		return usageError{errors.New("token: want `potluck token new [--data-dir DIR]`")}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
@@ -151,11 +154,10 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	client := clientFlags(fs)
 	model := fs.String("model", "", "the `MODEL` to plan: a library name or a GGUF path (default: the model the node serves)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	path := "/api/plan"
@@ -201,10 +203,9 @@ func cmdMembers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		name, args = name+" remove", args[1:]
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	client := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	c := client()

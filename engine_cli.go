@@ -22,12 +22,11 @@ import (
 
 func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := ""
-	if len(args) > 0 {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("potluck engine "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`DIR` holding llama-server and rpc-server")
 	var bad envErrors
 	bindSettings(fs, []setting{{"dir", "POTLUCK_LLAMA_CACHE", cfg.Llama.ProvisionDir, "`DIR` of the llama.cpp builds Potluck provisions", text{&cfg.Llama.ProvisionDir}}}, &bad)
@@ -39,7 +38,7 @@ func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Engine.Version = pv
 		return err
 	})
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := bad.err(); err != nil {

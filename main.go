@@ -1,10 +1,12 @@
 // Command potluck pools the GPUs and memory of several machines to run LLMs.
 //
-//	potluck                 the tray app (headless node until the tray lands)
+//	potluck                 the tray app (a headless node where there is no desktop)
 //	potluck run             a headless node
-//	potluck engine status   which llama.cpp is used
-//	potluck engine install  provision llama.cpp
-//	potluck version
+//	potluck help            the other commands
+//
+// main.go wires the command line to the node; commands.go lists the
+// commands and writes their help, and flags.go is the table of flags and
+// their environment variables.
 package main
 
 import (
@@ -29,26 +31,6 @@ import (
 	"github.com/potluck-gpu/potluck/tray"
 )
 
-const usage = `Potluck pools the GPUs and memory of your machines to run LLMs.
-
-Usage:
-  potluck [run flags]         start a node (the tray app where a desktop is available)
-  potluck run [flags]         start a headless node
-  potluck engine status       show which llama.cpp binaries are used
-  potluck engine install      provision llama.cpp (official release archives, or Debian's packages)
-  potluck hw [--json]         what this machine has and would offer
-  potluck token new           print a new invite token (a new network this computer owns)
-  potluck models              the models on this machine (Potluck's, Ollama's, LM Studio's, Hugging Face's)
-  potluck pull REF            get a model from peers or Hugging Face: OWNER/REPO:QUANT or OWNER/REPO/FILE.gguf
-  potluck plan [--model M]    how the running node splits a model over the pool
-  potluck members             the members of the running node's network
-  potluck members remove WHO  remove a member (owner only): the others move to a new token
-  potluck usage               what this computer gave to and used from each peer (tokens)
-  potluck version             print the version (also --version)
-
-Run "potluck run -h" for the node's flags.
-`
-
 func main() {
 	// Started as the sandbox's launcher, the program becomes a confined
 	// llama.cpp child here and goes no further.
@@ -65,42 +47,24 @@ var launcher string
 func realMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cmd := ""
-	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
-		args = nil
-		cmd = "version"
+	switch {
+	case len(args) == 1 && (args[0] == "--version" || args[0] == "-version"):
+		args = []string{"version"}
+	case len(args) > 0 && isHelpFlag(args[0]):
+		args = append([]string{"help"}, args[1:]...)
 	}
+	name := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+		name, args = args[0], args[1:]
 	}
 	var err error
-	switch cmd {
-	case "":
-		err = cmdRun(ctx, args, stderr, true)
-	case "run":
-		err = cmdRun(ctx, args, stderr, false)
-	case "engine":
-		err = cmdEngine(ctx, args, stdout, stderr)
-	case "hw":
-		err = cmdHW(ctx, args, stdout, stderr)
-	case "token":
-		err = cmdToken(args, stdout, stderr)
-	case "plan":
-		err = cmdPlan(ctx, args, stdout, stderr)
-	case "models":
-		err = cmdModels(args, stdout, stderr)
-	case "pull":
-		err = cmdPull(ctx, args, stdout, stderr)
-	case "members":
-		err = cmdMembers(ctx, args, stdout, stderr)
-	case "usage":
-		err = cmdUsage(ctx, args, stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "potluck %s\n", app.Version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "potluck: unknown command %q\n\n%s", cmd, usage)
+	if c, ok := lookup(name); ok {
+		err = c.run(ctx, args, stdout, stderr)
+	} else if name == "" {
+		// No command: the tray app, or a headless node without a desktop.
+		err = cmdRun(ctx, args, stdout, stderr, true)
+	} else {
+		fmt.Fprintf(stderr, "potluck: unknown command %q\nrun 'potluck --help' for usage\n", name)
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -110,6 +74,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "potluck: %v\n", err)
 		var ue usageError
 		if errors.As(err, &ue) {
+			hint := "potluck --help"
+			if name != "" && name != "help" {
+				hint = "potluck " + name + " --help"
+			}
+			fmt.Fprintf(stderr, "run '%s' for usage\n", hint)
 			return 2
 		}
 		return 1
@@ -142,17 +111,16 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer, desktop bool) error {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, desktop bool) error {
 	cfg := defaultConfig()
 	var level string
 	fs := flag.NewFlagSet("potluck run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		modelsDirs []string
 		bad        envErrors
 	)
 	bindSettings(fs, nodeSettings(&cfg, &level, &modelsDirs), &bad)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := bad.err(); err != nil {
@@ -201,11 +169,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, desktop bool) 
 
 func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck hw", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the hardware report as JSON")
 	var share string
 	bindSettings(fs, []setting{{"share-memory", "POTLUCK_SHARE_MEMORY", "", "cap on what to offer, a `SIZE` such as 12GiB", text{&share}}}, nil)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	policy := hw.DefaultOfferPolicy()

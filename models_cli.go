@@ -36,7 +36,6 @@ func openLibrary(dataDir string, dirs []string) *library.Library {
 
 func cmdModels(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck models", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var dataDir string
 	var dirs []string
 	bindSettings(fs, []setting{
@@ -44,7 +43,7 @@ func cmdModels(args []string, stdout, stderr io.Writer) error {
 		modelsDirsSetting(&dirs),
 	}, nil)
 	asJSON := fs.Bool("json", false, "print JSON, with every file and its sha256")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -105,21 +104,13 @@ func params(n uint64) string {
 
 func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck pull", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var dataDir string
 	bindSettings(fs, []setting{{"data-dir", "POTLUCK_DATA_DIR", app.DefaultDataDir(), "with no node running, pull into the store of this data `DIR`", text{&dataDir}}}, nil)
 	client := clientFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: potluck pull [flags] REF\n\nREF is hf.co/OWNER/REPO:QUANT, OWNER/REPO:QUANT or OWNER/REPO/FILE.gguf.\n"+
-			"A running node pulls it (asking its peers first); with none, it goes straight into the store.\n"+
-			"HF_ENDPOINT names another hub; HF_TOKEN opens gated repositories.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
 		return usageError{errors.New("pull: say which model, e.g. `potluck pull OWNER/REPO:Q4_K_M`")}
 	}
 	ref := fs.Arg(0)
