@@ -34,11 +34,14 @@ type nodeClient struct {
 // clientFlags binds --api and --admin-key-file and returns a function that
 // builds the client once the flags are parsed.
 func clientFlags(fs *flag.FlagSet) func() nodeClient {
-	api := fs.String("api", env("POTLUCK_API", "127.0.0.1:8080"), "API `address` of the running node [POTLUCK_API]")
-	adminKey := env("POTLUCK_ADMIN_KEY", "")
-	secretFileFlag(fs, &adminKey, "admin-key-file", "read the node's admin key from `file`, for a node on another machine [POTLUCK_ADMIN_KEY]")
+	var api, adminKey string
+	bindSettings(fs, []setting{
+		{"api", "POTLUCK_API", "127.0.0.1:8080", "API `ADDR` of the running node", text{&api}},
+		{"", "POTLUCK_ADMIN_KEY", "", "the node's admin key", text{&adminKey}},
+		{"admin-key-file", "", "", "read the node's admin key from `FILE`, for a node on another machine [the key itself: POTLUCK_ADMIN_KEY]", secretFile{&adminKey}},
+	}, nil)
 	return func() nodeClient {
-		base := *api
+		base := api
 		if !strings.Contains(base, "://") {
 			base = "http://" + base
 		}
@@ -111,19 +114,23 @@ func answerError(what, status string, body []byte) error {
 }
 
 func cmdToken(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("potluck token new", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", env("POTLUCK_DATA_DIR", app.DefaultDataDir()), "keep the network's owner key in `dir` (the data dir of the node that will run it) [POTLUCK_DATA_DIR]")
-	if len(args) == 0 || args[0] != "new" {
-		return usageError{errors.New("token: want `potluck token new [--data-dir DIR]`")}
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	fs := flag.NewFlagSet("potluck token new", flag.ContinueOnError)
+	var dataDir string
+	bindSettings(fs, []setting{{"data-dir", "POTLUCK_DATA_DIR", app.DefaultDataDir(), "keep the network's owner key in `DIR` (the data dir of the node that will run it)", text{&dataDir}}}, nil)
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
+	}
+	if sub != "new" {
+		return usageError{errors.New("token: want `potluck token new [--data-dir DIR]`")}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
-	owner, err := netmesh.OwnerKey(*dataDir)
+	owner, err := netmesh.OwnerKey(dataDir)
 	if err != nil {
 		return err
 	}
@@ -133,7 +140,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	}
 	// The invite lists where the node that will run with this data dir
 	// listens, so that friends can join with the token alone.
-	if addrs, aerr := netmesh.MachineInviteAddrs(*dataDir); aerr == nil {
+	if addrs, aerr := netmesh.MachineInviteAddrs(dataDir); aerr == nil {
 		tok, _ := netmesh.ParseToken(enc)
 		if with, eerr := tok.WithAddrs(addrs).Encode(); eerr == nil {
 			enc = with
@@ -141,18 +148,17 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, enc)
 	fmt.Fprintf(stderr, "The owner key of this network is in %s: a node using that data dir can remove members.\n",
-		filepath.Join(*dataDir, netmesh.OwnerKeyFile))
+		filepath.Join(dataDir, netmesh.OwnerKeyFile))
 	fmt.Fprintf(stderr, "The token lists this machine's addresses on port %d. Friends outside your LAN reach you once that port is forwarded, or through a member with a public address: once the node runs, copy a fresh invite (tray: Copy invite token; API: GET /api/token), which lists every member's current addresses.\n", netmesh.DefaultPort)
 	return nil
 }
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	client := clientFlags(fs)
-	model := fs.String("model", "", "the `model` to plan: a library name or a GGUF path (default: the model the node serves)")
+	model := fs.String("model", "", "the `MODEL` to plan: a library name or a GGUF path (default: the model the node serves)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	path := "/api/plan"
@@ -198,10 +204,9 @@ func cmdMembers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		name, args = name+" remove", args[1:]
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	client := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	c := client()

@@ -20,46 +20,25 @@ import (
 	"github.com/potluck-gpu/potluck/runtimes"
 )
 
-// engineFlags binds the flags that say which llama.cpp to run and where to
-// get it, with their environment defaults.
-func engineFlags(fs *flag.FlagSet, c *app.EngineConfig, bad *envErrors) {
-	fs.Func("llama-version", "the llama.cpp `version` to run and provision, e.g. "+runtimes.DefaultVersion+" (default: the one this Potluck pins, "+runtimes.DefaultVersion+"; \"debian\": Debian's) [POTLUCK_LLAMA_VERSION]", func(v string) error {
-		pv, err := runtimes.ParseVersion(v)
-		c.Version = pv
-		return err
-	})
-	if v := env("POTLUCK_LLAMA_VERSION", ""); v != "" {
-		pv, err := runtimes.ParseVersion(v)
-		if err != nil {
-			bad.add("POTLUCK_LLAMA_VERSION", v, "a llama.cpp release such as "+runtimes.DefaultVersion)
-		}
-		c.Version = pv
-	}
-	fs.StringVar(&c.Backend, "backend", env("POTLUCK_LLAMA_BACKEND", "auto"), "the llama.cpp build to provision: auto (from the GPUs), "+strings.Join(runtimes.Backends, ", ")+" [POTLUCK_LLAMA_BACKEND]")
-	fs.StringVar(&c.Releases, "releases", env("POTLUCK_LLAMA_RELEASES", ""), "the `URL` of a releases API with llama.cpp's archives, a mirror of "+runtimes.DefaultReleases+" [POTLUCK_LLAMA_RELEASES]")
-	fs.StringVar(&c.Mirror, "mirror", env("POTLUCK_DEBIAN_MIRROR", ""), "the `URL` of a Debian archive for Debian's llama.cpp packages, where the apt sources name none [POTLUCK_DEBIAN_MIRROR]")
-}
-
 func cmdEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := ""
-	if len(args) > 0 {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("potluck engine "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`dir` holding llama-server and rpc-server")
-	fs.StringVar(&cfg.Llama.ProvisionDir, "dir", cfg.Llama.ProvisionDir, "`dir` of the llama.cpp builds Potluck provisions [POTLUCK_LLAMA_CACHE]")
-	asJSON := fs.Bool("json", false, "print JSON (status)")
+	fs.StringVar(&cfg.Llama.Dir, "llama-dir", "", "`DIR` holding llama-server and rpc-server")
 	var bad envErrors
-	engineFlags(fs, &cfg.Engine, &bad)
+	bindSettings(fs, []setting{{"dir", "POTLUCK_LLAMA_CACHE", cfg.Llama.ProvisionDir, "`DIR` of the llama.cpp builds Potluck provisions", text{&cfg.Llama.ProvisionDir}}}, &bad)
+	asJSON := fs.Bool("json", false, "print JSON (status)")
+	bindSettings(fs, engineSettings(&cfg.Engine), &bad)
 	// `engine install --version V` reads better than --llama-version.
-	fs.Func("version", "the llama.cpp `version` to install (same as --llama-version)", func(v string) error {
+	fs.Func("version", "the llama.cpp `VERSION` to install (same as --llama-version)", func(v string) error {
 		pv, err := runtimes.ParseVersion(v)
 		cfg.Engine.Version = pv
 		return err
 	})
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := bad.err(); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -56,15 +55,6 @@ func (e *envErrors) bool(name string) bool {
 		e.add(name, v, "true or false (also 1 or 0)")
 	}
 	return b
-}
-
-// listFlag binds a comma-separated list flag with an environment default.
-func listFlag(fs *flag.FlagSet, dst *[]string, name, envName, usage string) {
-	*dst = splitList(env(envName, ""))
-	fs.Func(name, usage+" ["+envName+"]", func(v string) error {
-		*dst = splitList(v)
-		return nil
-	})
 }
 
 func splitList(s string) []string {

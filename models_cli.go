@@ -23,15 +23,6 @@ import (
 	"github.com/potluck-gpu/potluck/library"
 )
 
-// modelsDirFlag binds --models-dir: more directories of GGUF models.
-func modelsDirFlag(fs *flag.FlagSet, dirs *[]string) {
-	*dirs = filepath.SplitList(os.Getenv("POTLUCK_MODELS_DIRS"))
-	fs.Func("models-dir", "one more `dir` of GGUF models to list and serve from; repeat for more [POTLUCK_MODELS_DIRS, a path list]", func(v string) error {
-		*dirs = append(*dirs, v)
-		return nil
-	})
-}
-
 // modelRoots are the places the library looks: Potluck's store in
 // dataDir, dirs, and the stores of the other tools this user has.
 func modelRoots(dataDir string, dirs []string) []library.Root {
@@ -45,18 +36,20 @@ func openLibrary(dataDir string, dirs []string) *library.Library {
 
 func cmdModels(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck models", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", env("POTLUCK_DATA_DIR", app.DefaultDataDir()), "Potluck's data `dir`, whose models/ is its store [POTLUCK_DATA_DIR]")
+	var dataDir string
 	var dirs []string
-	modelsDirFlag(fs, &dirs)
+	bindSettings(fs, []setting{
+		{"data-dir", "POTLUCK_DATA_DIR", app.DefaultDataDir(), "Potluck's data `DIR`, whose models/ is its store", text{&dataDir}},
+		modelsDirsSetting(&dirs),
+	}, nil)
 	asJSON := fs.Bool("json", false, "print JSON, with every file and its sha256")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
-	lib := openLibrary(*dataDir, dirs)
+	lib := openLibrary(dataDir, dirs)
 	models, warnings := lib.List()
 	if *asJSON {
 		if models == nil {
@@ -111,20 +104,13 @@ func params(n uint64) string {
 
 func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck pull", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", env("POTLUCK_DATA_DIR", app.DefaultDataDir()), "with no node running, pull into this data `dir`'s store [POTLUCK_DATA_DIR]")
+	var dataDir string
+	bindSettings(fs, []setting{{"data-dir", "POTLUCK_DATA_DIR", app.DefaultDataDir(), "with no node running, pull into the store of this data `DIR`", text{&dataDir}}}, nil)
 	client := clientFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: potluck pull [flags] REF\n\nREF is hf.co/OWNER/REPO:QUANT, OWNER/REPO:QUANT or OWNER/REPO/FILE.gguf.\n"+
-			"A running node pulls it (asking its peers first); with none, it goes straight into the store.\n"+
-			"HF_ENDPOINT names another hub; HF_TOKEN opens gated repositories.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
 		return usageError{errors.New("pull: say which model, e.g. `potluck pull OWNER/REPO:Q4_K_M`")}
 	}
 	ref := fs.Arg(0)
@@ -142,9 +128,9 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		m, err = c.pull(ctx, ref, bar.update)
 	} else {
 		cfg := defaultConfig()
-		lib := openLibrary(*dataDir, nil)
+		lib := openLibrary(dataDir, nil)
 		h := hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+app.Version)
-		m, err = lib.Get(ctx, h, ref, library.StoreDir(*dataDir), bar.update)
+		m, err = lib.Get(ctx, h, ref, library.StoreDir(dataDir), bar.update)
 	}
 	bar.finish()
 	if err != nil {

@@ -16,10 +16,9 @@ import (
 // cmdUsage prints the pool's accounts as the running node knows them.
 func cmdUsage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck usage", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	client := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON, with the whole network's accounts")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
