@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/host"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 	"github.com/potluck-gpu/potluck/settings"
@@ -42,7 +43,7 @@ func (n *Node) SetEmbeddings(ctx context.Context, name string, on bool) error {
 	h := n.modelHost()
 	var before engine.Serving
 	if h != nil {
-		before = h.serving()
+		before = h.Serving()
 	}
 	if slices.Contains(n.settings.Get().Embeddings, name) == on {
 		return nil
@@ -60,48 +61,18 @@ func (n *Node) SetEmbeddings(ctx context.Context, name string, on bool) error {
 	if h == nil {
 		return nil
 	}
-	if path, alias := h.ident(); h.name != name && alias != name && path != name {
+	if path, alias := h.Ident(); h.Name() != name && alias != name && path != name {
 		return nil
 	}
-	if after := h.serving(); after.Embeddings == before.Embeddings && after.Pooling == before.Pooling {
+	if after := h.Serving(); after.Embeddings == before.Embeddings && after.Pooling == before.Pooling {
 		return nil
 	}
 	n.log.Info("restarting the model to change its embeddings", "model", name, "embeddings", on)
-	return n.switchHost(h.name)
+	return n.switchHost(h.Name())
 }
-
-// serving is how the host's llama-server runs, and what it serves.
-func (h *modelHost) serving() engine.Serving {
-	h.mu.Lock()
-	info, name, alias := h.info, h.name, h.alias
-	h.mu.Unlock()
-	return engine.PlanServing(info, h.n.embeddingsOn(name, alias))
-}
-
-// apiModel is what the API says of the host's model besides its state:
-// what it does, and what its file says.
-func (h *modelHost) apiModel() server.Model {
-	caps := h.serving().Capabilities
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	m := server.Model{ID: h.alias, Capabilities: caps}
-	if h.path == "" {
-		return server.Model{ID: h.name} // not here yet: nothing known
-	}
-	m.Details = &server.ModelDetails{Arch: h.info.Arch, Params: h.info.Params, Quant: h.info.Quant,
-		Bytes: h.info.Bytes, Context: h.info.Context}
-	if len(h.shas) > 0 {
-		m.Details.Digest = h.shas[0]
-	}
-	return m
-}
-
-// modelInfoPath is where a node's model proxy says what its model does,
-// for peers that route to it.
-const modelInfoPath = "/potluck/model"
 
 // peerModels caches what peers' models do, by peer id: a peer's model
-// proxy answers modelInfoPath.
+// proxy answers host.ModelInfoPath.
 type peerModels struct {
 	mu sync.Mutex
 	m  map[string]*peerModel
@@ -178,7 +149,7 @@ func (n *Node) askPeerModel(peerID string, m *server.Model) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+modelInfoPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+host.ModelInfoPath, nil)
 	if err != nil {
 		return err
 	}
@@ -188,13 +159,7 @@ func (n *Node) askPeerModel(peerID string, m *server.Model) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s (an older Potluck)", modelInfoPath, resp.Status)
+		return fmt.Errorf("%s: %s (an older Potluck)", host.ModelInfoPath, resp.Status)
 	}
 	return json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(m)
-}
-
-// serveModelInfo answers modelInfoPath on the model proxy.
-func (h *modelHost) serveModelInfo(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(h.apiModel())
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/nodestate"
-
-	"github.com/potluck-gpu/potluck/engine"
 )
 
 func TestParseShareMode(t *testing.T) {
@@ -103,19 +101,6 @@ func TestTeeHandlerKeepsInfoLines(t *testing.T) {
 	got := ring.last(10)
 	if len(got) != 3 || !strings.Contains(got[2], "line part=x i=4") {
 		t.Errorf("ring = %q", got)
-	}
-}
-
-func TestSamePlan(t *testing.T) {
-	a := engine.Plan{Fits: true, GPULayers: 3, Workers: []string{"w1", "w2"}, TensorSplit: []float64{2, 1}}
-	b := a
-	b.Excluded = []engine.Exclusion{{ID: "old", Reason: "speaks 7.0.0"}}
-	if !samePlan(a, b) {
-		t.Error("plans differing only in exclusions should be the same")
-	}
-	b.Workers = []string{"w2", "w1"}
-	if samePlan(a, b) {
-		t.Error("a different --rpc order is a different plan")
 	}
 }
 

@@ -12,11 +12,6 @@ import (
 	"github.com/potluck-gpu/potluck/settings"
 )
 
-// planDevice is what the planner knows of a device.
-func planDevice(d nodestate.DeviceInfo) engine.PlanDevice {
-	return engine.PlanDevice{Name: d.Name, Backend: d.Backend, Description: d.Description, Offer: d.Offer, Speed: d.Speed}
-}
-
 // listDevices asks llama.cpp which devices it sees, once at start. A
 // backend that fails to load is a warning, not a failure: the node serves
 // on what works.
@@ -136,7 +131,7 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 		return err
 	}
 	if h := n.modelHost(); h != nil {
-		h.kick()
+		h.Kick()
 	}
 	return nil
 }

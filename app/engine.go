@@ -200,7 +200,7 @@ func (n *Node) afterEngine(ctx context.Context, keep string) {
 	n.listDevices(ctx)
 	n.publishInfo()
 	if h := n.modelHost(); h != nil {
-		h.kick()
+		h.Kick()
 	}
 }
 

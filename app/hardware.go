@@ -71,7 +71,7 @@ func (n *Node) watchHardware(ctx context.Context) error {
 			n.mu.Unlock()
 			n.publishInfo()
 			if h := n.modelHost(); h != nil {
-				h.kick()
+				h.Kick()
 			}
 		},
 	}

@@ -122,69 +122,6 @@ func (n *Node) overLimit(w http.ResponseWriter, asker string) bool {
 	return true
 }
 
-// recordServed adds a request the model proxy served to the ledger: its
-// tokens go to every node of the plan, in proportion to its layers.
-func (h *modelHost) recordServed(asker, path string, status int, c *ledger.Counter) {
-	n := h.n
-	s := n.currentMesh()
-	if n.ledger == nil || s == nil || asker == "" || status/100 != 2 || !strings.HasPrefix(path, "/v1/") && path != "/completion" {
-		return
-	}
-	in, out := c.In(), c.Out()
-	if in == 0 && out == 0 {
-		return
-	}
-	self := s.node.ID()
-	h.mu.Lock()
-	plan, alias := h.plan, h.alias
-	h.mu.Unlock()
-	var shares []ledger.Share
-	total := 0
-	for _, a := range plan.Nodes {
-		total += a.Layers
-	}
-	for _, a := range plan.Nodes {
-		if a.Layers == 0 || total == 0 {
-			continue
-		}
-		id := a.ID
-		if a.Local {
-			id = self
-		}
-		shares = append(shares, ledger.Share{Node: id, Fraction: float64(a.Layers) / float64(total)})
-	}
-	if len(shares) == 0 {
-		shares = []ledger.Share{{Node: self, Fraction: 1}}
-	}
-	n.ledger.Add(ledger.Record{Asker: asker, Model: alias, TokensIn: in, TokensOut: out, Servers: shares})
-}
-
-// countingWriter passes an answer on and counts its tokens.
-type countingWriter struct {
-	http.ResponseWriter
-	status int
-	tokens ledger.Counter
-}
-
-func (w *countingWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	w.tokens.Write(p)
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *countingWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 // Usage implements tray.Controller: the accounts,: what this machine gave and used.
 func (n *Node) Usage() nodestate.Usage {
 	u := nodestate.Usage{ShareLimit: n.shareLimit(), Peers: []nodestate.PeerUsage{}, Pairs: []nodestate.UsagePair{}}

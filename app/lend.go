@@ -129,8 +129,3 @@ func (n *Node) relend(s *meshSession) {
 		n.publishInfo()
 	}
 }
-
-// lendsHere says whether a worker peer lends to this node.
-func lendsHere(p nodestate.Peer, self string) bool {
-	return len(p.LendTo) == 0 || slices.Contains(p.LendTo, self)
-}

@@ -3,8 +3,6 @@ package app
 import (
 	"slices"
 	"testing"
-
-	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 func TestParseLendTo(t *testing.T) {
@@ -25,22 +23,6 @@ func TestParseLendTo(t *testing.T) {
 		got, err := ParseLendTo(c.in)
 		if (err != nil) != c.bad || !slices.Equal(got, c.want) {
 			t.Errorf("ParseLendTo(%q) = %q, %v; want %q, error %v", c.in, got, err, c.want, c.bad)
-		}
-	}
-}
-
-func TestLendsHere(t *testing.T) {
-	for _, c := range []struct {
-		lendTo []string
-		want   bool
-	}{
-		{nil, true},
-		{[]string{"worker", "head"}, true},
-		{[]string{"worker"}, false},
-		{[]string{"worker", "other"}, false},
-	} {
-		if got := lendsHere(nodestate.Peer{ID: "worker", LendTo: c.lendTo}, "head"); got != c.want {
-			t.Errorf("a worker lending to %q lends to head: %v, want %v", c.lendTo, got, c.want)
 		}
 	}
 }

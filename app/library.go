@@ -22,7 +22,7 @@ func (n *Node) Library() nodestate.LibraryView {
 		v.Models = []library.Model{}
 	}
 	if h := n.modelHost(); h != nil {
-		_, v.Serving = h.ident()
+		_, v.Serving = h.Ident()
 	}
 	n.mu.Lock()
 	v.Embeddings = n.settings.Get().Embeddings

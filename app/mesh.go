@@ -176,7 +176,7 @@ func (n *Node) stopMesh() {
 	}
 	n.closeSession(s)
 	if h := n.modelHost(); h != nil {
-		h.kick()
+		h.Kick()
 	}
 }
 
@@ -219,7 +219,7 @@ func (n *Node) watchPeers(ctx context.Context, s *meshSession) {
 				n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 			}
 			if h := n.modelHost(); h != nil {
-				h.peerChanged(ev.Type, p)
+				h.PeerChanged(ev.Type, p)
 			}
 			n.maybeSeed()
 			n.maybeMatch()
@@ -277,15 +277,15 @@ func (n *Node) publishInfo() {
 	lendTo := n.lendAnnouncement(s.node.ID())
 	n.mu.Lock()
 	mode := n.shareLocked()
-	host := n.host
+	mh := n.host
 	workerProtocol := versions.RPCProtocol
 	if n.worker != nil && n.worker.versions.RPCProtocol != "" {
 		workerProtocol = n.worker.versions.RPCProtocol
 	}
 	n.mu.Unlock()
 	var models []string
-	if host != nil && mode == nodestate.ShareServer {
-		if st := host.status(); st.Ready {
+	if mh != nil && mode == nodestate.ShareServer {
+		if st := mh.Status(); st.Ready {
 			models = []string{st.ID}
 		}
 	}
@@ -482,7 +482,7 @@ func (n *Node) Join(ctx context.Context, token string) error {
 	}
 	n.events.publish(nodestate.Event{Kind: nodestate.EventJoined, Message: "joined the network"})
 	if h := n.modelHost(); h != nil {
-		h.kick()
+		h.Kick()
 	}
 	return nil
 }

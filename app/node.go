@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/host"
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/ledger"
@@ -59,7 +60,7 @@ type Node struct {
 	roll         *members.Roll
 
 	worker   *workerProc // non-nil while sharing as a worker
-	host     *modelHost  // non-nil when a model is configured
+	host     *host.Host  // non-nil when a model is configured
 	hwReport *hw.Report
 	warnings map[string]nodestate.Warning
 
@@ -159,7 +160,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 			}
 			n.log.Warn("the model chosen before is gone; serving none", "err", err)
 		} else {
-			n.host = newModelHost(n, model)
+			n.host = n.newHost(model)
 		}
 	}
 	return n, nil
@@ -214,7 +215,7 @@ func (n *Node) Run(ctx context.Context) error {
 		spawn(func() error { n.fetchEngine(ctx); return nil })
 	}
 	if h := n.modelHost(); h != nil {
-		n.startHost(ctx, h)
+		h.Start(ctx)
 	}
 	if err := n.resume(ctx); err != nil {
 		cancel()
@@ -355,7 +356,7 @@ func (n *Node) publishLoad(ctx context.Context) error {
 func (n *Node) shutdown() {
 	n.serveMu.Lock()
 	if h := n.modelHost(); h != nil {
-		h.stop() // before opMu: a host that just got ready takes it
+		h.Stop() // before opMu: a host that just got ready takes it
 	}
 	n.serveMu.Unlock()
 	n.opMu.Lock()
@@ -422,7 +423,7 @@ func (n *Node) Status() nodestate.Status {
 	if st.Share != nodestate.ShareOff {
 		st.MemoryOffered = offerTotal(lent(devs, n.deviceChoiceLocked()))
 	}
-	mesh, worker, host, joining := n.mesh, n.worker, n.host, n.joining
+	mesh, worker, mh, joining := n.mesh, n.worker, n.host, n.joining
 	for _, w := range n.warnings {
 		st.Warnings = append(st.Warnings, w)
 	}
@@ -448,8 +449,8 @@ func (n *Node) Status() nodestate.Status {
 		st.Worker = &nodestate.WorkerState{Addr: worker.addr, State: worker.sup.Status(), Release: worker.versions.Release, Matches: worker.matches}
 		st.State = nodestate.StateSharing
 	}
-	if host != nil {
-		st.Model = host.status()
+	if mh != nil {
+		st.Model = mh.Status()
 		if st.Model.Ready {
 			st.State = nodestate.StateServing
 		}

@@ -281,7 +281,7 @@ func (n *Node) applyLocked(ctx context.Context, s *meshSession, signed []byte, r
 	n.clearWarning("network-moved")
 	n.events.publish(nodestate.Event{Kind: nodestate.EventJoined, Message: fmt.Sprintf("%s was removed; the network moved to a new token", refNames(r.Removed))})
 	if h := n.modelHost(); h != nil {
-		h.kick()
+		h.Kick()
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/host"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
@@ -35,12 +36,12 @@ func (n *Node) selfLabel() string {
 func (n *Node) Models() []server.Model {
 	byID := map[string]*server.Model{}
 	if h := n.modelHost(); h != nil {
-		st := h.status()
+		st := h.Status()
 		state := st.State.State.String()
 		if st.Detail != "" && !st.Ready {
 			state = st.Detail
 		}
-		am := h.apiModel()
+		am := h.APIModel()
 		byID[st.ID] = &server.Model{ID: st.ID, Ready: st.Ready, State: state, Nodes: []string{n.selfLabel()},
 			Capabilities: am.Capabilities, Details: am.Details}
 	}
@@ -88,9 +89,9 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 		model = models[0].ID
 	}
 	var hostPath, hostAlias string
-	host := n.modelHost()
-	if host != nil {
-		hostPath, hostAlias = host.ident()
+	mh := n.modelHost()
+	if mh != nil {
+		hostPath, hostAlias = mh.Ident()
 		if hostPath != "" && (model == hostPath || model == filepath.Base(hostPath)) {
 			model = hostAlias
 		}
@@ -104,8 +105,8 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 		return nil, &server.UnknownModelError{Model: model, Available: ids}
 	}
 	var out []server.Backend
-	if host != nil && hostAlias == model {
-		if addr := host.localAddr(); addr != "" {
+	if mh != nil && hostAlias == model {
+		if addr := mh.LocalAddr(); addr != "" {
 			// Its count is live, and already holds this node's requests.
 			out = append(out, server.Backend{Node: n.selfLabel(), BaseURL: "http://" + addr,
 				Load: n.servedInFlight(), LoadAt: time.Now()})
@@ -127,8 +128,8 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 		}
 	}
 	if len(out) == 0 {
-		if host != nil && hostAlias == model {
-			st := host.status()
+		if mh != nil && hostAlias == model {
+			st := mh.Status()
 			if st.State.State == engine.StateFailed {
 				return nil, errors.New("the model failed to start: " + st.State.LastError)
 			}
@@ -145,26 +146,27 @@ func (n *Node) Backends(model string) ([]server.Backend, error) {
 // node would make for it with the pool as it is now.
 func (n *Node) Plan(model string) nodestate.PlanView {
 	var hostPath, hostAlias string
-	host := n.modelHost()
-	if host != nil {
-		hostPath, hostAlias = host.ident()
+	mh := n.modelHost()
+	if mh != nil {
+		hostPath, hostAlias = mh.Ident()
 	}
-	if model != "" && (host == nil || (model != hostPath && model != hostAlias)) {
+	if model != "" && (mh == nil || (model != hostPath && model != hostAlias)) {
 		path, alias, ok := n.findModel(model)
 		if !ok {
 			return nodestate.PlanView{Model: model, Error: (&library.NotFoundError{Name: model}).Error()}
 		}
-		h := &modelHost{n: n, name: model, alias: alias, path: path, excluded: map[string]exclusion{}}
-		h.est, h.estErr = engine.EstimateModel(path, n.cfg.CtxSize)
-		if h.estErr != nil {
-			return nodestate.PlanView{Model: h.alias, Error: h.estErr.Error()}
+		h := host.New(host.Config{Name: n.cfg.Name, CtxSize: n.cfg.CtxSize, Split: n.cfg.Split, RPCService: serviceRPC},
+			hostMesh{n}, hostNode{n}, model)
+		h.SetModel(path, alias)
+		p, err := h.Plan()
+		if err != nil {
+			return nodestate.PlanView{Model: alias, Error: err.Error()}
 		}
-		p := h.makePlan()
-		return nodestate.PlanView{Model: h.alias, Detail: "not being served: what this node would do now", Plan: &p}
+		return nodestate.PlanView{Model: alias, Detail: "not being served: what this node would do now", Plan: &p}
 	}
-	if host == nil {
+	if mh == nil {
 		return nodestate.PlanView{Error: "this node serves no model: start it with --model PATH, or ask for a plan with ?model=PATH"}
 	}
-	p, detail := host.currentPlan()
+	p, detail := mh.CurrentPlan()
 	return nodestate.PlanView{Model: hostAlias, Detail: detail, Plan: &p}
 }

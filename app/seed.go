@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
@@ -39,9 +38,7 @@ func (n *Node) headFiles() []string {
 	if h == nil {
 		return nil
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.shas)
+	return h.Files()
 }
 
 // modelFiles returns the sha256 of every file of the model at path,
@@ -125,49 +122,4 @@ func (n *Node) maybeSeed() {
 		n.publishInfo()
 		n.maybeSeed()
 	}()
-}
-
-// awaitSeeds holds the head's load until the planned workers that have
-// the model file have it in their tensor cache, for as long as copying it
-// could take.
-func (h *modelHost) awaitSeeds(ctx context.Context, plan engine.Plan) {
-	h.mu.Lock()
-	shas, size := slices.Clone(h.shas), h.size
-	h.mu.Unlock()
-	if len(shas) == 0 || len(plan.Workers) == 0 {
-		return
-	}
-	deadline := time.Now().Add(30*time.Second + time.Duration(size/(100<<20))*time.Second)
-	for {
-		var waiting []string
-		peers := h.n.Peers()
-		for _, id := range plan.Workers {
-			i := slices.IndexFunc(peers, func(p nodestate.Peer) bool { return p.ID == id })
-			if i < 0 || !peers[i].Online {
-				continue
-			}
-			p := peers[i]
-			has, seeded := true, true
-			for _, sha := range shas {
-				has = has && slices.ContainsFunc(p.Files, func(f nodestate.OfferedFile) bool { return f.SHA256 == sha })
-				seeded = seeded && slices.Contains(p.Seeded, sha)
-			}
-			if has && !seeded {
-				waiting = append(waiting, p.Name)
-			}
-		}
-		if len(waiting) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.n.log.Warn("workers did not prepare their copy of the model in time; sending the weights", "workers", waiting)
-			return
-		}
-		h.setDetail(&plan, "waiting for "+strings.Join(waiting, ", ")+" to load the model from their own copy")
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
 }

@@ -5,35 +5,17 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/potluck-gpu/potluck/host"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/settings"
 )
 
 // modelHost is the host of the model this node serves; nil when it serves
 // none.
-func (n *Node) modelHost() *modelHost {
+func (n *Node) modelHost() *host.Host {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.host
-}
-
-// startHost runs h until ctx ends or h is stopped.
-func (n *Node) startHost(ctx context.Context, h *modelHost) {
-	ctx, cancel := context.WithCancel(ctx)
-	h.cancel, h.done = cancel, make(chan struct{})
-	go func() {
-		defer close(h.done)
-		_ = h.run(ctx)
-	}()
-}
-
-// stop ends a started host and waits until its llama-server is gone.
-func (h *modelHost) stop() {
-	if h.cancel == nil {
-		return
-	}
-	h.cancel()
-	<-h.done
 }
 
 // Serve makes this node serve the model name (a library name, a GGUF path,
@@ -52,7 +34,7 @@ func (n *Node) Serve(ctx context.Context, name string) error {
 	}
 	n.serveMu.Lock()
 	defer n.serveMu.Unlock()
-	if old := n.modelHost(); old != nil && old.name == name {
+	if old := n.modelHost(); old != nil && old.Name() == name {
 		return nil
 	}
 	return n.switchHost(name)
@@ -66,11 +48,11 @@ func (n *Node) switchHost(name string) error {
 	n.mu.Unlock()
 	if old != nil {
 		// Not under opMu: a host that just got ready takes it.
-		old.stop()
+		old.Stop()
 	}
-	var h *modelHost
+	var h *host.Host
 	if name != "" {
-		h = newModelHost(n, name)
+		h = n.newHost(name)
 	}
 	n.mu.Lock()
 	n.host = h
@@ -80,7 +62,7 @@ func (n *Node) switchHost(name string) error {
 	n.clearWarning("model-fit")
 	n.clearWarning("model-failed")
 	if h != nil && runCtx != nil {
-		n.startHost(runCtx, h)
+		h.Start(runCtx)
 	}
 	n.opMu.Lock()
 	err := n.reexpose()

@@ -170,7 +170,7 @@ func (n *Node) reexpose() error {
 			s.node.Unexpose(serviceModels)
 		}
 		if h := n.modelHost(); mode == nodestate.ShareServer && h != nil {
-			if addr := h.localAddr(); addr != "" {
+			if addr := h.LocalAddr(); addr != "" {
 				if err := s.node.Expose(serviceOpenAI, addr); err != nil {
 					return err
 				}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -91,4 +92,17 @@ func anthropicType(status int) string {
 		return "invalid_request_error"
 	}
 	return "api_error"
+}
+
+// WriteError writes an error in OpenAI's shape where no gin context is at
+// hand: the answers of a node's model proxy, which peers' APIs relay. code
+// is the error's code; nil gives the status, as the API's own errors do.
+func WriteError(w http.ResponseWriter, status int, typ string, code any, msg string) {
+	if code == nil {
+		code = status
+	}
+	b, _ := json.Marshal(gin.H{"error": gin.H{"message": msg, "type": typ, "code": code}})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(b)
 }
