@@ -3,10 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -81,48 +78,8 @@ func (n *Node) heardLedger(from string, payload []byte) bool {
 	return true
 }
 
-// asker is the peer id of the node a request to the model proxy came from:
-// a peer's, through the mesh, or this node's own.
-func (n *Node) asker(remoteAddr string) string {
-	s := n.currentMesh()
-	if s == nil {
-		return ""
-	}
-	if id, ok := s.node.PeerOfConn(remoteAddr); ok {
-		return id
-	}
-	return s.node.ID()
-}
-
-// overLimit answers 429 when asker, another node, has had its daily share
-// of this node's model (--share-limit); it reports whether it answered.
-func (n *Node) overLimit(w http.ResponseWriter, asker string) bool {
-	limit := n.shareLimit()
-	s := n.currentMesh()
-	if limit == 0 || n.ledger == nil || s == nil || asker == "" || asker == s.node.ID() {
-		return false
-	}
-	used := n.ledger.ServedToday(s.node.ID(), asker)
-	if used < float64(limit) {
-		return false
-	}
-	now := time.Now().UTC()
-	reset := now.Truncate(24 * time.Hour).Add(24 * time.Hour)
-	who := asker
-	if p, ok := s.node.Peer(asker); ok && p.Name != "" {
-		who = p.Name
-	}
-	msg := fmt.Sprintf("%s has used its daily share of %s's model: %s of %s tokens; it resets at %s UTC (in %s)",
-		who, n.cfg.Name, ledger.FormatTokens(used), ledger.FormatTokens(float64(limit)), reset.Format("15:04"), reset.Sub(now).Round(time.Minute))
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Retry-After", strconv.Itoa(int(reset.Sub(now).Seconds())+1))
-	w.WriteHeader(http.StatusTooManyRequests)
-	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "rate_limit_error", "code": "share_limit"}})
-	w.Write(b)
-	return true
-}
-
-// Usage implements tray.Controller: the accounts,: what this machine gave and used.
+// Usage implements tray.Controller: the accounts, what this machine gave
+// and used.
 func (n *Node) Usage() nodestate.Usage {
 	u := nodestate.Usage{ShareLimit: n.shareLimit(), Peers: []nodestate.PeerUsage{}, Pairs: []nodestate.UsagePair{}}
 	s := n.currentMesh()
