@@ -113,7 +113,7 @@ func TestIdleNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Backends("any"); err == nil {
+	if _, err := n.router.Backends("any"); err == nil {
 		t.Error("Backends with no model succeeded")
 	}
 	if ps := n.Peers(); len(ps) != 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/route"
 	"github.com/potluck-gpu/potluck/server"
 	"github.com/potluck-gpu/potluck/settings"
 )
@@ -80,7 +81,7 @@ type Node struct {
 	hub         *hub.Client
 	pulls       keyedMutex    // one pull of a file at a time
 	hashNow     chan struct{} // asks for checksums of new models
-	peerModels  peerModels    // what peers' models do
+	router      *route.Router // which nodes serve which model
 }
 
 // NewNode prepares a node from cfg; it starts nothing.
@@ -137,6 +138,8 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 	if rollErr != nil {
 		n.log.Warn("member list", "err", rollErr)
 	}
+	n.router = route.New(route.Config{Name: cfg.Name, Service: serviceOpenAI, Client: n.swarmClient, Log: n.log},
+		hostMesh{n}, n.modelHost)
 	srv, err := server.New(server.Config{
 		Addr: cfg.API, APIKey: cfg.APIKey, AdminKey: cfg.AdminKey, CORSOrigin: cfg.CORSOrigin,
 		AllowedHosts: cfg.AllowedHosts,
@@ -144,7 +147,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		Version:      Version,
 		WaitReady:    20 * time.Second,
 		OnRequest:    n.onRequest,
-	}, n, apiNode{n}, n.log.With("part", "api"))
+	}, n.router, apiNode{n}, n.log.With("part", "api"))
 	if err != nil {
 		return nil, err
 	}
