@@ -1,23 +1,22 @@
 package app
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"slices"
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/worker"
 )
 
 func (n *Node) engineInfo() json.RawMessage {
 	_, v, _ := n.engineRuntime()
 	e := nodestate.PeerEngine{Release: v.Release, Server: v.Server, RPCProtocol: v.RPCProtocol, OS: runtime.GOOS}
 	n.mu.Lock()
-	if w := n.worker; w != nil && w.versions.Release != v.Release {
-		e.Worker = w.versions.Release
+	if w := n.worker; w != nil && w.Versions().Release != v.Release {
+		e.Worker = w.Versions().Release
 	}
 	n.mu.Unlock()
 	data, _ := json.Marshal(e)
@@ -43,51 +42,6 @@ type lendRuntime struct {
 	forName  string // the head it matches
 }
 
-// headNeed is a release that heads in the pool run and this node's worker
-// does not speak, and a head that needs it.
-type headNeed struct {
-	release, protocol string
-	head              string // its name
-}
-
-// neededRelease looks at the heads in the pool (peers that serve a model
-// as a split's head) and returns the release the worker should run to
-// lend to them: none while it speaks the protocol of one of them already,
-// so that a worker never leaves a split it is in; otherwise the release of
-// the most heads, the lowest peer id breaking ties.
-func neededRelease(heads []nodestate.Peer, speaks string) (headNeed, bool) {
-	type group struct {
-		need  headNeed
-		count int
-		first string
-	}
-	var groups []*group
-	for _, p := range heads {
-		e := p.Engine
-		if e == nil || e.RPCProtocol == "" || e.Release == "" || len(p.Head) == 0 || !p.Online {
-			continue
-		}
-		if e.RPCProtocol == speaks {
-			return headNeed{}, false
-		}
-		i := slices.IndexFunc(groups, func(g *group) bool { return g.need.protocol == e.RPCProtocol })
-		if i < 0 {
-			groups = append(groups, &group{need: headNeed{e.Release, e.RPCProtocol, p.Name}, first: p.ID})
-			i = len(groups) - 1
-		}
-		g := groups[i]
-		g.count++
-		if p.ID < g.first {
-			g.first, g.need.head = p.ID, p.Name
-		}
-	}
-	if len(groups) == 0 {
-		return headNeed{}, false
-	}
-	slices.SortFunc(groups, func(a, b *group) int { return cmp.Or(b.count-a.count, cmp.Compare(a.first, b.first)) })
-	return groups[0].need, true
-}
-
 // maybeMatch starts matching the worker to the heads in the pool when
 // they speak another RPC protocol than it does.
 func (n *Node) maybeMatch() {
@@ -103,7 +57,7 @@ func (n *Node) maybeMatch() {
 			heads = append(heads, p)
 		}
 	}
-	need, ok := neededRelease(heads, w.versions.RPCProtocol)
+	need, ok := worker.NeededRelease(heads, w.Versions().RPCProtocol)
 	if !ok {
 		return
 	}
@@ -121,26 +75,26 @@ func (n *Node) maybeMatch() {
 			n.mu.Unlock()
 		}()
 		if err := n.match(ctx, need); err != nil && ctx.Err() == nil {
-			n.log.Warn("could not run the llama.cpp a head needs", "release", need.release, "head", need.head, "err", err)
+			n.log.Warn("could not run the llama.cpp a head needs", "release", need.Release, "head", need.Head, "err", err)
 			n.warn(nodestate.Warning{Code: "worker-version", Severity: nodestate.SeverityWarning, Message: fmt.Sprintf(
-				"%s splits with llama.cpp %s (RPC %s), which this computer could not get: %v", need.head, need.release, need.protocol, err)})
+				"%s splits with llama.cpp %s (RPC %s), which this computer could not get: %v", need.Head, need.Release, need.Protocol, err)})
 		}
 	}()
 }
 
 // match provisions the release a head runs, for this machine, and
 // restarts the worker with it.
-func (n *Node) match(ctx context.Context, need headNeed) error {
-	n.log.Info("a head splits with another llama.cpp; lending with its version", "head", need.head, "release", need.release, "rpc", need.protocol)
+func (n *Node) match(ctx context.Context, need worker.Need) error {
+	n.log.Info("a head splits with another llama.cpp; lending with its version", "head", need.Head, "release", need.Release, "rpc", need.Protocol)
 	var rt engine.Runtime
 	_, own, _ := n.engineRuntime()
-	if own.Release == need.release {
+	if own.Release == need.Release {
 		rt, _, _ = n.engineRuntime()
 	} else {
-		b, ok := n.store().Find(need.release, "")
+		b, ok := n.store().Find(need.Release, "")
 		if !ok {
 			var err error
-			b, err = n.install(ctx, need.release, need.head+"'s split")
+			b, err = n.install(ctx, need.Release, need.Head+"'s split")
 			n.mu.Lock()
 			n.provisioning = nil
 			n.mu.Unlock()
@@ -159,8 +113,8 @@ func (n *Node) match(ctx context.Context, need headNeed) error {
 	if err != nil {
 		return err
 	}
-	if v.RPCProtocol != need.protocol {
-		return fmt.Errorf("llama.cpp %s speaks RPC %s, not the head's %s", need.release, v.RPCProtocol, need.protocol)
+	if v.RPCProtocol != need.Protocol {
+		return fmt.Errorf("llama.cpp %s speaks RPC %s, not the head's %s", need.Release, v.RPCProtocol, need.Protocol)
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
@@ -168,7 +122,7 @@ func (n *Node) match(ctx context.Context, need headNeed) error {
 	if own.RPCProtocol == v.RPCProtocol {
 		n.lend = nil
 	} else {
-		n.lend = &lendRuntime{rt: rt, versions: v, forName: need.head}
+		n.lend = &lendRuntime{rt: rt, versions: v, forName: need.Head}
 	}
 	mode := n.shareLocked()
 	n.mu.Unlock()
@@ -180,10 +134,10 @@ func (n *Node) match(ctx context.Context, need headNeed) error {
 		return err
 	}
 	n.clearWarning("worker-version")
-	for _, b := range n.store().Prune(need.release, n.cfg.Engine.version()) {
+	for _, b := range n.store().Prune(need.Release, n.cfg.Engine.version()) {
 		n.log.Info("removed an unused llama.cpp build", "build", b.Name())
 	}
-	n.log.Info("the shard worker now speaks the head's llama.cpp", "release", v.Release, "rpc", v.RPCProtocol, "head", need.head)
+	n.log.Info("the shard worker now speaks the head's llama.cpp", "release", v.Release, "rpc", v.RPCProtocol, "head", need.Head)
 	return nil
 }
 

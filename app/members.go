@@ -104,7 +104,7 @@ func (n *Node) Members() nodestate.MembersView {
 		if mv.Online && !mv.Self {
 			mv.LastSeen = time.Now()
 		}
-		mv.RPCRefused = n.gateRefusals.of(m.PeerID)
+		mv.RPCRefused = n.gateRefusals.Of(m.PeerID)
 		v.Members = append(v.Members, mv)
 	}
 	return v

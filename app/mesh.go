@@ -279,8 +279,8 @@ func (n *Node) publishInfo() {
 	mode := n.shareLocked()
 	mh := n.host
 	workerProtocol := versions.RPCProtocol
-	if n.worker != nil && n.worker.versions.RPCProtocol != "" {
-		workerProtocol = n.worker.versions.RPCProtocol
+	if n.worker != nil && n.worker.Versions().RPCProtocol != "" {
+		workerProtocol = n.worker.Versions().RPCProtocol
 	}
 	n.mu.Unlock()
 	var models []string
@@ -358,7 +358,7 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) nodestate.Peer {
 		MemoryOffered: p.MemoryOffered, LendTo: p.LendTo, Models: p.Models, InFlight: p.InFlight,
 		Online: p.Online, Conn: p.Conn, Transport: p.Transport,
 		RTTMS: float64(p.RTT) / float64(time.Millisecond), MinRTTMS: float64(p.MinRTT) / float64(time.Millisecond),
-		RPCRefused: n.gateRefusals.of(p.PeerID),
+		RPCRefused: n.gateRefusals.Of(p.PeerID),
 	}
 	if v.Mode == "" {
 		v.Mode = nodestate.ShareOff
@@ -427,7 +427,7 @@ func (n *Node) counters() server.Counters {
 	st := s.node.TunnelStats()
 	c.TunnelBytes = st.BytesSent + st.BytesReceived
 	c.MessagesRejected = n.rejectedBefore.Load() + s.node.Rejected()
-	c.RPCRefused = n.gateRefusals.reasons()
+	c.RPCRefused = n.gateRefusals.Reasons()
 	n.mu.Lock()
 	for _, r := range n.retired {
 		c.MessagesRejected += r.node.Rejected()

@@ -26,6 +26,7 @@ import (
 	"github.com/potluck-gpu/potluck/route"
 	"github.com/potluck-gpu/potluck/server"
 	"github.com/potluck-gpu/potluck/settings"
+	"github.com/potluck-gpu/potluck/worker"
 )
 
 // Node is one running Potluck node. It implements tray.Controller and server.Node.
@@ -60,16 +61,16 @@ type Node struct {
 	applied      map[string]bool // removals carried out, by members.ID
 	roll         *members.Roll
 
-	worker   *workerProc // non-nil while sharing as a worker
-	host     *host.Host  // non-nil when a model is configured
+	worker   *worker.Worker // non-nil while sharing as a worker
+	host     *host.Host     // non-nil when a model is configured
 	hwReport *hw.Report
 	warnings map[string]nodestate.Warning
 
 	engDevices    []engine.Device // what llama.cpp sees, listed at start
 	hostBandwidth float64         // bytes a second, measured at start
 
-	rejectedBefore atomic.Uint64 // mesh messages rejected by closed sessions
-	gateRefusals   refusals      // what the RPC gate refused, by reason and member
+	rejectedBefore atomic.Uint64   // mesh messages rejected by closed sessions
+	gateRefusals   worker.Refusals // what the RPC gate refused, by reason and member
 
 	lib         *library.Library
 	ledger      *ledger.Ledger  // the pool's accounts
@@ -426,7 +427,7 @@ func (n *Node) Status() nodestate.Status {
 	if st.Share != nodestate.ShareOff {
 		st.MemoryOffered = offerTotal(lent(devs, n.deviceChoiceLocked()))
 	}
-	mesh, worker, mh, joining := n.mesh, n.worker, n.host, n.joining
+	mesh, wk, mh, joining := n.mesh, n.worker, n.host, n.joining
 	for _, w := range n.warnings {
 		st.Warnings = append(st.Warnings, w)
 	}
@@ -448,8 +449,8 @@ func (n *Node) Status() nodestate.Status {
 			}
 		}
 	}
-	if worker != nil {
-		st.Worker = &nodestate.WorkerState{Addr: worker.addr, State: worker.sup.Status(), Release: worker.versions.Release, Matches: worker.matches}
+	if wk != nil {
+		st.Worker = &nodestate.WorkerState{Addr: wk.Addr(), State: wk.Status(), Release: wk.Versions().Release, Matches: wk.Matches()}
 		st.State = nodestate.StateSharing
 	}
 	if mh != nil {

@@ -2,33 +2,16 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/settings"
+	"github.com/potluck-gpu/potluck/worker"
 )
-
-// workerProc is this node's RPC worker while it shares as a shard.
-type workerProc struct {
-	addr     string
-	gate     net.Listener    // the RPC gate in front of addr, which the mesh reaches
-	devices  []string        // what it exposes, in order (-d)
-	versions engine.Versions // of the llama.cpp it runs
-	matches  string          // the head whose llama.cpp it runs, when not the node's own
-	sup      *engine.Supervisor
-	cancel   context.CancelFunc
-	done     chan struct{}
-}
 
 // shareLocked is the share mode in force. The caller holds mu.
 func (n *Node) shareLocked() nodestate.ShareMode {
@@ -148,7 +131,7 @@ func (n *Node) reexpose() error {
 			return err
 		}
 		if s != nil {
-			if err := s.node.Expose(serviceRPC, w.gate.Addr().String()); err != nil {
+			if err := s.node.Expose(serviceRPC, w.GateAddr()); err != nil {
 				return err
 			}
 		}
@@ -185,7 +168,7 @@ func (n *Node) reexpose() error {
 
 // startWorker starts the RPC worker, or returns the running one. A worker
 // that exposes other devices than the node now lends is restarted.
-func (n *Node) startWorker() (*workerProc, error) {
+func (n *Node) startWorker() (*worker.Worker, error) {
 	var devices []string
 	for _, d := range lent(n.localDevices(), n.deviceChoice()) {
 		devices = append(devices, d.Name)
@@ -193,57 +176,32 @@ func (n *Node) startWorker() (*workerProc, error) {
 	n.mu.Lock()
 	w, runCtx := n.worker, n.runCtx
 	n.mu.Unlock()
-	if w != nil && slices.Equal(w.devices, devices) {
+	if w != nil && slices.Equal(w.Devices(), devices) {
 		return w, nil
 	}
 	if w != nil {
 		n.log.Info("the devices lent changed; restarting the shard worker", "devices", devices)
 		n.stopWorker()
 	}
-	if len(devices) == 0 {
-		return nil, errors.New("this computer lends no memory: raise --share-memory, or name devices that have some with --device")
-	}
 	rt, versions, matches, err := n.workerRuntime()
 	if err != nil {
 		return nil, err
 	}
-	port, err := engine.FreePort()
+	w, err = worker.Start(runCtx, worker.Spec{Runtime: rt, Versions: versions, Matches: matches, Devices: devices,
+		Threads: n.cfg.Threads, CacheDir: filepath.Join(n.cfg.DataDir, "rpc-cache"), Budget: n.gateBudget,
+		LogFile: n.logPath("rpc-server"), Log: n.log.With("part", "worker"),
+		Stopped: func(err error) {
+			n.warn(nodestate.Warning{Code: "worker", Severity: nodestate.SeverityError, Message: "the shard worker stopped: " + err.Error()})
+		},
+	}, workerMembers{n})
 	if err != nil {
 		return nil, err
-	}
-	cache := filepath.Join(n.cfg.DataDir, "rpc-cache")
-	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return nil, err
-	}
-	spec := rt.WorkerSupervisorSpec(engine.WorkerSpec{Port: port, Threads: n.cfg.Threads, CacheDir: cache, Devices: devices, Memory: n.workerMemory()})
-	spec.Log = n.log.With("part", "worker")
-	spec.LogFile = n.logPath("rpc-server")
-	w = &workerProc{addr: "127.0.0.1:" + strconv.Itoa(port), devices: devices, versions: versions, matches: matches, sup: engine.NewSupervisor(spec), done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(runCtx)
-	w.cancel = cancel
-	go func() {
-		defer close(w.done)
-		if err := w.sup.Run(ctx); err != nil {
-			n.warn(nodestate.Warning{Code: "worker", Severity: nodestate.SeverityError, Message: "the shard worker stopped: " + err.Error()})
-		}
-	}()
-	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
-	defer upCancel()
-	if err := w.sup.Up(upCtx); err != nil {
-		cancel()
-		<-w.done
-		return nil, fmt.Errorf("start the shard worker: %w", err)
-	}
-	if w.gate, err = n.startGate(w.addr); err != nil {
-		cancel()
-		<-w.done
-		return nil, fmt.Errorf("start the RPC gate: %w", err)
 	}
 	n.mu.Lock()
 	n.worker = w
 	n.mu.Unlock()
 	n.clearWarning("worker")
-	n.log.Info("sharing as a shard worker", "rpc", w.addr, "devices", strings.Join(devices, ","), "llama.cpp", versions.Server)
+	n.log.Info("sharing as a shard worker", "rpc", w.Addr(), "devices", strings.Join(devices, ","), "llama.cpp", versions.Server)
 	return w, nil
 }
 
@@ -253,10 +211,7 @@ func (n *Node) stopWorker() {
 	w := n.worker
 	n.worker = nil
 	n.mu.Unlock()
-	if w == nil {
-		return
+	if w != nil {
+		w.Stop()
 	}
-	w.gate.Close()
-	w.cancel()
-	<-w.done
 }
