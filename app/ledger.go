@@ -107,11 +107,11 @@ func (n *Node) Usage() nodestate.Usage {
 			}
 			switch {
 			case p.Server == self && p.Asker != self:
-				get(p.Asker).Gave.Add(w, t.Tokens())
-				u.Gave.Add(w, t.Tokens())
+				addWindow(&get(p.Asker).Gave, w, t.Tokens())
+				addWindow(&u.Gave, w, t.Tokens())
 			case p.Asker == self && p.Server != self:
-				get(p.Server).Used.Add(w, t.Tokens())
-				u.Used.Add(w, t.Tokens())
+				addWindow(&get(p.Server).Used, w, t.Tokens())
+				addWindow(&u.Used, w, t.Tokens())
 			}
 		}
 	}
@@ -147,4 +147,16 @@ func (n *Node) SetShareLimit(ctx context.Context, tokens uint64) error {
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
 	return n.settings.Modify(func(s *settings.Settings) { s.ShareLimit = tokens })
+}
+
+// addWindow counts v in w's window win.
+func addWindow(w *nodestate.UsageWindows, win ledger.Window, v float64) {
+	switch win {
+	case ledger.Today:
+		w.Today += v
+	case ledger.Week:
+		w.Week += v
+	default:
+		w.All += v
+	}
 }

@@ -1,12 +1,8 @@
 package nodestate
 
 import (
-	"fmt"
-
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
-	"github.com/potluck-gpu/potluck/internal/size"
-	"github.com/potluck-gpu/potluck/runtimes"
 )
 
 // DeviceInfo is one device of a node: what it is, what it lends and how
@@ -141,20 +137,4 @@ type WorkerState struct {
 	// head whose version it runs when that is not this node's own.
 	Release string `json:"release,omitempty"`
 	Matches string `json:"matches,omitempty"`
-}
-
-// Label is the line a person reads.
-func (p Provisioning) Label() string {
-	s := "Getting llama.cpp " + p.Version
-	switch {
-	case p.Total > 0 && p.Backend != "":
-		s += " (" + runtimes.BackendLabel(p.Backend) + ", " + size.Format(uint64(p.Total)) + ")"
-	case p.Backend != "":
-		s += " (" + runtimes.BackendLabel(p.Backend) + ")"
-	}
-	s += "…"
-	if p.Total > 0 && p.Completed < p.Total {
-		s += fmt.Sprintf(" %d%%", p.Completed*100/p.Total)
-	}
-	return s
 }

@@ -1,9 +1,5 @@
 package nodestate
 
-import (
-	"github.com/potluck-gpu/potluck/ledger"
-)
-
 // Usage is what this machine gave to and used from each peer.
 type Usage struct {
 	Self  string      `json:"peer_id"`
@@ -42,16 +38,4 @@ type UsagePair struct {
 	Requests  float64 `json:"requests"`
 	TokensIn  float64 `json:"tokens_in"`
 	TokensOut float64 `json:"tokens_out"`
-}
-
-// Add counts v in the window win.
-func (w *UsageWindows) Add(win ledger.Window, v float64) {
-	switch win {
-	case ledger.Today:
-		w.Today += v
-	case ledger.Week:
-		w.Week += v
-	default:
-		w.All += v
-	}
 }

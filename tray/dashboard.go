@@ -228,7 +228,7 @@ func machineLines(st nodestate.Status) []string {
 	lines = append(lines, "Shares: "+offer)
 	switch {
 	case st.Engine.Provisioning != nil:
-		lines = append(lines, "llama.cpp: "+st.Engine.Provisioning.Label())
+		lines = append(lines, "llama.cpp: "+provisioningLabel(*st.Engine.Provisioning))
 	case st.Engine.Available && st.Engine.Server != "":
 		lines = append(lines, "llama.cpp: "+st.Engine.Server)
 	case st.Engine.Available:

@@ -7,14 +7,16 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/icons"
+	"github.com/potluck-gpu/potluck/internal/size"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/runtimes"
 )
 
 // statusLine is the first line of the tray menu: what the node is doing, in
 // a few words.
 func statusLine(st nodestate.Status) string {
 	if p := st.Engine.Provisioning; p != nil && st.State != nodestate.StateSharing && (st.Model == nil || !st.Model.Ready) {
-		return p.Label()
+		return provisioningLabel(*p)
 	}
 	if w, ok := firstError(st); ok && (st.State == nodestate.StateError || st.State == nodestate.StateIdle) {
 		return shorten(w.Message, 70)
@@ -230,6 +232,22 @@ func describeHardware(v any) []string {
 func orDash(s string) string {
 	if s == "" {
 		return "—"
+	}
+	return s
+}
+
+// provisioningLabel is the line a person reads of llama.cpp being fetched.
+func provisioningLabel(p nodestate.Provisioning) string {
+	s := "Getting llama.cpp " + p.Version
+	switch {
+	case p.Total > 0 && p.Backend != "":
+		s += " (" + runtimes.BackendLabel(p.Backend) + ", " + size.Format(uint64(p.Total)) + ")"
+	case p.Backend != "":
+		s += " (" + runtimes.BackendLabel(p.Backend) + ")"
+	}
+	s += "…"
+	if p.Total > 0 && p.Completed < p.Total {
+		s += fmt.Sprintf(" %d%%", p.Completed*100/p.Total)
 	}
 	return s
 }
