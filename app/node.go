@@ -55,7 +55,7 @@ type Node struct {
 	joining      bool
 	mesh         *meshSession    // nil when in no mesh
 	retired      []*meshSession  // networks left behind, still handing out a removal
-	applied      map[string]bool // removals carried out, by members.ID
+	applied      members.Applied // removals carried out
 	roll         *members.Roll
 
 	worker   *workerProc // non-nil while sharing as a worker
@@ -110,7 +110,6 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		settings: st,
 		engReady: make(chan struct{}),
 		warnings: map[string]nodestate.Warning{},
-		applied:  map[string]bool{},
 		roll:     roll,
 		hub:      hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+Version),
 		hashNow:  make(chan struct{}, 1),
