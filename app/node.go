@@ -77,9 +77,9 @@ type Node struct {
 	seeded      map[string]bool // files whose tensors the worker's cache holds, by sha256
 	seeding     bool            // a seeding is under way
 	hub         *hub.Client
-	pulls       keyedMutex    // one pull of a file at a time
-	hashNow     chan struct{} // asks for checksums of new models
-	peerModels  peerModels    // what peers' models do
+	puller      *library.Puller // gets models from peers or the hub
+	hashNow     chan struct{}   // asks for checksums of new models
+	peerModels  peerModels      // what peers' models do
 }
 
 // NewNode prepares a node from cfg; it starts nothing.
@@ -127,6 +127,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		roots = []library.Root{{Source: library.SourcePotluck, Dir: library.StoreDir(cfg.DataDir)}}
 	}
 	n.lib = library.New(roots, filepath.Join(cfg.DataDir, "library.json"), n.log.With("part", "library"))
+	n.puller = n.newPuller()
 	if n.ledger, err = ledger.Open(cfg.DataDir); err != nil {
 		// Keep the file for the user to look at; count in memory.
 		n.log.Warn("the ledger cannot be read; this run keeps its accounts in memory only", "err", err)
