@@ -2,11 +2,9 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/potluck-gpu/potluck/hub"
@@ -27,7 +25,7 @@ func (n *Node) Library() nodestate.LibraryView {
 	n.mu.Lock()
 	v.Embeddings = n.settings.Get().Embeddings
 	n.mu.Unlock()
-	remote, holders := n.peerFiles()
+	remote, holders := library.PeerModels(n.peerOffers())
 	byName := map[string]int{}
 	for _, m := range remote {
 		if _, ok := library.Match(v.Models, m.Name); ok {
@@ -85,85 +83,28 @@ func (n *Node) inNetwork() bool {
 // Pull makes the model ref names available on this machine: a model
 // already in the library is returned as it is, with no network call; one
 // that peers have is copied from all of them at once; otherwise ref, a
-// Hugging Face reference, is downloaded into the store. progress, if not
-// nil, follows the copy.
+// Hugging Face reference, is downloaded into the store (see
+// library.Puller). progress, if not nil, follows the copy.
 func (n *Node) Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error) {
-	if m, ok := n.lib.Find(ref); ok {
-		if progress != nil {
-			progress(hub.Progress{Status: "success", File: m.Name, From: "here"})
-		}
-		return m, nil
-	}
-	unlock := n.pulls.lock(ref)
-	defer unlock()
-	if m, ok := n.lib.Find(ref); ok { // another pull of it just ended
-		if progress != nil {
-			progress(hub.Progress{Status: "success", File: m.Name, From: "here"})
-		}
-		return m, nil
-	}
-	start := time.Now()
-	if progress == nil {
-		progress = func(hub.Progress) {}
-	}
-	m, fromPeers, err := n.pullFromPeers(ctx, ref, progress)
-	switch {
-	case fromPeers && err == nil:
-		progress(hub.Progress{Status: "success", File: m.Name})
-	case fromPeers && ctx.Err() != nil:
-		return m, ctx.Err()
-	case fromPeers && !hub.LooksLikeRef(ref):
-		return m, fmt.Errorf("copying %s from peers: %w", ref, err)
-	default:
-		if fromPeers {
-			n.log.Warn("peers could not send the model; trying Hugging Face", "model", ref, "err", err)
-			progress(hub.Progress{Status: "peers could not send it (" + err.Error() + "): trying Hugging Face"})
-		}
-		if m, err = n.lib.Get(ctx, n.hub, ref, library.StoreDir(n.cfg.DataDir), progress); err != nil {
-			return m, err
-		}
-	}
-	n.log.Info("pulled a model", "model", m.Name, "bytes", m.Size, "took", time.Since(start).Round(time.Millisecond))
-	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus, Message: "pulled " + m.Name})
-	select {
-	case n.hashNow <- struct{}{}:
-	default:
-	}
-	return m, nil
+	return n.puller.Pull(ctx, ref, progress)
 }
 
-// keyedMutex serializes work on the same key: two pulls of one file must
-// not write the same partial file.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	sync.Mutex
-	users int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedLock{}
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = &keyedLock{}
-		k.locks[key] = l
-	}
-	l.users++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
+// newPuller pulls from the peers that have a model, then from the hub.
+func (n *Node) newPuller() *library.Puller {
+	store := library.StoreDir(n.cfg.DataDir)
+	peers := &library.Peers{Lib: n.lib, Store: store, Client: n.swarmClient, Online: n.peerOffers, Dial: n.dialSwarm, Log: n.log}
+	return &library.Puller{
+		Lib:     n.lib,
+		Sources: []library.Source{peers, library.Hub{Lib: n.lib, Client: n.hub, Store: store}},
+		Log:     n.log,
+		Pulled: func(m library.Model, took time.Duration) {
+			n.log.Info("pulled a model", "model", m.Name, "bytes", m.Size, "took", took.Round(time.Millisecond))
+			n.events.publish(nodestate.Event{Kind: nodestate.EventStatus, Message: "pulled " + m.Name})
+			select {
+			case n.hashNow <- struct{}{}:
+			default:
+			}
+		},
 	}
 }
 

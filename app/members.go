@@ -19,7 +19,7 @@ func (n *Node) admits(s *meshSession, id string) bool {
 		return false
 	}
 	if s.retired != nil {
-		return s.retired.isPending(id)
+		return s.retired.IsPending(id)
 	}
 	return true
 }
@@ -81,7 +81,7 @@ func (n *Node) Members() nodestate.MembersView {
 	v.Owner = s.tok.Owner()
 	if v.Owner != "" {
 		if key, err := netmesh.LoadOwnerKey(n.cfg.DataDir); err == nil {
-			v.CanRemove = ownerIDOf(key) == v.Owner
+			v.CanRemove = members.OwnerID(key) == v.Owner
 		}
 	}
 	online := map[string]bool{}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
@@ -37,15 +38,15 @@ type meshSession struct {
 	// A retired session is a network this node moved away from when its
 	// owner removed a member. It stays up only to hand the signed removal
 	// to the members that have not moved yet, and admits nobody else.
-	retired *handoff
+	retired *members.Handoff
 }
 
 // sessionOptions vary a session from the configuration.
 type sessionOptions struct {
-	bootstrap []string // more peers to dial first
-	known     []string // members' addresses from an invite
-	listen    []string // listen here instead of the configured addresses
-	retired   *handoff // a retired network's session (see handoff)
+	bootstrap []string         // more peers to dial first
+	known     []string         // members' addresses from an invite
+	listen    []string         // listen here instead of the configured addresses
+	retired   *members.Handoff // a retired network's session
 }
 
 // openSession joins the mesh of token without making it the node's network.

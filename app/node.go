@@ -58,7 +58,7 @@ type Node struct {
 	joining      bool
 	mesh         *meshSession    // nil when in no mesh
 	retired      []*meshSession  // networks left behind, still handing out a removal
-	applied      map[string]bool // removals carried out, by members.ID
+	applied      members.Applied // removals carried out
 	roll         *members.Roll
 
 	worker   *worker.Worker // non-nil while sharing as a worker
@@ -80,9 +80,9 @@ type Node struct {
 	seeded      map[string]bool // files whose tensors the worker's cache holds, by sha256
 	seeding     bool            // a seeding is under way
 	hub         *hub.Client
-	pulls       keyedMutex    // one pull of a file at a time
-	hashNow     chan struct{} // asks for checksums of new models
-	router      *route.Router // which nodes serve which model
+	puller      *library.Puller // gets models from peers or the hub
+	hashNow     chan struct{}   // asks for checksums of new models
+	router      *route.Router   // which nodes serve which model
 }
 
 // NewNode prepares a node from cfg; it starts nothing.
@@ -113,7 +113,6 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		settings: st,
 		engReady: make(chan struct{}),
 		warnings: map[string]nodestate.Warning{},
-		applied:  map[string]bool{},
 		roll:     roll,
 		hub:      hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+Version),
 		hashNow:  make(chan struct{}, 1),
@@ -131,6 +130,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		roots = []library.Root{{Source: library.SourcePotluck, Dir: library.StoreDir(cfg.DataDir)}}
 	}
 	n.lib = library.New(roots, filepath.Join(cfg.DataDir, "library.json"), n.log.With("part", "library"))
+	n.puller = n.newPuller()
 	if n.ledger, err = ledger.Open(cfg.DataDir); err != nil {
 		// Keep the file for the user to look at; count in memory.
 		n.log.Warn("the ledger cannot be read; this run keeps its accounts in memory only", "err", err)

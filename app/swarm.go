@@ -4,17 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"path"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/swarm"
@@ -104,110 +99,31 @@ func (n *Node) runSwarm(ctx context.Context) error {
 	return nil
 }
 
-// peerFiles are the files online peers offer, as a list of models that
-// library.Match can search, and who has each file.
-func (n *Node) peerFiles() ([]library.Model, map[string][]nodestate.Peer) {
-	var models []library.Model
-	holders := map[string][]nodestate.Peer{}
-	idx := map[string]int{}
+// peerOffers lists the online peers and the model files they offer.
+func (n *Node) peerOffers() []library.Peer {
+	var out []library.Peer
 	for _, p := range n.Peers() {
 		if !p.Online {
 			continue
 		}
+		lp := library.Peer{ID: p.ID, Name: p.Name}
 		for _, f := range p.Files {
-			if len(f.SHA256) != 64 || f.File == "" || f.Model == "" {
-				continue
-			}
-			holders[f.SHA256] = append(holders[f.SHA256], p)
-			key := f.Model + "\x00" + p.ID
-			i, ok := idx[key]
-			if !ok {
-				i = len(models)
-				idx[key] = i
-				models = append(models, library.Model{Name: f.Model, Source: "peer " + p.Name})
-			}
-			m := &models[i]
-			m.Files = append(m.Files, library.File{Path: f.File, Size: f.Size, SHA256: f.SHA256})
-			m.Size += f.Size
+			lp.Files = append(lp.Files, library.PeerFile(f))
 		}
+		out = append(out, lp)
 	}
-	for i := range models {
-		m := &models[i]
-		slices.SortFunc(m.Files, func(a, b library.File) int { return strings.Compare(a.Path, b.Path) })
-		m.Path = m.Files[0].Path
-		if len(m.Files) == 1 {
-			m.SHA256 = m.Files[0].SHA256
-		}
-	}
-	return models, holders
+	return out
 }
 
-// pullFromPeers copies the model ref names from the peers that have it,
-// from all of them at once. ok is false when no peer has it.
-func (n *Node) pullFromPeers(ctx context.Context, ref string, progress func(hub.Progress)) (m library.Model, ok bool, err error) {
+// dialSwarm returns the URL of a peer's model file server, through a
+// tunnel of the node's network.
+func (n *Node) dialSwarm(ctx context.Context, peerID string) (string, error) {
 	s := n.currentMesh()
 	if s == nil {
-		return library.Model{}, false, nil
+		return "", errNoMesh
 	}
-	models, holders := n.peerFiles()
-	want, ok := library.Match(models, ref)
-	if !ok {
-		return library.Model{}, false, nil
-	}
-	// Where it goes: the same name in this store, ':' made a path.
-	dir := library.StoreDir(n.cfg.DataDir)
-	rel := strings.NewReplacer(":", "-", "\\", "-").Replace(want.Name)
-	var paths []string
-	for _, f := range want.Files {
-		dest := filepath.Join(dir, filepath.FromSlash(rel)+".gguf")
-		if len(want.Files) > 1 {
-			dest = filepath.Join(dir, filepath.FromSlash(path.Dir(rel)), f.Path)
-		}
-		if !filepath.IsLocal(strings.TrimPrefix(dest, dir+string(filepath.Separator))) || filepath.Base(f.Path) != f.Path {
-			return library.Model{}, true, fmt.Errorf("a peer names its model %q, which is no plain path", want.Name)
-		}
-		var sources []swarm.Source
-		for _, p := range holders[f.SHA256] {
-			id := p.ID
-			sources = append(sources, swarm.Source{Name: p.Name, Base: func(ctx context.Context) (string, error) {
-				addr, err := s.tunnel(ctx, id, serviceModels)
-				return "http://" + addr, err
-			}})
-		}
-		status := "pulling " + f.SHA256[:12]
-		n.log.Info("copying a model file from peers", "model", want.Name, "file", f.Path, "peers", len(sources))
-		err := swarm.Fetch(ctx, n.swarmClient, sources, f.SHA256, int64(f.Size), dest, func(sp swarm.Progress) {
-			if sp.Dropped != "" {
-				n.log.Warn("peer dropped from a copy", "why", sp.Dropped)
-			}
-			progress(hub.Progress{Status: status, Digest: "sha256:" + f.SHA256, Total: sp.Total, Completed: sp.Completed,
-				File: want.Name, From: strings.Join(sp.From, ", ")})
-		})
-		if err != nil {
-			return library.Model{}, true, err
-		}
-		n.lib.Record(dest, f.SHA256)
-		paths = append(paths, dest)
-	}
-	got, found := n.lib.Find(strings.TrimSuffix(filepath.ToSlash(mustRel(dir, paths[0])), ".gguf"))
-	if !found {
-		if got, found = n.lib.Find(ref); !found {
-			return library.Model{}, true, fmt.Errorf("copied %s to %s, but the library cannot read it", want.Name, paths[0])
-		}
-	}
-	return got, true, nil
-}
-
-func mustRel(base, p string) string {
-	r, err := filepath.Rel(base, p)
-	if err != nil {
-		return p
-	}
-	if _, _, _, split := hub.Shard(filepath.Base(r)); split {
-		name, _, _, _ := hub.Shard(filepath.Base(r))
-		return filepath.Join(filepath.Dir(r), name)
-	}
-	return r
+	addr, err := s.tunnel(ctx, peerID, serviceModels)
+	return "http://" + addr, err
 }
 
 // fileInfo is what a node says about model files in its node info: those

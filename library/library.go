@@ -2,6 +2,11 @@
 // store, in directories the user names, and in the stores of Ollama, LM
 // Studio, Hugging Face's cache and llama.cpp's cache. Other tools' stores are
 // read, never written.
+//
+// A model that is not here is pulled from a Source: the peers of the network
+// that have it (Peers, which copies through package swarm) or Hugging Face
+// (Hub). A Puller decides which, in what order, and what happens when one
+// fails.
 package library
 
 import (

@@ -1,8 +1,13 @@
 // Package members keeps the roll of a Potluck network: every machine this
 // node has met in it, when it was first and last seen, and where it was last
-// reachable. It also carries out the owner's signed decisions about members:
-// a Removal drops a member and moves everyone else to a new token that the
-// removed machine never sees.
+// reachable. It also decides what the owner's signed decisions about members
+// mean: a Removal drops a member and moves everyone else to a new token that
+// the removed machine never sees (Roll.Remove plans one, Removal.Verdict says
+// what one received means for this computer), and a Handoff keeps the network
+// left behind handing the removal to the members that have not moved yet.
+// What it needs of the mesh comes through small interfaces (Opener, Peers,
+// Network) that a netmesh.Node satisfies; the node's sessions stay with the
+// caller.
 //
 // The roll lives in <data-dir>/members.json (mode 0600). Each node keeps its
 // own; they agree because they are fed by the same signed heartbeats.
