@@ -102,7 +102,7 @@ func (n *Node) resumeHandoffs(ctx context.Context) {
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
 	for _, h := range n.settings.Get().Handoffs {
-		n.startHandoff(ctx, members.Resume(members.SavedHandoff(h)))
+		n.startHandoff(ctx, members.Resume(h))
 	}
 	n.saveHandoffs()
 }
@@ -110,9 +110,9 @@ func (n *Node) resumeHandoffs(ctx context.Context) {
 // saveHandoffs records the retired sessions in the settings.
 func (n *Node) saveHandoffs() {
 	n.mu.Lock()
-	var handoffs []settings.SavedHandoff
+	var handoffs []members.SavedHandoff
 	for _, s := range n.retired {
-		handoffs = append(handoffs, settings.SavedHandoff(s.retired.Saved()))
+		handoffs = append(handoffs, s.retired.Saved())
 	}
 	n.mu.Unlock()
 	n.modify(func(s *settings.Settings) { s.Handoffs = handoffs })

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -127,13 +126,7 @@ func (n *Node) applyLocked(ctx context.Context, s *meshSession, signed []byte, r
 	if err := n.reexpose(); err != nil {
 		n.log.Warn("share on the new token", "err", err)
 	}
-	n.modify(func(set *settings.Settings) {
-		set.Token = next
-		if !slices.Contains(set.PastTokens, s.tok.Fingerprint()) {
-			set.PastTokens = append(set.PastTokens, s.tok.Fingerprint())
-			set.PastTokens = set.PastTokens[max(0, len(set.PastTokens)-settings.MaxPastTokens):]
-		}
-	})
+	n.modify(func(set *settings.Settings) { set.MoveTo(next, s.tok.Fingerprint()) })
 	if movers := r.Movers(s.node.ID()); len(movers) > 0 {
 		n.startHandoff(ctx, members.NewHandoff(s.token, signed, movers, time.Now()))
 	}

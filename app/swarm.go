@@ -108,7 +108,7 @@ func (n *Node) peerOffers() []library.Peer {
 		}
 		lp := library.Peer{ID: p.ID, Name: p.Name}
 		for _, f := range p.Files {
-			lp.Files = append(lp.Files, library.PeerFile(f))
+			lp.Files = append(lp.Files, f)
 		}
 		out = append(out, lp)
 	}

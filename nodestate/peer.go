@@ -1,6 +1,10 @@
 package nodestate
 
-import "time"
+import (
+	"time"
+
+	"github.com/potluck-gpu/potluck/library"
+)
 
 // RPCRefusal is what the gate refused of one member.
 type RPCRefusal struct {
@@ -24,9 +28,4 @@ type PeerEngine struct {
 }
 
 // OfferedFile is a model file a sharing node lets its peers copy.
-type OfferedFile struct {
-	Model  string `json:"model"` // the library name of its model
-	File   string `json:"file"`  // its file name
-	SHA256 string `json:"sha256"`
-	Size   uint64 `json:"size"`
-}
+type OfferedFile = library.PeerFile

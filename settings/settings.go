@@ -6,8 +6,8 @@ package settings
 
 import (
 	"slices"
-	"time"
 
+	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/nodestate"
 )
 
@@ -43,22 +43,25 @@ type Settings struct {
 	PastTokens []string `json:"past_tokens,omitempty"`
 	// Handoffs are networks this node moved away from that still hand
 	// the owner's removal to members that have not moved yet.
-	Handoffs []SavedHandoff `json:"handoffs,omitempty"`
+	Handoffs []members.SavedHandoff `json:"handoffs,omitempty"`
 	// RemovedFrom is the fingerprint of the token of a network whose
 	// owner removed this computer.
 	RemovedFrom string `json:"removed_from,omitempty"`
 }
 
-// SavedHandoff is a retired network kept up for members still on it.
-type SavedHandoff struct {
-	Token   string    `json:"token"`   // the retired token
-	Removal []byte    `json:"removal"` // the owner's signed removal
-	Pending []string  `json:"pending"` // peer ids of members that have not moved
-	Since   time.Time `json:"since"`
-}
-
 // MaxPastTokens bounds Settings.PastTokens.
 const MaxPastTokens = 16
+
+// MoveTo moves the network to the token next, away from the token whose
+// fingerprint is past: an invite of the old token then means the new one.
+// The last MaxPastTokens are kept.
+func (s *Settings) MoveTo(next, past string) {
+	s.Token = next
+	if !slices.Contains(s.PastTokens, past) {
+		s.PastTokens = append(s.PastTokens, past)
+		s.PastTokens = s.PastTokens[max(0, len(s.PastTokens)-MaxPastTokens):]
+	}
+}
 
 // ShareMode is the share mode chosen: off when none was.
 func (s Settings) ShareMode() nodestate.ShareMode {
@@ -84,7 +87,7 @@ func (s Settings) clone() Settings {
 	c.Devices = slices.Clone(s.Devices)
 	c.Embeddings = slices.Clone(s.Embeddings)
 	c.PastTokens = slices.Clone(s.PastTokens)
-	c.Handoffs = make([]SavedHandoff, len(s.Handoffs))
+	c.Handoffs = make([]members.SavedHandoff, len(s.Handoffs))
 	for i, h := range s.Handoffs {
 		h.Removal = slices.Clone(h.Removal)
 		h.Pending = slices.Clone(h.Pending)

@@ -169,3 +169,15 @@ func TestMigrateTray(t *testing.T) {
 		t.Errorf("damaged file: %q, %v", b, err)
 	}
 }
+
+// A move keeps the tokens left behind, the last MaxPastTokens of them.
+func TestMoveTo(t *testing.T) {
+	var s Settings
+	for i := range MaxPastTokens + 3 {
+		s.MoveTo("next", string(rune('a'+i)))
+	}
+	s.MoveTo("next", "s") // again: not twice
+	if s.Token != "next" || len(s.PastTokens) != MaxPastTokens || s.PastTokens[0] != "d" || s.PastTokens[MaxPastTokens-1] != "s" {
+		t.Errorf("after the moves: %+v", s)
+	}
+}
