@@ -297,7 +297,7 @@ func (n *Node) publishInfo() {
 	}
 	fi.Head = n.headFiles()
 	if mode == nodestate.ShareWorker {
-		fi.Seeded = n.seededFiles()
+		fi.Seeded = n.seeder.Seeded()
 	}
 	files, _ := json.Marshal(fi)
 	s.node.SetInfo(func(i *netmesh.NodeInfo) {

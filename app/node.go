@@ -73,12 +73,11 @@ type Node struct {
 	gateRefusals   worker.Refusals // what the RPC gate refused, by reason and member
 
 	lib         *library.Library
-	ledger      *ledger.Ledger  // the pool's accounts
-	swarmAddr   string          // the loopback address of the model file server
-	swarmSent   atomic.Uint64   // model file bytes sent to peers
-	swarmClient *http.Client    // fetches model files from peers
-	seeded      map[string]bool // files whose tensors the worker's cache holds, by sha256
-	seeding     bool            // a seeding is under way
+	ledger      *ledger.Ledger // the pool's accounts
+	swarmAddr   string         // the loopback address of the model file server
+	swarmSent   atomic.Uint64  // model file bytes sent to peers
+	swarmClient *http.Client   // fetches model files from peers
+	seeder      worker.Seeder  // fills the worker's tensor cache from files here
 	hub         *hub.Client
 	puller      *library.Puller // gets models from peers or the hub
 	hashNow     chan struct{}   // asks for checksums of new models
@@ -116,12 +115,12 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		roll:     roll,
 		hub:      hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+Version),
 		hashNow:  make(chan struct{}, 1),
-		seeded:   map[string]bool{},
 		swarmClient: &http.Client{Transport: &http.Transport{
 			ResponseHeaderTimeout: 30 * time.Second,
 			MaxIdleConnsPerHost:   4,
 		}},
 	}
+	n.seeder.CacheBase, n.seeder.Log = n.rpcCache(), n.log
 	if cfg.Llama.Provisioned == nil && cfg.Llama.ProvisionDir != "" {
 		n.cfg.Llama.Provisioned = n.provisioned
 	}

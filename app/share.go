@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -188,7 +187,7 @@ func (n *Node) startWorker() (*worker.Worker, error) {
 		return nil, err
 	}
 	w, err = worker.Start(runCtx, worker.Spec{Runtime: rt, Versions: versions, Matches: matches, Devices: devices,
-		Threads: n.cfg.Threads, CacheDir: filepath.Join(n.cfg.DataDir, "rpc-cache"), Budget: n.gateBudget,
+		Threads: n.cfg.Threads, CacheDir: n.rpcCache(), Budget: n.gateBudget,
 		LogFile: n.logPath("rpc-server"), Log: n.log.With("part", "worker"),
 		Stopped: func(err error) {
 			n.warn(nodestate.Warning{Code: "worker", Severity: nodestate.SeverityError, Message: "the shard worker stopped: " + err.Error()})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/rpcgate"
 	"github.com/potluck-gpu/potluck/rpcgate/rpcgatetest"
 )
@@ -118,5 +119,36 @@ func TestWorkerBehindItsGate(t *testing.T) {
 func TestBudgetAndMemory(t *testing.T) {
 	if Budget(8<<30) != 10<<30 || Memory(Budget(8<<30)) != 11<<30 || Memory(0) != 0 {
 		t.Errorf("Budget(8 GiB) = %d, Memory = %d", Budget(8<<30), Memory(Budget(8<<30)))
+	}
+}
+
+// The seeder copies the file an online head loads into the worker's cache,
+// once, and then says so; a file this machine lacks, or an offline head's,
+// is left alone.
+func TestSeeder(t *testing.T) {
+	m := enginetest.TestModel(t)
+	s := &Seeder{CacheBase: t.TempDir()}
+	here := map[string]string{"have": m.Path}
+	lookup := func(sha string) (string, bool) { p, ok := here[sha]; return p, ok }
+	heads := []nodestate.Peer{
+		{ID: "asleep", Online: false, Head: []string{"have"}},
+		{ID: "head", Online: true, Head: []string{"missing", "have"}},
+	}
+	done := make(chan struct{}, 2)
+	s.Next(t.Context(), heads[:1], lookup, func() { done <- struct{}{} })
+	s.Next(t.Context(), heads, lookup, func() { done <- struct{}{} })
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the file was not seeded")
+	}
+	if got := s.Seeded(); len(got) != 1 || got[0] != "have" {
+		t.Errorf("seeded %v", got)
+	}
+	s.Next(t.Context(), heads, lookup, func() { done <- struct{}{} })
+	select {
+	case <-done:
+		t.Error("a file already in the cache was seeded again")
+	case <-time.After(200 * time.Millisecond):
 	}
 }
