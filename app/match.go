@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/worker"
 )
@@ -32,14 +31,6 @@ func decodeEngine(raw json.RawMessage) *nodestate.PeerEngine {
 		return nil
 	}
 	return &e
-}
-
-// lendRuntime is the llama.cpp this node's RPC worker runs when a head in
-// the pool speaks another RPC protocol than the node's own llama.cpp.
-type lendRuntime struct {
-	rt       engine.Runtime
-	versions engine.Versions
-	forName  string // the head it matches
 }
 
 // maybeMatch starts matching the worker to the heads in the pool when
@@ -82,48 +73,15 @@ func (n *Node) maybeMatch() {
 	}()
 }
 
-// match provisions the release a head runs, for this machine, and
-// restarts the worker with it.
+// match runs the release a head needs on the worker, and restarts the
+// worker with it.
 func (n *Node) match(ctx context.Context, need worker.Need) error {
-	n.log.Info("a head splits with another llama.cpp; lending with its version", "head", need.Head, "release", need.Release, "rpc", need.Protocol)
-	var rt engine.Runtime
-	_, own, _ := n.engineRuntime()
-	if own.Release == need.Release {
-		rt, _, _ = n.engineRuntime()
-	} else {
-		b, ok := n.store().Find(need.Release, "")
-		if !ok {
-			var err error
-			b, err = n.install(ctx, need.Release, need.Head+"'s split")
-			n.mu.Lock()
-			n.provisioning = nil
-			n.mu.Unlock()
-			n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
-			if err != nil {
-				return err
-			}
-		}
-		var err error
-		if rt, err = b.Runtime(); err != nil {
-			return err
-		}
-		rt = rt.Confined(n.confinement())
-	}
-	v, err := rt.Probe(ctx)
-	if err != nil {
+	if err := n.llama.Lend(ctx, need); err != nil {
 		return err
-	}
-	if v.RPCProtocol != need.Protocol {
-		return fmt.Errorf("llama.cpp %s speaks RPC %s, not the head's %s", need.Release, v.RPCProtocol, need.Protocol)
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
 	n.mu.Lock()
-	if own.RPCProtocol == v.RPCProtocol {
-		n.lend = nil
-	} else {
-		n.lend = &lendRuntime{rt: rt, versions: v, forName: need.Head}
-	}
 	mode := n.shareLocked()
 	n.mu.Unlock()
 	if mode != nodestate.ShareWorker {
@@ -134,22 +92,8 @@ func (n *Node) match(ctx context.Context, need worker.Need) error {
 		return err
 	}
 	n.clearWarning("worker-version")
-	for _, b := range n.store().Prune(need.Release, n.cfg.Engine.version()) {
-		n.log.Info("removed an unused llama.cpp build", "build", b.Name())
-	}
+	n.llama.Prune(need.Release)
+	_, v, _, _ := n.llama.WorkerRuntime()
 	n.log.Info("the shard worker now speaks the head's llama.cpp", "release", v.Release, "rpc", v.RPCProtocol, "head", need.Head)
 	return nil
-}
-
-// workerRuntime is the llama.cpp the RPC worker runs: the one matched to
-// the pool's heads, or the node's own.
-func (n *Node) workerRuntime() (rt engine.Runtime, v engine.Versions, matches string, err error) {
-	n.mu.Lock()
-	l := n.lend
-	n.mu.Unlock()
-	if l != nil {
-		return l.rt, l.versions, l.forName, nil
-	}
-	rt, v, err = n.engineRuntime()
-	return rt, v, "", err
 }

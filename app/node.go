@@ -20,6 +20,7 @@ import (
 	"github.com/potluck-gpu/potluck/hw"
 	"github.com/potluck-gpu/potluck/ledger"
 	"github.com/potluck-gpu/potluck/library"
+	"github.com/potluck-gpu/potluck/llama"
 	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
@@ -42,24 +43,18 @@ type Node struct {
 	opMu    sync.Mutex // serializes Join, Leave and Share
 	serveMu sync.Mutex // serializes Serve
 
-	mu       sync.Mutex
-	runCtx   context.Context    // the context of Run; nil before
-	quit     context.CancelFunc // ends Run
-	runtime  engine.Runtime
-	versions engine.Versions
-	engErr   error // why llama.cpp is unavailable
-	// provisioning is llama.cpp being fetched; nil when none is.
-	provisioning *nodestate.Provisioning
-	engReady     chan struct{}   // closed once llama.cpp is found, fetched, or known to be missing
-	lend         *lendRuntime    // the worker's llama.cpp when it matches a head's; nil: the node's own
-	matching     bool            // a match to the heads' llama.cpp is under way
-	settings     *settings.Store // the user's choices: every change is a Modify
-	shareHeld    bool            // the saved share mode could not start: off for this run
-	joining      bool
-	mesh         *meshSession    // nil when in no mesh
-	retired      []*meshSession  // networks left behind, still handing out a removal
-	applied      members.Applied // removals carried out
-	roll         *members.Roll
+	mu        sync.Mutex
+	runCtx    context.Context    // the context of Run; nil before
+	quit      context.CancelFunc // ends Run
+	llama     *llama.Keeper      // the llama.cpp this node runs, and its worker
+	matching  bool               // a match to the heads' llama.cpp is under way
+	settings  *settings.Store    // the user's choices: every change is a Modify
+	shareHeld bool               // the saved share mode could not start: off for this run
+	joining   bool
+	mesh      *meshSession    // nil when in no mesh
+	retired   []*meshSession  // networks left behind, still handing out a removal
+	applied   members.Applied // removals carried out
+	roll      *members.Roll
 
 	worker   *worker.Worker // non-nil while sharing as a worker
 	host     *host.Host     // non-nil when a model is configured
@@ -110,7 +105,6 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		log:      slog.New(teeHandler{next: log.Handler(), ring: ring}),
 		started:  time.Now(),
 		settings: st,
-		engReady: make(chan struct{}),
 		warnings: map[string]nodestate.Warning{},
 		roll:     roll,
 		hub:      hub.NewClient(cfg.HFEndpoint, cfg.HFToken, "potluck/"+Version),
@@ -121,9 +115,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		}},
 	}
 	n.seeder.CacheBase, n.seeder.Log = n.rpcCache(), n.log
-	if cfg.Llama.Provisioned == nil && cfg.Llama.ProvisionDir != "" {
-		n.cfg.Llama.Provisioned = n.provisioned
-	}
+	n.llama = n.newKeeper()
 	roots := cfg.ModelRoots
 	if roots == nil {
 		roots = []library.Root{{Source: library.SourcePotluck, Dir: library.StoreDir(cfg.DataDir)}}
@@ -186,9 +178,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.runCtx, n.quit = ctx, cancel
 	n.mu.Unlock()
 
-	fetch := n.findEngine(ctx)
+	fetch := n.llama.Find(ctx)
 	if n.cfg.Model != "" && !fetch {
-		if err := n.engineError(); err != nil {
+		if err := n.llama.Err(); err != nil {
 			return err
 		}
 	}
@@ -215,7 +207,7 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.keepLedger(ctx) })
 	spawn(func() error { n.announceSettings(ctx); return nil })
 	if fetch {
-		spawn(func() error { n.fetchEngine(ctx); return nil })
+		spawn(func() error { n.llama.Fetch(ctx, func() { n.engineArrived(ctx) }); return nil })
 	}
 	if h := n.modelHost(); h != nil {
 		h.Start(ctx)
@@ -396,25 +388,17 @@ func (n *Node) Status() nodestate.Status {
 	offer := n.offer()
 	all := n.allDevices()
 	devs := slices.DeleteFunc(slices.Clone(all), func(d nodestate.DeviceInfo) bool { return d.Unused })
+	eng := n.llama.Status()
 	n.mu.Lock()
 	st := nodestate.Status{
 		Name: n.cfg.Name, Version: Version, UptimeS: int64(time.Since(n.started).Seconds()),
 		State: nodestate.StateIdle, Share: n.shareLocked(),
-		API: "http://" + n.apiAddr() + "/v1",
-		Engine: nodestate.EngineStatus{Available: n.engErr == nil, Runtime: n.runtime,
-			Server: n.versions.Server, Build: n.versions.Build, RPCProtocol: n.versions.RPCProtocol,
-			Release: n.versions.Release, Wanted: n.cfg.Engine.version()},
+		API:          "http://" + n.apiAddr() + "/v1",
+		Engine:       eng,
 		Hardware:     n.hwReport,
 		InFlight:     n.srv.InFlight(),
 		Devices:      all,
 		DeviceChoice: slices.Clone(n.deviceChoiceLocked()),
-	}
-	if n.engErr != nil {
-		st.Engine.Error = n.engErr.Error()
-	}
-	if n.provisioning != nil {
-		p := *n.provisioning
-		st.Engine.Provisioning = &p
 	}
 	if n.hwReport != nil {
 		st.Offer = &offer
@@ -432,11 +416,6 @@ func (n *Node) Status() nodestate.Status {
 	}
 	n.mu.Unlock()
 	sort.Slice(st.Warnings, func(i, j int) bool { return st.Warnings[i].Code < st.Warnings[j].Code })
-	if n.cfg.Llama.ProvisionDir != "" {
-		for _, b := range n.store().Installed() {
-			st.Engine.Installed = append(st.Engine.Installed, b.Name())
-		}
-	}
 
 	if mesh != nil {
 		st.InMesh, st.PeerID, st.P2PAddrs = true, mesh.node.ID(), mesh.node.Addrs()

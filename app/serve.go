@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/potluck-gpu/potluck/host"
+	"github.com/potluck-gpu/potluck/llama"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/settings"
 )
@@ -28,7 +29,7 @@ func (n *Node) Serve(ctx context.Context, name string) error {
 		if err := n.checkModelName(name); err != nil {
 			return err
 		}
-		if err := n.engineError(); err != nil && !errors.Is(err, errFetching) {
+		if err := n.llama.Err(); err != nil && !errors.Is(err, llama.ErrFetching) {
 			return err
 		}
 	}

@@ -31,7 +31,7 @@ func (n *Node) Share(ctx context.Context, mode nodestate.ShareMode, memory uint6
 		return &nodestate.InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: pick one to serve first (`potluck run --model NAME`, or the tray's \"Serve a model…\")"}
 	}
 	if mode == nodestate.ShareWorker {
-		if err := n.waitEngine(ctx); err != nil {
+		if err := n.llama.Wait(ctx); err != nil {
 			return err
 		}
 		if rt, _, _ := n.engineRuntime(); rt.Worker.Path == "" {
@@ -182,7 +182,7 @@ func (n *Node) startWorker() (*worker.Worker, error) {
 		n.log.Info("the devices lent changed; restarting the shard worker", "devices", devices)
 		n.stopWorker()
 	}
-	rt, versions, matches, err := n.workerRuntime()
+	rt, versions, matches, err := n.llama.WorkerRuntime()
 	if err != nil {
 		return nil, err
 	}
