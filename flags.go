@@ -20,6 +20,7 @@ import (
 	"github.com/potluck-gpu/potluck/ledger"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/runtimes"
+	"github.com/potluck-gpu/potluck/worker"
 )
 
 // A setting is one row of the command line's table: a flag, the POTLUCK_
@@ -127,7 +128,7 @@ func nodeSettings(cfg *app.Config, logLevel *string, modelsDirs *[]string) []set
 			return err
 		}}},
 		{"lend-to", "POTLUCK_LEND_TO", "", "the `MEMBERS` whose models a shard worker splits onto this computer: all, or member names and peer ids separated by commas (default: all; a name means the member first seen with it)", parsed{"all, or member names and peer ids separated by commas", func(v string) error {
-			if _, err := app.ParseLendTo(v); err != nil {
+			if _, err := worker.ParseLendTo(v); err != nil {
 				return err
 			}
 			cfg.LendTo = v

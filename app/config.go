@@ -13,6 +13,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/worker"
 )
 
 // Version is the application version, set at build time with
@@ -123,7 +124,7 @@ func (c Config) Check() error {
 			return fmt.Errorf("--share %q: want off, worker or server", c.Share)
 		}
 	}
-	if _, err := ParseLendTo(c.LendTo); err != nil {
+	if _, err := worker.ParseLendTo(c.LendTo); err != nil {
 		return fmt.Errorf("--lend-to %w", err)
 	}
 	if c.Model != "" {

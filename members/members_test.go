@@ -2,12 +2,13 @@ package members_test
 
 import (
 	"errors"
-	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/atomicfile"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
