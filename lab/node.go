@@ -132,7 +132,7 @@ func (n *Node) Running() bool { return n.PID() != 0 }
 // stop ends the node gracefully, as at the end of a test.
 func (n *Node) stop() {
 	p := n.current()
-	if p == nil {
+	if p == nil || !p.Running() {
 		return
 	}
 	signalNS(n.NS, syscall.SIGCONT)

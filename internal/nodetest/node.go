@@ -3,7 +3,6 @@ package nodetest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -178,16 +177,7 @@ func (n *Node) Status(v any) error { return GetJSON(n.API+"/api/status", v) }
 // Until asks cond every poll interval until it holds; it gives up when the
 // node exits or ctx ends.
 func (n *Node) Until(ctx context.Context, what string, cond func() bool) error {
-	for !cond() {
-		select {
-		case <-n.Exited():
-			return fmt.Errorf("%s exited (%v) while waiting for %s", n.Name, n.Err(), what)
-		case <-ctx.Done():
-			return fmt.Errorf("%s: timed out waiting for %s: %w", n.Name, what, ctx.Err())
-		case <-time.After(n.poll):
-		}
-	}
-	return nil
+	return n.Poll(ctx, n.poll, what, cond)
 }
 
 // Await waits until ok accepts the node's /api/status, and returns that

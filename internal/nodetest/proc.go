@@ -1,6 +1,7 @@
 package nodetest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,6 +73,21 @@ func (p *Proc) Err() error {
 
 // PID is the process id.
 func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
+// Poll asks cond every interval until it holds; it gives up when the
+// process exits or ctx ends.
+func (p *Proc) Poll(ctx context.Context, every time.Duration, what string, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited (%v) while waiting for %s", p.Name, p.err, what)
+		case <-ctx.Done():
+			return fmt.Errorf("%s: timed out waiting for %s: %w", p.Name, what, ctx.Err())
+		case <-time.After(every):
+		}
+	}
+	return nil
+}
 
 // Stop sends sig and waits up to grace for the process to exit; if it has
 // not, it kills it and says so. A process that has exited already is left
