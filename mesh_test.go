@@ -84,7 +84,7 @@ func (p *proc) meshStatus(t *testing.T) meshStatus {
 	return st
 }
 
-// adminGetJSON is getJSON for an admin endpoint, which takes only JSON.
+// adminGetJSON is nodetest.GetJSON for an admin endpoint, which takes only JSON.
 func adminGetJSON(url string, v any) error {
 	return nodetest.GetJSON(url, v, "Content-Type", "application/json")
 }
