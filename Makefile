@@ -108,7 +108,7 @@ test: llama llama-build-linux sdk windows-prep-deps
 	@if [ "$$(id -u)" = 0 ]; then mkdir -p bin; echo "test: preparing the Windows harness in the background (bin/windows-prep.log)"; \
 		nice -n 19 $(MAKE) --no-print-directory windows-prep >bin/windows-prep.log 2>&1 & fi
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /app/labtest)
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /lab$$)
 	$(MAKE) --no-print-directory test-mdns test-lab test-windows
 
 # test-mdns runs the mesh's LAN-discovery tests inside throwaway network

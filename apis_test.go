@@ -15,6 +15,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // modelDoc is a model as /v1/models lists it.
@@ -38,12 +39,12 @@ func (p *proc) waitModels(t *testing.T, what string, ok func([]modelDoc) bool) [
 	}
 	for time.Now().Before(deadline) {
 		models.Data = nil
-		if getJSON(p.api+"/v1/models", &models) == nil && ok(models.Data) {
+		if nodetest.GetJSON(p.API+"/v1/models", &models) == nil && ok(models.Data) {
 			return models.Data
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("%s: timed out waiting for %s; models: %+v\n%s", p.api, what, models.Data, p.logs.String())
+	t.Fatalf("%s: timed out waiting for %s; models: %+v\n%s", p.API, what, models.Data, p.Logs.String())
 	return nil
 }
 
@@ -122,7 +123,7 @@ func TestSDKs(t *testing.T) {
 		{"through a peer", c, ollamaC, []string{"completion", "embedding"}},
 	} {
 		t.Run(node.name, func(t *testing.T) {
-			env := []string{"POTLUCK_BASE_URL=" + node.p.api, "POTLUCK_OLLAMA_URL=http://" + node.ollama, "POTLUCK_MODEL=" + m.Alias}
+			env := []string{"POTLUCK_BASE_URL=" + node.p.API, "POTLUCK_OLLAMA_URL=http://" + node.ollama, "POTLUCK_MODEL=" + m.Alias}
 			for _, script := range []string{"openai.mjs", "anthropic.mjs", "ollama.mjs"} {
 				res := runSDK(t, script, env...)
 				if !slices.Equal(res.Nodes, []string{alpha}) || res.Unknown != 404 {
@@ -141,7 +142,7 @@ func TestSDKs(t *testing.T) {
 func TestEmbeddingModelServedAsOne(t *testing.T) {
 	m := enginetest.EmbeddingModel(t)
 	p := startPotluck(t, "--model", m.Path)
-	p.waitStatus(t, "model ready", modelReady)
+	p.WaitStatus(t, "model ready", modelReady)
 	ms := p.waitModels(t, "the model", func(ms []modelDoc) bool { return len(ms) == 1 })
 	if !slices.Equal(ms[0].Potluck.Capabilities, []string{"embedding"}) {
 		t.Errorf("capabilities %v, want [embedding]", ms[0].Potluck.Capabilities)
@@ -151,7 +152,7 @@ func TestEmbeddingModelServedAsOne(t *testing.T) {
 			Embedding []float64 `json:"embedding"`
 		} `json:"data"`
 	}
-	resp, err := httpPostJSON(p.api+"/v1/embeddings", `{"model":"`+m.Alias+`","input":["a story","a cat","a dog"]}`, &emb)
+	resp, err := httpPostJSON(p.API+"/v1/embeddings", `{"model":"`+m.Alias+`","input":["a story","a cat","a dog"]}`, &emb)
 	if err != nil || resp != 200 || len(emb.Data) != 3 || len(emb.Data[0].Embedding) != 64 {
 		t.Errorf("embeddings: %d %v: %d vectors", resp, err, len(emb.Data))
 	}
@@ -174,10 +175,10 @@ func httpPostJSON(url, body string, v any) (int, error) {
 func TestEmbeddingsChosenPerModel(t *testing.T) {
 	m := enginetest.TestModel(t)
 	p := startPotluck(t, "--model", m.Path)
-	p.waitStatus(t, "model ready", modelReady)
+	p.WaitStatus(t, "model ready", modelReady)
 	embeddings := func() int {
 		var v map[string]any
-		status, err := httpPostJSON(p.api+"/v1/embeddings", `{"model":"`+m.Alias+`","input":"a story"}`, &v)
+		status, err := httpPostJSON(p.API+"/v1/embeddings", `{"model":"`+m.Alias+`","input":"a story"}`, &v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +189,7 @@ func TestEmbeddingsChosenPerModel(t *testing.T) {
 	}
 	for _, on := range []bool{true, false} {
 		var st map[string]any
-		if status, err := httpPostJSON(p.api+"/api/serve", fmt.Sprintf(`{"model":%q,"embeddings":%v}`, m.Path, on), &st); err != nil || status != 200 {
+		if status, err := httpPostJSON(p.API+"/api/serve", fmt.Sprintf(`{"model":%q,"embeddings":%v}`, m.Path, on), &st); err != nil || status != 200 {
 			t.Fatalf("serve with embeddings %v: %d %v", on, status, err)
 		}
 		want := []string{"completion"}
@@ -198,11 +199,11 @@ func TestEmbeddingsChosenPerModel(t *testing.T) {
 		p.waitModels(t, fmt.Sprintf("capabilities %v", want), func(ms []modelDoc) bool {
 			return len(ms) == 1 && slices.Equal(ms[0].Potluck.Capabilities, want)
 		})
-		p.waitStatus(t, "model ready", modelReady)
+		p.WaitStatus(t, "model ready", modelReady)
 		var lib struct {
 			Embeddings []string `json:"embeddings"`
 		}
-		if err := getJSON(p.api+"/api/models", &lib); err != nil || slices.Contains(lib.Embeddings, m.Path) != on {
+		if err := nodetest.GetJSON(p.API+"/api/models", &lib); err != nil || slices.Contains(lib.Embeddings, m.Path) != on {
 			t.Errorf("embeddings %v: the library says %v (%v)", on, lib.Embeddings, err)
 		}
 		if got, want := embeddings(), map[bool]int{true: 200, false: 501}[on]; got != want {

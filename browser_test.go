@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // A web page in a real browser cannot change the node or read its secrets:
@@ -39,7 +41,7 @@ func TestBrowserCannotChangeNode(t *testing.T) {
 	if err != nil {
 		t.Skip("chromium not found: install Debian's chromium package (make deps does) to run the browser test")
 	}
-	potluckBinary(t) // build before the clocks below start
+	nodetest.Binary(t) // build before the clocks below start
 
 	t.Run("no CORS origin", func(t *testing.T) {
 		b := startBrowserScene(t, chromium, false)
@@ -98,7 +100,7 @@ type browserScene struct {
 	peerID   string
 	reports  map[string]pageReport
 	refused  map[string]float64 // refused-counter deltas over the attack
-	chromium *syncBuffer
+	chromium *nodetest.Logs
 }
 
 // startBrowserScene runs the whole attack and returns once every page has
@@ -132,13 +134,13 @@ func startBrowserScene(t *testing.T, chromium string, corsOrigin bool) *browserS
 	}
 	before := b.node.refusedCounts(t)
 
-	api, err := url.Parse(b.node.api)
+	api, err := url.Parse(b.node.API)
 	if err != nil {
 		t.Fatal(err)
 	}
 	site := &attackSite{
 		page: attackPage{
-			API:           b.node.api,
+			API:           b.node.API,
 			AttackerToken: newToken(t),
 			Rebind:        "http://rebind.test:" + api.Port() + "/",
 			Report:        "http://report.test/report",
@@ -151,7 +153,7 @@ func startBrowserScene(t *testing.T, chromium string, corsOrigin bool) *browserS
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	b.chromium = &syncBuffer{}
+	b.chromium = &nodetest.Logs{}
 	proxy := httptest.NewServer(rebindProxy("rebind.test:"+api.Port(), api, site, b.chromium))
 	t.Cleanup(proxy.Close)
 	stop := runChromium(t, chromium, proxy.URL, origin+"/", b.chromium)
@@ -224,7 +226,7 @@ func (b *browserScene) assertUnchanged(t *testing.T) {
 		t.Errorf("the invite token changed (%v)", err)
 	}
 	var st meshStatus
-	if err := getJSON(b.node.api+"/api/status", &st); err != nil {
+	if err := nodetest.GetJSON(b.node.API+"/api/status", &st); err != nil {
 		t.Error(err)
 	} else if !st.InMesh || st.PeerID != b.peerID || st.Share != "off" {
 		t.Errorf("after the attack: in_mesh=%v peer_id=%s share=%q; want in_mesh, %s, off", st.InMesh, st.PeerID, st.Share, b.peerID)
@@ -261,7 +263,7 @@ func waitSettings(t *testing.T, dir string) []byte {
 // inviteToken reads the token as a local client may: JSON, no Origin.
 func (p *proc) inviteToken() (string, error) {
 	var tok struct{ Token string }
-	if err := adminGetJSON(p.api+"/api/token", &tok); err != nil {
+	if err := adminGetJSON(p.API+"/api/token", &tok); err != nil {
 		return "", err
 	}
 	if tok.Token == "" {
@@ -273,7 +275,7 @@ func (p *proc) inviteToken() (string, error) {
 // refusedCounts reads potluck_api_refused_total by reason.
 func (p *proc) refusedCounts(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(p.api + "/metrics")
+	resp, err := http.Get(p.API + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +405,7 @@ func (s *attackSite) render(w http.ResponseWriter, name string) {
 }
 
 // collect waits for a report from each page.
-func (s *attackSite) collect(t *testing.T, pages []string, within time.Duration, chromium *syncBuffer) map[string]pageReport {
+func (s *attackSite) collect(t *testing.T, pages []string, within time.Duration, chromium *nodetest.Logs) map[string]pageReport {
 	t.Helper()
 	got := map[string]pageReport{}
 	timeout := time.After(within)
@@ -453,7 +455,7 @@ func rebindProxy(rebindHost string, api *url.URL, site *attackSite, log io.Write
 
 // runChromium opens url in a headless Chromium of its own profile and
 // returns a function that stops it (also run at cleanup).
-func runChromium(t *testing.T, bin, proxy, url string, out *syncBuffer) (stop func()) {
+func runChromium(t *testing.T, bin, proxy, url string, out *nodetest.Logs) (stop func()) {
 	t.Helper()
 	cmd := exec.Command(bin,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // cdpBrowser is a headless Chromium driven over the DevTools protocol on a
@@ -22,7 +24,7 @@ import (
 // open port.
 type cdpBrowser struct {
 	w       io.WriteCloser
-	out     *syncBuffer
+	out     *nodetest.Logs
 	mu      sync.Mutex
 	next    int
 	pending map[int]chan cdpReply
@@ -57,7 +59,7 @@ func startCDP(t *testing.T, bin string, extra ...string) *cdpBrowser {
 		"--user-data-dir=" + t.TempDir(), "--remote-debugging-pipe", "--window-size=1280,1040",
 	}, extra...)
 	cmd := exec.Command(bin, append(args, "about:blank")...)
-	b := &cdpBrowser{w: fromTest, out: &syncBuffer{}, pending: map[int]chan cdpReply{}, closed: make(chan struct{})}
+	b := &cdpBrowser{w: fromTest, out: &nodetest.Logs{}, pending: map[int]chan cdpReply{}, closed: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	cmd.ExtraFiles = []*os.File{toChrome, fromChrome} // fd 3 and fd 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

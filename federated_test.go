@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // federation starts two nodes serving the test model and a client node with
@@ -33,12 +33,12 @@ func federation(t *testing.T) (a, b, c *proc, model string) {
 				Potluck struct{ Nodes []string } `json:"potluck"`
 			} `json:"data"`
 		}
-		if getJSON(c.api+"/v1/models", &models) == nil && len(models.Data) == 1 && len(models.Data[0].Potluck.Nodes) == 2 {
+		if nodetest.GetJSON(c.API+"/v1/models", &models) == nil && len(models.Data) == 1 && len(models.Data[0].Potluck.Nodes) == 2 {
 			return a, b, c, models.Data[0].ID
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("the client node never saw both servers\n%s", c.logs.String())
+	t.Fatalf("the client node never saw both servers\n%s", c.Logs.String())
 	return
 }
 
@@ -47,14 +47,14 @@ func TestFederatedRouting(t *testing.T) {
 	aID, bID := a.meshStatus(t).PeerID, b.meshStatus(t).PeerID
 
 	var wg sync.WaitGroup
-	results := make([]labtest.Stream, 12)
+	results := make([]nodetest.Stream, 12)
 	for i := range results {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			results[i] = labtest.StreamChat(ctx, http.DefaultClient, c.api, model, 200)
+			results[i] = nodetest.StreamChat(ctx, http.DefaultClient, c.API, model, 200)
 		}(i)
 	}
 	wg.Wait()
@@ -76,7 +76,7 @@ func TestFederatedRouting(t *testing.T) {
 func TestFederatedFailover(t *testing.T) {
 	a, _, c, model := federation(t)
 	const n = 24
-	results := make([]labtest.Stream, n)
+	results := make([]nodetest.Stream, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -85,21 +85,21 @@ func TestFederatedFailover(t *testing.T) {
 			time.Sleep(time.Duration(i) * 15 * time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 			defer cancel()
-			results[i] = labtest.StreamChat(ctx, http.DefaultClient, c.api, model, 200)
+			results[i] = nodetest.StreamChat(ctx, http.DefaultClient, c.API, model, 200)
 		}(i)
 	}
 	time.Sleep(100 * time.Millisecond)
-	a.cmd.Process.Signal(syscall.SIGKILL)
+	a.Cmd.Process.Signal(syscall.SIGKILL)
 	wg.Wait()
 	var completed, brokenAfterStream, failedBefore, hung int
 	for i, r := range results {
 		switch r.Outcome(45 * time.Second) {
-		case labtest.Hung:
+		case nodetest.Hung:
 			hung++
 			t.Errorf("request %d hung: %+v", i, r)
-		case labtest.Completed:
+		case nodetest.Completed:
 			completed++
-		case labtest.FailedAfterStream:
+		case nodetest.FailedAfterStream:
 			brokenAfterStream++
 			t.Logf("request %d broke after streaming: %+v", i, r)
 		default:
@@ -112,7 +112,7 @@ func TestFederatedFailover(t *testing.T) {
 		t.Error("no request completed")
 	}
 	if failedBefore > 0 {
-		for _, l := range strings.Split(c.logs.String(), "\n") {
+		for _, l := range strings.Split(c.Logs.String(), "\n") {
 			if strings.Contains(l, "WARN") {
 				t.Log(l)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // These tests run real potluck nodes whose llama.cpp sees a real Vulkan
@@ -21,8 +22,8 @@ import (
 func cpuText(t *testing.T, m enginetest.Model) string {
 	t.Helper()
 	p := startPotluck(t, "--model", m.Path)
-	p.waitStatus(t, "the CPU baseline ready", modelReady)
-	return enginetest.Complete(t, p.api, 24)
+	p.WaitStatus(t, "the CPU baseline ready", modelReady)
+	return enginetest.Complete(t, p.API, 24)
 }
 
 // deviceLayers maps "node/device" to layers in a plan.
@@ -44,8 +45,8 @@ func TestGPUOneNode(t *testing.T) {
 
 	dir := t.TempDir()
 	gpu := startPotluckEnv(t, lvp, "--model", m.Path, "--device", "Vulkan0", "--data-dir", dir)
-	gpu.waitStatus(t, "the model ready on Vulkan0", modelReady)
-	if got := enginetest.Complete(t, gpu.api, 24); got != want {
+	gpu.WaitStatus(t, "the model ready on Vulkan0", modelReady)
+	if got := enginetest.Complete(t, gpu.API, 24); got != want {
 		t.Errorf("on Vulkan0: %q, on the CPU: %q", got, want)
 	}
 	enginetest.RequireOffloaded(t, filepath.Join(dir, "logs", "llama-server.log"), "Vulkan0")
@@ -55,8 +56,8 @@ func TestGPUOneNode(t *testing.T) {
 	}
 
 	auto := startPotluckEnv(t, lvp, "--model", m.Path)
-	auto.waitStatus(t, "the model ready", modelReady)
-	if got := enginetest.Complete(t, auto.api, 24); got != want {
+	auto.WaitStatus(t, "the model ready", modelReady)
+	if got := enginetest.Complete(t, auto.API, 24); got != want {
 		t.Errorf("planned freely: %q, on the CPU: %q", got, want)
 	}
 	p = auto.plan(t).Plan
@@ -73,7 +74,7 @@ func TestGPUOneNode(t *testing.T) {
 
 	// Choosing the device at run time (the tray's Devices menu, or the
 	// API) moves the model there, and the choice is kept.
-	resp, err := http.Post(auto.api+"/api/devices", "application/json", strings.NewReader(`{"devices":["Vulkan9"]}`))
+	resp, err := http.Post(auto.API+"/api/devices", "application/json", strings.NewReader(`{"devices":["Vulkan9"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestGPUOneNode(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("choosing a device llama.cpp does not have: %s, want 400", resp.Status)
 	}
-	resp, err = http.Post(auto.api+"/api/devices", "application/json", strings.NewReader(`{"devices":["Vulkan0"]}`))
+	resp, err = http.Post(auto.API+"/api/devices", "application/json", strings.NewReader(`{"devices":["Vulkan0"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +90,10 @@ func TestGPUOneNode(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("choose Vulkan0: %s", resp.Status)
 	}
-	auto.waitStatus(t, "the model moved to Vulkan0", func(st map[string]any) bool {
+	auto.WaitStatus(t, "the model moved to Vulkan0", func(st map[string]any) bool {
 		return modelReady(st) && slices.Equal(auto.plan(t).Plan.ServerDevices, []string{"Vulkan0"})
 	})
-	if got := enginetest.Complete(t, auto.api, 24); got != want {
+	if got := enginetest.Complete(t, auto.API, 24); got != want {
 		t.Errorf("moved to Vulkan0: %q, on the CPU: %q", got, want)
 	}
 }
@@ -110,14 +111,14 @@ func TestGPUOnAWorker(t *testing.T) {
 	ws := worker.meshStatus(t)
 	head := startPotluck(t, meshArgs(token, "--bootstrap", ws.P2PAddrs[0], "--model", m.Path, "--split", "all")...)
 	var p engine.Plan
-	head.waitStatus(t, "the model split onto the worker's Vulkan0", func(st map[string]any) bool {
+	head.WaitStatus(t, "the model split onto the worker's Vulkan0", func(st map[string]any) bool {
 		if !modelReady(st) {
 			return false
 		}
 		p = head.plan(t).Plan
 		return deviceLayers(p)[ws.PeerID+"/Vulkan0"] > 0
 	})
-	if got := enginetest.Complete(t, head.api, 24); got != want {
+	if got := enginetest.Complete(t, head.API, 24); got != want {
 		t.Errorf("split onto the worker's Vulkan0: %q, on the CPU: %q", got, want)
 	}
 	if !slices.Equal(p.ServerDevices, []string{"RPC0"}) {
@@ -139,7 +140,7 @@ func TestGPUHeadAndCPUWorker(t *testing.T) {
 	head := startPotluckEnv(t, lvp, meshArgs(token, "--bootstrap", ws.P2PAddrs[0], "--model", m.Path, "--split", "all", "--device", "Vulkan0")...)
 	hs := head.meshStatus(t)
 	var p engine.Plan
-	head.waitStatus(t, "the model on the head's Vulkan0 and the worker's CPU", func(st map[string]any) bool {
+	head.WaitStatus(t, "the model on the head's Vulkan0 and the worker's CPU", func(st map[string]any) bool {
 		if !modelReady(st) {
 			return false
 		}
@@ -147,7 +148,7 @@ func TestGPUHeadAndCPUWorker(t *testing.T) {
 		l := deviceLayers(p)
 		return l[hs.PeerID+"/Vulkan0"] > 0 && l[ws.PeerID+"/CPU"] > 0
 	})
-	if got := enginetest.Complete(t, head.api, 24); got != want {
+	if got := enginetest.Complete(t, head.API, 24); got != want {
 		t.Errorf("on the head's Vulkan0 and the worker's CPU: %q, on the CPU: %q", got, want)
 	}
 	if !slices.Contains(p.ServerDevices, "Vulkan0") || !slices.Contains(p.ServerDevices, "RPC0") {
@@ -176,10 +177,10 @@ func TestOffersStayPutWithABigModel(t *testing.T) {
 	}
 	m := enginetest.BigModel(t)
 	p := startPotluck(t, "--model", m.Path)
-	p.waitStatus(t, "the big model ready", modelReady)
+	p.WaitStatus(t, "the big model ready", modelReady)
 	first := planKey(p.plan(t).Plan)
 	var st map[string]any
-	if err := getJSON(p.api+"/api/status", &st); err != nil {
+	if err := nodetest.GetJSON(p.API+"/api/status", &st); err != nil {
 		t.Fatal(err)
 	}
 	starts := st["model"].(map[string]any)["state"].(map[string]any)["starts"]
@@ -193,7 +194,7 @@ func TestOffersStayPutWithABigModel(t *testing.T) {
 		if got := planKey(p.plan(t).Plan); got != first {
 			t.Fatalf("the plan moved after %d polls:\n%s\nwas\n%s", polls, got, first)
 		}
-		if err := getJSON(p.api+"/api/status", &st); err != nil {
+		if err := nodetest.GetJSON(p.API+"/api/status", &st); err != nil {
 			t.Fatal(err)
 		}
 		if got := fmt.Sprint(st["devices"]); got != offered {
@@ -204,7 +205,7 @@ func TestOffersStayPutWithABigModel(t *testing.T) {
 			t.Fatalf("llama-server restarted or stopped: %v", model)
 		}
 	}
-	if strings.Contains(p.logs.String(), "plan changed") {
+	if strings.Contains(p.Logs.String(), "plan changed") {
 		t.Error("the node re-planned")
 	}
 	t.Logf("%s model served %s with the same plan and offers (%d polls): %s", m.Size(), watch, polls, first)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/rpcgate/rpcgatetest"
 	"github.com/potluck-gpu/potluck/sandbox/sandboxtest"
@@ -58,7 +59,7 @@ func TestHostileMemberIsRefused(t *testing.T) {
 				Reason string `json:"reason"`
 			} `json:"rpc_refused"`
 		}
-		if getJSON(w.api+"/api/peers", &peers) != nil {
+		if nodetest.GetJSON(w.API+"/api/peers", &peers) != nil {
 			continue
 		}
 		for _, p := range peers {
@@ -68,19 +69,19 @@ func TestHostileMemberIsRefused(t *testing.T) {
 	if !seen {
 		t.Errorf("/api/peers of the worker does not name the member refused")
 	}
-	if metrics := getText(t, w.api+"/metrics"); !strings.Contains(metrics, `potluck_rpc_refused_total{reason="custom-op"} 1`) {
+	if metrics := getText(t, w.API+"/metrics"); !strings.Contains(metrics, `potluck_rpc_refused_total{reason="custom-op"} 1`) {
 		t.Errorf("/metrics lacks the refusal")
 	}
 
 	// The worker still lends: a real head splits over it.
 	head := startPotluckEnv(t, env, meshArgs(token, "--name", "head", "--model", m.Path, "--split", "all", "--bootstrap", boot)...)
 	head.waitPlan(t, "the worker in the plan", 60*time.Second, func(d planDoc) bool { return layersOf(d, wid) > 0 })
-	if got := enginetest.Complete(t, head.api, 32); got != want {
+	if got := enginetest.Complete(t, head.API, 32); got != want {
 		t.Errorf("split over the worker after the refusal: %q, want %q", got, want)
 	}
 
 	// Its llama.cpp runs confined.
-	sandboxtest.RequireConfined(t, sandboxtest.Process(t, w.cmd.Process.Pid, "rpc-server"), "the worker's rpc-server")
+	sandboxtest.RequireConfined(t, sandboxtest.Process(t, w.Cmd.Process.Pid, "rpc-server"), "the worker's rpc-server")
 }
 
 // dialRPC opens a stream from member to the RPC service of the worker wid,

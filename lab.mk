@@ -1,4 +1,4 @@
-# The home lab in a box: app/labtest runs `potluck run` nodes as machines of a
+# The home lab in a box: lab/ runs `potluck run` nodes as machines of a
 # LAN, one network namespace each, and kills, pauses, unplugs and slows them
 # while it counts what their users see. Root and iproute2 are needed; the
 # traffic stays inside the lab's own namespaces (10.77.0.0/24 on a bridge in a
@@ -23,15 +23,15 @@ SOAK          ?= 10m
 
 lab: llama
 	@mkdir -p $(dir $(LAB_LOG))
-	@{ $(GO) test $(LAB_TESTFLAGS) -count=1 -p 1 -v -run '$(LAB_RUN)' ./app/labtest/; echo $$? > $(LAB_LOG).status; } 2>&1 | tee $(LAB_LOG)
+	@{ $(GO) test $(LAB_TESTFLAGS) -count=1 -p 1 -v -run '$(LAB_RUN)' ./lab/; echo $$? > $(LAB_LOG).status; } 2>&1 | tee $(LAB_LOG)
 	@echo; echo "Measured (also in $(LAB_LOG)):"; grep -o 'LAB .*' $(LAB_LOG) || true
 	@exit $$(cat $(LAB_LOG).status)
 
 test-lab: llama
-	$(GO) test $(LAB_TESTFLAGS) -count=1 -p 1 -run '$(LAB_RUN)' ./app/labtest/
+	$(GO) test $(LAB_TESTFLAGS) -count=1 -p 1 -run '$(LAB_RUN)' ./lab/
 
 soak: llama
 	@mkdir -p bin
-	@{ POTLUCK_TEST_SOAK=$(SOAK) $(GO) test -timeout 90m -count=1 -p 1 -v -run '^TestLabRealSize$$' ./app/labtest/; echo $$? > bin/soak.status; } 2>&1 | tee bin/soak.log
+	@{ POTLUCK_TEST_SOAK=$(SOAK) $(GO) test -timeout 90m -count=1 -p 1 -v -run '^TestLabRealSize$$' ./lab/; echo $$? > bin/soak.status; } 2>&1 | tee bin/soak.log
 	@echo; echo "Measured (also in bin/soak.log):"; grep -o 'LAB .*' bin/soak.log || true
 	@exit $$(cat bin/soak.status)

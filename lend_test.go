@@ -11,6 +11,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/rpcgate/rpcgatetest"
 )
 
@@ -29,13 +30,13 @@ func TestLendToNamedMembers(t *testing.T) {
 			body = `{"lend_to":[]}`
 		}
 		var res map[string]any
-		if status, err := httpPostJSON(w.api+"/api/lend", body, &res); err != nil || status != 200 {
+		if status, err := httpPostJSON(w.API+"/api/lend", body, &res); err != nil || status != 200 {
 			t.Fatalf("lend to %q: %d %v %v", who, status, err, res)
 		}
 		var st struct {
 			LendTo []string `json:"lend_to"`
 		}
-		if err := getJSON(w.api+"/api/status", &st); err != nil || !slices.Equal(st.LendTo, who) {
+		if err := nodetest.GetJSON(w.API+"/api/status", &st); err != nil || !slices.Equal(st.LendTo, who) {
 			t.Fatalf("status after lending to %q: lend_to %q, %v", who, st.LendTo, err)
 		}
 	}
@@ -49,7 +50,7 @@ func TestLendToNamedMembers(t *testing.T) {
 	})
 	lend("a-friend-not-here-yet", "head")
 	head.waitPlan(t, "the worker in the plan", 60*time.Second, func(d planDoc) bool { return layersOf(d, wid) > 0 })
-	if got := enginetest.Complete(t, head.api, 32); got != want {
+	if got := enginetest.Complete(t, head.API, 32); got != want {
 		t.Errorf("split over the worker: %q, want %q", got, want)
 	}
 
@@ -69,7 +70,7 @@ func TestLendToNamedMembers(t *testing.T) {
 		LendTo  []string        `json:"lend_to"`
 		Refused json.RawMessage `json:"rpc_refused"`
 	}
-	if err := getJSON(head.api+"/api/peers", &peers); err != nil {
+	if err := nodetest.GetJSON(head.API+"/api/peers", &peers); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range peers {
@@ -77,7 +78,7 @@ func TestLendToNamedMembers(t *testing.T) {
 			t.Errorf("the worker announces it lends to %q", p.LendTo)
 		}
 	}
-	if err := getJSON(w.api+"/api/peers", &peers); err != nil {
+	if err := nodetest.GetJSON(w.API+"/api/peers", &peers); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range peers {

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/mudler/edgevpn/pkg/node"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // potluckCmd runs a potluck subcommand and returns its output.
 func potluckCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	out, err := exec.Command(potluckBinary(t), args...).CombinedOutput()
+	out, err := exec.Command(nodetest.Binary(t), args...).CombinedOutput()
 	return string(out), err
 }
 
@@ -48,11 +50,11 @@ func TestMembersCommands(t *testing.T) {
 	b := startPotluck(t, append(meshArgs(tokenLine, "--bootstrap", boot), "--name", "beta")...)
 	aID := a.meshStatus(t).PeerID
 	b.waitPeers(t, "alpha", 20*time.Second, func(ps []peerDoc) bool { return onlineIDs(ps)[aID] })
-	if strings.Contains(a.logs.String(), "process list") || !strings.Contains(b.logs.String(), "process list") {
+	if strings.Contains(a.Logs.String(), "process list") || !strings.Contains(b.Logs.String(), "process list") {
 		t.Errorf("the warning about --token belongs to beta only")
 	}
 
-	api := strings.TrimPrefix(a.api, "http://")
+	api := strings.TrimPrefix(a.API, "http://")
 	var out string
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -68,14 +70,14 @@ func TestMembersCommands(t *testing.T) {
 	if out, err := potluckCmd(t, "members", "remove", "--api", api, "nobody"); err == nil || !strings.Contains(out, "beta") {
 		t.Errorf("removing an unknown member: %v\n%s", err, out)
 	}
-	if out, err := potluckCmd(t, "members", "remove", "--api", strings.TrimPrefix(b.api, "http://"), "alpha"); err == nil || !strings.Contains(out, "only the computer that created this network") {
+	if out, err := potluckCmd(t, "members", "remove", "--api", strings.TrimPrefix(b.API, "http://"), "alpha"); err == nil || !strings.Contains(out, "only the computer that created this network") {
 		t.Errorf("a member that is not the owner removed one: %v\n%s", err, out)
 	}
 	out, err = potluckCmd(t, "members", "remove", "--api", api, "beta")
 	if err != nil || !strings.Contains(out, "Removed beta") {
 		t.Fatalf("members remove: %v\n%s", err, out)
 	}
-	b.waitStatus(t, "beta told it was removed", func(st map[string]any) bool {
+	b.WaitStatus(t, "beta told it was removed", func(st map[string]any) bool {
 		ws, _ := st["warnings"].([]any)
 		for _, w := range ws {
 			if m, _ := w.(map[string]any); m["code"] == "removed" {
@@ -96,7 +98,7 @@ func TestMembersRemoveNeedsAnOwnedNetwork(t *testing.T) {
 	tok := node.GenerateNewConnectionData().Base64()
 	a := startPotluckEnv(t, []string{"POTLUCK_P2P_TOKEN=" + tok}, "--no-dht", "--no-mdns", "--p2p-listen", "/ip4/127.0.0.1/tcp/0")
 	a.meshStatus(t)
-	out, err := potluckCmd(t, "members", "remove", "--api", strings.TrimPrefix(a.api, "http://"), "someone")
+	out, err := potluckCmd(t, "members", "remove", "--api", strings.TrimPrefix(a.API, "http://"), "someone")
 	if err == nil || !strings.Contains(out, "only a network Potluck created can remove members") {
 		t.Errorf("remove on an EdgeVPN network: %v\n%s", err, out)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -32,7 +33,7 @@ type peerDoc struct {
 func (p *proc) peers(t *testing.T) []peerDoc {
 	t.Helper()
 	var ps []peerDoc
-	if err := getJSON(p.api+"/api/peers", &ps); err != nil {
+	if err := nodetest.GetJSON(p.API+"/api/peers", &ps); err != nil {
 		t.Fatal(err)
 	}
 	return ps
@@ -45,12 +46,12 @@ func (p *proc) waitPeers(t *testing.T, what string, within time.Duration, ok fun
 	var ps []peerDoc
 	for time.Now().Before(deadline) {
 		ps = nil
-		if err := getJSON(p.api+"/api/peers", &ps); err == nil && ok(ps) {
+		if err := nodetest.GetJSON(p.API+"/api/peers", &ps); err == nil && ok(ps) {
 			return ps
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: timed out waiting for %s; peers: %+v", p.api, what, ps)
+	t.Fatalf("%s: timed out waiting for %s; peers: %+v", p.API, what, ps)
 	return nil
 }
 
@@ -76,16 +77,16 @@ type meshStatus struct {
 func (p *proc) meshStatus(t *testing.T) meshStatus {
 	t.Helper()
 	var st meshStatus
-	p.waitStatus(t, "in the mesh", func(m map[string]any) bool { return m["in_mesh"] == true })
-	if err := getJSON(p.api+"/api/status", &st); err != nil {
+	p.WaitStatus(t, "in the mesh", func(m map[string]any) bool { return m["in_mesh"] == true })
+	if err := nodetest.GetJSON(p.API+"/api/status", &st); err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-// adminGetJSON is getJSON for an admin endpoint, which takes only JSON.
+// adminGetJSON is nodetest.GetJSON for an admin endpoint, which takes only JSON.
 func adminGetJSON(url string, v any) error {
-	return getJSON(url, v, "Content-Type", "application/json")
+	return nodetest.GetJSON(url, v, "Content-Type", "application/json")
 }
 
 func newToken(t *testing.T) string {
@@ -127,14 +128,14 @@ func TestMeshOfThreeProcesses(t *testing.T) {
 		})
 		for _, peer := range ps {
 			if peer.Hardware.Cores == 0 || peer.Hardware.RAMTotal == 0 {
-				t.Errorf("%s sees %s without hardware: %+v", p.api, peer.Name, peer)
+				t.Errorf("%s sees %s without hardware: %+v", p.API, peer.Name, peer)
 			}
 		}
 	}
 
 	// SIGKILL bravo: the others mark it offline within ~3 heartbeats.
 	killed := time.Now()
-	b.cmd.Process.Signal(syscall.SIGKILL)
+	b.Cmd.Process.Signal(syscall.SIGKILL)
 	for _, p := range []*proc{a, c} {
 		p.waitPeers(t, "bravo offline", 8*time.Second, func(ps []peerDoc) bool {
 			for _, peer := range ps {
@@ -165,7 +166,7 @@ func TestNodeAPIJoinLeave(t *testing.T) {
 
 	for _, bad := range []string{"", "not a token", "aGVsbG8="} {
 		body, _ := json.Marshal(map[string]string{"token": bad})
-		resp, err := http.Post(b.api+"/api/join", "application/json", strings.NewReader(string(body)))
+		resp, err := http.Post(b.API+"/api/join", "application/json", strings.NewReader(string(body)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +178,7 @@ func TestNodeAPIJoinLeave(t *testing.T) {
 		}
 	}
 	body, _ := json.Marshal(map[string]string{"token": "\n  " + token + "  \n"})
-	resp, err := http.Post(b.api+"/api/join", "application/json", strings.NewReader(string(body)))
+	resp, err := http.Post(b.API+"/api/join", "application/json", strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,10 +190,10 @@ func TestNodeAPIJoinLeave(t *testing.T) {
 	b.waitPeers(t, "alpha", 20*time.Second, func(ps []peerDoc) bool { return onlineIDs(ps)[aID] })
 
 	var tok struct{ Token string }
-	if err := getJSON(b.api+"/api/token", &tok); err == nil {
+	if err := nodetest.GetJSON(b.API+"/api/token", &tok); err == nil {
 		t.Errorf("/api/token answered a request that was not JSON")
 	}
-	if err := adminGetJSON(b.api+"/api/token", &tok); err != nil {
+	if err := adminGetJSON(b.API+"/api/token", &tok); err != nil {
 		t.Errorf("/api/token: %v", err)
 	}
 	// The invite is the network's token with the addresses of b and of
@@ -207,16 +208,16 @@ func TestNodeAPIJoinLeave(t *testing.T) {
 			t.Errorf("the invite lacks the addresses of %s: %q", id, invite.Addrs())
 		}
 	}
-	resp, err = http.Post(b.api+"/api/leave", "application/json", nil)
+	resp, err = http.Post(b.API+"/api/leave", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	var st meshStatus
-	if err := getJSON(b.api+"/api/status", &st); err != nil || st.InMesh {
+	if err := nodetest.GetJSON(b.API+"/api/status", &st); err != nil || st.InMesh {
 		t.Errorf("after leave: %+v %v", st, err)
 	}
-	if strings.Contains(b.logs.String(), token) || strings.Contains(a.logs.String(), token) {
+	if strings.Contains(b.Logs.String(), token) || strings.Contains(a.Logs.String(), token) {
 		t.Error("a log contains the invite token")
 	}
 }

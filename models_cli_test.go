@@ -15,6 +15,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/hub/hubtest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // modelsEnv is an environment with its own home, an Ollama store holding
@@ -45,7 +46,7 @@ func modelsEnv(t *testing.T, h *hubtest.Hub, data []byte) []string {
 
 func runEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(potluckBinary(t), args...)
+	cmd := exec.Command(nodetest.Binary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -143,12 +144,12 @@ func TestRunPullsAndServesAModelByName(t *testing.T) {
 	dataDir := t.TempDir()
 
 	p := startPotluckEnv(t, env, "--data-dir", dataDir, "--model", "hf.co/owner/repo:Q8_0")
-	p.waitStatus(t, "the pulled model ready", modelReady)
-	want := enginetest.Complete(t, p.api, 24)
+	p.WaitStatus(t, "the pulled model ready", modelReady)
+	want := enginetest.Complete(t, p.API, 24)
 	var models struct {
 		Data []struct{ ID string } `json:"data"`
 	}
-	if err := getJSON(p.api+"/v1/models", &models); err != nil || len(models.Data) != 1 || models.Data[0].ID != "owner/repo/stories-Q8_0" {
+	if err := nodetest.GetJSON(p.API+"/v1/models", &models); err != nil || len(models.Data) != 1 || models.Data[0].ID != "owner/repo/stories-Q8_0" {
 		t.Errorf("/v1/models: %+v, %v; want the library name", models, err)
 	}
 	if m.Stories && !strings.HasPrefix(want, " Once upon a time") {
@@ -156,7 +157,7 @@ func TestRunPullsAndServesAModelByName(t *testing.T) {
 	}
 
 	// POST /api/pull streams NDJSON in Ollama's shape.
-	req, _ := http.NewRequest(http.MethodPost, p.api+"/api/pull", strings.NewReader(`{"model":"owner/other/other-F32.gguf"}`))
+	req, _ := http.NewRequest(http.MethodPost, p.API+"/api/pull", strings.NewReader(`{"model":"owner/other/other-F32.gguf"}`))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -186,7 +187,7 @@ func TestRunPullsAndServesAModelByName(t *testing.T) {
 	}
 
 	// A pull that fails before it starts keeps its HTTP status.
-	req, _ = http.NewRequest(http.MethodPost, p.api+"/api/pull", strings.NewReader(`{"model":"owner/missing:Q4_K_M"}`))
+	req, _ = http.NewRequest(http.MethodPost, p.API+"/api/pull", strings.NewReader(`{"model":"owner/missing:Q4_K_M"}`))
 	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("pull of a missing repository: %v %v, want 404", resp.Status, err)
@@ -195,7 +196,7 @@ func TestRunPullsAndServesAModelByName(t *testing.T) {
 	}
 
 	// `potluck pull` goes through the running node, into its store.
-	api := strings.TrimPrefix(p.api, "http://")
+	api := strings.TrimPrefix(p.API, "http://")
 	h.Add("owner/third", "third-Q4_0.gguf", data)
 	out, errOut, err := runEnv(t, env, "pull", "--api", api, "--data-dir", t.TempDir(), "owner/third:Q4_0")
 	if err != nil || !strings.Contains(errOut, "through the node") || !strings.Contains(out, filepath.Join(dataDir, "models", "owner", "third")) {
@@ -203,28 +204,28 @@ func TestRunPullsAndServesAModelByName(t *testing.T) {
 	}
 
 	// POST /api/serve switches models at run time, and the choice is kept.
-	req, _ = http.NewRequest(http.MethodPost, p.api+"/api/serve", strings.NewReader(`{"model":"owner/other/other-F32"}`))
+	req, _ = http.NewRequest(http.MethodPost, p.API+"/api/serve", strings.NewReader(`{"model":"owner/other/other-F32"}`))
 	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("serve: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
 	}
-	p.waitStatus(t, "the other model ready", func(st map[string]any) bool {
+	p.WaitStatus(t, "the other model ready", func(st map[string]any) bool {
 		m, _ := st["model"].(map[string]any)
 		return m != nil && m["id"] == "owner/other/other-F32" && m["ready"] == true
 	})
-	if got := enginetest.Complete(t, p.api, 24); got != want {
+	if got := enginetest.Complete(t, p.API, 24); got != want {
 		t.Errorf("the other model (same weights) says %q, want %q", got, want)
 	}
-	req, _ = http.NewRequest(http.MethodPost, p.api+"/api/serve", strings.NewReader(`{"model":"owner/nothing/here-Q4_K_M.gguf-not"}`))
+	req, _ = http.NewRequest(http.MethodPost, p.API+"/api/serve", strings.NewReader(`{"model":"owner/nothing/here-Q4_K_M.gguf-not"}`))
 	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Errorf("serving a model that is nowhere: %v %v, want 400", resp.Status, err)
 	}
 	p.stop(t)
 	p3 := startPotluckEnv(t, env, "--data-dir", dataDir)
-	p3.waitStatus(t, "the model chosen last, after a restart", func(st map[string]any) bool {
+	p3.WaitStatus(t, "the model chosen last, after a restart", func(st map[string]any) bool {
 		m, _ := st["model"].(map[string]any)
 		return m != nil && m["id"] == "owner/other/other-F32" && m["ready"] == true
 	})
@@ -234,8 +235,8 @@ func TestRunPullsAndServesAModelByName(t *testing.T) {
 	h.Gate("owner/repo", "nobody-has-this")
 	before := h.Count("api") + h.Count("resolve")
 	p2 := startPotluckEnv(t, env, "--data-dir", dataDir, "--model", "hf.co/owner/repo:Q8_0")
-	p2.waitStatus(t, "the model from the library", modelReady)
-	if got := enginetest.Complete(t, p2.api, 24); got != want {
+	p2.WaitStatus(t, "the model from the library", modelReady)
+	if got := enginetest.Complete(t, p2.API, 24); got != want {
 		t.Errorf("after restart: %q, want %q", got, want)
 	}
 	if after := h.Count("api") + h.Count("resolve"); after != before {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/runtimes"
 	"github.com/potluck-gpu/potluck/runtimes/runtimestest"
 )
@@ -20,7 +21,7 @@ func TestOlderBuildIsWarnedOf(t *testing.T) {
 		t.Skipf("the build here, %s, is not older than %s", b.Version, runtimes.DefaultVersion)
 	}
 	env := []string{"POTLUCK_LLAMA_DIR=" + b.Dir}
-	cmd := exec.Command(potluckBinary(t), "engine", "status")
+	cmd := exec.Command(nodetest.Binary(t), "engine", "status")
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	want := "runs llama.cpp " + b.Version + ", older than " + runtimes.DefaultVersion
@@ -28,7 +29,7 @@ func TestOlderBuildIsWarnedOf(t *testing.T) {
 		t.Errorf("engine status with llama.cpp %s: %v, no %q:\n%s", b.Version, err, want, out)
 	}
 	p := startPotluckEnv(t, env)
-	p.waitStatus(t, "the warning", func(st map[string]any) bool {
+	p.WaitStatus(t, "the warning", func(st map[string]any) bool {
 		return slices.ContainsFunc(warningCodes(st), func(w string) bool {
 			return strings.HasPrefix(w, "llama-outdated: ") && strings.Contains(w, want)
 		})

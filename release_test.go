@@ -56,17 +56,17 @@ func TestRunProvisionsFromReleases(t *testing.T) {
 	cache := t.TempDir()
 	noLlama := []string{"POTLUCK_LLAMA_DIR=", "PATH=/usr/bin:/bin"}
 	p := startPotluckEnv(t, noLlama, "--model", m.Path, "--llama-cache", cache, "--releases", srv.URL, "--llama-version", b.Version)
-	st := p.waitStatus(t, "the model served with the fetched llama.cpp", modelReady)
+	st := p.WaitStatus(t, "the model served with the fetched llama.cpp", modelReady)
 	e := engineOf(st)
 	if !e.Available || e.Release != b.Version || !slices.Contains(e.Installed, b.Version+" (cpu)") || e.Provisioning != nil {
 		t.Fatalf("engine status %+v: want release %s, installed", e, b.Version)
 	}
-	text := enginetest.Complete(t, p.api, 24)
+	text := enginetest.Complete(t, p.API, 24)
 	if m.Stories && !strings.HasPrefix(strings.TrimSpace(text), enginetest.StoriesPrefix) {
 		t.Errorf("completion = %q, want %q…", text, enginetest.StoriesPrefix)
 	}
-	if !strings.Contains(p.logs.String(), "llama.cpp provisioned") {
-		t.Errorf("the log does not say llama.cpp was provisioned:\n%s", p.logs.String())
+	if !strings.Contains(p.Logs.String(), "llama.cpp provisioned") {
+		t.Errorf("the log does not say llama.cpp was provisioned:\n%s", p.Logs.String())
 	}
 
 	t.Run("tampered", func(t *testing.T) {
@@ -75,7 +75,7 @@ func TestRunProvisionsFromReleases(t *testing.T) {
 		defer srv.SetDigest(asset, "sha256:"+runtimestest.Sum(srv.Asset("v"+b.Version, asset)))
 		cache := t.TempDir()
 		p := startPotluckEnv(t, noLlama, "--llama-cache", cache, "--releases", srv.URL, "--llama-version", b.Version)
-		st := p.waitStatus(t, "the refusal", func(st map[string]any) bool {
+		st := p.WaitStatus(t, "the refusal", func(st map[string]any) bool {
 			return engineOf(st).Provisioning == nil && strings.Contains(engineOf(st).Error, "refused")
 		})
 		e := engineOf(st)
@@ -134,7 +134,7 @@ func TestSplitAcrossVersions(t *testing.T) {
 	boot := head.meshStatus(t).P2PAddrs[0]
 	worker := startPotluckEnv(t, env, meshArgs(token, "--name", "worker", "--share", "worker", "--bootstrap", boot,
 		"--llama-cache", workerCache, "--llama-version", runtimes.VersionDebian)...)
-	if e := engineOf(worker.waitStatus(t, "the worker's engine", func(st map[string]any) bool { return engineOf(st).Available })); e.Release != debian.Version {
+	if e := engineOf(worker.WaitStatus(t, "the worker's engine", func(st map[string]any) bool { return engineOf(st).Available })); e.Release != debian.Version {
 		t.Fatalf("the worker runs %+v, want Debian's %s", e, debian.Version)
 	}
 	wid := worker.meshStatus(t).PeerID
@@ -143,7 +143,7 @@ func TestSplitAcrossVersions(t *testing.T) {
 		return layersOf(d, wid) > 0
 	})
 	t.Logf("the worker joined the split %v after it started; plan:\n%s", time.Since(start).Round(time.Millisecond), d.Plan.String())
-	st := worker.waitStatus(t, "the worker on the head's version", func(st map[string]any) bool {
+	st := worker.WaitStatus(t, "the worker on the head's version", func(st map[string]any) bool {
 		w, _ := st["worker"].(map[string]any)
 		return w != nil && w["release"] == b.Version
 	})
@@ -153,7 +153,7 @@ func TestSplitAcrossVersions(t *testing.T) {
 	if e := engineOf(st); !slices.Contains(e.Installed, b.Version+" (cpu)") || !slices.Contains(e.Installed, debian.Name()) || len(e.Installed) > runtimes.MaxVersions {
 		t.Errorf("the worker's builds: %v", e.Installed)
 	}
-	if got := completes(head.api, 32); got != want {
+	if got := completes(head.API, 32); got != want {
 		t.Errorf("split across versions = %q, want %q (one process)", got, want)
 	}
 }

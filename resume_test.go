@@ -45,18 +45,18 @@ func TestSavedStateFailsSafe(t *testing.T) {
 	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
 
 	p := startPotluckEnv(t, env, meshArgs(token, "--data-dir", dir, "--model", m.Path, "--share", "server")...)
-	p.waitStatus(t, "serving and sharing", func(st map[string]any) bool { return st["share"] == "server" && modelReady(st) })
+	p.WaitStatus(t, "serving and sharing", func(st map[string]any) bool { return st["share"] == "server" && modelReady(st) })
 	p.stop(t)
 
 	// No --model now: the saved "server" cannot run.
 	p = startPotluckEnv(t, env, "--data-dir", dir, "--no-dht", "--no-mdns", "--p2p-listen", "/ip4/127.0.0.1/tcp/0")
-	st := p.waitStatus(t, "sharing off, with the reason", func(st map[string]any) bool {
+	st := p.WaitStatus(t, "sharing off, with the reason", func(st map[string]any) bool {
 		return st["share"] == "off" && st["in_mesh"] == true && hasWarning(st, "saved-share")
 	})
 	t.Logf("warnings: %q", warningCodes(st))
 
 	// A share change that fails leaves the status as it was.
-	resp, err := http.Post(p.api+"/api/share", "application/json", strings.NewReader(`{"mode":"server"}`))
+	resp, err := http.Post(p.API+"/api/share", "application/json", strings.NewReader(`{"mode":"server"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestSavedStateFailsSafe(t *testing.T) {
 	if resp.StatusCode/100 == 2 {
 		t.Error("sharing as a server with no model succeeded")
 	}
-	if st := p.waitStatus(t, "status", func(map[string]any) bool { return true }); st["share"] != "off" {
+	if st := p.WaitStatus(t, "status", func(map[string]any) bool { return true }); st["share"] != "off" {
 		t.Errorf("after a failed share change the status says %v", st["share"])
 	}
 	p.stop(t)
@@ -83,7 +83,7 @@ func TestSavedStateFailsSafe(t *testing.T) {
 	}
 	p = startPotluckEnv(t, env, "--data-dir", dir, "--no-dht", "--no-mdns", "--share", "worker",
 		"--p2p-listen", "/ip4/127.0.0.1/tcp/"+strconv.Itoa(port))
-	p.waitStatus(t, "cannot reach your network", func(st map[string]any) bool {
+	p.WaitStatus(t, "cannot reach your network", func(st map[string]any) bool {
 		return st["in_mesh"] == false && hasWarning(st, "saved-mesh")
 	})
 	time.Sleep(2 * time.Second)
@@ -91,11 +91,11 @@ func TestSavedStateFailsSafe(t *testing.T) {
 	if after.Token != before.Token {
 		t.Fatal("a failed rejoin replaced the saved network with a new one")
 	}
-	if st := p.waitStatus(t, "status", func(map[string]any) bool { return true }); st["in_mesh"] == true {
+	if st := p.WaitStatus(t, "status", func(map[string]any) bool { return true }); st["in_mesh"] == true {
 		t.Fatal("the node joined some network while its own was unreachable")
 	}
 	ln.Close()
-	p.waitStatus(t, "back in the saved network, sharing", func(st map[string]any) bool {
+	p.WaitStatus(t, "back in the saved network, sharing", func(st map[string]any) bool {
 		return st["in_mesh"] == true && st["share"] == "worker" && !hasWarning(st, "saved-mesh")
 	})
 	if after, _ := settings.Load(dir); after.Token != before.Token {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // Four machines serve the model and two route requests to them, each under
@@ -45,11 +46,11 @@ func TestRoutingSpreadsOverServers(t *testing.T) {
 					Potluck struct{ Nodes []string } `json:"potluck"`
 				} `json:"data"`
 			}
-			if getJSON(c.api+"/v1/models", &models) == nil && len(models.Data) == 1 && len(models.Data[0].Potluck.Nodes) == 4 {
+			if nodetest.GetJSON(c.API+"/v1/models", &models) == nil && len(models.Data) == 1 && len(models.Data[0].Potluck.Nodes) == 4 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("a client never saw the 4 servers\n%s", c.logs.String())
+				t.Fatalf("a client never saw the 4 servers\n%s", c.Logs.String())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -65,7 +66,7 @@ func TestRoutingSpreadsOverServers(t *testing.T) {
 			wg.Go(func() {
 				for range perWorker {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.api+"/v1/completions",
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.API+"/v1/completions",
 						strings.NewReader(`{"prompt":"Once","max_tokens":48,"temperature":0,"ignore_eos":true}`))
 					req.Header.Set("Content-Type", "application/json")
 					resp, err := http.DefaultClient.Do(req)

@@ -9,81 +9,35 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// potluckBinary builds the command once per test run.
-func potluckBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "potluck")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+func TestMain(m *testing.M) {
+	code := m.Run()
+	nodetest.RemoveBinary()
+	os.Exit(code)
 }
 
-// proc is a potluck process started by a test.
-type proc struct {
-	cmd    *exec.Cmd
-	api    string
-	logs   *syncBuffer
-	exited chan struct{} // closed when the process has exited
-}
+// proc is a potluck node a root test started, with the readers of its API
+// the root tests share.
+type proc struct{ *nodetest.Node }
 
-// stop ends the process with SIGINT and waits for it to exit.
+// stop ends the node with SIGINT and fails the test unless it exits within
+// 15s.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		t.Fatal("potluck did not stop within 15s of SIGINT")
+	if err := p.Stop(os.Interrupt, 15*time.Second); err != nil {
+		t.Fatal(err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startPotluck runs `potluck run args...` on a free API port with its own
-// data dir and stops it (SIGTERM, then the test fails if it lingers) at the end.
+// data dir, waits for its API, and stops it at the end of the test.
 func startPotluck(t *testing.T, args ...string) *proc {
 	t.Helper()
 	return startPotluckEnv(t, nil, args...)
@@ -92,75 +46,7 @@ func startPotluck(t *testing.T, args ...string) *proc {
 // startPotluckEnv is startPotluck with extra environment variables.
 func startPotluckEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	port, err := engine.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := fmt.Sprintf("127.0.0.1:%d", port)
-	all := append([]string{"run", "--api", api, "--data-dir", t.TempDir(), "--threads", "1", "--ctx-size", "512", "--log-level", "debug"}, args...)
-	cmd := exec.Command(potluckBinary(t), all...)
-	// Nothing a test runs asks the machine's router for a port.
-	cmd.Env = append(append(os.Environ(), "POTLUCK_P2P_DISABLE_PORT_MAP=1"), env...)
-	p := &proc{cmd: cmd, api: "http://" + api, logs: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		close(p.exited)
-		done <- err
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("potluck did not stop within 15s of SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("potluck output:\n%s", p.logs.String())
-		}
-	})
-	p.waitStatus(t, "the API", func(map[string]any) bool { return true })
-	return p
-}
-
-// waitStatus polls /api/status until ok accepts it.
-func (p *proc) waitStatus(t *testing.T, what string, ok func(map[string]any) bool) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		var st map[string]any
-		if err := getJSON(p.api+"/api/status", &st); err == nil && ok(st) {
-			return st
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s\n%s", what, p.logs.String())
-	return nil
-}
-
-// getJSON decodes GET url into v; hdr are header names and values to send.
-func getJSON(url string, v any, hdr ...string) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return &proc{nodetest.Start(t, nodetest.Config{Args: args, Env: append(nodetest.Environ(), env...)})}
 }
 
 func modelReady(st map[string]any) bool {
@@ -171,13 +57,13 @@ func modelReady(st map[string]any) bool {
 func TestRunServesModel(t *testing.T) {
 	m := enginetest.TestModel(t)
 	p := startPotluck(t, "--model", m.Path)
-	st := p.waitStatus(t, "model ready", modelReady)
+	st := p.WaitStatus(t, "model ready", modelReady)
 	if eng, _ := st["engine"].(map[string]any); eng["available"] != true {
 		t.Errorf("engine not available in status: %v", st["engine"])
 	}
 
 	// Non-streaming completion, identical to llama-server's own greedy output.
-	text := enginetest.Complete(t, p.api, 24)
+	text := enginetest.Complete(t, p.API, 24)
 	if m.Stories && !strings.HasPrefix(strings.TrimSpace(text), enginetest.StoriesPrefix) {
 		t.Errorf("completion = %q, want %q...", text, enginetest.StoriesPrefix)
 	}
@@ -186,13 +72,13 @@ func TestRunServesModel(t *testing.T) {
 	var models struct {
 		Data []struct{ ID string } `json:"data"`
 	}
-	if err := getJSON(p.api+"/v1/models", &models); err != nil || len(models.Data) != 1 || models.Data[0].ID != m.Alias {
+	if err := nodetest.GetJSON(p.API+"/v1/models", &models); err != nil || len(models.Data) != 1 || models.Data[0].ID != m.Alias {
 		t.Errorf("/v1/models = %+v, %v; want %s", models, err, m.Alias)
 	}
 
 	// Streaming chat: several SSE chunks, then [DONE].
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":16,"temperature":0,"stream":true}`, m.Alias)
-	resp, err := http.Post(p.api+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	resp, err := http.Post(p.API+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +118,7 @@ func TestRunServesModel(t *testing.T) {
 		{`{"model":"no-such-model","prompt":"x"}`, http.StatusNotFound},
 		{`{"prompt":"x","max_tokens":-1}`, http.StatusBadRequest},
 	} {
-		resp, err := http.Post(p.api+"/v1/completions", "application/json", strings.NewReader(tc.body))
+		resp, err := http.Post(p.API+"/v1/completions", "application/json", strings.NewReader(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,13 +131,13 @@ func TestRunServesModel(t *testing.T) {
 			t.Errorf("%s: status %d, error %+v (%v); want %d with an OpenAI error", tc.body, resp.StatusCode, e, err, tc.status)
 		}
 	}
-	if again := enginetest.Complete(t, p.api, 24); again != text {
+	if again := enginetest.Complete(t, p.API, 24); again != text {
 		t.Errorf("after bad input: %q, want %q", again, text)
 	}
 }
 
 func TestRunRefusesMissingModel(t *testing.T) {
-	out, err := exec.Command(potluckBinary(t), "run", "--data-dir", t.TempDir(), "--model", "/nonexistent/model.gguf").CombinedOutput()
+	out, err := exec.Command(nodetest.Binary(t), "run", "--data-dir", t.TempDir(), "--model", "/nonexistent/model.gguf").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "/nonexistent/model.gguf") {
 		t.Errorf("run with a missing model: err=%v output=%s", err, out)
 	}
@@ -260,7 +146,7 @@ func TestRunRefusesMissingModel(t *testing.T) {
 func TestEngineStatusCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, potluckBinary(t), "engine", "status").CombinedOutput()
+	out, err := exec.CommandContext(ctx, nodetest.Binary(t), "engine", "status").CombinedOutput()
 	if err != nil {
 		t.Fatalf("engine status: %v\n%s", err, out)
 	}
@@ -274,7 +160,7 @@ func TestEngineStatusCommand(t *testing.T) {
 // A bad POTLUCK_* value stops the node before it starts, naming the
 // variable and what it takes, rather than being ignored.
 func TestRunRefusesBadEnvironment(t *testing.T) {
-	cmd := exec.Command(potluckBinary(t), "run", "--data-dir", t.TempDir(), "--api", "127.0.0.1:0")
+	cmd := exec.Command(nodetest.Binary(t), "run", "--data-dir", t.TempDir(), "--api", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "POTLUCK_CTX_SIZE=big", "POTLUCK_SHARE_MEMORY=lots", "POTLUCK_SPLIT=half",
 		"POTLUCK_P2P_DISABLE_DHT=maybe", "POTLUCK_P2P_HEARTBEAT=often", "POTLUCK_SHARE=everything")
 	out, err := cmd.CombinedOutput()

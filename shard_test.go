@@ -13,6 +13,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -26,7 +27,7 @@ type planDoc struct {
 func (p *proc) plan(t *testing.T) planDoc {
 	t.Helper()
 	var d planDoc
-	if err := getJSON(p.api+"/api/plan", &d); err != nil {
+	if err := nodetest.GetJSON(p.API+"/api/plan", &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -40,12 +41,12 @@ func (p *proc) waitPlan(t *testing.T, what string, within time.Duration, ok func
 	for time.Now().Before(deadline) {
 		d = planDoc{}
 		var st map[string]any
-		if getJSON(p.api+"/api/plan", &d) == nil && ok(d) && getJSON(p.api+"/api/status", &st) == nil && modelReady(st) {
+		if nodetest.GetJSON(p.API+"/api/plan", &d) == nil && ok(d) && nodetest.GetJSON(p.API+"/api/status", &st) == nil && modelReady(st) {
 			return d
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s; plan: %+v\n%s", what, d, p.logs.String())
+	t.Fatalf("timed out waiting for %s; plan: %+v\n%s", what, d, p.Logs.String())
 	return d
 }
 
@@ -78,25 +79,25 @@ func TestShardAcrossWorkers(t *testing.T) {
 		return layersOf(d, id1) > 0 && layersOf(d, id2) > 0
 	})
 	t.Logf("plan:\n%s", d.Plan.String())
-	if got := enginetest.Complete(t, head.api, 32); got != want {
+	if got := enginetest.Complete(t, head.API, 32); got != want {
 		t.Fatalf("split over the mesh: %q\nsingle process:      %q", got, want)
 	}
 	assertLoopbackOnly(t)
 
 	// Kill w1: the head re-plans without it and serves the same text again.
 	killed := time.Now()
-	w1.cmd.Process.Signal(syscall.SIGKILL)
+	w1.Cmd.Process.Signal(syscall.SIGKILL)
 	recovered := false
 	for time.Since(killed) < 15*time.Second {
 		d := head.plan(t)
-		if layersOf(d, id1) == 0 && layersOf(d, id2) > 0 && completes(head.api, 32) == want {
+		if layersOf(d, id1) == 0 && layersOf(d, id2) > 0 && completes(head.API, 32) == want {
 			recovered = true
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if !recovered {
-		t.Fatalf("no recovery within 15s of losing a worker; plan %+v\n%s", head.plan(t), head.logs.String())
+		t.Fatalf("no recovery within 15s of losing a worker; plan %+v\n%s", head.plan(t), head.Logs.String())
 	}
 	t.Logf("served again %s after a worker was killed", time.Since(killed).Round(time.Millisecond))
 
@@ -104,7 +105,7 @@ func TestShardAcrossWorkers(t *testing.T) {
 	w3 := startPotluckEnv(t, env, meshArgs(token, "--name", "w3", "--share", "worker", "--bootstrap", boot)...)
 	id3 := w3.meshStatus(t).PeerID
 	head.waitPlan(t, "the new worker in the plan", 30*time.Second, func(d planDoc) bool { return layersOf(d, id3) > 0 })
-	if got := enginetest.Complete(t, head.api, 32); got != want {
+	if got := enginetest.Complete(t, head.API, 32); got != want {
 		t.Errorf("after adding a worker: %q, want %q", got, want)
 	}
 }

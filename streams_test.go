@@ -19,7 +19,7 @@ import (
 func TestStreamsReachTheirEnd(t *testing.T) {
 	m := enginetest.TestModel(t)
 	p := startPotluck(t, "--model", m.Path)
-	p.waitStatus(t, "model ready", modelReady)
+	p.WaitStatus(t, "model ready", modelReady)
 	apis := []struct{ path, body, end string }{
 		{"/v1/chat/completions", `{"model":%q,"stream":true,"max_tokens":12,"messages":[{"role":"user","content":"Hi %d"}]}`, "data: [DONE]"},
 		{"/v1/responses", `{"model":%q,"stream":true,"max_output_tokens":12,"input":"Hi %d"}`, "response.completed"},
@@ -37,7 +37,7 @@ func TestStreamsReachTheirEnd(t *testing.T) {
 			for i := c; i < n; i += clients {
 				api := apis[i%len(apis)]
 				fail := ""
-				resp, err := client.Post(p.api+api.path, "application/json", strings.NewReader(fmt.Sprintf(api.body, m.Alias, i)))
+				resp, err := client.Post(p.API+api.path, "application/json", strings.NewReader(fmt.Sprintf(api.body, m.Alias, i)))
 				if err != nil {
 					fail = fmt.Sprintf("%d %s: %v", i, api.path, err)
 				} else {
@@ -58,6 +58,6 @@ func TestStreamsReachTheirEnd(t *testing.T) {
 	}
 	wg.Wait()
 	if len(broken) > 0 {
-		t.Errorf("%d of %d streams did not reach their end:\n%s\n%s", len(broken), n, strings.Join(broken, "\n"), p.logs.String())
+		t.Errorf("%d of %d streams did not reach their end:\n%s\n%s", len(broken), n, strings.Join(broken, "\n"), p.Logs.String())
 	}
 }

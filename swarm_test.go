@@ -49,8 +49,8 @@ func TestPeersSendAModel(t *testing.T) {
 	dataDir := t.TempDir()
 	a := startPotluckEnv(t, env, append(meshArgs(token, "--name", "alpha", "--bootstrap", boot),
 		"--data-dir", dataDir, "--model", "hf.co/owner/repo:Q8_0")...)
-	st := a.waitStatus(t, "the model copied from peers and ready", modelReady)
-	if got := enginetest.Complete(t, a.api, 24); m.Stories && !strings.HasPrefix(got, " Once upon a time") {
+	st := a.WaitStatus(t, "the model copied from peers and ready", modelReady)
+	if got := enginetest.Complete(t, a.API, 24); m.Stories && !strings.HasPrefix(got, " Once upon a time") {
 		t.Errorf("completion %q", got)
 	}
 	mod, _ := st["model"].(map[string]any)
@@ -65,15 +65,15 @@ func TestPeersSendAModel(t *testing.T) {
 	if n := h.Count("storage"); n != 0 {
 		t.Errorf("the hub sent the file %d times; the peers had it", n)
 	}
-	if !strings.Contains(a.logs.String(), "copying a model file from peers") {
-		t.Errorf("no copy from peers in the log:\n%s", a.logs.String())
+	if !strings.Contains(a.Logs.String(), "copying a model file from peers") {
+		t.Errorf("no copy from peers in the log:\n%s", a.Logs.String())
 	}
 }
 
 // tunnelBytes reads a node's potluck_tunnel_bytes_total.
 func tunnelBytes(t *testing.T, p *proc) float64 {
 	t.Helper()
-	resp, err := http.Get(p.api + "/metrics")
+	resp, err := http.Get(p.API + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestSplitOntoAWorkerWithTheFile(t *testing.T) {
 	head := startPotluckEnv(t, env, meshArgs(token, "--name", "head", "--model", model, "--split", "all")...)
 	boot := head.meshStatus(t).P2PAddrs[0]
 	ready := func(what string) {
-		head.waitStatus(t, what, func(st map[string]any) bool {
+		head.WaitStatus(t, what, func(st map[string]any) bool {
 			m, _ := st["model"].(map[string]any)
 			return m != nil && m["ready"] == true && m["nodes"] == float64(2)
 		})
@@ -117,11 +117,11 @@ func TestSplitOntoAWorkerWithTheFile(t *testing.T) {
 	before := tunnelBytes(t, head)
 	cold := startPotluckEnv(t, env, meshArgs(token, "--name", "cold", "--share", "worker", "--bootstrap", boot)...)
 	ready("the split onto the worker without the file")
-	want := enginetest.Complete(t, head.api, 16)
+	want := enginetest.Complete(t, head.API, 16)
 	coldBytes := tunnelBytes(t, head) - before
 	t.Logf("plan:\n%s", head.plan(t).Plan.String())
 	cold.stop(t)
-	head.waitStatus(t, "the head alone again", func(st map[string]any) bool {
+	head.WaitStatus(t, "the head alone again", func(st map[string]any) bool {
 		m, _ := st["model"].(map[string]any)
 		return m != nil && m["ready"] == true && m["nodes"] == float64(1)
 	})
@@ -132,12 +132,12 @@ func TestSplitOntoAWorkerWithTheFile(t *testing.T) {
 	warmBytes := tunnelBytes(t, head) - before
 	t.Logf("tunnel bytes: cold %.0f, warm %.0f (%.1f %%)", coldBytes, warmBytes, 100*warmBytes/coldBytes)
 	if warmBytes > coldBytes/20 {
-		t.Errorf("the split onto a worker with the file carried %.0f bytes, over 5 %% of %.0f\n%s", warmBytes, coldBytes, warm.logs.String())
+		t.Errorf("the split onto a worker with the file carried %.0f bytes, over 5 %% of %.0f\n%s", warmBytes, coldBytes, warm.Logs.String())
 	}
-	if got := enginetest.Complete(t, head.api, 16); got != want {
+	if got := enginetest.Complete(t, head.API, 16); got != want {
 		t.Errorf("seeded split says %q, cold one %q", got, want)
 	}
-	if !strings.Contains(warm.logs.String(), "worker cache ready") {
-		t.Errorf("the worker never prepared its copy:\n%s", warm.logs.String())
+	if !strings.Contains(warm.Logs.String(), "worker cache ready") {
+		t.Errorf("the worker never prepared its copy:\n%s", warm.Logs.String())
 	}
 }

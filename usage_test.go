@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/nodestate"
 )
 
@@ -19,7 +20,7 @@ import (
 func complete(t *testing.T, p *proc, model string) (int, int, string) {
 	t.Helper()
 	body := fmt.Sprintf(`{"model":%q,"prompt":"","max_tokens":8,"temperature":0}`, model)
-	resp, err := http.Post(p.api+"/v1/completions", "application/json", strings.NewReader(body))
+	resp, err := http.Post(p.API+"/v1/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestLedgerAndShareLimit(t *testing.T) {
 	waitFor(t, 30*time.Second, "both clients to route to the server", func() bool {
 		for _, c := range []*proc{c1, c2} {
 			var models struct{ Data []struct{ ID string } }
-			if getJSON(c.api+"/v1/models", &models) != nil || len(models.Data) != 1 {
+			if nodetest.GetJSON(c.API+"/v1/models", &models) != nil || len(models.Data) != 1 {
 				return false
 			}
 			model = models.Data[0].ID
@@ -105,7 +106,7 @@ func TestLedgerAndShareLimit(t *testing.T) {
 	waitFor(t, 30*time.Second, "the three ledgers to agree", func() bool {
 		for _, p := range []*proc{s, c1, c2} {
 			var u nodestate.Usage
-			if getJSON(p.api+"/api/usage", &u) != nil {
+			if nodetest.GetJSON(p.API+"/api/usage", &u) != nil {
 				return false
 			}
 			got := map[string]int{}
@@ -120,8 +121,8 @@ func TestLedgerAndShareLimit(t *testing.T) {
 	})
 	// What each machine gave and used.
 	var u1, us nodestate.Usage
-	getJSON(c1.api+"/api/usage", &u1)
-	getJSON(s.api+"/api/usage", &us)
+	nodetest.GetJSON(c1.API+"/api/usage", &u1)
+	nodetest.GetJSON(s.API+"/api/usage", &us)
 	if i := slices.IndexFunc(u1.Peers, func(p nodestate.PeerUsage) bool { return p.ID == sID }); i < 0 || int(u1.Peers[i].Used.Today) != want[id1] || u1.Used.All != u1.Peers[i].Used.All {
 		t.Errorf("client one's usage: %+v; want %d used from the server", u1, want[id1])
 	}
@@ -129,7 +130,7 @@ func TestLedgerAndShareLimit(t *testing.T) {
 		t.Errorf("server's usage: %+v; want %d given", us, want[id1]+want[id2])
 	}
 	var out strings.Builder
-	if code := realMain([]string{"usage", "--api", strings.TrimPrefix(c1.api, "http://")}, &out, &out); code != 0 || !strings.Contains(out.String(), "server") {
+	if code := realMain([]string{"usage", "--api", strings.TrimPrefix(c1.API, "http://")}, &out, &out); code != 0 || !strings.Contains(out.String(), "server") {
 		t.Errorf("potluck usage: %d\n%s", code, out.String())
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -17,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 var updatePageShot = flag.Bool("update-docs", false, "write the web page's screenshot to docs/ (else to a temporary directory)")
@@ -50,7 +51,7 @@ func TestWebPage(t *testing.T) {
 	t.Cleanup(elsewhere.Close)
 	b := startCDP(t, chromium, "--host-resolver-rules=MAP elsewhere.test 127.0.0.1, MAP rebind.test 127.0.0.1")
 
-	tab := b.open(t, head.api+"/")
+	tab := b.open(t, head.API+"/")
 	tab.waitTrue(t, "the node's name", `document.getElementById("node-facts").innerText.includes("kitchen")`, 20*time.Second)
 	tab.waitTrue(t, "the worker among the peers, connected directly",
 		`[...document.querySelectorAll("#peer-rows tr.peer")].some(r => r.querySelector(".peer-name").textContent === "attic" &&
@@ -101,7 +102,7 @@ func TestWebPage(t *testing.T) {
 		r.cells[0].textContent === "attic" && r.cells[6].textContent !== "0")`, 15*time.Second)
 	// The page changes its node when its user asks: the worker shares
 	// 2 GiB from its own page.
-	wtab := b.open(t, worker.api+"/")
+	wtab := b.open(t, worker.API+"/")
 	wtab.waitTrue(t, "the worker's page", `document.getElementById("node-facts").innerText.includes("attic")`, 20*time.Second)
 	if err := wtab.eval(`document.getElementById("manage").open = true; document.getElementById("share-mode").value = "worker";
 		document.getElementById("share-memory").value = "2"; document.getElementById("share-form").requestSubmit()`, nil); err != nil {
@@ -112,7 +113,7 @@ func TestWebPage(t *testing.T) {
 		Share         string `json:"share"`
 		MemoryOffered uint64 `json:"memory_offered"`
 	}
-	if err := getJSON(worker.api+"/api/status", &ws); err != nil || ws.Share != "worker" || ws.MemoryOffered != 2<<30 {
+	if err := nodetest.GetJSON(worker.API+"/api/status", &ws); err != nil || ws.Share != "worker" || ws.MemoryOffered != 2<<30 {
 		t.Errorf("after sharing 2 GiB from the page: %+v, %v", ws, err)
 	}
 	if err := tab.eval(`document.getElementById("prompt").value = ""; document.activeElement.blur()`, nil); err != nil {
@@ -142,7 +143,7 @@ func TestWebPage(t *testing.T) {
 		try { const r = await fetch(%[1]q); out.push("read " + r.status + " " + (await r.text()).slice(0, 40)); } catch (e) { out.push("cors: " + e.name); }
 		const r = await fetch(%[1]q, {mode: "no-cors"}); out.push("no-cors: " + r.type + " " + (await r.text()).length);
 		await new Promise(done => { const f = document.createElement("iframe"); f.onload = done; f.src = %[1]q; document.body.append(f); setTimeout(done, 5000); });
-		return out.join("; "); })()`, head.api+"/"), &got); err != nil {
+		return out.join("; "); })()`, head.API+"/"), &got); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("the other site got: %s", got)
@@ -154,7 +155,7 @@ func TestWebPage(t *testing.T) {
 	}
 
 	// A rebinding name: the node answers 403 and no page.
-	rebind := b.open(t, "http://rebind.test:"+must(url.Parse(head.api)).Port()+"/")
+	rebind := b.open(t, "http://rebind.test:"+must(url.Parse(head.API)).Port()+"/")
 	rebind.waitTrue(t, "the node's refusal", `document.body && document.body.innerText.includes("answers only to")`, 10*time.Second)
 	var hasPage bool
 	if err := rebind.eval(`document.getElementById("peers") !== null || document.scripts.length > 0`, &hasPage); err != nil || hasPage {
@@ -198,48 +199,25 @@ func TestWebPageAsksForKey(t *testing.T) {
 // waits for its API.
 func startKeyedNode(t *testing.T, key string) string {
 	t.Helper()
-	port, err := engine.FreePort()
+	addr, err := nodetest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(potluckBinary(t), "run", "--api", strings.TrimPrefix(api, "http://"), "--data-dir", t.TempDir(), "--name", "keyed")
-	cmd.Env = append(os.Environ(), "POTLUCK_API_KEY="+key)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("potluck did not stop within 15s of SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("potluck output:\n%s", logs.String())
-		}
+	n := nodetest.StartNoWait(t, nodetest.Config{
+		Addr:    addr,
+		Command: []string{"run", "--api", addr, "--data-dir", t.TempDir(), "--name", "keyed"},
+		Env:     append(os.Environ(), "POTLUCK_API_KEY="+key),
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = n.Until(ctx, "the keyed node's API", func() bool {
 		var st map[string]any
-		err := getJSON(api+"/api/status", &st, "Authorization", "Bearer "+key)
-		if err == nil {
-			return api
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the keyed node's API never answered: %v\n%s", err, logs.String())
-		}
-		select {
-		case <-done:
-			t.Fatalf("the keyed node exited\n%s", logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nodetest.GetJSON(n.API+"/api/status", &st, "Authorization", "Bearer "+key) == nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, n.Logs.String())
 	}
+	return n.API
 }
 
 func must[T any](v T, err error) T {

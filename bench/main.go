@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
@@ -29,6 +28,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -89,7 +89,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == edgevpnNodeArg {
 		os.Exit(edgevpnNodeMain(os.Args[2:]))
 	}
-	os.Exit(run())
+	code := run()
+	nodetest.RemoveBinary()
+	os.Exit(code)
 }
 
 func run() int {
@@ -209,10 +211,7 @@ func (b *bench) setup(bin string) error {
 		b.potluckBin, _ = filepath.Abs(bin)
 		return nil
 	}
-	b.potluckBin = filepath.Join(b.tmp, "potluck")
-	fmt.Fprintf(os.Stderr, "bench: building %s\n", b.potluckBin)
-	if out, err := exec.Command("go", "build", "-o", b.potluckBin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return nil
+	fmt.Fprintln(os.Stderr, "bench: building potluck")
+	b.potluckBin, err = nodetest.Build()
+	return err
 }

@@ -73,8 +73,8 @@ func (b *bench) startEdgeVPNProc(token string, bootstrap []string, expect int, t
 	}()
 	select {
 	case <-ready:
-	case <-c.done:
-		return nil, c.failure(fmt.Errorf("exited: %v", c.err))
+	case <-c.Exited():
+		return nil, c.failure(fmt.Errorf("exited: %v", c.Err()))
 	case <-time.After(30 * time.Second):
 		p.stop(syscall.SIGKILL, time.Second)
 		return nil, c.failure(fmt.Errorf("no address after 30s"))

@@ -17,11 +17,11 @@ import (
 // benchModels copies models between peers and splits onto workers that
 // have the file, over links capped with tc, and joins members across NATs.
 // Those need network namespaces, so the namespace lab measures them
-// (app/labtest, TestLabBenchModels and TestLabInternet) and prints its
+// (lab/, TestLabBenchModels and TestLabInternet) and prints its
 // figures as LABFIG lines, read here.
 func (b *bench) benchModels(ctx context.Context) {
 	b.labFigures(ctx, "models", "pull from peers, seeded split", "needs root for the namespace lab (run make bench as root)",
-		"./app/labtest/", "^(TestLabBenchModels|TestLabBenchRealSize|TestLabInternet)$", "POTLUCK_LAB_BENCH=1")
+		"./lab/", "^(TestLabBenchModels|TestLabBenchRealSize|TestLabInternet)$", "POTLUCK_LAB_BENCH=1")
 }
 
 // benchWindows splits a model of real size onto potluck.exe lending under

@@ -2,115 +2,54 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
-// tail keeps the last lines a child printed, for error messages.
-type tail struct {
-	mu    sync.Mutex
-	lines []string
-	part  string
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.part + string(p)
-	parts := strings.Split(s, "\n")
-	t.part = parts[len(parts)-1]
-	t.lines = append(t.lines, parts[:len(parts)-1]...)
-	if len(t.lines) > 40 {
-		t.lines = t.lines[len(t.lines)-40:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(append(t.lines, t.part), "\n")
-}
-
 // child is a process the benchmark started. It dies with the benchmark
-// (parent-death signal) and stops with SIGTERM to its process group.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	out  *tail
-	done chan struct{}
-	err  error
-}
+// (nodetest.Exec) and, leading a process group of its own, stops with what
+// it started.
+type child struct{ *nodetest.Proc }
 
 func startChild(name string, cmd *exec.Cmd) (*child, error) {
-	c := &child{name: name, cmd: cmd, out: &tail{}, done: make(chan struct{})}
-	if cmd.Stdout == nil {
-		cmd.Stdout = c.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p, err := nodetest.Exec(name, cmd, &nodetest.Logs{Max: 40})
+	if err != nil {
+		return nil, err
 	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = c.out
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
+	return &child{p}, nil
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *child) pid() int { return c.PID() }
 
 // stop asks the child to stop (sig to its group) and kills the group if it
 // has not exited within grace.
 func (c *child) stop(sig syscall.Signal, grace time.Duration) {
-	if c == nil || c.exited() {
+	if c == nil || !c.Running() {
 		return
 	}
 	_ = syscall.Kill(-c.pid(), sig)
 	select {
-	case <-c.done:
+	case <-c.Exited():
 	case <-time.After(grace):
 		_ = syscall.Kill(-c.pid(), syscall.SIGKILL)
-		<-c.done
+		<-c.Exited()
 	}
 }
 
 // failure wraps err with the last lines the child printed.
 func (c *child) failure(err error) error {
-	return fmt.Errorf("%s: %w\n%s", c.name, err, indent(lastLines(c.out.String(), 8)))
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return fmt.Errorf("%s: %w\n%s", c.Name, err, indent(strings.TrimRight(c.Logs.Last(8), "\n")))
 }
 
 func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
@@ -118,19 +57,10 @@ func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n  
 // waitFor polls cond every step until it returns true, the child exits, or
 // timeout passes.
 func (c *child) waitFor(timeout, step time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if c != nil && c.exited() {
-			return c.failure(fmt.Errorf("exited while waiting for %s (%v)", what, c.err))
-		}
-		if time.Now().After(deadline) {
-			err := fmt.Errorf("no %s after %v", what, timeout)
-			if c != nil {
-				return c.failure(err)
-			}
-			return err
-		}
-		time.Sleep(step)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.Poll(ctx, step, what, cond); err != nil {
+		return c.failure(err)
 	}
 	return nil
 }
@@ -141,47 +71,41 @@ type potluck struct {
 	api string // http://127.0.0.1:port
 }
 
-// Flags of every node: loopback only, one llama.cpp thread, quiet logs.
-func baseRunArgs(api, dataDir string) []string {
-	return []string{"run", "--api", api, "--data-dir", dataDir, "--threads", "1", "--ctx-size", "512", "--log-level", "warn"}
-}
-
 // meshArgs puts a node in the mesh of token on loopback, no DHT, no mDNS.
 func meshArgs(token string, extra ...string) []string {
 	return append([]string{"--token", token, "--no-dht", "--no-mdns", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
 }
 
-// startPotluck runs `potluck run` with its own data dir and a free API port,
-// and returns once the API answers.
+// startPotluck runs `potluck run` with its own data dir, a free API port
+// and quiet logs, and returns once the API answers.
 func (b *bench) startPotluck(name string, env []string, args ...string) (*potluck, error) {
-	port, err := engine.FreePort()
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp(b.tmp, "node-"+name+"-")
 	if err != nil {
 		return nil, err
 	}
-	api := "127.0.0.1:" + strconv.Itoa(port)
-	all := append(baseRunArgs(api, dir), append([]string{"--name", name}, args...)...)
-	cmd := exec.Command(b.potluckBin, all...)
-	cmd.Env = append(os.Environ(), env...)
-	c, err := startChild("potluck "+name, cmd)
+	n, err := nodetest.Launch(nodetest.Config{
+		Bin: b.potluckBin, Name: "potluck " + name, DataDir: dir, LogLevel: "warn",
+		Args: append([]string{"--name", name}, args...), Env: append(os.Environ(), env...),
+		Logs: &nodetest.Logs{Max: 40}, Poll: 20 * time.Millisecond,
+	})
 	if err != nil {
 		return nil, err
 	}
-	p := &potluck{child: c, api: "http://" + api}
+	p := &potluck{child: &child{n.Proc}, api: n.API}
 	b.cleanup(func() { p.stop(syscall.SIGINT, 15*time.Second) })
-	err = c.waitFor(60*time.Second, 20*time.Millisecond, "API", func() bool {
-		var st map[string]any
-		return getJSON(p.api+"/api/status", &st) == nil
-	})
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := n.Await(ctx, "API", func(map[string]any) bool { return true }); err != nil {
 		p.stop(syscall.SIGKILL, time.Second)
-		return nil, err
+		return nil, p.failure(err)
 	}
 	return p, nil
 }
+
+// stop asks the node to stop and kills it if it has not exited within
+// grace. Its llama.cpp children lead process groups of their own, which
+// the node stops.
+func (p *potluck) stop(sig syscall.Signal, grace time.Duration) { _ = p.Stop(sig, grace) }
 
 type nodeStatus struct {
 	PeerID      string   `json:"peer_id"`
@@ -274,18 +198,8 @@ func withArg(args []string, flag, value string) []string {
 
 var apiClient = &http.Client{Timeout: 30 * time.Second}
 
-func getJSON(url string, v any) error {
-	resp, err := apiClient.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
+// getJSON decodes GET url into v, with the benchmark's client.
+func getJSON(url string, v any) error { return nodetest.Get(context.Background(), apiClient, url, v) }
 
 // llama starts a llama.cpp child from a supervisor spec's command (the same
 // argv and environment the product uses) and waits until ready answers,

@@ -61,7 +61,7 @@ func (p *potluck) waitHostLog(t *testing.T, last string, gone int) {
 	var lines []string
 	poll(t, 10*time.Second, fmt.Sprintf("potluck to log %q after %d %q", last, gone, hostGone), func() bool {
 		lines = lines[:0]
-		for _, l := range strings.Split(p.out.String(), "\n") {
+		for _, l := range strings.Split(p.Logs.String(), "\n") {
 			for _, m := range []string{hostGone, hostAppeared, hostRegistered} {
 				if strings.Contains(l, m) {
 					lines = append(lines, m)
@@ -99,7 +99,7 @@ func (d *xdesk) waitForItemOf(t *testing.T, p *potluck) {
 			service, _, _ := strings.Cut(it, "/")
 			var pid uint32
 			err := d.bus.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, service).Store(&pid)
-			if err == nil && int(pid) == p.cmd.Process.Pid {
+			if err == nil && int(pid) == p.Cmd.Process.Pid {
 				items = append(items, it)
 			}
 		}
@@ -119,7 +119,7 @@ func (d *xdesk) waitNoWindow(t *testing.T, title string) {
 // waitLogOnce waits for potluck to log s, and fails when it logs it twice.
 func (p *potluck) waitLogOnce(t *testing.T, s string) {
 	t.Helper()
-	count := func() int { return strings.Count(p.out.String(), s) }
+	count := func() int { return strings.Count(p.Logs.String(), s) }
 	poll(t, 10*time.Second, "potluck to log "+s, func() bool { return count() > 0 })
 	if n := count(); n != 1 {
 		t.Errorf("potluck logged %q %d times, want 1", s, n)

@@ -4,13 +4,8 @@ package tray
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +17,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "write the end-to-end screenshots to docs/ (else to a temporary directory)")
@@ -43,7 +40,11 @@ func TestE2E(t *testing.T) {
 	bin := e2eBinary(t)
 	shots := t.TempDir()
 	if *updateDocs {
-		shots = filepath.Join(moduleRoot(t), "docs")
+		root, err := nodetest.ModuleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		shots = filepath.Join(root, "docs")
 	}
 
 	t.Run("tray", func(t *testing.T) { e2eTray(t, bin, shots) })
@@ -51,19 +52,9 @@ func TestE2E(t *testing.T) {
 	t.Run("no display", func(t *testing.T) { e2eHeadless(t, bin) })
 }
 
-// e2eBuild is the potluck command, built once for every end-to-end test
-// and removed by TestMain.
-var e2eBuild struct {
-	once     sync.Once
-	dir, bin string
-	err      error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if e2eBuild.dir != "" {
-		os.RemoveAll(e2eBuild.dir)
-	}
+	nodetest.RemoveBinary()
 	os.Exit(code)
 }
 
@@ -87,20 +78,7 @@ func e2eBinary(t *testing.T) string {
 	if !mainUsesTray(t) {
 		t.Skip("main does not start the tray yet: `potluck` with no command must call tray.Run (see tray.Run's doc)")
 	}
-	e2eBuild.once.Do(func() {
-		if e2eBuild.dir, e2eBuild.err = os.MkdirTemp("", "potluck-e2e-"); e2eBuild.err != nil {
-			return
-		}
-		e2eBuild.bin = filepath.Join(e2eBuild.dir, "potluck")
-		build := exec.Command("go", "build", "-o", e2eBuild.bin, "github.com/potluck-gpu/potluck")
-		if out, err := build.CombinedOutput(); err != nil {
-			e2eBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if e2eBuild.err != nil {
-		t.Fatal(e2eBuild.err)
-	}
-	return e2eBuild.bin
+	return nodetest.Binary(t)
 }
 
 func e2eTray(t *testing.T, bin, shots string) {
@@ -122,7 +100,7 @@ func e2eTray(t *testing.T, bin, shots string) {
 	}
 
 	d.click(t, item, labelShare)
-	p.waitStatus(t, "sharing", func(st map[string]any) bool { return st["share"] != "off" && st["share"] != nil })
+	p.WaitStatus(t, "sharing", func(st map[string]any) bool { return st["share"] != "off" && st["share"] != nil })
 	d.waitForLabel(t, item, func(l string) bool { return strings.HasPrefix(l, "Sharing") || strings.HasPrefix(l, "Serving") })
 
 	// The menu as a person sees it, for the README.
@@ -137,7 +115,7 @@ func e2eTray(t *testing.T, bin, shots string) {
 
 	// A second launch opens the first one's dashboard and exits.
 	second := exec.Command(bin)
-	second.Env = p.cmd.Env
+	second.Env = p.Cmd.Env
 	if out, err := second.CombinedOutput(); err != nil {
 		t.Fatalf("second launch: %v\n%s", err, out)
 	}
@@ -151,29 +129,20 @@ func e2eTray(t *testing.T, bin, shots string) {
 func e2eNoBus(t *testing.T, bin string) {
 	d := newDesktop(t, false)
 	p := d.startPotluck(t, bin)
-	p.waitStatus(t, "the API", func(map[string]any) bool { return true })
+	p.WaitStatus(t, "the API", func(map[string]any) bool { return true })
 	d.window(t, "Potluck dashboard")
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
 	p.waitExit(t, 0)
-	if strings.Contains(p.out.String(), "panic") {
-		t.Errorf("potluck panicked:\n%s", p.out.String())
+	if strings.Contains(p.Logs.String(), "panic") {
+		t.Errorf("potluck panicked:\n%s", p.Logs.String())
 	}
 }
 
 func e2eHeadless(t *testing.T, bin string) {
 	p := startPotluck(t, bin, []string{"DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent"})
-	p.waitStatus(t, "the API", func(map[string]any) bool { return true })
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.WaitStatus(t, "the API", func(map[string]any) bool { return true })
+	p.Cmd.Process.Signal(syscall.SIGTERM)
 	p.waitExit(t, 0)
-}
-
-// moduleRoot is the repository root.
-func moduleRoot(t *testing.T) string {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		t.Fatalf("go list -m: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // mainUsesTray reports whether the potluck command links this package.
@@ -255,7 +224,7 @@ func (d *xdesk) startBus(t *testing.T) {
 // the watcher serves: UnknownObject); it is then started again.
 func (d *xdesk) startWatcher(t *testing.T) (stop func()) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &nodetest.Logs{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("tray panel output:\n%s", out.String())
@@ -349,80 +318,45 @@ func poll(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-// potluck is a running potluck process.
-type potluck struct {
-	cmd  *exec.Cmd
-	api  string
-	out  *syncBuffer
-	done chan struct{}
-}
+// potluck is the potluck command running as a desktop session starts it.
+type potluck struct{ *nodetest.Node }
 
 func (d *xdesk) startPotluck(t *testing.T, bin string) *potluck {
 	return startPotluck(t, bin, d.env)
 }
 
+// startPotluck runs bin with no command, as a desktop session does, in an
+// environment of its own plus env; it is killed at the end of the test.
 func startPotluck(t *testing.T, bin string, env []string) *potluck {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	api, err := nodetest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := ln.Addr().String()
-	ln.Close()
 	home := t.TempDir()
 	cache, _ := os.UserCacheDir() // where a provisioned llama.cpp is
-	p := &potluck{cmd: exec.Command(bin), api: api, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
-		"XDG_CACHE_HOME=" + cache, "XDG_RUNTIME_DIR=" + home, "LANG=C.UTF-8",
-		"POTLUCK_DATA_DIR=" + filepath.Join(home, "data"), "POTLUCK_API=" + api, "POTLUCK_NAME=kitchen",
-		// The network "Share this computer" starts stays on this machine:
-		// no DHT (public bootstrap nodes), no mDNS on real interfaces.
-		"POTLUCK_P2P_DISABLE_DHT=1", "POTLUCK_P2P_DISABLE_MDNS=1", "POTLUCK_P2P_DISABLE_PORT_MAP=1", "POTLUCK_P2P_LISTEN_MADDRS=/ip4/127.0.0.1/tcp/0",
-	}, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("potluck output:\n%s", p.out.String())
-		}
-	})
-	return p
-}
-
-// waitStatus polls /api/status until ok holds.
-func (p *potluck) waitStatus(t *testing.T, what string, ok func(map[string]any) bool) {
-	t.Helper()
-	poll(t, 90*time.Second, what+" in /api/status", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("potluck exited: %v\n%s", p.cmd.ProcessState, p.out.String())
-		default:
-		}
-		resp, err := http.Get("http://" + p.api + "/api/status")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var st map[string]any
-		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&st) == nil && ok(st)
-	})
+	return &potluck{nodetest.StartNoWait(t, nodetest.Config{
+		Bin: bin, Addr: api, Command: []string{}, Wait: 90 * time.Second, Grace: -1,
+		Env: append([]string{
+			"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+			"XDG_CACHE_HOME=" + cache, "XDG_RUNTIME_DIR=" + home, "LANG=C.UTF-8",
+			"POTLUCK_DATA_DIR=" + filepath.Join(home, "data"), "POTLUCK_API=" + api, "POTLUCK_NAME=kitchen",
+			// The network "Share this computer" starts stays on this machine:
+			// no DHT (public bootstrap nodes), no mDNS on real interfaces.
+			"POTLUCK_P2P_DISABLE_DHT=1", "POTLUCK_P2P_DISABLE_MDNS=1", "POTLUCK_P2P_DISABLE_PORT_MAP=1", "POTLUCK_P2P_LISTEN_MADDRS=/ip4/127.0.0.1/tcp/0",
+		}, env...),
+	})}
 }
 
 func (p *potluck) waitExit(t *testing.T, code int) {
 	t.Helper()
 	select {
-	case <-p.done:
+	case <-p.Exited():
 	case <-time.After(30 * time.Second):
-		t.Fatalf("potluck did not exit\n%s", p.out.String())
+		t.Fatalf("potluck did not exit\n%s", p.Logs.String())
 	}
-	if got := p.cmd.ProcessState.ExitCode(); got != code {
-		t.Errorf("potluck exited with %d, want %d\n%s", got, code, p.out.String())
+	if got := p.Cmd.ProcessState.ExitCode(); got != code {
+		t.Errorf("potluck exited with %d, want %d\n%s", got, code, p.Logs.String())
 	}
 }
 
@@ -552,22 +486,4 @@ func (d *xdesk) visibleWindow(title string) string {
 	out, _ := cmd.Output() // exit status 1: none
 	id, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return id
-}
-
-// syncBuffer is a bytes.Buffer safe for a process and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/bench/fig"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -66,12 +67,12 @@ func TestWindowsBenchSplit(t *testing.T) {
 			return ok && p.Mode == "worker"
 		})
 		start := time.Now()
-		if err := PostJSON(head.API+"/api/serve", fmt.Sprintf(`{"model":%q}`, model), nil); err != nil {
+		if err := nodetest.PostJSON(head.API+"/api/serve", fmt.Sprintf(`{"model":%q}`, model), nil); err != nil {
 			t.Fatal(err)
 		}
 		WaitFor(t, "the split onto "+worker, 15*time.Minute, func() bool {
 			var d planDoc
-			if GetJSON(head.API+"/api/plan", &d) != nil {
+			if nodetest.GetJSON(head.API+"/api/plan", &d) != nil {
 				return false
 			}
 			for _, node := range d.Plan.Nodes {
@@ -93,7 +94,7 @@ func TestWindowsBenchSplit(t *testing.T) {
 		if text != single {
 			t.Errorf("the split onto %s = %q, want %q (one process)", worker, text, single)
 		}
-		if err := PostJSON(head.API+"/api/serve", `{"model":""}`, nil); err != nil {
+		if err := nodetest.PostJSON(head.API+"/api/serve", `{"model":""}`, nil); err != nil {
 			t.Fatal(err)
 		}
 		WaitFor(t, "the head to stop serving", time.Minute, func() bool { return head.Status(t).Model == nil })

@@ -3,7 +3,6 @@
 package winlab
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,17 +12,17 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/runtimes/runtimestest"
 )
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := nodetest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // status is the part of /api/status these tests read.
@@ -70,7 +69,7 @@ type WinNode struct {
 func (n *WinNode) Status(t testing.TB) status {
 	t.Helper()
 	var st status
-	if err := GetJSON(n.API+"/api/status", &st); err != nil {
+	if err := nodetest.GetJSON(n.API+"/api/status", &st); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -82,7 +81,7 @@ func (n *WinNode) WaitStatus(t testing.TB, what string, d time.Duration, ok func
 	var st status
 	WaitFor(t, what+" (potluck.exe)", d, func() bool {
 		st = status{}
-		return GetJSON(n.API+"/api/status", &st) == nil && ok(st)
+		return nodetest.GetJSON(n.API+"/api/status", &st) == nil && ok(st)
 	})
 	return st
 }
@@ -99,12 +98,12 @@ func StartNode(t testing.TB, cache string, args ...string) *WinNode {
 	n := &WinNode{Proc: p, API: "http://" + addr, Data: data}
 	WaitFor(t, "the API of potluck.exe", 90*time.Second, func() bool {
 		select {
-		case <-p.exited:
+		case <-p.proc.Exited():
 			t.Fatalf("potluck.exe ended before its API answered:\n%s", p.Logs.String())
 		default:
 		}
 		var st status
-		return GetJSON(n.API+"/api/status", &st) == nil
+		return nodetest.GetJSON(n.API+"/api/status", &st) == nil
 	})
 	return n
 }
@@ -198,7 +197,7 @@ func TestWindowsNodeServes(t *testing.T) {
 	if srv.Served() != served {
 		t.Errorf("the second start fetched %d bytes again", srv.Served()-served)
 	}
-	if err := PostJSON(n.API+"/api/quit", "{}", nil); err != nil {
+	if err := nodetest.PostJSON(n.API+"/api/quit", "{}", nil); err != nil {
 		t.Fatal(err)
 	}
 	if !n.Wait(60 * time.Second) {

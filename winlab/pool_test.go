@@ -3,92 +3,41 @@
 package winlab
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/runtimes"
 	"github.com/potluck-gpu/potluck/runtimes/runtimestest"
 )
 
-var (
-	linuxOnce sync.Once
-	linuxBin  string
-	linuxErr  error
-)
-
-// linuxBinary builds the Linux program once.
-func linuxBinary(t testing.TB) string {
-	t.Helper()
-	linuxOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-linux-")
-		if err != nil {
-			linuxErr = err
-			return
-		}
-		linuxBin = filepath.Join(dir, "potluck")
-		cmd := exec.Command("go", "build", "-o", linuxBin, ".")
-		cmd.Dir = Root(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			linuxErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if linuxErr != nil {
-		t.Fatal(linuxErr)
-	}
-	return linuxBin
+func TestMain(m *testing.M) {
+	code := m.Run()
+	nodetest.RemoveBinary()
+	os.Exit(code)
 }
 
 // LinuxNode is the Linux program, as a test starts it.
-type LinuxNode struct {
-	API  string
-	Logs *Buffer
-	cmd  *exec.Cmd
-}
+type LinuxNode struct{ *nodetest.Node }
 
 func startLinux(t testing.TB, args ...string) *LinuxNode {
 	t.Helper()
-	addr := freeAddr(t)
-	all := append([]string{"run", "--api", addr, "--data-dir", t.TempDir(), "--threads", "2", "--ctx-size", "512", "--log-level", "debug"}, args...)
-	cmd := exec.Command(linuxBinary(t), all...)
-	cmd.Env = append(os.Environ(), "POTLUCK_P2P_DISABLE_PORT_MAP=1", "POTLUCK_LLAMA_DIR=", "PATH=/usr/bin:/bin")
-	n := &LinuxNode{API: "http://" + addr, Logs: &Buffer{}, cmd: cmd}
-	cmd.Stdout, cmd.Stderr = n.Logs, n.Logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("Linux node output:\n%s", n.Logs.String())
-		}
-	})
-	WaitFor(t, "the Linux node's API", 60*time.Second, func() bool {
-		var st status
-		return GetJSON(n.API+"/api/status", &st) == nil
-	})
-	return n
+	return &LinuxNode{nodetest.Start(t, nodetest.Config{
+		Name: "Linux node", Threads: 2, Args: args, Grace: 20 * time.Second,
+		Env: append(nodetest.Environ(), "POTLUCK_LLAMA_DIR=", "PATH=/usr/bin:/bin"),
+	})}
 }
 
 func (n *LinuxNode) Status(t testing.TB) status {
 	t.Helper()
 	var st status
-	if err := GetJSON(n.API+"/api/status", &st); err != nil {
+	if err := nodetest.GetJSON(n.API+"/api/status", &st); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -105,7 +54,7 @@ type peer struct {
 
 func peersOf(api string) []peer {
 	var ps []peer
-	GetJSON(api+"/api/peers", &ps)
+	nodetest.GetJSON(api+"/api/peers", &ps)
 	return ps
 }
 
@@ -199,7 +148,7 @@ func TestMixedPool(t *testing.T) {
 			OS   string `json:"os"`
 		} `json:"peers"`
 	}
-	if err := GetJSON(lin.API+"/api/usage", &usage); err != nil {
+	if err := nodetest.GetJSON(lin.API+"/api/usage", &usage); err != nil {
 		t.Fatal(err)
 	}
 	if len(usage.Peers) != 1 || usage.Peers[0].OS != "windows" {
@@ -208,13 +157,13 @@ func TestMixedPool(t *testing.T) {
 
 	// The Windows node lends as a worker: the Linux head splits over it.
 	single := singleText(t, lb, m.Path)
-	if err := PostJSON(win.API+"/api/share", `{"mode":"worker"}`, nil); err != nil {
+	if err := nodetest.PostJSON(win.API+"/api/share", `{"mode":"worker"}`, nil); err != nil {
 		t.Fatal(err)
 	}
 	var d planDoc
 	WaitFor(t, "the Windows worker in the Linux head's plan", 2*time.Minute, func() bool {
 		d = planDoc{}
-		if GetJSON(lin.API+"/api/plan", &d) != nil {
+		if nodetest.GetJSON(lin.API+"/api/plan", &d) != nil {
 			return false
 		}
 		for _, n := range d.Plan.Nodes {

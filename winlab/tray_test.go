@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // xvfb starts a virtual display for the test and returns its name (":N").
@@ -104,7 +106,7 @@ func TestWindowsTray(t *testing.T) {
 	// makes; on a busy machine that can lose a race, the window is not
 	// made, and the tray's toolkit gives up. That is Wine's, not
 	// Potluck's: start again, up to three times in all.
-	up := func() bool { var st status; return GetJSON("http://"+addr+"/api/status", &st) == nil }
+	up := func() bool { var st status; return nodetest.GetJSON("http://"+addr+"/api/status", &st) == nil }
 	for try := 1; ; try++ {
 		WaitFor(t, "the tray's API, or its end", time.Minute, func() bool { return up() || p.Exited() })
 		if up() || !p.Exited() || !strings.Contains(p.Logs.String(), "Failed to create helper window") || try == 3 {
@@ -117,7 +119,7 @@ func TestWindowsTray(t *testing.T) {
 	n := &WinNode{Proc: p, API: "http://" + addr, Data: data}
 	WaitFor(t, "the tray's node with llama.cpp", 4*time.Minute, func() bool {
 		var st status
-		return GetJSON(n.API+"/api/status", &st) == nil && st.Engine.Available && st.Engine.Provisioning == nil
+		return nodetest.GetJSON(n.API+"/api/status", &st) == nil && st.Engine.Available && st.Engine.Provisioning == nil
 	})
 
 	// The notification area: a window of Wine's explorer.exe holding the icon.

@@ -11,27 +11,26 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // Root is the repository's root folder.
 func Root(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
+	root, err := nodetest.ModuleRoot()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return root
 }
 
 // Need skips the test unless the Wine harness is asked for (POTLUCK_WINE=1,
@@ -59,33 +58,13 @@ func WinPath(p string) string {
 	return `Z:` + strings.ReplaceAll(p, "/", `\`)
 }
 
-// Buffer is an io.Writer safe for concurrent use.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // Proc is a program running under Wine.
 type Proc struct {
 	Name      string // the program's file name
 	Marker    string // a string only its command line has
 	Leftovers string // the file scripts/wine.sh writes leftover programs to
-	Logs      *Buffer
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	err       error
+	Logs      *nodetest.Logs
+	proc      *nodetest.Proc // scripts/wine.sh, which runs the program
 }
 
 // Options for Start.
@@ -106,7 +85,7 @@ func Start(t testing.TB, exe string, opts Options, args ...string) *Proc {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	p := &Proc{Logs: &Buffer{}, exited: make(chan struct{}), Leftovers: filepath.Join(t.TempDir(), "leftovers")}
+	p := &Proc{Name: filepath.Base(exe), Marker: opts.Marker, Logs: &nodetest.Logs{}, Leftovers: filepath.Join(t.TempDir(), "leftovers")}
 	wargs := []string{filepath.Join(Root(t), "scripts", "wine.sh"), "run", "-C", dir, "--leftovers", p.Leftovers}
 	switch opts.Display {
 	case "":
@@ -120,24 +99,15 @@ func Start(t testing.TB, exe string, opts Options, args ...string) *Proc {
 	}
 	wargs = append(wargs, "--", exe)
 	wargs = append(wargs, args...)
-	p.cmd = exec.Command("bash", wargs...)
-	p.cmd.Stdout, p.cmd.Stderr = p.Logs, p.Logs
-	p.Name, p.Marker = filepath.Base(exe), opts.Marker
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	var err error
+	if p.proc, err = nodetest.Exec(p.Name, exec.Command("bash", wargs...), p.Logs); err != nil {
+		t.Fatalf("%v", err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
+		if !p.Exited() {
 			p.Interrupt(t)
 			if !p.Wait(30 * time.Second) {
-				p.cmd.Process.Kill()
-				<-p.exited
+				p.proc.Kill()
 			}
 		}
 		if t.Failed() {
@@ -150,7 +120,7 @@ func Start(t testing.TB, exe string, opts Options, args ...string) *Proc {
 // Wait waits up to d for the run to end.
 func (p *Proc) Wait(d time.Duration) bool {
 	select {
-	case <-p.exited:
+	case <-p.proc.Exited():
 		return true
 	case <-time.After(d):
 		return false
@@ -158,25 +128,18 @@ func (p *Proc) Wait(d time.Duration) bool {
 }
 
 // Exited says whether the run has ended.
-func (p *Proc) Exited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
+func (p *Proc) Exited() bool { return !p.proc.Running() }
 
 // ExitCode is the program's exit status, once it has ended.
 func (p *Proc) ExitCode() int {
-	<-p.exited
-	return p.cmd.ProcessState.ExitCode()
+	<-p.proc.Exited()
+	return p.proc.Cmd.ProcessState.ExitCode()
 }
 
 // Left is what the program left running when it ended (one command line a
 // line), once it has ended.
 func (p *Proc) Left() string {
-	<-p.exited
+	<-p.proc.Exited()
 	data, _ := os.ReadFile(p.Leftovers)
 	return strings.TrimSpace(string(data))
 }
@@ -226,36 +189,6 @@ func (p *Proc) Interrupt(t testing.TB) {
 	if pid := findPID(p.Name, p.Marker); pid > 0 {
 		syscall.Kill(pid, syscall.SIGINT)
 	}
-}
-
-// GetJSON decodes GET url into v.
-func GetJSON(url string, v any) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// PostJSON posts body to url and decodes the answer into v (if not nil).
-func PostJSON(url, body string, v any) error {
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s: %s", url, resp.Status, msg)
-	}
-	if v != nil {
-		return json.NewDecoder(resp.Body).Decode(v)
-	}
-	return nil
 }
 
 // WaitFor polls f until it says done, for up to d.

@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"os"
@@ -7,21 +7,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
+	"github.com/potluck-gpu/potluck/lab"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 func TestMain(m *testing.M) {
-	labtest.RunHelper() // the forger's process runs here, and exits
+	lab.RunHelper() // the forger's process runs here, and exits
 	code := m.Run()
-	labtest.RemoveBinary()
+	nodetest.RemoveBinary()
 	os.Exit(code)
 }
 
 // seesAll says whether n sees every id but its own online.
-func seesAll(n *labtest.Node, ids []string, self string) bool {
+func seesAll(n *lab.Node, ids []string, self string) bool {
 	on := n.OnlinePeers()
 	for _, id := range ids {
 		if id != self && !on[id] {
@@ -34,8 +35,8 @@ func seesAll(n *labtest.Node, ids []string, self string) bool {
 // Four machines on a LAN with no DHT and no bootstrap peer find each other
 // by mDNS alone; a fourth that comes later is seen by all within seconds.
 func TestLabMDNSLAN(t *testing.T) {
-	lab := labtest.New(t, 4, labtest.Options{Hold: []int{3}})
-	first := lab.Nodes[:3]
+	nw := lab.New(t, 4, lab.Options{Hold: []int{3}})
+	first := nw.Nodes[:3]
 	var ids []string
 	for _, n := range first {
 		ids = append(ids, n.PeerID())
@@ -46,7 +47,7 @@ func TestLabMDNSLAN(t *testing.T) {
 			last = n.Started()
 		}
 	}
-	lab.Wait("three nodes seeing each other", 30*time.Second, func() bool {
+	nw.Wait("three nodes seeing each other", 30*time.Second, func() bool {
 		for i, n := range first {
 			if !seesAll(n, ids, ids[i]) {
 				return false
@@ -56,11 +57,11 @@ func TestLabMDNSLAN(t *testing.T) {
 	})
 	converged := time.Since(last)
 
-	late := lab.Nodes[3]
+	late := nw.Nodes[3]
 	late.Start()
 	lateID := late.PeerID()
 	all := append(slices.Clone(ids), lateID)
-	lab.Wait("the late node and the others seeing each other", 30*time.Second, func() bool {
+	nw.Wait("the late node and the others seeing each other", 30*time.Second, func() bool {
 		if !seesAll(late, all, lateID) {
 			return false
 		}
@@ -86,7 +87,7 @@ func TestLabForeignToken(t *testing.T) {
 	enginetest.Runtime(t)
 	m := enginetest.TestModel(t)
 	const foreign = 3
-	lab := labtest.New(t, 4, labtest.Options{
+	nw := lab.New(t, 4, lab.Options{
 		Hold: []int{foreign},
 		Args: func(i int) []string {
 			switch i {
@@ -101,12 +102,12 @@ func TestLabForeignToken(t *testing.T) {
 		},
 	})
 	var ids []string
-	for _, n := range lab.Nodes[:3] {
+	for _, n := range nw.Nodes[:3] {
 		ids = append(ids, n.PeerID())
 	}
-	head := lab.Nodes[0]
-	lab.Wait("the members seeing each other and the worker in the plan", 60*time.Second, func() bool {
-		for i, n := range lab.Nodes[:3] {
+	head := nw.Nodes[0]
+	nw.Wait("the members seeing each other and the worker in the plan", 60*time.Second, func() bool {
+		for i, n := range nw.Nodes[:3] {
 			if !seesAll(n, ids, ids[i]) {
 				return false
 			}
@@ -118,7 +119,7 @@ func TestLabForeignToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stranger := lab.Nodes[foreign]
+	stranger := nw.Nodes[foreign]
 	stranger.Start("--token", other, "--bootstrap", head.P2PAddr())
 	strangerID := stranger.PeerID()
 
@@ -126,12 +127,12 @@ func TestLabForeignToken(t *testing.T) {
 	polls := 0
 	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		polls++
-		for _, n := range lab.Nodes[:3] {
+		for _, n := range nw.Nodes[:3] {
 			ps, err := n.Peers()
 			if err != nil {
 				t.Fatalf("%s: %v", n.Name, err)
 			}
-			if slices.ContainsFunc(ps, func(p labtest.Peer) bool { return p.ID == strangerID }) {
+			if slices.ContainsFunc(ps, func(p lab.Peer) bool { return p.ID == strangerID }) {
 				t.Fatalf("%s lists the node with another token: %+v", n.Name, ps)
 			}
 		}

@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/bench/fig"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
+	"github.com/potluck-gpu/potluck/lab"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -41,13 +41,13 @@ func TestLabInternet(t *testing.T) {
 		}
 		files[who] = p
 	}
-	lab := labtest.NewInternet(t, []labtest.Site{
+	nw := lab.NewInternet(t, []lab.Site{
 		{Name: "pub"},
-		{Name: "alice", NAT: labtest.NATEndpointIndependent},
-		{Name: "bob", NAT: labtest.NATSymmetric},
-		{Name: "carol", NAT: labtest.NATEndpointIndependent},
-	}, labtest.Options{Env: []string{"HF_ENDPOINT=http://127.0.0.1:9"}}) // no hub: only peers have the files
-	pub, alice, bob, carol := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2], lab.Nodes[3]
+		{Name: "alice", NAT: lab.NATEndpointIndependent},
+		{Name: "bob", NAT: lab.NATSymmetric},
+		{Name: "carol", NAT: lab.NATEndpointIndependent},
+	}, lab.Options{Env: []string{"HF_ENDPOINT=http://127.0.0.1:9"}}) // no hub: only peers have the files
+	pub, alice, bob, carol := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2], nw.Nodes[3]
 
 	// pub runs first; bob (whose network it is) learns pub's address from
 	// pub's invite, as from a friend's message.
@@ -58,14 +58,14 @@ func TestLabInternet(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.Start("--token", pubInvite, "--model", m.Path, "--share", "server", "--models-dir", filepath.Join(dir, "bob"))
-	lab.Wait("bob and pub to meet", 60*time.Second, func() bool {
+	nw.Wait("bob and pub to meet", 60*time.Second, func() bool {
 		p, ok := bob.PeerByName("pub")
 		return ok && p.Online
 	})
 
 	// Bob's invite carries pub's public address: alice needs nothing else.
 	var invite string
-	lab.Wait("bob's invite to carry pub's address", 30*time.Second, func() bool {
+	nw.Wait("bob's invite to carry pub's address", 30*time.Second, func() bool {
 		invite, err = bob.InviteToken()
 		return err == nil && strings.Contains(inviteAddrs(t, invite), "/ip4/"+pub.IP+"/")
 	})
@@ -73,7 +73,7 @@ func TestLabInternet(t *testing.T) {
 	joinStart := time.Now()
 	alice.Start("--token", invite)
 	carol.Start("--token", invite, "--share", "worker", "--models-dir", filepath.Join(dir, "carol")) // a worker offers its files
-	sees := func(n *labtest.Node, names ...string) func() bool {
+	sees := func(n *lab.Node, names ...string) func() bool {
 		return func() bool {
 			for _, name := range names {
 				if p, ok := n.PeerByName(name); !ok || !p.Online {
@@ -83,35 +83,35 @@ func TestLabInternet(t *testing.T) {
 			return true
 		}
 	}
-	lab.Wait("alice to see bob, carol and pub", 90*time.Second, sees(alice, "bob", "carol", "pub"))
+	nw.Wait("alice to see bob, carol and pub", 90*time.Second, sees(alice, "bob", "carol", "pub"))
 	joined := time.Since(joinStart)
 
 	// Hole punching between the endpoint-independent NATs; a relay for
 	// the symmetric one.
-	conn := func(n *labtest.Node, name string) string {
+	conn := func(n *lab.Node, name string) string {
 		p, _ := n.PeerByName(name)
 		return p.Conn
 	}
-	took := lab.Wait("alice and carol hole-punched", 3*time.Minute, func() bool {
+	took := nw.Wait("alice and carol hole-punched", 3*time.Minute, func() bool {
 		return conn(alice, "carol") == netmesh.ConnHolePunched || conn(carol, "alice") == netmesh.ConnHolePunched
 	})
 	t.Logf("hole punched %s after both joined", took)
-	lab.Wait("alice to reach bob through pub's relay", 2*time.Minute, func() bool {
+	nw.Wait("alice to reach bob through pub's relay", 2*time.Minute, func() bool {
 		return conn(alice, "bob") == netmesh.ConnRelayed
 	})
-	for _, n := range []*labtest.Node{alice, carol} {
+	for _, n := range []*lab.Node{alice, carol} {
 		if c := conn(n, "pub"); c != netmesh.ConnDirect {
 			t.Errorf("%s reaches pub %q; want direct", n.Name, c)
 		}
 	}
-	lab.Wait("reachability known", time.Minute, func() bool {
+	nw.Wait("reachability known", time.Minute, func() bool {
 		sp, _ := pub.Status()
 		sa, _ := alice.Status()
 		return sp.Reachability == netmesh.ReachabilityPublic && sa.Reachability == netmesh.ReachabilityPrivate
 	})
 
 	// A request from alice is served by bob, over the relay.
-	lab.Wait("alice to route to bob's model", time.Minute, func() bool {
+	nw.Wait("alice to route to bob's model", time.Minute, func() bool {
 		nodes, err := alice.ModelNodes()
 		return err == nil && len(nodes[m.Alias]) > 0
 	})
@@ -124,8 +124,8 @@ func TestLabInternet(t *testing.T) {
 	if !strings.Contains(c.Node, "bob") {
 		t.Errorf("X-Potluck-Node %q; want bob", c.Node)
 	}
-	var ab, ac labtest.Peer
-	lab.Wait("round trips measured to bob and carol", 30*time.Second, func() bool {
+	var ab, ac lab.Peer
+	nw.Wait("round trips measured to bob and carol", 30*time.Second, func() bool {
 		ab, _ = alice.PeerByName("bob")
 		ac, _ = alice.PeerByName("carol")
 		return ab.RTTMS > 0 && ac.RTTMS > 0
@@ -144,7 +144,7 @@ func TestLabInternet(t *testing.T) {
 	for _, who := range []string{"bob", "carol"} {
 		fi, _ := os.Stat(files[who])
 		sum := fileSHA(t, files[who])
-		lab.Wait("alice to see "+who+"'s file offered", time.Minute, func() bool { return slices.Contains(holders(alice, sum), who) })
+		nw.Wait("alice to see "+who+"'s file offered", time.Minute, func() bool { return slices.Contains(holders(alice, sum), who) })
 		start := time.Now()
 		if _, err := adminPost(alice, "/api/pull", map[string]any{"model": "owner/" + who + "/" + who + "-F32.gguf", "stream": false}, 5*time.Minute); err != nil {
 			t.Fatalf("copy %s's file: %v", who, err)
@@ -159,7 +159,7 @@ func TestLabInternet(t *testing.T) {
 	// pub goes away: the hole-punched pair stays, the relayed one says
 	// what it lost.
 	pub.Kill()
-	lab.Wait("alice to say it lost its relay to bob", time.Minute, func() bool {
+	nw.Wait("alice to say it lost its relay to bob", time.Minute, func() bool {
 		return conn(alice, "bob") == netmesh.ConnRelayLost
 	})
 	if c := conn(alice, "carol"); c != netmesh.ConnHolePunched && c != netmesh.ConnDirect {
@@ -172,13 +172,13 @@ func TestLabInternet(t *testing.T) {
 
 	// Everyone stops; all but bob (the inviter) come back, from what they
 	// remember, and find each other again.
-	for _, n := range []*labtest.Node{alice, carol, bob} {
+	for _, n := range []*lab.Node{alice, carol, bob} {
 		n.Stop()
 	}
 	pub.Restart()
 	alice.Restart()
 	carol.Restart()
-	reform := lab.Wait("the network to re-form without bob", 2*time.Minute, func() bool {
+	reform := nw.Wait("the network to re-form without bob", 2*time.Minute, func() bool {
 		return sees(alice, "carol", "pub")() && sees(carol, "alice", "pub")()
 	})
 	report(t, fig.Figure{Section: "internet", Name: "network re-formed after a restart, without the inviter", Unit: "s",

@@ -1,15 +1,17 @@
-package labtest
+package lab
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // Result is one request of a Load.
 type Result struct {
 	Start time.Time
-	Stream
+	nodetest.Stream
 }
 
 // Load keeps a number of streamed chat requests going through one node's
@@ -41,7 +43,7 @@ func (n *Node) StartLoad(model string, workers, maxTokens int, limit time.Durati
 				l.mu.Lock()
 				l.results = append(l.results, Result{Start: start, Stream: s})
 				l.mu.Unlock()
-				if s.Outcome(limit) != Completed {
+				if s.Outcome(limit) != nodetest.Completed {
 					// Do not spin on a failing API.
 					select {
 					case <-ctx.Done():

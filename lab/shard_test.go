@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/lab"
 )
 
 // reference is the greedy completion of one llama-server holding the whole
@@ -22,7 +22,7 @@ func reference(t *testing.T, m enginetest.Model, tokens int) string {
 
 // shardLab starts a head splitting the model over every worker and the
 // workers, and waits until the plan uses them all and the head serves.
-func shardLab(t *testing.T, m enginetest.Model, workers int, opts labtest.Options) (*labtest.Lab, []string) {
+func shardLab(t *testing.T, m enginetest.Model, workers int, opts lab.Options) (*lab.Lab, []string) {
 	t.Helper()
 	opts.Args = func(i int) []string {
 		if i == 0 {
@@ -30,20 +30,20 @@ func shardLab(t *testing.T, m enginetest.Model, workers int, opts labtest.Option
 		}
 		return []string{"--name", fmt.Sprintf("w%d", i), "--share", "worker"}
 	}
-	lab := labtest.New(t, workers+1, opts)
-	ids := make([]string, len(lab.Nodes))
-	for i, n := range lab.Nodes {
+	nw := lab.New(t, workers+1, opts)
+	ids := make([]string, len(nw.Nodes))
+	for i, n := range nw.Nodes {
 		ids[i] = n.PeerID()
 	}
-	lab.Wait("every worker in the plan", 60*time.Second, func() bool {
-		return planUses(lab.Nodes[0], ids[1:], nil)
+	nw.Wait("every worker in the plan", 60*time.Second, func() bool {
+		return planUses(nw.Nodes[0], ids[1:], nil)
 	})
-	return lab, ids
+	return nw, ids
 }
 
 // planUses says whether head serves under a plan that gives layers to every
 // id of in and none to any of out.
-func planUses(head *labtest.Node, in, out []string) bool {
+func planUses(head *lab.Node, in, out []string) bool {
 	st, err := head.Status()
 	if err != nil || !st.ModelReady() {
 		return false
@@ -74,9 +74,9 @@ type recovery struct {
 
 // await probes the head every 200ms until it answers want under a plan
 // with in and without out, and returns how long that took from the fault.
-func (r *recovery) await(t *testing.T, lab *labtest.Lab, fault time.Time, want string, in, out []string) time.Duration {
+func (r *recovery) await(t *testing.T, nw *lab.Lab, fault time.Time, want string, in, out []string) time.Duration {
 	t.Helper()
-	head := lab.Nodes[0]
+	head := nw.Nodes[0]
 	const limit = 30 * time.Second
 	for time.Since(fault) < 90*time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -113,26 +113,26 @@ func (r *recovery) await(t *testing.T, lab *labtest.Lab, fault time.Time, want s
 func TestLabShardedChaos(t *testing.T) {
 	m := enginetest.TestModel(t)
 	want := reference(t, m, 32)
-	lab, ids := shardLab(t, m, 3, labtest.Options{})
-	head := lab.Nodes[0]
+	nw, ids := shardLab(t, m, 3, lab.Options{})
+	head := nw.Nodes[0]
 	if c, err := head.Complete(context.Background(), 32); err != nil || c.Text != want {
 		t.Fatalf("split over the mesh: %q, %v\nsingle process:      %q", c.Text, err, want)
 	}
 	var r recovery
 
 	fault := time.Now()
-	lab.Nodes[1].Kill()
-	killed := r.await(t, lab, fault, want, ids[2:], ids[1:2])
+	nw.Nodes[1].Kill()
+	killed := r.await(t, nw, fault, want, ids[2:], ids[1:2])
 
 	fault = time.Now()
-	lab.Nodes[2].Cut()
-	cut := r.await(t, lab, fault, want, ids[3:], ids[1:3])
+	nw.Nodes[2].Cut()
+	cut := r.await(t, nw, fault, want, ids[3:], ids[1:3])
 
-	pid := lab.Nodes[2].PID()
+	pid := nw.Nodes[2].PID()
 	fault = time.Now()
-	lab.Nodes[2].Heal()
-	healed := r.await(t, lab, fault, want, []string{ids[2], ids[3]}, ids[1:2])
-	if got := lab.Nodes[2].PID(); got != pid {
+	nw.Nodes[2].Heal()
+	healed := r.await(t, nw, fault, want, []string{ids[2], ids[3]}, ids[1:2])
+	if got := nw.Nodes[2].PID(); got != pid {
 		t.Errorf("the replugged worker restarted (pid %d, was %d)", got, pid)
 	}
 	t.Logf("LAB sharded: workers=3 recovery_after_kill=%s recovery_after_cut=%s back_in_plan_after_heal=%s",
@@ -149,8 +149,8 @@ func TestLabShardedChaos(t *testing.T) {
 func TestLabShardedNetem(t *testing.T) {
 	m := enginetest.TestModel(t)
 	want := reference(t, m, 32)
-	lab, ids := shardLab(t, m, 2, labtest.Options{Shaped: []int{2}})
-	head := lab.Nodes[0]
+	nw, ids := shardLab(t, m, 2, lab.Options{Shaped: []int{2}})
+	head := nw.Nodes[0]
 	speed := func(label string) float64 {
 		t.Helper()
 		var rates []float64
@@ -174,8 +174,8 @@ func TestLabShardedNetem(t *testing.T) {
 		return rates[len(rates)/2]
 	}
 	clean := speed("clean link")
-	imp := labtest.Impairment{Delay: 20 * time.Millisecond, Loss: 0.01}
-	lab.Nodes[2].Netem(imp)
+	imp := lab.Impairment{Delay: 20 * time.Millisecond, Loss: 0.01}
+	nw.Nodes[2].Netem(imp)
 	shaped := speed("shaped link")
 	rtt := -1.0
 	if ps, err := head.Peers(); err == nil {
@@ -185,7 +185,7 @@ func TestLabShardedNetem(t *testing.T) {
 			}
 		}
 	}
-	lab.Nodes[2].Netem(labtest.Impairment{})
+	nw.Nodes[2].Netem(lab.Impairment{})
 	t.Logf("LAB netem: link=%q via=%s tok_s_clean=%.1f tok_s_shaped=%.1f head_rtt_to_shaped_ms=%.1f same_text=true",
-		imp, lab.NetemKind(2), clean, shaped, rtt)
+		imp, nw.NetemKind(2), clean, shaped, rtt)
 }

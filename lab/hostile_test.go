@@ -1,12 +1,12 @@
-package labtest_test
+package lab_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/lab"
 	"github.com/potluck-gpu/potluck/rpcgate/rpcgatetest"
 )
 
@@ -20,7 +20,7 @@ import (
 func TestLabHostileMember(t *testing.T) {
 	m := enginetest.TestModel(t)
 	want := reference(t, m, 32)
-	lab := labtest.New(t, 3, labtest.Options{
+	nw := lab.New(t, 3, lab.Options{
 		Hold: []int{0, 2},
 		Args: func(i int) []string {
 			switch i {
@@ -32,7 +32,7 @@ func TestLabHostileMember(t *testing.T) {
 			return nil
 		},
 	})
-	head, w, evil := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	head, w, evil := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2]
 	wid := w.PeerID()
 
 	h := evil.StartHostile(wid, w.P2PAddr())
@@ -53,11 +53,11 @@ func TestLabHostileMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range attacks {
-		if n := labtest.SumMetric(metrics, "potluck_rpc_refused_total", `reason="`+a.Reason+`"`); n < 1 {
+		if n := lab.SumMetric(metrics, "potluck_rpc_refused_total", `reason="`+a.Reason+`"`); n < 1 {
 			t.Errorf("potluck_rpc_refused_total{reason=%q} = %v after %s", a.Reason, n, a.Name)
 		}
 	}
-	lab.Wait("the worker naming the member", 20*time.Second, func() bool {
+	nw.Wait("the worker naming the member", 20*time.Second, func() bool {
 		ps, err := w.Peers()
 		if err != nil {
 			return false
@@ -72,7 +72,7 @@ func TestLabHostileMember(t *testing.T) {
 
 	// The worker still lends to a real head.
 	head.Start()
-	lab.Wait("the worker in the head's plan", 90*time.Second, func() bool { return planUses(head, []string{wid}, nil) })
+	nw.Wait("the worker in the head's plan", 90*time.Second, func() bool { return planUses(head, []string{wid}, nil) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := head.Complete(ctx, 32)

@@ -1,8 +1,7 @@
-package labtest
+package lab
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // Status is the part of GET /api/status the lab reads.
@@ -90,19 +90,10 @@ func (d PlanDoc) Layers(id string) int {
 func (n *Node) GetJSON(path string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL(path), nil)
-	if err != nil {
-		return err
+	if err := nodetest.Get(ctx, n.Client, n.URL(path), v); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	resp, err := n.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", n.Name, path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return nil
 }
 
 // Status reads the node's /api/status.
@@ -287,85 +278,10 @@ func (n *Node) completeAt(ctx context.Context, url string, maxTokens int) (Compl
 	}, nil
 }
 
-// Stream is how one streamed chat request ended.
-type Stream struct {
-	Node    string // X-Potluck-Node
-	Status  int    // 0 when no answer came
-	Chunks  int    // data events before [DONE]
-	Done    bool   // saw [DONE]
-	Err     error
-	Elapsed time.Duration
-}
-
-// Outcome classifies a stream the way the reliability scenarios count them.
-type Outcome int
-
-const (
-	Completed         Outcome = iota // 200 and [DONE]
-	FailedAfterStream                // streamed, then broke: allowed
-	FailedBefore                     // an error before any token reached the client
-	Hung                             // still going when the client gave up
-)
-
-func (o Outcome) String() string {
-	return [...]string{"completed", "failed_after_stream", "failed_before_stream", "hung"}[o]
-}
-
-// Outcome classifies s; limit is how long the client waited.
-func (s Stream) Outcome(limit time.Duration) Outcome {
-	switch {
-	case s.Status == http.StatusOK && s.Done:
-		return Completed
-	case s.Elapsed >= limit:
-		return Hung
-	case s.Status == http.StatusOK && s.Chunks > 0:
-		return FailedAfterStream
-	default:
-		return FailedBefore
-	}
-}
-
 // StreamChat sends a streamed chat request for model and reads it to the end
 // or until ctx ends.
-func (n *Node) StreamChat(ctx context.Context, model string, maxTokens int) Stream {
-	return StreamChat(ctx, n.Client, n.URL(""), model, maxTokens)
-}
-
-// StreamChat sends a streamed chat request to the API at base (e.g.
-// http://127.0.0.1:8080) with client, and reads it to the end or until ctx
-// ends. Tests outside the lab use it too.
-func StreamChat(ctx context.Context, client *http.Client, base, model string, maxTokens int) Stream {
-	start := time.Now()
-	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":%d,"stream":true}`, model, maxTokens)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
-	if err != nil {
-		return Stream{Err: err}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return Stream{Err: err, Elapsed: time.Since(start)}
-	}
-	defer resp.Body.Close()
-	s := Stream{Node: resp.Header.Get("X-Potluck-Node"), Status: resp.StatusCode}
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		s.Err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
-		s.Elapsed = time.Since(start)
-		return s
-	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "data: [DONE]" {
-			s.Done = true
-		} else if strings.HasPrefix(line, "data: ") {
-			s.Chunks++
-		}
-	}
-	s.Err = sc.Err()
-	s.Elapsed = time.Since(start)
-	return s
+func (n *Node) StreamChat(ctx context.Context, model string, maxTokens int) nodetest.Stream {
+	return nodetest.StreamChat(ctx, n.Client, n.URL(""), model, maxTokens)
 }
 
 // ModelNodes lists the nodes the node's /v1/models names for each model.
@@ -416,24 +332,10 @@ func (n *Node) Admin(path string, body, v any) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL(path), bytes.NewReader(b))
-	if err != nil {
-		return err
+	if err := nodetest.Post(ctx, n.Client, n.URL(path), b, v); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", n.Name, path, resp.Status, data)
-	}
-	if v == nil {
-		return nil
-	}
-	return json.Unmarshal(data, v)
+	return nil
 }
 
 // P2PAddr is the node's full libp2p address on the LAN, for --bootstrap.
@@ -447,24 +349,13 @@ func (n *Node) P2PAddr() string {
 func (n *Node) InviteToken() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL("/api/token"), nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.Client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
 	var v struct {
 		Token string `json:"token"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s /api/token: %s", n.Name, resp.Status)
+	if err := nodetest.Get(ctx, n.Client, n.URL("/api/token"), &v, "Content-Type", "application/json"); err != nil {
+		return "", fmt.Errorf("%s: %w", n.Name, err)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v.Token, err
+	return v.Token, nil
 }
 
 // PeerByName is the node's view of the peer called name.

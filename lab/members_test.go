@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"os"
@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
+	"github.com/potluck-gpu/potluck/lab"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
 // status reads a node's status or fails the test.
-func status(t *testing.T, n *labtest.Node) labtest.Status {
+func status(t *testing.T, n *lab.Node) lab.Status {
 	t.Helper()
 	s, err := n.Status()
 	if err != nil {
@@ -21,7 +21,7 @@ func status(t *testing.T, n *labtest.Node) labtest.Status {
 	return s
 }
 
-func memberStatus(t *testing.T, n *labtest.Node) map[string]string {
+func memberStatus(t *testing.T, n *lab.Node) map[string]string {
 	t.Helper()
 	ms, err := n.Members()
 	if err != nil {
@@ -50,8 +50,8 @@ func TestLabMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab := labtest.New(t, 5, labtest.Options{Token: token, Hold: []int{0, 1, 2, 3, 4}})
-	a, b, c, d, forger := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2], lab.Nodes[3], lab.Nodes[4]
+	nw := lab.New(t, 5, lab.Options{Token: token, Hold: []int{0, 1, 2, 3, 4}})
+	a, b, c, d, forger := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2], nw.Nodes[3], nw.Nodes[4]
 	key, err := os.ReadFile(filepath.Join(keyDir, netmesh.OwnerKeyFile))
 	if err != nil {
 		t.Fatal(err)
@@ -59,15 +59,15 @@ func TestLabMembers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(a.DataDir, netmesh.OwnerKeyFile), key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	members := []*labtest.Node{a, b, c, d}
+	members := []*lab.Node{a, b, c, d}
 	for _, n := range members {
 		n.Start()
 	}
-	ids := map[*labtest.Node]string{}
+	ids := map[*lab.Node]string{}
 	for _, n := range members {
 		ids[n] = n.PeerID()
 	}
-	lab.Wait("four members seeing each other", 30*time.Second, func() bool {
+	nw.Wait("four members seeing each other", 30*time.Second, func() bool {
 		for _, n := range members {
 			on := n.OnlinePeers()
 			for _, m := range members {
@@ -110,12 +110,12 @@ func TestLabMembers(t *testing.T) {
 		}
 	}
 	rejected := 0.0
-	for _, n := range []*labtest.Node{a, b, c} {
+	for _, n := range []*lab.Node{a, b, c} {
 		m, err := n.Metrics()
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := labtest.SumMetric(m, "potluck_mesh_messages_rejected_total")
+		r := lab.SumMetric(m, "potluck_mesh_messages_rejected_total")
 		if r < float64(rep.Rounds) {
 			t.Errorf("%s counted %v rejected messages for %d rounds of forgery", n.Name, r, rep.Rounds)
 		}
@@ -146,7 +146,7 @@ func TestLabMembers(t *testing.T) {
 	if res.Removed.Name != c.Name || !moving[b.Name] || !moving[d.Name] || moving[c.Name] || moving[a.Name] {
 		t.Errorf("removal answer %+v; want C removed and B and D moving", res)
 	}
-	moved := lab.Wait("A and B on a new token, C cut off", 10*time.Second, func() bool {
+	moved := nw.Wait("A and B on a new token, C cut off", 10*time.Second, func() bool {
 		sa, sb := status(t, a), status(t, b)
 		if sa.Network == firstNet || sa.Network != sb.Network || sa.Network != res.Token {
 			return false
@@ -182,17 +182,17 @@ func TestLabMembers(t *testing.T) {
 
 	// 4. D comes back on the old token and moves to the new one.
 	d.Restart()
-	dMoved := lab.Wait("D on the new token", 40*time.Second, func() bool {
+	dMoved := nw.Wait("D on the new token", 40*time.Second, func() bool {
 		sd := status(t, d)
 		on := d.OnlinePeers()
 		return sd.Network == res.Token && on[ids[a]] && on[ids[b]] && !on[ids[c]]
 	})
-	lab.Wait("A listing D as a member", 10*time.Second, func() bool { return memberStatus(t, a)[d.Name] == "member" })
+	nw.Wait("A listing D as a member", 10*time.Second, func() bool { return memberStatus(t, a)[d.Name] == "member" })
 
 	// 5. A restarts with the old token still on its command line.
 	a.Kill()
 	a.Restart()
-	aBack := lab.Wait("A back on the new token", 30*time.Second, func() bool {
+	aBack := nw.Wait("A back on the new token", 30*time.Second, func() bool {
 		sa := status(t, a)
 		on := a.OnlinePeers()
 		return sa.Network == res.Token && on[ids[b]] && on[ids[d]]

@@ -1,17 +1,16 @@
-package labtest
+package lab
 
 import (
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -36,18 +35,12 @@ type Node struct {
 
 	lab   *Lab
 	relay *relay
-	logs  *lineRing // output of every run
+	logs  *nodetest.Logs // output of every run
 
 	mu      sync.Mutex
-	proc    *process
-	extra   []string // the flags Start added
+	proc    *nodetest.Proc // the current run of `potluck run`
+	extra   []string       // the flags Start added
 	started time.Time
-}
-
-// process is one run of `potluck run`.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
 }
 
 func (n *Node) port() string { return "p" + strconv.Itoa(n.Index) }
@@ -102,16 +95,10 @@ func (n *Node) start(extra []string) {
 	cmd.Env = append(cmd.Env, n.lab.opts.Env...)
 	// `ip netns exec` execs potluck in place: the pid is the node's, and it
 	// dies with the test process.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = n.logs, n.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", n.Name, err)
+	p, err := nodetest.Exec(n.Name, cmd, n.logs)
+	if err != nil {
+		t.Fatalf("%v", err)
 	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
 	n.mu.Lock()
 	n.proc, n.started = p, time.Now()
 	n.mu.Unlock()
@@ -124,7 +111,7 @@ func (n *Node) Started() time.Time {
 	return n.started
 }
 
-func (n *Node) current() *process {
+func (n *Node) current() *nodetest.Proc {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.proc
@@ -133,19 +120,10 @@ func (n *Node) current() *process {
 // PID is the node's potluck process id, or 0 when it is not running.
 func (n *Node) PID() int {
 	p := n.current()
-	if p == nil || p.exited() {
+	if p == nil || !p.Running() {
 		return 0
 	}
-	return p.cmd.Process.Pid
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return p.PID()
 }
 
 // Running says whether the node's potluck process is alive (paused counts).
@@ -154,17 +132,12 @@ func (n *Node) Running() bool { return n.PID() != 0 }
 // stop ends the node gracefully, as at the end of a test.
 func (n *Node) stop() {
 	p := n.current()
-	if p == nil || p.exited() {
+	if p == nil || !p.Running() {
 		return
 	}
 	signalNS(n.NS, syscall.SIGCONT)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		n.lab.t.Errorf("%s did not stop within 15s of SIGTERM", n.Name)
+	if err := p.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
+		n.lab.t.Errorf("%v", err)
 	}
 }
 
@@ -175,10 +148,10 @@ func (n *Node) Kill() {
 	if p == nil {
 		return
 	}
-	_ = p.cmd.Process.Kill()
+	_ = p.Cmd.Process.Kill()
 	signalNS(n.NS, syscall.SIGKILL)
 	select {
-	case <-p.done:
+	case <-p.Exited():
 	case <-time.After(10 * time.Second):
 		n.lab.t.Fatalf("%s still running 10s after SIGKILL", n.Name)
 	}
@@ -266,68 +239,11 @@ func (n *Node) RateLimit(mbit int) {
 }
 
 // Logs returns the last lines of the node's output (all of its runs).
-func (n *Node) Logs(lines int) string { return n.logs.last(lines) }
+func (n *Node) Logs(lines int) string { return n.logs.Last(lines) }
 
 // URL is the address of path on the node's API, for n.Client.
 func (n *Node) URL(path string) string { return "http://" + APIAddr + path }
 
 // Quiet returns the last lines of the node's output without the API's
 // request lines, which the tests' own polling fills the log with.
-func (n *Node) Quiet(lines int) string { return n.logs.lastQuiet(lines) }
-
-// lineRing keeps the last lines written to it, and apart from those the
-// last lines that are not request lines.
-type lineRing struct {
-	mu      sync.Mutex
-	max     int
-	lines   []string
-	quiet   []string
-	partial []byte
-}
-
-func newLineRing(max int) *lineRing { return &lineRing{max: max} }
-
-func (r *lineRing) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.partial = append(r.partial, p...)
-	for {
-		i := slices.Index(r.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(r.partial[:i])
-		r.lines = keepLast(append(r.lines, line), r.max)
-		if !strings.Contains(line, "msg=request ") {
-			r.quiet = keepLast(append(r.quiet, line), r.max)
-		}
-		r.partial = r.partial[i+1:]
-	}
-	return len(p), nil
-}
-
-// keepLast trims lines to its last n, copying now and then so that the
-// backing array does not grow without end.
-func keepLast(lines []string, n int) []string {
-	if len(lines) > 2*n {
-		return slices.Clone(lines[len(lines)-n:])
-	}
-	return lines
-}
-
-func (r *lineRing) lastQuiet(n int) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(r.quiet[max(0, len(r.quiet)-n):], "\n")
-}
-
-func (r *lineRing) last(n int) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	from := max(0, len(r.lines)-n)
-	out := strings.Join(r.lines[from:], "\n")
-	if len(r.partial) > 0 {
-		out += "\n" + string(r.partial)
-	}
-	return out
-}
+func (n *Node) Quiet(lines int) string { return n.logs.Quiet(lines) }

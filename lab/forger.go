@@ -1,4 +1,4 @@
-package labtest
+package lab
 
 import (
 	"bytes"
@@ -8,9 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/netmesh/netmeshtest"
 )
@@ -157,9 +157,8 @@ func (f *Forger) Wait(within time.Duration) (ForgerReport, error) {
 // machine's namespace, which prints its report as JSON.
 type helper struct {
 	kind string
-	cmd  *exec.Cmd
+	proc *nodetest.Proc
 	out  *bytes.Buffer
-	done chan struct{}
 }
 
 // startHelper runs the test binary as a helper of kind on machine n,
@@ -173,35 +172,26 @@ func (n *Node) startHelper(kind string, env ...string) *helper {
 	}
 	cmd := exec.Command("ip", "netns", "exec", n.NS, exe, "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), helperEnv+"="+kind), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	h := &helper{kind: kind, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	h := &helper{kind: kind, out: &bytes.Buffer{}}
 	cmd.Stdout = h.out
 	cmd.Stderr = n.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the %s: %v", kind, err)
+	if h.proc, err = nodetest.Exec("the "+kind, cmd, nil); err != nil {
+		t.Fatalf("%v", err)
 	}
-	go func() {
-		_ = cmd.Wait()
-		close(h.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-h.done
-	})
+	t.Cleanup(h.proc.Kill)
 	return h
 }
 
 // wait waits for the helper to finish and decodes its report into v.
 func (h *helper) wait(within time.Duration, v any) error {
 	select {
-	case <-h.done:
+	case <-h.proc.Exited():
 	case <-time.After(within):
-		_ = h.cmd.Process.Kill()
-		<-h.done
+		h.proc.Kill()
 		return fmt.Errorf("the %s did not finish within %s", h.kind, within)
 	}
 	if err := json.Unmarshal(h.out.Bytes(), v); err != nil {
-		return fmt.Errorf("%s report %q: %w (exit %s)", h.kind, h.out.String(), err, strconv.Itoa(h.cmd.ProcessState.ExitCode()))
+		return fmt.Errorf("%s report %q: %w (exit %s)", h.kind, h.out.String(), err, strconv.Itoa(h.proc.Cmd.ProcessState.ExitCode()))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"slices"
@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
+	"github.com/potluck-gpu/potluck/lab"
 )
 
 // phase is a stretch of a scenario; a request belongs to the phase it
@@ -37,15 +38,15 @@ func TestLabFederatedChaos(t *testing.T) {
 	enginetest.Runtime(t)
 	m := enginetest.TestModel(t)
 	const client = 3
-	lab := labtest.New(t, 4, labtest.Options{Args: func(i int) []string {
+	nw := lab.New(t, 4, lab.Options{Args: func(i int) []string {
 		if i == client {
 			return []string{"--name", "client"}
 		}
 		// Four request slots of 512 tokens each.
 		return []string{"--model", m.Path, "--share", "server", "--ctx-size", "2048"}
 	}})
-	c := lab.Nodes[client]
-	servers := lab.Nodes[:client]
+	c := nw.Nodes[client]
+	servers := nw.Nodes[:client]
 	ids := make([]string, len(servers))
 	for i, s := range servers {
 		ids[i] = s.PeerID()
@@ -62,7 +63,7 @@ func TestLabFederatedChaos(t *testing.T) {
 			return routes(i) && err == nil && st.PeersOnline >= others
 		}
 	}
-	lab.Wait("the client routing to all three servers", 60*time.Second, func() bool {
+	nw.Wait("the client routing to all three servers", 60*time.Second, func() bool {
 		return routes(0) && routes(1) && routes(2)
 	})
 	pids := []int{servers[1].PID(), servers[2].PID()}
@@ -74,23 +75,23 @@ func TestLabFederatedChaos(t *testing.T) {
 
 	phases = append(phases, phase{"kill", time.Now()})
 	servers[0].Kill()
-	lab.Wait("the client dropping the killed server", 10*time.Second, func() bool { return !routes(0) })
+	nw.Wait("the client dropping the killed server", 10*time.Second, func() bool { return !routes(0) })
 	time.Sleep(3 * time.Second)
 
 	phases = append(phases, phase{"pause", time.Now()})
 	servers[1].Pause()
-	lab.Wait("the client dropping the sleeping server", 10*time.Second, func() bool { return !routes(1) })
+	nw.Wait("the client dropping the sleeping server", 10*time.Second, func() bool { return !routes(1) })
 	time.Sleep(2 * time.Second)
 	servers[1].Resume()
-	woke := lab.Wait("the woken server back", 30*time.Second, back(1, 2))
+	woke := nw.Wait("the woken server back", 30*time.Second, back(1, 2))
 	time.Sleep(2 * time.Second)
 
 	phases = append(phases, phase{"partition", time.Now()})
 	servers[2].Cut()
-	lab.Wait("the client dropping the unplugged server", 10*time.Second, func() bool { return !routes(2) })
+	nw.Wait("the client dropping the unplugged server", 10*time.Second, func() bool { return !routes(2) })
 	time.Sleep(2 * time.Second)
 	servers[2].Heal()
-	healed := lab.Wait("the replugged server back", 60*time.Second, back(2, 2))
+	healed := nw.Wait("the replugged server back", 60*time.Second, back(2, 2))
 	phases = append(phases, phase{"healed", time.Now()})
 	time.Sleep(3 * time.Second)
 	results := load.Stop()
@@ -116,11 +117,11 @@ func TestLabFederatedChaos(t *testing.T) {
 		byPhase[p].n[o]++
 		total.n[o]++
 		switch o {
-		case labtest.Completed:
+		case nodetest.Completed:
 			byPhase[p].slowest = max(byPhase[p].slowest, r.Elapsed)
 			total.slowest = max(total.slowest, r.Elapsed)
 			served[p+"/"+strings.SplitN(r.Node, "/", 2)[0]]++
-		case labtest.FailedBefore, labtest.Hung:
+		case nodetest.FailedBefore, nodetest.Hung:
 			t.Errorf("%s request %s: %v after %s, status %d, %d chunks", p, o, r.Err, r.Elapsed.Round(time.Millisecond), r.Status, r.Chunks)
 		}
 	}
@@ -130,13 +131,13 @@ func TestLabFederatedChaos(t *testing.T) {
 			b = &tally{}
 		}
 		t.Logf("LAB federated phase=%s: completed=%d failed_after_stream=%d failed_before_stream=%d hung=%d slowest_completed=%s",
-			p.name, b.n[labtest.Completed], b.n[labtest.FailedAfterStream], b.n[labtest.FailedBefore], b.n[labtest.Hung], b.slowest.Round(time.Millisecond))
-		if b.n[labtest.Completed] == 0 {
+			p.name, b.n[nodetest.Completed], b.n[nodetest.FailedAfterStream], b.n[nodetest.FailedBefore], b.n[nodetest.Hung], b.slowest.Round(time.Millisecond))
+		if b.n[nodetest.Completed] == 0 {
 			t.Errorf("no request that started in phase %s completed", p.name)
 		}
 	}
 	t.Logf("LAB federated: requests=%d completed=%d failed_after_stream=%d failed_before_stream=%d hung=%d slowest_completed=%s",
-		len(results), total.n[labtest.Completed], total.n[labtest.FailedAfterStream], total.n[labtest.FailedBefore], total.n[labtest.Hung], total.slowest.Round(time.Millisecond))
+		len(results), total.n[nodetest.Completed], total.n[nodetest.FailedAfterStream], total.n[nodetest.FailedBefore], total.n[nodetest.Hung], total.slowest.Round(time.Millisecond))
 	t.Logf("LAB federated: woken_back_after=%s replugged_back_after=%s restarts=0", woke.Round(time.Millisecond), healed.Round(time.Millisecond))
 	t.Logf("LAB federated: completed by phase/server: %v", served)
 	if served["healed/"+servers[2].Name] == 0 {
@@ -144,9 +145,9 @@ func TestLabFederatedChaos(t *testing.T) {
 	}
 	if mt, err := c.Metrics(); err == nil {
 		t.Logf("LAB federated: client metrics potluck_requests_total: 200=%.0f broken=%.0f backend_error=%.0f",
-			labtest.SumMetric(mt, "potluck_requests_total", `status="200"`),
-			labtest.SumMetric(mt, "potluck_requests_total", `status="broken"`),
-			labtest.SumMetric(mt, "potluck_requests_total", `status="error"`))
+			lab.SumMetric(mt, "potluck_requests_total", `status="200"`),
+			lab.SumMetric(mt, "potluck_requests_total", `status="broken"`),
+			lab.SumMetric(mt, "potluck_requests_total", `status="error"`))
 	} else {
 		t.Errorf("client /metrics: %v", err)
 	}

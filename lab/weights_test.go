@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
+	"github.com/potluck-gpu/potluck/lab"
 )
 
 // llama4G is a generated llama of about 4.1 GB (random weights: the test
@@ -22,7 +22,7 @@ import (
 var llama4G = ggufgen.TinyLlama{Vocab: 2048, Embd: 2048, Layers: 20, Heads: 16, KVHeads: 16, FF: 5632, Context: 512, Seed: 4}
 
 // launch is what llama-server is started with under a plan.
-func launch(d labtest.PlanDoc) string {
+func launch(d lab.PlanDoc) string {
 	p := d.Plan
 	return fmt.Sprint(p.Workers, p.ServerDevices, p.GPULayers, p.TensorSplit)
 }
@@ -54,7 +54,7 @@ func TestLabRealSize(t *testing.T) {
 	t.Logf("generated %d MB in %s", fi.Size()>>20, time.Since(genStart).Round(time.Second))
 
 	const mbit = 150
-	lab := labtest.New(t, 3, labtest.Options{
+	nw := lab.New(t, 3, lab.Options{
 		Args: func(i int) []string {
 			if i == 0 {
 				return []string{"--name", "head", "--split", "all"}
@@ -62,10 +62,10 @@ func TestLabRealSize(t *testing.T) {
 			return []string{"--name", []string{"", "w1", "w2"}[i], "--share", "worker"}
 		},
 	})
-	head, w1, w2 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	head, w1, w2 := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2]
 	head.RateLimit(mbit) // the weights go from the head to the workers
 	ids := []string{w1.PeerID(), w2.PeerID()}
-	lab.Wait("the head seeing both workers", time.Minute, func() bool {
+	nw.Wait("the head seeing both workers", time.Minute, func() bool {
 		on := head.OnlinePeers()
 		return on[ids[0]] && on[ids[1]]
 	})
@@ -76,11 +76,11 @@ func TestLabRealSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	if soak {
-		killDuringLoad(t, lab, ids)
+		killDuringLoad(t, nw, ids)
 		start = time.Now()
 	}
 	var details []string
-	lab.Wait("the 4 GB model split over both workers", 10*time.Minute, func() bool {
+	nw.Wait("the 4 GB model split over both workers", 10*time.Minute, func() bool {
 		if st, err := head.Status(); err == nil && st.Model != nil && st.Model.Detail != "" {
 			if len(details) == 0 || details[len(details)-1] != st.Model.Detail {
 				details = append(details, st.Model.Detail)
@@ -141,15 +141,15 @@ func TestLabRealSize(t *testing.T) {
 	if n := outcomes["200"] + outcomes["503 with Retry-After"]; n != 6 {
 		t.Errorf("while re-planning: %v; want each request served or told to retry", outcomes)
 	}
-	lab.Wait("the head serving with the worker left", 10*time.Minute, func() bool { return planUses(head, ids[:1], ids[1:]) })
+	nw.Wait("the head serving with the worker left", 10*time.Minute, func() bool { return planUses(head, ids[:1], ids[1:]) })
 }
 
 // killDuringLoad kills the second worker once the head is sending it
 // weights, checks that requests meanwhile are served or told to retry,
 // that the head serves without it, and takes it back once it restarts.
-func killDuringLoad(t *testing.T, lab *labtest.Lab, ids []string) {
-	head, w2 := lab.Nodes[0], lab.Nodes[2]
-	lab.Wait("the head sending weights to the workers", 5*time.Minute, func() bool {
+func killDuringLoad(t *testing.T, nw *lab.Lab, ids []string) {
+	head, w2 := nw.Nodes[0], nw.Nodes[2]
+	nw.Wait("the head sending weights to the workers", 5*time.Minute, func() bool {
 		st, err := head.Status()
 		return err == nil && st.Model != nil && strings.Contains(st.Model.Detail, "sent to the workers") &&
 			!strings.Contains(st.Model.Detail, "loading: 0 ")
@@ -162,7 +162,7 @@ func killDuringLoad(t *testing.T, lab *labtest.Lab, ids []string) {
 	if n := outcomes["200"] + outcomes["503 with Retry-After"]; n != 4 {
 		t.Errorf("after a worker died in the load: %v; want each request served or told to retry", outcomes)
 	}
-	took := lab.Wait("the head serving without the worker killed in the load", 15*time.Minute, func() bool {
+	took := nw.Wait("the head serving without the worker killed in the load", 15*time.Minute, func() bool {
 		return planUses(head, ids[:1], ids[1:])
 	})
 	t.Logf("LAB real size: served without the lost worker %s after the kill", took.Round(time.Second))
@@ -172,7 +172,7 @@ func killDuringLoad(t *testing.T, lab *labtest.Lab, ids []string) {
 // requestsMeanwhile sends n completions, a second apart, and counts how
 // each ended: 200, 503 with Retry-After, another status, or no answer
 // within 4 minutes.
-func requestsMeanwhile(head *labtest.Node, n int) map[string]int {
+func requestsMeanwhile(head *lab.Node, n int) map[string]int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	outcomes := map[string]int{}

@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/lab"
 )
 
 // Three machines: a server with a daily limit per peer and two clients.
@@ -20,28 +20,28 @@ func TestLabLedger(t *testing.T) {
 	enginetest.Runtime(t)
 	m := enginetest.TestModel(t)
 	const limit = 40
-	lab := labtest.New(t, 3, labtest.Options{Args: func(i int) []string {
+	nw := lab.New(t, 3, lab.Options{Args: func(i int) []string {
 		if i == 0 {
 			return []string{"--name", "server", "--model", m.Path, "--share", "server", "--share-limit", fmt.Sprint(limit)}
 		}
 		return []string{"--name", []string{"", "one", "two"}[i]}
 	}})
-	s, c1, c2 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	s, c1, c2 := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2]
 	ids := []string{s.PeerID(), c1.PeerID(), c2.PeerID()}
-	for _, c := range []*labtest.Node{c1, c2} {
-		lab.Wait(c.Name+" routing to the server", time.Minute, func() bool {
+	for _, c := range []*lab.Node{c1, c2} {
+		nw.Wait(c.Name+" routing to the server", time.Minute, func() bool {
 			nodes, err := c.ModelNodes()
 			return err == nil && len(nodes[m.Alias]) == 1
 		})
 		// The 429 names the client: the server must have its info (a
 		// member first heard of by a bare heartbeat has no name yet).
 		name := []string{"", "one", "two"}[c.Index]
-		lab.Wait("the server to know "+name+" by name", time.Minute, func() bool {
+		nw.Wait("the server to know "+name+" by name", time.Minute, func() bool {
 			p, ok := s.PeerByName(name)
 			return ok && p.Online
 		})
 	}
-	ask := func(n *labtest.Node) (int, error) {
+	ask := func(n *lab.Node) (int, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		c, err := n.Complete(ctx, 8)
@@ -67,7 +67,7 @@ func TestLabLedger(t *testing.T) {
 	if !limited {
 		t.Fatalf("client one was never limited: %d tokens served, limit %d", served, limit)
 	}
-	for _, n := range []*labtest.Node{c2, c2, s} {
+	for _, n := range []*lab.Node{c2, c2, s} {
 		tokens, err := ask(n)
 		if err != nil {
 			t.Fatalf("after one's limit, %s: %v", n.Name, err)
@@ -76,8 +76,8 @@ func TestLabLedger(t *testing.T) {
 	}
 	expect := fmt.Sprint(map[string]int{"server<-one": want[ids[1]], "server<-two": want[ids[2]], "server<-server": want[ids[0]]})
 	names := map[string]string{ids[0]: "server", ids[1]: "one", ids[2]: "two"}
-	took := lab.Wait("the three ledgers to agree", time.Minute, func() bool {
-		for _, n := range lab.Nodes {
+	took := nw.Wait("the three ledgers to agree", time.Minute, func() bool {
+		for _, n := range nw.Nodes {
 			var u struct {
 				Pairs []struct {
 					Server, Asker string

@@ -1,4 +1,4 @@
-package labtest
+package lab
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // An internet in a box: a "public" segment (a bridge in a namespace of its
@@ -48,7 +50,7 @@ type Site struct {
 func NewInternet(t testing.TB, sites []Site, opts Options) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("labtest needs root to create network namespaces (run `sudo make lab`)")
+		t.Skip("the lab needs root to create network namespaces (run `sudo make lab`)")
 	}
 	for _, tool := range []string{"ip", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -57,7 +59,7 @@ func NewInternet(t testing.TB, sites []Site, opts Options) *Lab {
 	}
 	opts, base := begin(t, opts)
 	dataRoot := t.TempDir()
-	l := &Lab{t: t, opts: opts, bin: Binary(t), token: opts.Token, bridge: base + "-wan", internet: true}
+	l := &Lab{t: t, opts: opts, bin: nodetest.Binary(t), token: opts.Token, bridge: base + "-wan", internet: true}
 	t.Cleanup(l.teardown)
 	must := func(err error) {
 		t.Helper()
@@ -72,7 +74,7 @@ func NewInternet(t testing.TB, sites []Site, opts Options) *Lab {
 	homes := 0
 	for i, s := range sites {
 		node := &Node{Index: i, Name: s.Name, NS: fmt.Sprintf("%s-n%d", base, i),
-			DataDir: filepath.Join(dataRoot, s.Name), lab: l, logs: newLineRing(2000), NAT: s.NAT}
+			DataDir: filepath.Join(dataRoot, s.Name), lab: l, logs: &nodetest.Logs{Max: 2000}, NAT: s.NAT}
 		must(os.Mkdir(node.DataDir, 0o700))
 		node.Client = &http.Client{Transport: &http.Transport{DialContext: nsDialer(node.NS), Proxy: nil, DisableCompression: true}}
 		l.Nodes = append(l.Nodes, node)

@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
+	"github.com/potluck-gpu/potluck/lab"
 )
 
 // bigF32 has every weight matrix above llama.cpp's 10 MiB RPC hash
@@ -50,7 +50,7 @@ func allocated(p string) int64 {
 // adminPost posts a JSON body to an admin endpoint with a long timeout.
 // holders are the names of the peers n sees offering the file with
 // sha256 sum.
-func holders(n *labtest.Node, sum string) []string {
+func holders(n *lab.Node, sum string) []string {
 	var peers []struct {
 		Name  string `json:"name"`
 		Files []struct {
@@ -90,7 +90,7 @@ func sharedModel(t *testing.T, name string, m ggufgen.TinyLlama) (dir, path stri
 	return dir, path, fi, fileSHA(t, path)
 }
 
-func adminPost(n *labtest.Node, path string, body any, within time.Duration) (string, error) {
+func adminPost(n *lab.Node, path string, body any, within time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	b, _ := json.Marshal(body)
@@ -119,7 +119,7 @@ func adminPost(n *labtest.Node, path string, body any, within time.Duration) (st
 func TestLabModelCopy(t *testing.T) {
 	dir, model, fi, sum := sharedModel(t, "big", bigF32)
 
-	lab := labtest.New(t, 3, labtest.Options{
+	nw := lab.New(t, 3, lab.Options{
 		Env: []string{"HF_ENDPOINT=http://127.0.0.1:9"}, // no hub: only peers can send it
 		Args: func(i int) []string {
 			if i == 0 {
@@ -128,10 +128,10 @@ func TestLabModelCopy(t *testing.T) {
 			return []string{"--name", fmt.Sprintf("holder%d", i), "--share", "worker", "--models-dir", dir}
 		},
 	})
-	puller, h1, h2 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	puller, h1, h2 := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2]
 	h1.RateLimit(100)
 	h2.RateLimit(100)
-	lab.Wait("both holders offering the file", 60*time.Second, func() bool { return len(holders(puller, sum)) == 2 })
+	nw.Wait("both holders offering the file", 60*time.Second, func() bool { return len(holders(puller, sum)) == 2 })
 
 	start := time.Now()
 	done := make(chan error, 1)
@@ -140,7 +140,7 @@ func TestLabModelCopy(t *testing.T) {
 		done <- err
 	}()
 	part := filepath.Join(puller.DataDir, "models", "owner", "big", ".big-F32.gguf."+sum[:12]+".partial")
-	lab.Wait("a third of the file copied", 2*time.Minute, func() bool { return allocated(part) >= fi.Size()/3 })
+	nw.Wait("a third of the file copied", 2*time.Minute, func() bool { return allocated(part) >= fi.Size()/3 })
 	at := allocated(part)
 	h2.Kill()
 	killed := time.Since(start)
@@ -169,14 +169,14 @@ func TestLabModelCopy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return labtest.SumMetric(m, "potluck_tunnel_bytes_total")
+		return lab.SumMetric(m, "potluck_tunnel_bytes_total")
 	}
 	before := tunnel()
 	if _, err := adminPost(puller, "/api/serve", map[string]any{"model": "owner/big/big-F32"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	h2id := h2.PeerID()
-	lab.Wait("the split onto the worker without the file", 2*time.Minute, func() bool { return planUses(puller, []string{h2id}, nil) })
+	nw.Wait("the split onto the worker without the file", 2*time.Minute, func() bool { return planUses(puller, []string{h2id}, nil) })
 	cold := tunnel() - before
 
 	// Put the file back for h1 only (the same bytes), and swap the workers.
@@ -184,12 +184,12 @@ func TestLabModelCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2.Kill()
-	lab.Wait("the head alone", time.Minute, func() bool { return planUses(puller, nil, []string{h2id}) })
+	nw.Wait("the head alone", time.Minute, func() bool { return planUses(puller, nil, []string{h2id}) })
 	before = tunnel()
 	h1.Restart()
 	h1.RateLimit(100)
 	h1id := h1.PeerID()
-	lab.Wait("the split onto the worker with the file", 3*time.Minute, func() bool { return planUses(puller, []string{h1id}, nil) })
+	nw.Wait("the split onto the worker with the file", 3*time.Minute, func() bool { return planUses(puller, []string{h1id}, nil) })
 	warm := tunnel() - before
 	t.Logf("LAB seeded split: tunnel bytes cold %.0f, onto a worker with the file %.0f (%.1f%%)", cold, warm, 100*warm/cold)
 	if warm > cold/20 {

@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/bench/fig"
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
+	"github.com/potluck-gpu/potluck/lab"
 )
 
 // report prints a figure for `make bench`.
@@ -59,7 +59,7 @@ func TestLabBenchModels(t *testing.T) {
 	pullSum, splitSum := fileSHA(t, pullModel), fileSHA(t, splitModel)
 
 	// 0 pulls and heads; 1 and 2 hold the files; 3 and 4 do not.
-	lab := labtest.New(t, 5, labtest.Options{
+	nw := lab.New(t, 5, lab.Options{
 		Env:  []string{"HF_ENDPOINT=http://127.0.0.1:9"},
 		Hold: []int{3, 4},
 		Args: func(i int) []string {
@@ -72,8 +72,8 @@ func TestLabBenchModels(t *testing.T) {
 			return []string{"--name", fmt.Sprintf("bare%d", i), "--share", "worker", "--models-dir", without}
 		},
 	})
-	head := lab.Nodes[0]
-	for _, n := range lab.Nodes[1:3] {
+	head := nw.Nodes[0]
+	for _, n := range nw.Nodes[1:3] {
 		n.RateLimit(mbit)
 	}
 	offered := func(sha string, want int) func() bool {
@@ -98,7 +98,7 @@ func TestLabBenchModels(t *testing.T) {
 			return n == want
 		}
 	}
-	lab.Wait("both holders offering both files", 2*time.Minute, func() bool { return offered(pullSum, 2)() && offered(splitSum, 2)() })
+	nw.Wait("both holders offering both files", 2*time.Minute, func() bool { return offered(pullSum, 2)() && offered(splitSum, 2)() })
 
 	// Pulls: one peer, then two, twice over.
 	dest := filepath.Join(head.DataDir, "models", "owner", "pull", "pull-F32.gguf")
@@ -110,18 +110,18 @@ func TestLabBenchModels(t *testing.T) {
 		}
 		return time.Since(start).Seconds()
 	}
-	share := func(n *labtest.Node, mode string) {
+	share := func(n *lab.Node, mode string) {
 		if _, err := adminPost(n, "/api/share", map[string]any{"mode": mode}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var one, two []float64
 	for range 2 {
-		share(lab.Nodes[2], "off")
-		lab.Wait("one holder", time.Minute, offered(pullSum, 1))
+		share(nw.Nodes[2], "off")
+		nw.Wait("one holder", time.Minute, offered(pullSum, 1))
 		one = append(one, pull())
-		share(lab.Nodes[2], "worker")
-		lab.Wait("two holders", time.Minute, offered(pullSum, 2))
+		share(nw.Nodes[2], "worker")
+		nw.Wait("two holders", time.Minute, offered(pullSum, 2))
 		two = append(two, pull())
 	}
 	speedup := median(one) / median(two)
@@ -137,37 +137,37 @@ func TestLabBenchModels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return labtest.SumMetric(m, "potluck_tunnel_bytes_total")
+		return lab.SumMetric(m, "potluck_tunnel_bytes_total")
 	}
 	serve := func(model string, workers []string) (bytes, seconds float64) {
 		before, start := tunnel(), time.Now()
 		if _, err := adminPost(head, "/api/serve", map[string]any{"model": model}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		lab.Wait("the split onto "+fmt.Sprint(workers), 10*time.Minute, func() bool { return planUses(head, workers, nil) })
+		nw.Wait("the split onto "+fmt.Sprint(workers), 10*time.Minute, func() bool { return planUses(head, workers, nil) })
 		return tunnel() - before, time.Since(start).Seconds()
 	}
 	head.RateLimit(mbit) // the weights flow from the head
-	for _, n := range lab.Nodes[1:3] {
+	for _, n := range nw.Nodes[1:3] {
 		n.Kill()
 	}
-	for _, n := range lab.Nodes[3:5] {
+	for _, n := range nw.Nodes[3:5] {
 		n.Start()
 		n.RateLimit(mbit)
 	}
-	bare := []string{lab.Nodes[3].PeerID(), lab.Nodes[4].PeerID()}
+	bare := []string{nw.Nodes[3].PeerID(), nw.Nodes[4].PeerID()}
 	coldBytes, coldTime := serve(splitModel, bare)
 	if _, err := adminPost(head, "/api/serve", map[string]any{"model": ""}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range lab.Nodes[3:5] {
+	for _, n := range nw.Nodes[3:5] {
 		n.Kill()
 	}
-	for _, n := range lab.Nodes[1:3] {
+	for _, n := range nw.Nodes[1:3] {
 		n.Restart()
 	}
-	holders := []string{lab.Nodes[1].PeerID(), lab.Nodes[2].PeerID()}
-	lab.Wait("the holders offering the file again", 2*time.Minute, offered(splitSum, 2))
+	holders := []string{nw.Nodes[1].PeerID(), nw.Nodes[2].PeerID()}
+	nw.Wait("the holders offering the file again", 2*time.Minute, offered(splitSum, 2))
 	warmBytes, warmTime := serve(splitModel, holders)
 
 	bytesMet, timeMet := warmBytes <= coldBytes/20, warmTime <= 0.3*coldTime

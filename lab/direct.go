@@ -1,4 +1,4 @@
-package labtest
+package lab
 
 import (
 	"bytes"
@@ -12,8 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // Baselines for benchmarks: what the same machines do without Potluck in
@@ -71,25 +72,14 @@ func (n *Node) Child(names ...string) (Child, error) {
 // Spawn runs args in the node's namespace with env until the test ends or
 // the returned stop is called. Its output goes to the returned log.
 func (n *Node) Spawn(args, env []string) (stop func(), log func(lines int) string, err error) {
-	ring := newLineRing(500)
 	cmd := exec.Command("ip", append([]string{"netns", "exec", n.NS}, args...)...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = ring, ring
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	p, err := nodetest.Exec("", cmd, &nodetest.Logs{Max: 500})
+	if err != nil {
 		return nil, nil, err
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	stop = func() {
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	n.lab.t.Cleanup(stop)
-	return stop, ring.last, nil
+	n.lab.t.Cleanup(p.Kill)
+	return p.Kill, p.Logs.Last, nil
 }
 
 // RawTCP sends size bytes over one plain TCP connection from n to to, and

@@ -1,4 +1,4 @@
-package labtest_test
+package lab_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/potluck-gpu/potluck/app/labtest"
 	"github.com/potluck-gpu/potluck/bench/fig"
+	"github.com/potluck-gpu/potluck/lab"
 )
 
 // TestLabBenchRealSize measures, for `make bench` (POTLUCK_LAB_BENCH=1), a
@@ -32,7 +32,7 @@ func TestLabBenchRealSize(t *testing.T) {
 	const mbit = 1000
 	const capBits = mbit * 1e6
 	dir, _, fi, sum := sharedModel(t, "big4g", llama4G)
-	lab := labtest.New(t, 4, labtest.Options{
+	nw := lab.New(t, 4, lab.Options{
 		Env: []string{"HF_ENDPOINT=http://127.0.0.1:9"},
 		Args: func(i int) []string {
 			switch i {
@@ -44,8 +44,8 @@ func TestLabBenchRealSize(t *testing.T) {
 			return []string{"--name", fmt.Sprintf("w%d", i), "--share", "worker"}
 		},
 	})
-	head, holder, w2, w3 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2], lab.Nodes[3]
-	for _, n := range lab.Nodes {
+	head, holder, w2, w3 := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2], nw.Nodes[3]
+	for _, n := range nw.Nodes {
 		n.RateLimit(mbit)
 	}
 	note := fmt.Sprintf("%d MB generated llama (%d layers), 4 nodes in network namespaces, every uplink capped at %d Mbit/s with tc tbf", fi.Size()>>20, llama4G.Layers, mbit)
@@ -62,13 +62,13 @@ func TestLabBenchRealSize(t *testing.T) {
 
 	// The copy: the head's tunnel bytes, sampled, between 10 % and 90 %
 	// of the file.
-	lab.Wait("the holder offering the file", 2*time.Minute, func() bool { return slices.Contains(holders(head, sum), "holder") })
+	nw.Wait("the holder offering the file", 2*time.Minute, func() bool { return slices.Contains(holders(head, sum), "holder") })
 	tunnel := func() float64 {
 		m, err := head.Metrics()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return labtest.SumMetric(m, "potluck_tunnel_bytes_total")
+		return lab.SumMetric(m, "potluck_tunnel_bytes_total")
 	}
 	type sample struct {
 		at    time.Time
@@ -120,7 +120,7 @@ func TestLabBenchRealSize(t *testing.T) {
 	if _, err := adminPost(head, "/api/serve", map[string]any{"model": "owner/big4g/big4g-F32"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	lab.Wait("the split onto both workers", 15*time.Minute, func() bool { return planUses(head, ids, nil) })
+	nw.Wait("the split onto both workers", 15*time.Minute, func() bool { return planUses(head, ids, nil) })
 	loadTook := time.Since(start)
 	sent := tunnel() - before
 	ideal := sent * 8 / capBits
@@ -130,7 +130,7 @@ func TestLabBenchRealSize(t *testing.T) {
 		Note: fmt.Sprintf("%s; from POST /api/serve until the plan serves; %.0f MB through the head's tunnels, which share its one capped uplink; the same load over plain RPC is the next figure", note, sent/1e6)})
 
 	// Decode through the mesh, then the same llama-server over plain RPC.
-	decode := func(complete func(context.Context) (labtest.Completion, error)) []float64 {
+	decode := func(complete func(context.Context) (lab.Completion, error)) []float64 {
 		var tps []float64
 		for range 3 {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -147,13 +147,13 @@ func TestLabBenchRealSize(t *testing.T) {
 		return tps
 	}
 	const tokens = 32
-	mesh := decode(func(ctx context.Context) (labtest.Completion, error) { return head.Complete(ctx, tokens) })
+	mesh := decode(func(ctx context.Context) (lab.Completion, error) { return head.Complete(ctx, tokens) })
 	server, err := head.Child("llama-server")
 	if err != nil {
 		t.Fatal(err)
 	}
-	workers := map[*labtest.Node]labtest.Child{}
-	for _, w := range []*labtest.Node{w2, w3} {
+	workers := map[*lab.Node]lab.Child{}
+	for _, w := range []*lab.Node{w2, w3} {
 		if workers[w], err = w.Child("rpc-server", "ggml-rpc-server", "llama-rpc-server"); err != nil {
 			t.Fatal(err)
 		}
@@ -161,9 +161,9 @@ func TestLabBenchRealSize(t *testing.T) {
 	if _, err := adminPost(head, "/api/serve", map[string]any{"model": ""}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	lab.Wait("the head to stop its llama-server", time.Minute, func() bool { _, err := head.Child("llama-server"); return err != nil })
+	nw.Wait("the head to stop its llama-server", time.Minute, func() bool { _, err := head.Child("llama-server"); return err != nil })
 	var rpc []string
-	for _, w := range []*labtest.Node{w2, w3} {
+	for _, w := range []*lab.Node{w2, w3} {
 		c := workers[w]
 		// Without --cache: its tensors came from the load through the
 		// mesh, and hashes instead of weights would flatter the baseline.
@@ -181,7 +181,7 @@ func TestLabBenchRealSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	directStart := time.Now()
-	lab.Wait("llama-server over plain RPC to load", 15*time.Minute, func() bool {
+	nw.Wait("llama-server over plain RPC to load", 15*time.Minute, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := head.CompleteAt(ctx, "127.0.0.1:"+port, 1)
@@ -191,7 +191,7 @@ func TestLabBenchRealSize(t *testing.T) {
 	report(t, fig.Figure{Section: "real size", Name: "split load over plain RPC at a 1 Gbit/s cap", Unit: "s", Value: directLoad.Seconds(),
 		Anchor: "bytes sent / cap", AnchorValue: ideal, Relation: fmt.Sprintf("%.2fx; through the mesh %.2fx this", directLoad.Seconds()/ideal, loadTook.Seconds()/directLoad.Seconds()),
 		Note: fmt.Sprintf("%s; the head's llama-server command line with --rpc to rpc-servers on the workers' LAN addresses (no tensor cache), from its start until it answers", note)})
-	direct := decode(func(ctx context.Context) (labtest.Completion, error) {
+	direct := decode(func(ctx context.Context) (lab.Completion, error) {
 		c, err := head.CompleteAt(ctx, "127.0.0.1:"+port, tokens)
 		if err != nil {
 			err = fmt.Errorf("%w\n%s", err, logs(40))

@@ -1,4 +1,4 @@
-// Package labtest is a home lab in a box: it runs `potluck run` nodes as the
+// Package lab is a home lab in a box: it runs `potluck run` nodes as the
 // machines of a LAN, one network namespace each, wired by veth pairs (or TAP
 // relays) to a bridge that lives in a namespace of its own, so the host's
 // interfaces never carry a packet. A test kills nodes, pauses them like a
@@ -7,7 +7,7 @@
 // /metrics through a client that dials from inside the node's namespace.
 //
 // It needs root and iproute2; New skips the test otherwise.
-package labtest
+package lab
 
 import (
 	"encoding/json"
@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 	"github.com/potluck-gpu/potluck/netmesh"
 )
 
@@ -101,19 +102,19 @@ func nodeIP(i int) string {
 func New(t testing.TB, n int, opts Options) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("labtest needs root to create network namespaces (run `sudo make lab`)")
+		t.Skip("the lab needs root to create network namespaces (run `sudo make lab`)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("labtest needs the ip command: apt-get install iproute2")
+		t.Skip("the lab needs the ip command: apt-get install iproute2")
 	}
 	if n < 1 || n > 200 {
-		t.Fatalf("labtest.New: %d nodes; want 1 to 200", n)
+		t.Fatalf("lab.New: %d nodes; want 1 to 200", n)
 	}
 	opts, base := begin(t, opts)
 	// The data dirs are removed after teardown, which is registered later
 	// and so runs first: nothing writes to them any more by then.
 	dataRoot := t.TempDir()
-	l := &Lab{t: t, opts: opts, bin: Binary(t), token: opts.Token, bridge: base + "-lan"}
+	l := &Lab{t: t, opts: opts, bin: nodetest.Binary(t), token: opts.Token, bridge: base + "-lan"}
 	t.Cleanup(l.teardown)
 
 	must := func(err error) {
@@ -131,7 +132,7 @@ func New(t testing.TB, n int, opts Options) *Lab {
 	}
 	for i := range n {
 		node := &Node{Index: i, Name: fmt.Sprintf("node%d", i), NS: fmt.Sprintf("%s-n%d", base, i),
-			IP: nodeIP(i), DataDir: filepath.Join(dataRoot, fmt.Sprintf("node%d", i)), lab: l, logs: newLineRing(2000)}
+			IP: nodeIP(i), DataDir: filepath.Join(dataRoot, fmt.Sprintf("node%d", i)), lab: l, logs: &nodetest.Logs{Max: 2000}}
 		must(os.Mkdir(node.DataDir, 0o700))
 		node.Client = &http.Client{Transport: &http.Transport{
 			DialContext:         nsDialer(node.NS),
