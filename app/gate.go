@@ -7,17 +7,10 @@ import (
 )
 
 // workerMembers are the network's members as the shard worker's gate asks
-// of them.
-type workerMembers struct{ n *Node }
+// of them; whose stream it is, the mesh says as it does for the host.
+type workerMembers struct{ hostMesh }
 
 var _ worker.Members = workerMembers{}
-
-func (m workerMembers) PeerOfConn(remote string) (string, bool) {
-	if s := m.n.currentMesh(); s != nil {
-		return s.node.PeerOfConn(remote)
-	}
-	return "", false
-}
 
 func (m workerMembers) LendsTo(peerID string) bool { return m.n.lendsTo(peerID) }
 

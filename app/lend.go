@@ -69,9 +69,9 @@ func (n *Node) lendAnnouncement(self string) []string {
 func (n *Node) relend(s *meshSession) {
 	now := n.lendAnnouncement(s.node.ID())
 	n.mu.Lock()
-	worker := n.shareLocked() == nodestate.ShareWorker
+	lending := n.shareLocked() == nodestate.ShareWorker
 	n.mu.Unlock()
-	if worker && !slices.Equal(now, s.node.Info().LendTo) {
+	if lending && !slices.Equal(now, s.node.Info().LendTo) {
 		n.publishInfo()
 	}
 }

@@ -192,7 +192,7 @@ func (n *Node) startWorker() (*worker.Worker, error) {
 		Stopped: func(err error) {
 			n.warn(nodestate.Warning{Code: "worker", Severity: nodestate.SeverityError, Message: "the shard worker stopped: " + err.Error()})
 		},
-	}, workerMembers{n})
+	}, workerMembers{hostMesh{n}})
 	if err != nil {
 		return nil, err
 	}

@@ -52,9 +52,6 @@ func (s *Store) migrateTray(dir string) error {
 	if err != nil {
 		return err
 	}
-	// Saved (or nothing to save): the old file has said what it knew.
-	if err := s.save(s.Get()); err != nil {
-		return err
-	}
+	// Saved, or nothing new to save: the old file has said what it knew.
 	return os.Remove(path)
 }
