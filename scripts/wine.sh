@@ -303,6 +303,14 @@ inner() {
 	# and its PID namespace.
 	mount -t tmpfs -o mode=0755 run "$root/run"
 	mkdir -m 0700 -p "$root/run/user/0"
+	# The machine's own name resolves from a hosts file, never by DNS: Wine
+	# looks it up as its services start, and where DNS is out of reach
+	# that waits out its timeouts, long enough that a program's first
+	# window gives up on Wine's desktop ("The explorer process failed to
+	# start"). The chroot has no hosts file of its own.
+	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n' "$(uname -n)" >"$root/run/hosts"
+	[ -e "$root/etc/hosts" ] || : >"$root/etc/hosts"
+	mount --bind "$root/run/hosts" "$root/etc/hosts"
 	# When the program ends, what it left running is killed, and the run
 	# waits for the wineserver to save the registry and exit (at once after
 	# -k; a plain -w waits for its 3 s persistence and any leftover).
