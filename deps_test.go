@@ -52,8 +52,10 @@ var depRules = map[string]depRule{
 	"server": {not: slices.Concat([]string{"fyne.io"}, ours("app", "tray", "engine", "netmesh", "hw", "host"), harnesses)},
 	// Model hosting and routing sit under app, beside server, which they
 	// may use; the worker and the llama.cpp keeper speak no HTTP.
-	"host":   {not: slices.Concat(uiLibs, ours("app", "tray", "route"), harnesses)},
-	"route":  {not: slices.Concat(uiLibs, ours("app", "tray", "worker", "llama"), harnesses)},
+	"host":  {not: slices.Concat(uiLibs, ours("app", "tray", "route", "sched"), harnesses)},
+	"route": {not: slices.Concat(uiLibs, ours("app", "tray", "worker", "llama"), harnesses)},
+	// The scheduler loads and unloads models, whatever hosts them.
+	"sched":  {not: slices.Concat(uiLibs, ours("app", "tray", "host", "route", "worker", "llama", "netmesh"), harnesses)},
 	"worker": {not: slices.Concat(core, ours("netmesh", "host", "route", "llama", "library", "hub"))},
 	"llama":  {not: slices.Concat(core, ours("netmesh", "host", "route", "library", "hub"))},
 

@@ -20,6 +20,7 @@ import (
 	"github.com/potluck-gpu/potluck/ledger"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/runtimes"
+	"github.com/potluck-gpu/potluck/sched"
 	"github.com/potluck-gpu/potluck/worker"
 )
 
@@ -140,6 +141,22 @@ func nodeSettings(cfg *app.Config, logLevel *string, modelsDirs *[]string) []set
 			return err
 		}}},
 		{"device", "POTLUCK_DEVICE", "", "use only these `DEVICES` of llama.cpp's, e.g. CUDA0,CPU (see 'potluck engine status'), to serve and to lend; default: every device that makes a plan faster", list{&cfg.Devices}},
+		{"keep-alive", "POTLUCK_KEEP_ALIVE", "", "how long a model loaded on request stays loaded after its last request, a `DURATION` such as 10m; 0 unloads it at once, -1 keeps it (default 5m; a request's keep_alive says otherwise)", parsed{"a duration such as 5m, 0 or -1", func(v string) error {
+			d, err := parseKeepAlive(v)
+			cfg.KeepAlive = d
+			return err
+		}}},
+		{"max-loaded-models", "POTLUCK_MAX_LOADED_MODELS", "0", "`N` models loaded at once at most, the one --model serves included; the least recently used idle one makes room (default 3)", count{&cfg.MaxLoadedModels}},
+		{"models-memory", "POTLUCK_MODELS_MEMORY", "", "cap on the memory the models loaded here take together, a `SIZE` such as 20GiB (default: what the planner offers a model on this machine)", parsed{"a size such as 20GiB", func(v string) error {
+			n, err := hw.ParseSize(v)
+			cfg.ModelsMemory = n
+			return err
+		}}},
+		{"allow-peer-loads", "POTLUCK_ALLOW_PEER_LOADS", "true", "when sharing as a server, load a model this machine has on disk when a member asks for it (`BOOL`; false: serve members only what is loaded)", parsed{"true or false", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			cfg.NoPeerLoads = !b
+			return err
+		}}},
 		{"split", "POTLUCK_SPLIT", "", "how a model is split (`MODE`): fit (the fastest plan that holds it) or all (every device)", parsed{"fit or all", func(v string) error {
 			m, err := engine.ParseSplitMode(v)
 			if err == nil {
@@ -297,4 +314,25 @@ func warnSecretFlags(fs *flag.FlagSet, log *slog.Logger) {
 			log.Warn("--"+f.Name+" on the command line can be read by other users of this machine in the process list; use "+alt+" instead", "flag", f.Name)
 		}
 	})
+}
+
+// parseKeepAlive reads --keep-alive: a duration, or a number of seconds;
+// 0 is none and a negative one forever, as Ollama's keep_alive.
+func parseKeepAlive(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil {
+			return 0, err
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	switch {
+	case d < 0:
+		return sched.Forever, nil
+	case d == 0:
+		return sched.NoKeepAlive, nil
+	}
+	return d, nil
 }

@@ -75,6 +75,21 @@ type Config struct {
 	// everything else; 0: the default (4 GiB).
 	ReserveMemory uint64
 	Split         engine.SplitMode // fit or all
+
+	// Models on demand.
+	// KeepAlive is how long a model loaded on request stays after its
+	// last request; 0: sched.DefaultKeepAlive; sched.NoKeepAlive: none;
+	// sched.Forever: until unloaded.
+	KeepAlive time.Duration
+	// MaxLoadedModels is how many models may be loaded at once; 0:
+	// sched.DefaultMaxLoaded.
+	MaxLoadedModels int
+	// ModelsMemory caps the memory the models loaded here take together;
+	// 0: what the planner offers a model on this machine.
+	ModelsMemory uint64
+	// NoPeerLoads keeps a server from loading models for members'
+	// requests: it serves them only what it has loaded.
+	NoPeerLoads bool
 	// Devices restricts the node to these of llama.cpp's devices (e.g.
 	// "CUDA0", "Vulkan0", "CPU"), for what it serves and what it lends;
 	// empty: every device that makes a plan faster.

@@ -14,13 +14,23 @@ import (
 // newHost prepares the host of the model name, with this node as its
 // node and its network as its mesh.
 func (n *Node) newHost(name string) *host.Host {
-	cfg := host.Config{Name: n.cfg.Name, CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads, Split: n.cfg.Split,
-		LogFile: n.logPath("llama-server"), Log: n.log, Ledger: n.ledger, RPCService: serviceRPC}
-	h := host.New(cfg, hostMesh{n}, hostNode{n}, name)
+	h := n.newHostLogged(name, "llama-server")
 	if path, alias, ok := n.findModel(name); ok {
 		h.SetModel(path, alias)
 	}
 	return h
+}
+
+// newHostLogged is a host of name whose llama-server logs to the log
+// file logName; "" logs to none.
+func (n *Node) newHostLogged(name, logName string) *host.Host {
+	cfg := host.Config{Name: n.cfg.Name, CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads, Split: n.cfg.Split,
+		Log: n.log, Ledger: n.ledger, RPCService: serviceRPC}
+	if logName != "" {
+		cfg.LogFile = n.logPath(logName)
+		cfg.Log = n.log.With("model", name)
+	}
+	return host.New(cfg, hostMesh{n}, hostNode{n}, name)
 }
 
 // errLeft is a tunnel asked for in no network.

@@ -285,9 +285,16 @@ func (n *Node) publishInfo() {
 	}
 	n.mu.Unlock()
 	var models []string
-	if mh != nil && mode == nodestate.ShareServer {
-		if st := mh.Status(); st.Ready {
-			models = []string{st.ID}
+	if mode == nodestate.ShareServer {
+		if mh != nil {
+			if st := mh.Status(); st.Ready {
+				models = []string{st.ID}
+			}
+		}
+		for _, l := range n.loadedModels() {
+			if l.Ready {
+				models = append(models, l.Name)
+			}
 		}
 	}
 	inflight := n.servedInFlight()

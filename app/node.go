@@ -25,6 +25,7 @@ import (
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/route"
+	"github.com/potluck-gpu/potluck/sched"
 	"github.com/potluck-gpu/potluck/server"
 	"github.com/potluck-gpu/potluck/settings"
 	"github.com/potluck-gpu/potluck/worker"
@@ -77,6 +78,8 @@ type Node struct {
 	puller      *library.Puller // gets models from peers or the hub
 	hashNow     chan struct{}   // asks for checksums of new models
 	router      *route.Router   // which nodes serve which model
+	sched       *sched.Scheduler // loads models on request, beside the one served
+	frontAddr   string           // the loopback door of members' requests to the models here
 }
 
 // NewNode prepares a node from cfg; it starts nothing.
@@ -130,7 +133,10 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 	if rollErr != nil {
 		n.log.Warn("member list", "err", rollErr)
 	}
-	n.router = route.New(route.Config{Name: cfg.Name, Service: serviceOpenAI, Client: n.swarmClient, Log: n.log},
+	n.sched = n.newScheduler()
+	local := &localModels{lib: n.lib}
+	n.router = route.New(route.Config{Name: cfg.Name, Service: serviceOpenAI, Client: n.swarmClient, Log: n.log,
+		Sched: n.sched, Library: local.list, HeadMemory: n.headMemory},
 		hostMesh{n}, n.modelHost)
 	srv, err := server.New(server.Config{
 		Addr: cfg.API, APIKey: cfg.APIKey, AdminKey: cfg.AdminKey, CORSOrigin: cfg.CORSOrigin,
@@ -156,6 +162,7 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 			n.log.Warn("the model chosen before is gone; serving none", "err", err)
 		} else {
 			n.host = n.newHost(model)
+			n.pin(n.host)
 		}
 	}
 	return n, nil
@@ -206,6 +213,13 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn(func() error { return n.runSwarm(ctx) })
 	spawn(func() error { return n.keepLedger(ctx) })
 	spawn(func() error { n.announceSettings(ctx); return nil })
+	spawn(func() error { n.sched.Run(ctx); return nil })
+	if err := n.runFront(ctx); err != nil {
+		cancel()
+		wg.Wait()
+		n.shutdown()
+		return err
+	}
 	if fetch {
 		spawn(func() error { n.llama.Fetch(ctx, func() { n.engineArrived(ctx) }); return nil })
 	}
@@ -437,6 +451,7 @@ func (n *Node) Status() nodestate.Status {
 			st.State = nodestate.StateServing
 		}
 	}
+	st.Loaded = n.loadedModels()
 	if joining {
 		st.State = nodestate.StateJoining
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"github.com/potluck-gpu/potluck/host"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/nodestate"
 )
@@ -19,8 +18,7 @@ func (n *Node) Plan(model string) nodestate.PlanView {
 		if !ok {
 			return nodestate.PlanView{Model: model, Error: (&library.NotFoundError{Name: model}).Error()}
 		}
-		h := host.New(host.Config{Name: n.cfg.Name, CtxSize: n.cfg.CtxSize, Split: n.cfg.Split, RPCService: serviceRPC},
-			hostMesh{n}, hostNode{n}, model)
+		h := n.newHostLogged(model, "")
 		h.SetModel(path, alias)
 		p, err := h.Plan()
 		if err != nil {

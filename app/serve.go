@@ -58,6 +58,7 @@ func (n *Node) switchHost(name string) error {
 	n.mu.Lock()
 	n.host = h
 	n.mu.Unlock()
+	n.pin(h)
 	n.modify(func(s *settings.Settings) { s.Model = name })
 	n.clearWarning("model")
 	n.clearWarning("model-fit")

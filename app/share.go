@@ -151,11 +151,14 @@ func (n *Node) reexpose() error {
 		} else {
 			s.node.Unexpose(serviceModels)
 		}
-		if h := n.modelHost(); mode == nodestate.ShareServer && h != nil {
-			if addr := h.LocalAddr(); addr != "" {
-				if err := s.node.Expose(serviceOpenAI, addr); err != nil {
-					return err
-				}
+		n.mu.Lock()
+		front := n.frontAddr
+		n.mu.Unlock()
+		if mode == nodestate.ShareServer && front != "" {
+			// One door for every model here: it hands each request to
+			// its model's host, and loads one a member asks for.
+			if err := s.node.Expose(serviceOpenAI, front); err != nil {
+				return err
 			}
 		} else {
 			s.node.Unexpose(serviceOpenAI)

@@ -321,3 +321,22 @@ func (h *Host) Files() []string {
 	defer h.mu.Unlock()
 	return slices.Clone(h.shas)
 }
+
+// Footprint is the memory the model takes on this machine: its part of
+// the plan once planned, else the estimate of all of it.
+func (h *Host) Footprint() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.plan.Fits {
+		var b uint64
+		for _, d := range h.plan.Devices {
+			if d.Local {
+				b += d.Bytes
+			}
+		}
+		if b > 0 {
+			return b
+		}
+	}
+	return h.est.TotalBytes
+}

@@ -63,6 +63,22 @@ type servedProxy struct {
 	h        *Host
 	addr     string
 	inFlight atomic.Int64
+	handler  http.Handler
+}
+
+// ServeHTTP answers a request for the model as its proxy does, with the
+// caller's connection (r.RemoteAddr) telling who asks: for a door in
+// front of several models. Before the proxy runs, it answers 503.
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	p := h.proxy
+	h.mu.Unlock()
+	if p == nil {
+		w.Header().Set("Retry-After", "2")
+		server.WriteError(w, http.StatusServiceUnavailable, "server_error", nil, "the model is loading")
+		return
+	}
+	p.handler.ServeHTTP(w, r)
 }
 
 // runServedProxy serves on loopback until ctx ends.
@@ -86,25 +102,26 @@ func (h *Host) runServedProxy(ctx context.Context) (*servedProxy, error) {
 			server.WriteError(w, http.StatusServiceUnavailable, "server_error", nil, "the model is restarting")
 		},
 	}
+	p.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == ModelInfoPath && r.Method == http.MethodGet {
+			h.serveModelInfo(w)
+			return
+		}
+		asker := h.asker(r.RemoteAddr)
+		if h.overLimit(w, asker) {
+			return
+		}
+		if !bufferBody(w, r) {
+			return
+		}
+		p.inFlight.Add(1)
+		defer p.inFlight.Add(-1)
+		cw := &ledger.CountingWriter{ResponseWriter: w}
+		rp.ServeHTTP(cw, r)
+		h.record(asker, r.URL.Path, cw)
+	})
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == ModelInfoPath && r.Method == http.MethodGet {
-				h.serveModelInfo(w)
-				return
-			}
-			asker := h.asker(r.RemoteAddr)
-			if h.overLimit(w, asker) {
-				return
-			}
-			if !bufferBody(w, r) {
-				return
-			}
-			p.inFlight.Add(1)
-			defer p.inFlight.Add(-1)
-			cw := &ledger.CountingWriter{ResponseWriter: w}
-			rp.ServeHTTP(cw, r)
-			h.record(asker, r.URL.Path, cw)
-		}),
+		Handler:           p.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

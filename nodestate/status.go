@@ -1,6 +1,8 @@
 package nodestate
 
 import (
+	"time"
+
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
 )
@@ -75,6 +77,8 @@ type Status struct {
 	// DeviceChoice is the user's choice of devices; empty: automatic.
 	DeviceChoice []string     `json:"device_choice,omitempty"`
 	Model        *ModelStatus `json:"model,omitempty"`
+	// Loaded are the models loaded here on request, beside Model.
+	Loaded []LoadedModel `json:"loaded,omitempty"`
 	Worker       *WorkerState `json:"worker,omitempty"`
 	Hardware     *hw.Report   `json:"hardware,omitempty"`
 	Offer        *hw.Offer    `json:"offer,omitempty"`
@@ -99,6 +103,17 @@ type EngineStatus struct {
 	Installed []string `json:"installed,omitempty"`
 	// Provisioning is llama.cpp being fetched, with its progress.
 	Provisioning *Provisioning `json:"provisioning,omitempty"`
+}
+
+// LoadedModel is a model loaded on request, and until when.
+type LoadedModel struct {
+	Name     string `json:"name"`
+	Ready    bool   `json:"ready"`
+	Detail   string `json:"detail,omitempty"` // what its load waits for
+	InFlight int    `json:"in_flight"`
+	Bytes    uint64 `json:"bytes"` // memory it takes here
+	// ExpiresAt is when it unloads if no request comes; nil: it stays.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // ModelStatus describes the model this node serves.

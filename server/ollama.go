@@ -108,8 +108,9 @@ func (s *Server) ollamaTags(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"models": models})
 }
 
-// ollamaPS lists the models loaded and ready. They stay loaded as long as
-// they are served.
+// ollamaPS lists the models loaded and ready, with when each unloads if
+// no request comes: the model a node serves, and those loaded on a
+// member, stay.
 func (s *Server) ollamaPS(c *gin.Context) {
 	models := []ollamaModel{}
 	forever := time.Date(2318, 1, 1, 0, 0, 0, 0, time.UTC) // Ollama's "never unloads"
@@ -119,6 +120,9 @@ func (s *Server) ollamaPS(c *gin.Context) {
 		}
 		om := s.ollamaModelOf(m)
 		om.ExpiresAt = &forever
+		if m.ExpiresAt != nil {
+			om.ExpiresAt = m.ExpiresAt
+		}
 		var vram uint64
 		om.SizeVRAM = &vram // not known here; the plan says where it is
 		if m.Details != nil {

@@ -41,6 +41,8 @@ type ollamaCommon struct {
 	Format  json.RawMessage `json:"format"`
 	Options map[string]any  `json:"options"`
 	Think   json.RawMessage `json:"think"`
+	// KeepAlive is how long the model stays loaded after this request.
+	KeepAlive keepAlive `json:"keep_alive"`
 }
 
 func (o ollamaCommon) streaming() bool { return o.Stream == nil || *o.Stream }
@@ -99,7 +101,7 @@ func (s *Server) ollamaChat(c *gin.Context) {
 		return
 	}
 	if len(req.Messages) == 0 {
-		s.ollamaLoad(c, req.Model, true)
+		s.ollamaLoad(c, req.Model, true, req.KeepAlive)
 		return
 	}
 	msgs, err := openAIMessages(req.Messages)
@@ -131,7 +133,7 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 	}
 	model := s.modelID(req.Model)
 	if req.Prompt == "" && req.Suffix == "" && len(req.Images) == 0 {
-		s.ollamaLoad(c, req.Model, false)
+		s.ollamaLoad(c, req.Model, false, req.KeepAlive)
 		return
 	}
 	out := map[string]any{"model": model, "stream": req.streaming()}
@@ -159,19 +161,6 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 	s.ollamaDispatch(c, path, req.ollamaCommon, out, ollamaAnswer{}, start)
 }
 
-// ollamaLoad answers a chat with no messages or a generate with no
-// prompt, Ollama's way to load a model: it says the model is there (a
-// served model is always loaded), or why not.
-func (s *Server) ollamaLoad(c *gin.Context, name string, chat bool) {
-	if _, err := s.backends(c.Request.Context(), s.modelID(name)); err != nil {
-		s.routeError(c, err)
-		return
-	}
-	o := ollamaAnswer{chat: chat, model: name}.line("", "")
-	o.Done, o.DoneReason = true, "load"
-	c.JSON(http.StatusOK, o)
-}
-
 // ollamaDispatch completes out with the options of in and sends it to a
 // backend; the answer is translated back to Ollama's shape.
 func (s *Server) ollamaDispatch(c *gin.Context, path string, in ollamaCommon, out map[string]any, ans ollamaAnswer, start time.Time) {
@@ -190,6 +179,9 @@ func (s *Server) ollamaDispatch(c *gin.Context, path string, in ollamaCommon, ou
 	ans.model, ans.stream, ans.start = in.Model, in.streaming(), start
 	if ans.model == "" {
 		ans.model, _ = out["model"].(string)
+	}
+	if !s.keepModel(c, out["model"].(string), in.KeepAlive) {
+		return
 	}
 	s.dispatch(c, upstream{path: path, model: out["model"].(string), body: body, out: ans}, start)
 }
@@ -259,9 +251,10 @@ func openAIMessages(in []ollamaMessage) ([]map[string]any, error) {
 func (s *Server) ollamaEmbed(c *gin.Context) {
 	start := time.Now()
 	var req struct {
-		Model  string          `json:"model"`
-		Input  json.RawMessage `json:"input"`
-		Prompt *string         `json:"prompt"`
+		Model     string          `json:"model"`
+		Input     json.RawMessage `json:"input"`
+		Prompt    *string         `json:"prompt"`
+		KeepAlive keepAlive       `json:"keep_alive"`
 	}
 	if !s.ollamaBody(c, &req) {
 		return
@@ -288,6 +281,9 @@ func (s *Server) ollamaEmbed(c *gin.Context) {
 	name := req.Model
 	if name == "" {
 		name = model
+	}
+	if !s.keepModel(c, model, req.KeepAlive) {
+		return
 	}
 	s.dispatch(c, upstream{path: "/v1/embeddings", model: model, body: body,
 		out: ollamaEmbedding{model: name, legacy: legacy, start: start}}, start)

@@ -190,10 +190,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // backends asks the router, waiting up to WaitReady while the model loads.
 func (s *Server) backends(ctx context.Context, model string) ([]Backend, error) {
-	deadline := time.Now().Add(s.cfg.WaitReady)
+	start := time.Now()
 	for {
 		bs, err := s.router.Backends(model)
-		if err == nil || !errors.Is(err, ErrLoading) || time.Now().After(deadline) {
+		wait := s.cfg.WaitReady
+		if errors.Is(err, ErrLoadingOnRequest) {
+			wait = max(wait, s.cfg.LoadWait)
+		}
+		if err == nil || !errors.Is(err, ErrLoading) || time.Since(start) > wait {
 			return bs, err
 		}
 		select {

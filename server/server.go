@@ -29,6 +29,34 @@ type Model struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	// Details are what its GGUF file says, when known.
 	Details *ModelDetails `json:"details,omitempty"`
+	// Availability says where it is, and what a request for it takes:
+	// one of the Avail values.
+	Availability string `json:"availability,omitempty"`
+	// ExpiresAt is when a model loaded on request unloads if no request
+	// comes; nil: it stays.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// Where a model is, as Model.Availability says.
+const (
+	AvailLoaded     = "loaded"      // loaded here, ready
+	AvailLoading    = "loading"     // loading here
+	AvailOnDisk     = "on-disk"     // on this machine's disk: a request loads it here
+	AvailSplit      = "needs-split" // on this machine's disk, larger than it: a request splits it over workers
+	AvailPeerLoaded = "peer-loaded" // loaded on a member that shares as a server
+	AvailPeerDisk   = "peer-disk"   // on such a member's disk: a request has it load it
+)
+
+// A Loader is a Router that loads models on request and keeps them loaded
+// for a while after their last request, as Ollama's keep_alive says.
+type Loader interface {
+	// KeepAlive loads model here if it is not loaded, and keeps it
+	// loaded for d after its last request from now on (negative: until
+	// unloaded; 0: unloaded once idle).
+	KeepAlive(model string, d time.Duration) error
+	// Unload unloads model here now; false if it was not loaded here on
+	// request.
+	Unload(model string) bool
 }
 
 // ModelDetails describe a model's file.
@@ -56,6 +84,9 @@ type Router interface {
 var (
 	ErrLoading = errors.New("model is loading")
 	ErrNoModel = errors.New("no model is being served: start the node with --model PATH")
+	// ErrLoadingOnRequest is a model a request made load: requests wait
+	// for it up to Config.LoadWait rather than WaitReady.
+	ErrLoadingOnRequest = fmt.Errorf("%w on request", ErrLoading)
 )
 
 // UnknownModelError says which models exist instead.
@@ -95,6 +126,9 @@ type Config struct {
 	// WaitReady is how long a request waits for a model that is loading or
 	// being re-planned before it gets a 503 with Retry-After.
 	WaitReady time.Duration
+	// LoadWait is how long a request waits for a model it made load
+	// (ErrLoadingOnRequest) before a 503; 0: 5 minutes, as Ollama's.
+	LoadWait time.Duration
 	// OnRequest, when set, is told of every request served.
 	OnRequest func(RequestRecord)
 }
@@ -175,6 +209,9 @@ func New(cfg Config, router Router, node Node, log *slog.Logger) (*Server, error
 	}
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 256
+	}
+	if cfg.LoadWait <= 0 {
+		cfg.LoadWait = 5 * time.Minute
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{
