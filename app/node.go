@@ -75,9 +75,9 @@ type Node struct {
 	swarmClient *http.Client   // fetches model files from peers
 	seeder      worker.Seeder  // fills the worker's tensor cache from files here
 	hub         *hub.Client
-	puller      *library.Puller // gets models from peers or the hub
-	hashNow     chan struct{}   // asks for checksums of new models
-	router      *route.Router   // which nodes serve which model
+	puller      *library.Puller  // gets models from peers or the hub
+	hashNow     chan struct{}    // asks for checksums of new models
+	router      *route.Router    // which nodes serve which model
 	sched       *sched.Scheduler // loads models on request, beside the one served
 	frontAddr   string           // the loopback door of members' requests to the models here
 }

@@ -78,12 +78,12 @@ type Status struct {
 	DeviceChoice []string     `json:"device_choice,omitempty"`
 	Model        *ModelStatus `json:"model,omitempty"`
 	// Loaded are the models loaded here on request, beside Model.
-	Loaded []LoadedModel `json:"loaded,omitempty"`
-	Worker       *WorkerState `json:"worker,omitempty"`
-	Hardware     *hw.Report   `json:"hardware,omitempty"`
-	Offer        *hw.Offer    `json:"offer,omitempty"`
-	InFlight     int          `json:"in_flight"`
-	Warnings     []Warning    `json:"warnings,omitempty"`
+	Loaded   []LoadedModel `json:"loaded,omitempty"`
+	Worker   *WorkerState  `json:"worker,omitempty"`
+	Hardware *hw.Report    `json:"hardware,omitempty"`
+	Offer    *hw.Offer     `json:"offer,omitempty"`
+	InFlight int           `json:"in_flight"`
+	Warnings []Warning     `json:"warnings,omitempty"`
 }
 
 // EngineStatus describes llama.cpp on this node.

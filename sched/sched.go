@@ -151,9 +151,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 
 // reap unloads what expired, and notes when busy models were last busy.
 func (s *Scheduler) reap() {
-	now := s.now()
 	var stop []*entry
 	s.mu.Lock()
+	now := s.now()
 	for k, e := range s.models {
 		if e.pinned {
 			continue
@@ -254,10 +254,15 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 	}
 	s.mu.Unlock()
 
-	// Opening reads the model's file: not under the lock.
+	// Opening reads the model's file, and the memory there is may ask
+	// what is loaded: not under the lock.
 	m, err := s.cfg.Open(key)
 	if err != nil {
 		return nil, err
+	}
+	var limit uint64
+	if s.cfg.Memory != nil {
+		limit = s.cfg.Memory()
 	}
 
 	s.mu.Lock()
@@ -266,7 +271,7 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 		s.mu.Unlock()
 		return e.m, nil
 	}
-	evict, err := s.room(m.Footprint())
+	evict, err := s.room(m.Footprint(), limit)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w for %s: %v", ErrBusy, key, err)
@@ -288,13 +293,10 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 	return m, nil
 }
 
-// room picks the models to unload so that one of need bytes more fits:
-// the least recently used idle ones first. The caller holds mu.
-func (s *Scheduler) room(need uint64) ([]*entry, error) {
-	var limit uint64
-	if s.cfg.Memory != nil {
-		limit = s.cfg.Memory()
-	}
+// room picks the models to unload so that one of need bytes more fits in
+// limit (0: no limit): the least recently used idle ones first. The
+// caller holds mu.
+func (s *Scheduler) room(need, limit uint64) ([]*entry, error) {
 	var used uint64
 	var idle []*entry
 	now := s.now()

@@ -139,12 +139,31 @@
     } else {
       facts.push(["Model", "none served here"]);
     }
+    if ((st.loaded || []).length) facts.push(["Loaded on request", st.loaded.map(loadedLine).join("; ")]);
     facts.push(["llama.cpp", engineLine(st.engine || {})]);
     if (st.worker && st.worker.matches) facts.push(["Lends with", "llama.cpp " + st.worker.release + ", the version " + st.worker.matches + " splits with"]);
     facts.push(["API", st.api || ""]);
     $("node-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v === undefined ? "" : v)]));
     $("warnings").replaceChildren(...(st.warnings || []).map((w) => el("li", { className: w.severity || "warning" }, w.message)));
   }
+
+  // loadedLine says how a model loaded on request is, and until when it
+  // stays: "tiny · ready · until 14:05".
+  function loadedLine(l) {
+    let line = l.name + " · " + (l.ready ? (l.in_flight ? "serving" : "ready") : l.detail || "loading");
+    if (l.expires_at) line += " · until " + new Date(l.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    else line += " · stays loaded";
+    return line;
+  }
+
+  // availabilityNote is how the picker says where a model is.
+  const availabilityNote = {
+    "loading": " (loading)",
+    "on-disk": " (loads when asked)",
+    "needs-split": " (loads split over the pool)",
+    "peer-loaded": " (on a peer)",
+    "peer-disk": " (a peer loads it when asked)",
+  };
 
   // engineLine says which llama.cpp runs, or how far getting it is.
   function engineLine(e) {
@@ -353,8 +372,9 @@
       return caps.length === 0 || caps.includes("completion");
     });
     sel.replaceChildren(...models.map((m) => {
-      const ready = !m.potluck || m.potluck.ready;
-      return el("option", { value: m.id, selected: m.id === chosen }, m.id + (ready ? "" : " (loading)"));
+      const p = m.potluck || {};
+      const note = availabilityNote[p.availability] || (p.ready === false ? " (loading)" : "");
+      return el("option", { value: m.id, selected: m.id === chosen }, m.id + note);
     }));
     if (!models.length) sel.append(el("option", { value: "", disabled: true, selected: true }, "no model in the pool yet"));
     $("send").disabled = !models.length || chatting !== null;
