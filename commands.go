@@ -50,6 +50,12 @@ func commands() []command {
 				"HF_ENDPOINT names another hub; HF_TOKEN opens gated repositories.",
 			cmdPull},
 		{"plan", []form{{"plan [--model MODEL]", "how the running node splits a model over the pool"}}, "", cmdPlan},
+		{"rm", []form{{"rm [flags] NAME", "remove a model from Potluck's store"}},
+			"NAME is as `potluck models` lists it. Only models in Potluck's own store (<data-dir>/models) are removed,\n" +
+				"with their partial downloads and what Potluck kept about them; models of Ollama, LM Studio, Hugging Face's\n" +
+				"and llama.cpp's caches and --models-dir are never touched. A running node removes it (the model it\n" +
+				"serves only once it serves another); with none, it goes straight from the store of --data-dir.",
+			cmdRm},
 		{"members", []form{
 			{"members", "the members of the running node's network"},
 			{"members remove WHO", "remove a member by name or peer id (owner only): the others move to a new token"},

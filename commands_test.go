@@ -116,7 +116,7 @@ func TestUsagePlaceholders(t *testing.T) {
 
 	// The other commands' flags, as their help prints them.
 	line := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)(?: (\S+))?$`)
-	for _, args := range [][]string{{"token", "new"}, {"models"}, {"pull"}, {"plan"}, {"members"}, {"usage"}, {"hw"}, {"engine", "status"}, {"version"}} {
+	for _, args := range [][]string{{"token", "new"}, {"models"}, {"pull"}, {"plan"}, {"rm"}, {"members"}, {"usage"}, {"hw"}, {"engine", "status"}, {"version"}} {
 		_, out, _ := potluck(t, append(args, "--help")...)
 		for _, m := range line.FindAllStringSubmatch(out, -1) {
 			if m[2] != "" && !placeholder.MatchString(m[2]) {

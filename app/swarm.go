@@ -82,7 +82,7 @@ func (n *Node) runSwarm(ctx context.Context) error {
 	}
 	idx := &fileIndex{lib: n.lib}
 	srv := &http.Server{
-		Handler:           swarm.NewServer(idx.lookup, filepath.Join(n.cfg.DataDir, "manifests"), func(b int64) { n.swarmSent.Add(uint64(b)) }),
+		Handler:           swarm.NewServer(idx.lookup, library.ManifestDir(n.cfg.DataDir), func(b int64) { n.swarmSent.Add(uint64(b)) }),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 	}

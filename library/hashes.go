@@ -75,6 +75,23 @@ func (c *hashCache) put(path string, fi fs.FileInfo, update func(*hashEntry)) {
 	}
 }
 
+// forget drops what is known of paths, files that are gone, and saves.
+func (c *hashCache) forget(paths []string) {
+	c.mu.Lock()
+	n := len(c.entries)
+	for _, p := range paths {
+		delete(c.entries, p)
+	}
+	var data []byte
+	if c.file != "" && len(c.entries) != n {
+		data, _ = json.Marshal(c.entries)
+	}
+	c.mu.Unlock()
+	if data != nil {
+		_ = atomicfile.Write(c.file, data, 0o600) // a cache: losing it costs time only
+	}
+}
+
 // hash computes path's sha256 and records it.
 func (c *hashCache) hash(ctx context.Context, path string) (string, error) {
 	f, err := os.Open(path)

@@ -26,7 +26,7 @@ import (
 //     the admin key.
 //
 // A new endpoint is an admin endpoint unless it is added to readOnlyPaths
-// (or, on the Ollama listener, is not a pull).
+// (or, on the Ollama listener, is not a pull or a delete).
 type routeKind int
 
 const (
@@ -58,8 +58,9 @@ func kindOf(r *http.Request, l listener) routeKind {
 		}
 	}
 	if l.ollama {
-		// Pulling downloads gigabytes: only what may change the node may.
-		if r.URL.Path == "/api/pull" {
+		// Pulling downloads gigabytes, deleting loses them: only what may
+		// change the node may.
+		if r.URL.Path == "/api/pull" || r.URL.Path == "/api/delete" {
 			return routeAdmin
 		}
 		return routeAPI

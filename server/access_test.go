@@ -55,6 +55,10 @@ func (n *adminNode) Pull(context.Context, string, func(hub.Progress)) (library.M
 	n.changes.Add(1)
 	return library.Model{}, nil
 }
+func (n *adminNode) DeleteModel(context.Context, string) (library.Model, error) {
+	n.changes.Add(1)
+	return library.Model{}, nil
+}
 
 type accessCase struct {
 	name   string
@@ -80,7 +84,7 @@ func runAccess(t *testing.T, cfg server.Config, cases []accessCase) {
 			h = s.OllamaHandler()
 		}
 		var body *strings.Reader
-		if c.method == http.MethodPost {
+		if c.method == http.MethodPost || c.method == http.MethodDelete {
 			body = strings.NewReader(`{"token":"x","mode":"off","peer":"p","model":"owner/repo"}`)
 		} else {
 			body = strings.NewReader("")
@@ -226,6 +230,11 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 		{name: "pull from another origin", method: "POST", path: "/api/pull", hdr: with("Origin", "http://evil.test"), want: 403},
 		{name: "serve, text/plain", method: "POST", path: "/api/serve", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "serve from another origin", method: "POST", path: "/api/serve", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "delete a model", method: "POST", path: "/api/models/delete", hdr: jsonCT, want: 200},
+		{name: "delete a model, text/plain", method: "POST", path: "/api/models/delete", hdr: with("Content-Type", "text/plain"), want: 415},
+		{name: "delete a model from another origin", method: "POST", path: "/api/models/delete", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "delete a model, cross-site fetch metadata", method: "POST", path: "/api/models/delete", hdr: with("Sec-Fetch-Site", "cross-site"), want: 403},
+		{name: "delete a model through a proxy", method: "POST", path: "/api/models/delete", hdr: with("X-Forwarded-For", "203.0.113.7"), want: 403},
 		{name: "models list needs no JSON", method: "GET", path: "/api/models", want: 200},
 		{name: "remove member, form", method: "POST", path: "/api/members/remove", hdr: with("Content-Type", "application/x-www-form-urlencoded"), want: 415},
 		{name: "token without JSON", method: "GET", path: "/api/token", want: 415},
@@ -248,6 +257,8 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 	runAccess(t, server.Config{Addr: "127.0.0.1:8080", CORSOrigin: "http://app.example"}, []accessCase{
 		{name: "cors page joins", method: "POST", path: "/api/join", hdr: with("Origin", "http://app.example"), want: 403},
 		{name: "cors page pulls a model", method: "POST", path: "/api/pull", hdr: with("Origin", "http://app.example"), want: 403},
+		{name: "cors page deletes a model", method: "POST", path: "/api/models/delete", hdr: with("Origin", "http://app.example"), want: 403},
+		{name: "cors page preflights a delete", method: "OPTIONS", path: "/api/models/delete", hdr: map[string]string{"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}, want: 403},
 		{name: "cors page reads the token", method: "GET", path: "/api/token", hdr: with("Origin", "http://app.example"), want: 403},
 		{name: "cors page preflights join", method: "OPTIONS", path: "/api/join", hdr: map[string]string{"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}, want: 403},
 		{name: "cors page reads status", method: "GET", path: "/api/status", hdr: map[string]string{"Origin": "http://app.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}, want: 200},
@@ -344,6 +355,12 @@ func TestOllamaListenerAccess(t *testing.T) {
 		o(accessCase{name: "pull, text/plain", method: "POST", path: "/api/pull", hdr: with("Content-Type", "text/plain"), want: 415}),
 		o(accessCase{name: "pull from another origin", method: "POST", path: "/api/pull", hdr: with("Origin", "http://evil.test"), want: 403}),
 		o(accessCase{name: "pull through a proxy", method: "POST", path: "/api/pull", hdr: with("X-Forwarded-For", "203.0.113.7"), want: 403}),
+		o(accessCase{name: "delete", method: "DELETE", path: "/api/delete", hdr: jsonCT, want: 200}),
+		o(accessCase{name: "delete, text/plain", method: "DELETE", path: "/api/delete", hdr: with("Content-Type", "text/plain"), want: 415}),
+		o(accessCase{name: "delete from another origin", method: "DELETE", path: "/api/delete", hdr: with("Origin", "http://evil.test"), want: 403}),
+		o(accessCase{name: "delete, cross-site fetch metadata", method: "DELETE", path: "/api/delete", hdr: with("Sec-Fetch-Site", "cross-site"), want: 403}),
+		o(accessCase{name: "delete through a proxy", method: "DELETE", path: "/api/delete", hdr: with("X-Forwarded-For", "203.0.113.7"), want: 403}),
+		o(accessCase{name: "preflight for delete", method: "OPTIONS", path: "/api/delete", hdr: map[string]string{"Origin": "http://evil.test", "Access-Control-Request-Method": "DELETE"}, want: 403}),
 		o(accessCase{name: "the node API is not here", method: "POST", path: "/api/join", hdr: jsonCT, want: 404}),
 		{name: "messages by a rebinding name", method: "POST", path: "/v1/messages", host: "evil.test:8080", hdr: jsonCT, want: 403},
 		{name: "another site's responses", method: "POST", path: "/v1/responses", hdr: with("Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"), want: 403},
@@ -352,6 +369,12 @@ func TestOllamaListenerAccess(t *testing.T) {
 		o(accessCase{name: "the --ollama-api host", method: "GET", path: "/api/tags", host: "gpu-box.lan:11434", hdr: map[string]string{"Authorization": "Bearer k"}, want: 200}),
 		{name: "the --ollama-api host on the main API", method: "GET", path: "/v1/models", host: "gpu-box.lan:8080", hdr: map[string]string{"Authorization": "Bearer k"}, want: 403},
 	})
+	// The page --cors-origin lets in may chat, never delete.
+	runAccess(t, server.Config{Addr: "127.0.0.1:8080", OllamaAddr: "127.0.0.1:11434", CORSOrigin: "http://app.example"}, []accessCase{
+		o(accessCase{name: "cors page deletes a model", method: "DELETE", path: "/api/delete", hdr: with("Origin", "http://app.example"), want: 403}),
+		o(accessCase{name: "cors page deletes, fetch metadata", method: "DELETE", path: "/api/delete", hdr: with("Origin", "http://app.example", "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "cors"), want: 403}),
+		o(accessCase{name: "cors page preflights a delete", method: "OPTIONS", path: "/api/delete", hdr: map[string]string{"Origin": "http://app.example", "Access-Control-Request-Method": "DELETE"}, want: 403}),
+	})
 	bearer := func(k string) map[string]string { return with("Authorization", "Bearer "+k) }
 	runAccess(t, server.Config{Addr: "0.0.0.0:8080", OllamaAddr: "0.0.0.0:11434", APIKey: "chat-key", AdminKey: "admin-key"}, []accessCase{
 		o(accessCase{name: "remote tags without a key", method: "GET", path: "/api/tags", remote: remote, want: 401}),
@@ -359,6 +382,8 @@ func TestOllamaListenerAccess(t *testing.T) {
 		o(accessCase{name: "remote tags, x-api-key", method: "GET", path: "/api/tags", remote: remote, hdr: with("X-Api-Key", "chat-key"), want: 200}),
 		o(accessCase{name: "remote pull, API key", method: "POST", path: "/api/pull", remote: remote, hdr: bearer("chat-key"), want: 403}),
 		o(accessCase{name: "remote pull, admin key", method: "POST", path: "/api/pull", remote: remote, hdr: bearer("admin-key"), want: 200}),
+		o(accessCase{name: "remote delete, API key", method: "DELETE", path: "/api/delete", remote: remote, hdr: bearer("chat-key"), want: 403}),
+		o(accessCase{name: "remote delete, admin key", method: "DELETE", path: "/api/delete", remote: remote, hdr: bearer("admin-key"), want: 200}),
 		{name: "remote messages without a key", method: "POST", path: "/v1/messages", remote: remote, hdr: jsonCT, want: 401},
 		{name: "remote messages, wrong x-api-key", method: "POST", path: "/v1/messages", remote: remote, hdr: with("X-Api-Key", "nope"), want: 401},
 		{name: "remote messages, x-api-key", method: "POST", path: "/v1/messages", remote: remote, hdr: with("X-Api-Key", "chat-key"), want: 404}, // past the key: no such model

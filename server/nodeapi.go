@@ -47,6 +47,11 @@ type Node interface {
 	// reference); "" serves none. embeddings, when set, turns embeddings
 	// on or off for it (see PlanServing in the engine).
 	Serve(ctx context.Context, model string, embeddings *bool) error
+	// DeleteModel removes a model from Potluck's own store and returns
+	// it. A model that is not here is an error with NotFound() true; one
+	// in another tool's store or a --models-dir, or the one being served,
+	// is refused with an error whose Conflict() is true.
+	DeleteModel(ctx context.Context, name string) (library.Model, error)
 	Counters() Counters
 	// Quit stops the node as the tray's Quit does: children stopped, the
 	// network left, the process ends.
@@ -96,6 +101,7 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 		}
 		s.nodeResult(c, s.node.Serve(c.Request.Context(), *req.Model, req.Embeddings))
 	})
+	g.POST("/models/delete", s.deleteModel)
 	g.POST("/members/remove", func(c *gin.Context) {
 		var req struct {
 			Peer string `json:"peer"`
@@ -271,6 +277,11 @@ func (s *Server) nodeResult(c *gin.Context, err error) {
 	var missing interface{ NotFound() bool }
 	if errors.As(err, &missing) && missing.NotFound() {
 		apiError(c, http.StatusNotFound, "not_found_error", err.Error())
+		return
+	}
+	var conflict interface{ Conflict() bool }
+	if errors.As(err, &conflict) && conflict.Conflict() {
+		apiError(c, http.StatusConflict, "invalid_request_error", err.Error())
 		return
 	}
 	apiError(c, http.StatusInternalServerError, "server_error", err.Error())

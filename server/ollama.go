@@ -45,9 +45,10 @@ func (s *Server) ollamaRoutes() *gin.Engine {
 	api.POST("/embeddings", s.ollamaEmbed)
 	if s.node != nil {
 		api.POST("/pull", s.pull)
+		api.DELETE("/delete", s.ollamaDelete)
 	}
 	for _, r := range []struct{ method, path string }{
-		{"POST", "/create"}, {"POST", "/copy"}, {"DELETE", "/delete"}, {"POST", "/push"},
+		{"POST", "/create"}, {"POST", "/copy"}, {"POST", "/push"},
 		{"HEAD", "/blobs/:digest"}, {"POST", "/blobs/:digest"},
 	} {
 		api.Handle(r.method, r.path, func(c *gin.Context) {
