@@ -32,16 +32,19 @@ func (n *Node) DeleteModel(ctx context.Context, name string) (library.Model, err
 }
 
 // release makes sure this node no longer uses m's files, before they are
-// deleted. The caller holds serveMu. The model being served is not let go
-// of here: it is an error, until another model is served in its place.
+// deleted: a model loaded on request is unloaded. The caller holds
+// serveMu. The model being served is not let go of here: it is an error,
+// until another model is served in its place.
 func (n *Node) release(m library.Model) error {
 	h := n.modelHost()
-	if h == nil {
-		return nil
+	if h != nil {
+		path, alias := h.Ident()
+		if _, asked := library.Match([]library.Model{m}, h.Name()); asked || alias == m.Name || usesFile(m, path) {
+			return &modelInUseError{Name: m.Name}
+		}
 	}
-	path, alias := h.Ident()
-	if _, asked := library.Match([]library.Model{m}, h.Name()); asked || alias == m.Name || usesFile(m, path) {
-		return &modelInUseError{Name: m.Name}
+	if n.sched.Unload(m.Name) {
+		n.log.Info("unloaded a model to remove it", "model", m.Name)
 	}
 	return nil
 }
