@@ -10,6 +10,9 @@ import (
 // Progress is one step of a pull, in the shape of Ollama's /api/pull.
 type Progress = download.Progress
 
+// PeerBytes is what one peer sent of a file copied from several.
+type PeerBytes = download.PeerBytes
+
 // ChecksumError is a download whose bytes do not have the sha256 the hub
 // published. The partial file is gone: it cannot be trusted.
 type ChecksumError = download.ChecksumError

@@ -126,8 +126,12 @@ func (p *Peers) Fetch(ctx context.Context, ref string, progress func(hub.Progres
 			if sp.Dropped != "" {
 				log.Warn("peer dropped from a copy", "why", sp.Dropped)
 			}
+			peers := make([]hub.PeerBytes, len(sp.Peers))
+			for k, ps := range sp.Peers {
+				peers[k] = hub.PeerBytes{Name: ps.Name, Completed: ps.Bytes}
+			}
 			progress(hub.Progress{Status: status, Digest: "sha256:" + f.SHA256, Total: sp.Total, Completed: sp.Completed,
-				File: want.Name, From: strings.Join(sp.From, ", ")})
+				File: want.Name, From: strings.Join(sp.From, ", "), Peers: peers})
 		})
 		if err != nil {
 			return Model{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -188,7 +189,7 @@ func TestPullOfAModelHere(t *testing.T) {
 	if n := f.peers.fetches.Load(); n != 1 {
 		t.Errorf("%d fetches, want the first pull's alone", n)
 	}
-	if len(progress) != 1 || progress[0] != (hub.Progress{Status: "success", File: m.Name, From: "here"}) {
+	if len(progress) != 1 || !reflect.DeepEqual(progress[0], hub.Progress{Status: "success", File: m.Name, From: "here"}) {
 		t.Errorf("progress %+v, want one success from here", progress)
 	}
 }

@@ -228,6 +228,7 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 		{name: "lend", method: "POST", path: "/api/lend", hdr: jsonCT, want: 200},
 		{name: "pull, text/plain", method: "POST", path: "/api/pull", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "pull from another origin", method: "POST", path: "/api/pull", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "pull from the node's own page", method: "POST", path: "/api/pull", hdr: with("Origin", "http://127.0.0.1:8080", "Sec-Fetch-Site", "same-origin"), want: 200},
 		{name: "serve, text/plain", method: "POST", path: "/api/serve", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "serve from another origin", method: "POST", path: "/api/serve", hdr: with("Origin", "http://evil.test"), want: 403},
 		{name: "delete a model", method: "POST", path: "/api/models/delete", hdr: jsonCT, want: 200},

@@ -32,8 +32,18 @@ type Progress struct {
 	Total, Completed int64
 	// From names the sources that sent chunks so far.
 	From []string
+	// Peers is every source of the fetch, in the order given, with the
+	// bytes of checked chunks it sent so far; what an earlier fetch left
+	// is in Completed only.
+	Peers []PeerSent
 	// Dropped says which source was dropped and why, when one just was.
 	Dropped string
+}
+
+// PeerSent is what one source sent.
+type PeerSent struct {
+	Name  string
+	Bytes int64
 }
 
 // PartialPath is where a fetch of sha to dest is kept until it is whole.
@@ -148,6 +158,7 @@ func fetchChunks(ctx context.Context, hc *http.Client, sources []Source, m Manif
 	}
 	remaining := atomic.Int64{}
 	remaining.Store(int64(len(queue)))
+	sent := make([]atomic.Int64, len(sources))
 
 	var (
 		mu       sync.Mutex
@@ -165,13 +176,17 @@ func fetchChunks(ctx context.Context, hc *http.Client, sources []Source, m Manif
 			return
 		}
 		last = time.Now()
-		progress(Progress{Total: m.Size, Completed: done.Load(), From: slices.Clone(from), Dropped: drop})
+		peers := make([]PeerSent, len(sources))
+		for k, s := range sources {
+			peers[k] = PeerSent{Name: s.Name, Bytes: sent[k].Load()}
+		}
+		progress(Progress{Total: m.Size, Completed: done.Load(), From: slices.Clone(from), Dropped: drop, Peers: peers})
 	}
 	report(true, "")
 	if remaining.Load() == 0 {
 		closeAll.Do(func() { close(allDone) })
 	}
-	for _, s := range sources {
+	for k, s := range sources {
 		wg.Go(func() {
 			fails := 0
 			buf := make([]byte, m.Chunk)
@@ -202,8 +217,9 @@ func fetchChunks(ctx context.Context, hc *http.Client, sources []Source, m Manif
 						mu.Unlock()
 						return
 					}
+					mu.Lock() // report sees done and sent agree
 					done.Add(int64(n))
-					mu.Lock()
+					sent[k].Add(int64(n))
 					if !slices.Contains(from, s.Name) {
 						from = append(from, s.Name)
 					}

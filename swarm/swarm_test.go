@@ -110,6 +110,14 @@ func TestFetchFromTwoPeers(t *testing.T) {
 	if a.chunks.Load() == 0 || b.chunks.Load() == 0 {
 		t.Errorf("chunks: a %d, b %d; want both to serve", a.chunks.Load(), b.chunks.Load())
 	}
+	// What each peer sent, as progress tells it, is what it served.
+	want := []swarm.PeerSent{{Name: "a", Bytes: a.served.Load()}, {Name: "b", Bytes: b.served.Load()}}
+	if !slices.Equal(last.Peers, want) {
+		t.Errorf("last progress by peer %+v, want %+v", last.Peers, want)
+	}
+	if first := seen[0]; len(first.Peers) != 2 || first.Peers[0].Bytes+first.Peers[1].Bytes != first.Completed {
+		t.Errorf("first progress %+v: want both peers named, with the bytes done", first)
+	}
 	if total := a.served.Load() + b.served.Load(); total != int64(len(data)) {
 		t.Errorf("peers sent %d bytes for a %d-byte file", total, len(data))
 	}

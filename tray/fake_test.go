@@ -3,6 +3,7 @@ package tray
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -30,7 +31,12 @@ type fakeCtrl struct {
 	library nodestate.LibraryView
 	pullErr error
 	pulls   chan string
-	serves  chan string
+	// pullSteps, when set, is the progress Pull reports; with pullHold
+	// it then waits for its context to end and sends why on pullEnded.
+	pullSteps []hub.Progress
+	pullHold  bool
+	pullEnded chan error
+	serves    chan string
 
 	events chan nodestate.Event
 	joins  chan string
@@ -47,12 +53,13 @@ var _ Controller = (*fakeCtrl)(nil)
 
 func newFakeCtrl() *fakeCtrl {
 	return &fakeCtrl{
-		status: nodestate.Status{Name: "kitchen", Version: "0.1.0", State: nodestate.StateIdle, Share: nodestate.ShareOff, API: "http://127.0.0.1:8080/v1"},
-		events: make(chan nodestate.Event, 16),
-		joins:  make(chan string, 4),
-		shares: make(chan shareCall, 4),
-		pulls:  make(chan string, 4),
-		serves: make(chan string, 4),
+		status:    nodestate.Status{Name: "kitchen", Version: "0.1.0", State: nodestate.StateIdle, Share: nodestate.ShareOff, API: "http://127.0.0.1:8080/v1"},
+		events:    make(chan nodestate.Event, 16),
+		joins:     make(chan string, 4),
+		shares:    make(chan shareCall, 4),
+		pulls:     make(chan string, 4),
+		pullEnded: make(chan error, 4),
+		serves:    make(chan string, 4),
 	}
 }
 
@@ -155,11 +162,25 @@ func (f *fakeCtrl) Library() nodestate.LibraryView {
 	return f.library
 }
 
-// Pull reports two steps of progress, then adds the model to the library.
+// Pull reports two steps of progress (or pullSteps), then adds the model
+// to the library; with pullHold it runs until ctx ends instead, as a node
+// stops a download.
 func (f *fakeCtrl) Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error) {
 	f.pulls <- ref
-	progress(hub.Progress{Status: "pulling manifest"})
-	progress(hub.Progress{Status: "pulling 0123", File: ref, Total: 100, Completed: 100})
+	f.mu.Lock()
+	steps, hold := f.pullSteps, f.pullHold
+	f.mu.Unlock()
+	if steps == nil {
+		steps = []hub.Progress{{Status: "pulling manifest"}, {Status: "pulling 0123", File: ref, Total: 100, Completed: 100}}
+	}
+	for _, p := range steps {
+		progress(p)
+	}
+	if hold {
+		<-ctx.Done()
+		f.pullEnded <- ctx.Err()
+		return library.Model{}, fmt.Errorf("pulling %s: %w", ref, ctx.Err())
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.pullErr != nil {

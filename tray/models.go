@@ -2,18 +2,15 @@ package tray
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/nodestate"
 )
@@ -29,7 +26,7 @@ const (
 
 // modelsWindow is "Serve a model…" and "Get a model…": the models on this
 // machine to pick from, and a box to get one from Hugging Face with a
-// progress bar.
+// progress bar, a row per peer it is copied from, and Cancel.
 type modelsWindow struct {
 	u      *ui
 	win    fyne.Window
@@ -47,11 +44,8 @@ type modelsWindow struct {
 	embed      *widget.Check
 	embeddings []string
 
-	ref      *widget.Entry
-	getBtn   *widget.Button
-	bar      *widget.ProgressBar
-	progress *widget.Label
-	then     nodestate.ShareMode // share this way once a model is picked; "" none
+	*pullBox
+	then nodestate.ShareMode // share this way once a model is picked; "" none
 }
 
 // showModels opens the window; then, if not "", is the share mode to turn
@@ -88,29 +82,18 @@ func newModelsWindow(u *ui) *modelsWindow {
 	m.serveBtn.Disable()
 	m.stopBtn = widget.NewButton(labelStopServe, func() { m.serveName("") })
 
-	m.ref = widget.NewEntry()
-	m.ref.SetPlaceHolder("OWNER/REPO:Q4_K_M or OWNER/REPO/FILE.gguf")
-	m.ref.OnSubmitted = func(string) { m.get() }
-	m.getBtn = widget.NewButton(labelGetBtn, m.get)
-	m.bar = widget.NewProgressBar()
-	m.bar.Hide()
-	m.progress = widget.NewLabel("")
-	m.progress.Wrapping = fyne.TextWrapWord
+	m.pullBox = newPullBox(u, func(library.Model) { m.reload() })
 
-	getIntro := widget.NewLabel("Get a model from Hugging Face (GGUF files only):")
 	m.win.SetContent(container.NewBorder(
 		m.serving,
-		container.NewVBox(
+		container.NewVBox(append([]fyne.CanvasObject{
 			container.NewHBox(m.embed, layout.NewSpacer(), m.stopBtn, m.serveBtn),
 			widget.NewSeparator(),
-			getIntro,
-			container.NewBorder(nil, nil, nil, m.getBtn, m.ref),
-			m.bar,
-			m.progress,
-		),
+		}, m.pullBox.content()...)...),
 		nil, nil,
 		m.list,
 	))
+	m.win.SetCloseIntercept(m.close)
 	m.win.SetOnClosed(func() { u.models = nil })
 	m.win.Resize(fyne.NewSize(620, 460))
 	return m
@@ -199,61 +182,18 @@ func (m *modelsWindow) serveName(name string) {
 		return nil
 	})
 	if name != "" {
-		m.win.Close()
+		m.close()
 	} else {
 		m.reload()
 	}
 }
 
-// get pulls the reference in the box, with progress. Fyne thread.
-func (m *modelsWindow) get() {
-	ref := m.ref.Text
-	if _, err := hub.ParseRef(ref); err != nil {
-		m.progress.SetText(err.Error())
+// close closes the window, or hides it while a pull runs: the pull goes
+// on, and opening the window again shows it with its Cancel. Fyne thread.
+func (m *modelsWindow) close() {
+	if m.pulling() {
+		m.win.Hide()
 		return
 	}
-	m.getBtn.Disable()
-	m.ref.Disable()
-	m.bar.SetValue(0)
-	m.bar.Show()
-	m.progress.SetText("Looking for " + ref + "…")
-	u := m.u
-	go func() {
-		var last time.Time
-		model, err := u.ctrl.Pull(u.ctx, ref, func(p hub.Progress) {
-			if p.Total > 0 && time.Since(last) < 200*time.Millisecond && p.Completed < p.Total {
-				return
-			}
-			last = time.Now()
-			u.do(func() { m.step(p) })
-		})
-		u.do(func() { m.pulled(model, err) })
-	}()
-}
-
-// step shows one step of a pull. Fyne thread.
-func (m *modelsWindow) step(p hub.Progress) {
-	if p.Total > 0 {
-		m.bar.SetValue(float64(p.Completed) / float64(p.Total))
-		m.progress.SetText(fmt.Sprintf("%s: %s of %s", p.File, formatBytes(uint64(p.Completed)), formatBytes(uint64(p.Total))))
-		return
-	}
-	m.progress.SetText(p.Status)
-}
-
-// pulled ends a pull. Fyne thread.
-func (m *modelsWindow) pulled(model library.Model, err error) {
-	m.getBtn.Enable()
-	m.ref.Enable()
-	m.bar.Hide()
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return
-		}
-		m.progress.SetText("Could not get it: " + err.Error())
-		return
-	}
-	m.progress.SetText(model.Name + " is here (" + formatBytes(model.Size) + "): pick it above to serve it.")
-	m.ref.SetText("")
-	m.reload()
+	m.win.Close()
 }

@@ -1,7 +1,8 @@
 // Package hubtest serves Hugging Face's layout for tests, on loopback: the
 // file list at /api/models/REPO, files at /REPO/resolve/REV/FILE behind a
 // redirect to a storage URL with the checksum headers the hub sends, and
-// Range requests. It can cut a transfer midway and corrupt a byte.
+// Range requests. It can cut a transfer midway, corrupt a byte, and pace
+// transfers so that a test can stop one midway.
 package hubtest
 
 import (
@@ -29,6 +30,7 @@ type Hub struct {
 	gated map[string]string            // repo → token it needs
 	cut   int64                        // cut the next transfer after this many bytes; 0: none
 	flip  int64                        // corrupt the byte at this offset of the next transfer; -1: none
+	rate  int64                        // bytes a second of every transfer; 0: as fast as it goes
 
 	// Requests counts requests by kind: "api", "resolve", "storage".
 	Requests sync.Map
@@ -36,6 +38,7 @@ type Hub struct {
 	rangesMu sync.Mutex
 	ranges   []string
 	served   atomic.Int64 // bytes of file content sent
+	active   atomic.Int32 // file transfers under way
 }
 
 // New starts a hub; it stops when the test ends.
@@ -88,6 +91,18 @@ func (h *Hub) CorruptNext(off int64) {
 	h.flip = off
 	h.mu.Unlock()
 }
+
+// Pace sends every file transfer from now on at about rate bytes a
+// second; 0 sends as fast as it goes.
+func (h *Hub) Pace(rate int64) {
+	h.mu.Lock()
+	h.rate = rate
+	h.mu.Unlock()
+}
+
+// Active is the number of file transfers under way: a transfer ends when
+// it is whole or when its client goes away.
+func (h *Hub) Active() int { return int(h.active.Load()) }
 
 // Ranges returns the Range headers of the storage requests so far.
 func (h *Hub) Ranges() []string {
@@ -209,7 +224,7 @@ func (h *Hub) serveStorage(w http.ResponseWriter, r *http.Request, sum string) {
 	q := r.URL.Query()
 	h.mu.Lock()
 	data, ok := h.repos[q.Get("repo")][q.Get("file")]
-	cut, flip := h.cut, h.flip
+	cut, flip, rate := h.cut, h.flip, h.rate
 	h.cut, h.flip = 0, -1
 	h.mu.Unlock()
 	if !ok || Sum(data) != sum {
@@ -219,5 +234,7 @@ func (h *Hub) serveStorage(w http.ResponseWriter, r *http.Request, sum string) {
 	h.rangesMu.Lock()
 	h.ranges = append(h.ranges, r.Header.Get("Range"))
 	h.rangesMu.Unlock()
-	h.served.Add(rangeserve.Serve(w, r, data, rangeserve.Options{Cut: cut, Flip: flip + 1}))
+	h.active.Add(1)
+	defer h.active.Add(-1)
+	h.served.Add(rangeserve.Serve(w, r, data, rangeserve.Options{Cut: cut, Flip: flip + 1, Rate: rate}))
 }

@@ -36,6 +36,15 @@ type Progress struct {
 	// From says where the bytes come from: "hub", "releases", or peers'
 	// names.
 	From string `json:"from,omitempty"`
+	// Peers, for a file copied from peers, is every peer asked for it
+	// and what each has sent so far, of Total.
+	Peers []PeerBytes `json:"peers,omitempty"`
+}
+
+// PeerBytes is what one peer sent of a file copied from several.
+type PeerBytes struct {
+	Name      string `json:"name"`
+	Completed int64  `json:"completed"`
 }
 
 // File is one file to fetch.

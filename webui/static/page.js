@@ -1,7 +1,7 @@
 // Potluck's web page: reads the node API once a second and chats through
 // /v1/chat/completions. It changes the node only when its user asks ("Change
-// this node": share, join, leave), through the admin endpoints, which
-// answer this page from this machine or with the admin key. Everything it
+// this node": share, join, leave, get a model), through the admin endpoints,
+// which answer this page from this machine or with the admin key. Everything it
 // shows is set with textContent: peer names come from other machines.
 "use strict";
 
@@ -19,6 +19,7 @@
   let again = false; // poll once more when it is done
   let polls = 0;
   let chatting = null; // the AbortController of the answer being streamed
+  let pulling = null; // the AbortController of the model being pulled
   const history = [];
 
   class Unauthorized extends Error {}
@@ -307,13 +308,14 @@
   }
 
   // admin calls an admin endpoint with a JSON body. Away from the node's
-  // machine it needs the admin key, asked for once per tab.
-  async function admin(path, body) {
+  // machine it needs the admin key, asked for once per tab. signal, if
+  // given, aborts the request.
+  async function admin(path, body, signal) {
     for (let tries = 0; tries < 3; tries++) {
       const headers = { "Content-Type": "application/json" };
       const k = sessionStorage.getItem(ADMIN_KEY) || key;
       if (k) headers.Authorization = "Bearer " + k;
-      const resp = await fetch(path, { method: "POST", headers, body: JSON.stringify(body), cache: "no-store", credentials: "omit" });
+      const resp = await fetch(path, { method: "POST", headers, body: JSON.stringify(body), cache: "no-store", credentials: "omit", signal });
       if (resp.status !== 401) return resp;
       const given = window.prompt("This changes the node. Enter its admin key (the one given with --admin-key-file):");
       if (!given) return resp;
@@ -361,6 +363,99 @@
   });
   $("leave").addEventListener("click", () => {
     if (window.confirm("Leave the network? This node stops sharing and stops using the others.")) manage("Leaving the network", "/api/leave", {});
+  });
+
+  // Getting a model: POST /api/pull answers NDJSON progress lines. Cancel
+  // aborts the request, and the node stops a pull whose client went away;
+  // it keeps the part downloaded, hidden, for the next pull to resume.
+
+  // ndjson calls onLine with each JSON line of resp's body.
+  async function ndjson(resp, onLine) {
+    const reader = resp.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      buf += dec.decode(value || new Uint8Array(), { stream: !done });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line) onLine(JSON.parse(line));
+      }
+      if (done) {
+        if (buf.trim()) onLine(JSON.parse(buf));
+        return;
+      }
+    }
+  }
+
+  function showPull(p) {
+    if (!p.total) {
+      $("pull-msg").textContent = p.status || "";
+      return;
+    }
+    const peers = p.peers || [];
+    $("pull-bar").value = (p.completed || 0) / p.total;
+    $("pull-msg").textContent = (p.file || "") + ": " + bytes(p.completed || 0) + " of " + bytes(p.total) +
+      (peers.length ? ", from " + peers.length + (peers.length === 1 ? " peer" : " peers") : "");
+    $("pull-peers").hidden = !peers.length;
+    $("pull-peers").replaceChildren(...peers.map((pb) =>
+      el("li", { className: "pull-peer" }, pb.name + ": " + bytes(pb.completed || 0) + " of " + bytes(p.total))));
+  }
+
+  // pullShown shows the form as it is while a pull runs (on), or not.
+  function pullShown(on) {
+    $("pull-get").disabled = $("pull-ref").disabled = on;
+    $("pull-cancel").disabled = false;
+    $("pull-cancel").hidden = $("pull-bar").hidden = !on;
+    $("pull-bar").value = 0;
+    $("pull-peers").hidden = true;
+    $("pull-peers").replaceChildren();
+  }
+
+  async function pullModel(ref) {
+    const msg = $("pull-msg");
+    pulling = new AbortController();
+    pullShown(true);
+    msg.className = "muted";
+    msg.textContent = "Looking for " + ref + "…";
+    try {
+      const resp = await admin("/api/pull", { model: ref, stream: true }, pulling.signal);
+      if (!resp.ok) throw new Error(await errorText(resp));
+      let failure = "", done = false;
+      await ndjson(resp, (p) => {
+        if (p.error) failure = p.error;
+        else if (p.status === "success") done = true;
+        else showPull(p);
+      });
+      if (failure || !done) throw new Error(failure || "the node ended the pull before it was done");
+      msg.textContent = ref + " is here: serve it from the tray, or with POST /api/serve.";
+      $("pull-ref").value = "";
+    } catch (e) {
+      if (e.name === "AbortError") {
+        msg.textContent = "Cancelled: no model was added. What was downloaded so far is kept, and getting it again resumes from there.";
+      } else {
+        msg.className = "error";
+        msg.textContent = "Could not get it: " + e.message;
+      }
+    } finally {
+      pulling.abort(); // a pull the page stopped following stops too
+      pulling = null;
+      pullShown(false);
+    }
+  }
+
+  $("pull-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const ref = $("pull-ref").value.trim();
+    if (ref && !pulling) pullModel(ref);
+  });
+  $("pull-cancel").addEventListener("click", () => {
+    if (!pulling) return;
+    $("pull-cancel").disabled = true;
+    $("pull-msg").textContent = "Cancelling…";
+    pulling.abort();
   });
 
   async function refreshModels() {
