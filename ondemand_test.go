@@ -294,3 +294,19 @@ func TestWebPageLoadsOnRequest(t *testing.T) {
 	tab.waitTrue(t, "the model loaded until a time", `document.getElementById("node-facts").innerText.includes("Loaded on request") &&
 		/picked · (ready|serving) · until \d/.test(document.getElementById("node-facts").innerText)`, 15*time.Second)
 }
+
+// The official Ollama client: list, generate with keep_alive, ps with
+// expires_at, and keep_alive 0 to unload.
+func TestModelsOnDemandOllamaClient(t *testing.T) {
+	m := enginetest.TestModel(t)
+	dir := t.TempDir()
+	if err := os.Symlink(m.Path, filepath.Join(dir, "asked.gguf")); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	p := startPotluck(t, "--models-dir", dir, "--ollama-api", addr)
+	runSDK(t, "ollama_ondemand.mjs", "POTLUCK_OLLAMA_URL=http://"+addr, "POTLUCK_MODEL=asked")
+	if ls := p.loaded(t); len(ls) != 0 {
+		t.Errorf("loaded after keep_alive 0: %+v", ls)
+	}
+}

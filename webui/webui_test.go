@@ -27,6 +27,7 @@ func TestHandler(t *testing.T) {
 		{"GET", "/", 200, "text/html; charset=utf-8"},
 		{"HEAD", "/", 200, "text/html; charset=utf-8"},
 		{"GET", "/ui/page.js", 200, "text/javascript; charset=utf-8"},
+		{"GET", "/ui/format.js", 200, "text/javascript; charset=utf-8"},
 		{"GET", "/ui/page.css", 200, "text/css; charset=utf-8"},
 		{"GET", "/ui/icon.svg", 200, "image/svg+xml"},
 		{"GET", "/ui/", 404, ""},
