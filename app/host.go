@@ -24,13 +24,19 @@ func (n *Node) newHost(name string) *host.Host {
 // newHostLogged is a host of name whose llama-server logs to the log
 // file logName; "" logs to none.
 func (n *Node) newHostLogged(name, logName string) *host.Host {
+	return n.newScopedHost(name, logName, "")
+}
+
+// newScopedHost is newHostLogged for a model loaded on request, key: its
+// warnings are its own, and go when it is unloaded.
+func (n *Node) newScopedHost(name, logName, key string) *host.Host {
 	cfg := host.Config{Name: n.cfg.Name, CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads, Split: n.cfg.Split,
 		Log: n.log, Ledger: n.ledger, RPCService: serviceRPC}
 	if logName != "" {
 		cfg.LogFile = n.logPath(logName)
 		cfg.Log = n.log.With("model", name)
 	}
-	return host.New(cfg, hostMesh{n}, hostNode{n}, name)
+	return host.New(cfg, hostMesh{n}, hostNode{n, key}, name)
 }
 
 // errLeft is a tunnel asked for in no network.
@@ -78,7 +84,19 @@ func (m hostMesh) TunnelSent(peerIDs []string, service string) uint64 {
 }
 
 // hostNode is the node as its host asks of it.
-type hostNode struct{ n *Node }
+type hostNode struct {
+	n *Node
+	// scope is the model loaded on request the host serves; "": the
+	// model the node serves. Its warnings' codes end in ":" and it.
+	scope string
+}
+
+func (h hostNode) code(c string) string {
+	if h.scope == "" {
+		return c
+	}
+	return c + ":" + h.scope
+}
 
 func (h hostNode) Runtime() (engine.Runtime, engine.Versions, error) { return h.n.engineRuntime() }
 
@@ -96,10 +114,14 @@ func (h hostNode) ModelFiles(ctx context.Context, path string) ([]string, uint64
 
 func (h hostNode) Embeddings(name, alias string) bool { return h.n.embeddingsOn(name, alias) }
 func (h hostNode) ShareLimit() uint64                 { return h.n.shareLimit() }
-func (h hostNode) Warn(w nodestate.Warning)           { h.n.warn(w) }
-func (h hostNode) ClearWarning(code string)           { h.n.clearWarning(code) }
-func (h hostNode) Changed()                           { h.n.events.publish(nodestate.Event{Kind: nodestate.EventStatus}) }
-func (h hostNode) Announce()                          { h.n.publishInfo() }
+func (h hostNode) ClearWarning(code string)           { h.n.clearWarning(h.code(code)) }
+
+func (h hostNode) Warn(w nodestate.Warning) {
+	w.Code = h.code(w.Code)
+	h.n.warn(w)
+}
+func (h hostNode) Changed()  { h.n.events.publish(nodestate.Event{Kind: nodestate.EventStatus}) }
+func (h hostNode) Announce() { h.n.publishInfo() }
 
 // Ready announces the model and offers it to the network, as the share
 // mode says.

@@ -34,10 +34,11 @@ func (n *Node) newScheduler() *sched.Scheduler {
 			if !ok {
 				return nil, &library.NotFoundError{Name: key}
 			}
-			h := n.newHostLogged(key, "llama-server-"+logName(alias))
+			h := n.newScopedHost(key, "llama-server-"+logName(alias), alias)
 			h.SetModel(path, alias)
 			return h, nil
 		},
+		Unloaded: n.clearScopedWarnings,
 		Changed: func() {
 			n.publishInfo()
 			n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
@@ -164,4 +165,20 @@ func (n *Node) pin(h *host.Host) {
 	}
 	_, alias := h.Ident()
 	n.sched.Pin(alias, h)
+}
+
+// clearScopedWarnings clears the warnings of the model key, loaded on
+// request and now unloaded.
+func (n *Node) clearScopedWarnings(key string) {
+	n.mu.Lock()
+	var codes []string
+	for code := range n.warnings {
+		if strings.HasSuffix(code, ":"+key) {
+			codes = append(codes, code)
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range codes {
+		n.clearWarning(c)
+	}
 }

@@ -63,8 +63,10 @@ type Config struct {
 	Resolve func(name string) (key string, ok bool)
 	// Open prepares the model key to be started; it starts nothing.
 	Open func(key string) (Model, error)
-	// Changed is called when a model was loaded or unloaded.
-	Changed func()
+	// Changed is called when a model was loaded or unloaded, and
+	// Unloaded with the key of each model unloaded.
+	Changed  func()
+	Unloaded func(key string)
 	Log     *slog.Logger
 }
 
@@ -115,6 +117,9 @@ func New(cfg Config) *Scheduler {
 	}
 	if cfg.Changed == nil {
 		cfg.Changed = func() {}
+	}
+	if cfg.Unloaded == nil {
+		cfg.Unloaded = func(string) {}
 	}
 	return &Scheduler{cfg: cfg, log: cfg.Log, models: map[string]*entry{}, now: time.Now}
 }
@@ -171,6 +176,7 @@ func (s *Scheduler) reap() {
 	for _, e := range stop {
 		s.log.Info("unloading an idle model", "model", e.key, "keep_alive", e.keepAlive)
 		e.m.Stop()
+		s.cfg.Unloaded(e.key)
 	}
 	if len(stop) > 0 {
 		s.cfg.Changed()
@@ -286,6 +292,7 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 	for _, e := range evict {
 		s.log.Info("unloading the least recently used model to make room", "model", e.key, "for", key)
 		e.m.Stop()
+		s.cfg.Unloaded(e.key)
 	}
 	s.log.Info("loading a model on request", "model", key, "keep_alive", ka)
 	m.Start(ctx)
@@ -340,6 +347,7 @@ func (s *Scheduler) Unload(key string) bool {
 	s.mu.Unlock()
 	s.log.Info("unloading a model", "model", key)
 	e.m.Stop()
+	s.cfg.Unloaded(key)
 	s.cfg.Changed()
 	return true
 }
