@@ -56,7 +56,8 @@ type Config struct {
 	// included; 0: DefaultMaxLoaded.
 	MaxLoaded int
 	// Memory is what the models loaded on this machine may take
-	// together; nil, or 0: no cap besides MaxLoaded.
+	// together; nil, or 0: no cap besides MaxLoaded. It is called
+	// without the scheduler's lock, so it may ask the scheduler (Loaded).
 	Memory func() uint64
 	// Resolve names the model a request asks for as the scheduler keys
 	// it (its library name), or says there is no such model here.
@@ -259,6 +260,10 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	var limit uint64
+	if s.cfg.Memory != nil {
+		limit = s.cfg.Memory()
+	}
 
 	s.mu.Lock()
 	if e, ok := s.models[key]; ok { // another request got there first
@@ -266,7 +271,7 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 		s.mu.Unlock()
 		return e.m, nil
 	}
-	evict, err := s.room(m.Footprint())
+	evict, err := s.room(m.Footprint(), limit)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w for %s: %v", ErrBusy, key, err)
@@ -288,13 +293,10 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 	return m, nil
 }
 
-// room picks the models to unload so that one of need bytes more fits:
-// the least recently used idle ones first. The caller holds mu.
-func (s *Scheduler) room(need uint64) ([]*entry, error) {
-	var limit uint64
-	if s.cfg.Memory != nil {
-		limit = s.cfg.Memory()
-	}
+// room picks the models to unload so that one of need bytes more fits
+// within limit (0: none): the least recently used idle ones first. The
+// caller holds mu.
+func (s *Scheduler) room(need, limit uint64) ([]*entry, error) {
 	var used uint64
 	var idle []*entry
 	now := s.now()
