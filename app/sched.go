@@ -133,6 +133,7 @@ func (n *Node) runFront(ctx context.Context) error {
 	}
 	front := &sched.Front{
 		Sched: n.sched,
+		Name:  n.cfg.Name,
 		Pinned: func() (string, http.Handler) {
 			h := n.modelHost()
 			if h == nil {
