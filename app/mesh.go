@@ -302,6 +302,7 @@ func (n *Node) publishInfo() {
 	if mode != nodestate.ShareOff {
 		fi.Offer = n.offeredFiles()
 	}
+	fi.NoLoads = mode == nodestate.ShareServer && n.cfg.NoPeerLoads
 	fi.Head = n.headFiles()
 	if mode == nodestate.ShareWorker {
 		fi.Seeded = n.seeder.Seeded()
@@ -391,7 +392,7 @@ func (n *Node) peerView(p netmesh.Peer, now time.Time) nodestate.Peer {
 	}
 	v.Devices = decodeDevices(p.Devices)
 	fi := decodeFiles(p.Files)
-	v.Files, v.Head, v.Seeded = fi.Offer, fi.Head, fi.Seeded
+	v.Files, v.Head, v.Seeded, v.NoPeerLoads = fi.Offer, fi.Head, fi.Seeded, fi.NoLoads
 	return v
 }
 

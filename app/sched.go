@@ -22,20 +22,22 @@ func (n *Node) newScheduler() *sched.Scheduler {
 		KeepAlive: n.cfg.KeepAlive,
 		MaxLoaded: n.cfg.MaxLoadedModels,
 		Memory:    n.modelsMemory,
+		// By library name only: a member's request names no file on this
+		// machine, and learns nothing of which ones there are.
 		Resolve: func(name string) (string, bool) {
-			_, alias, ok := n.findModel(strings.TrimSuffix(name, ":latest"))
+			m, ok := n.lib.Find(strings.TrimSuffix(name, ":latest"))
 			if !ok {
-				_, alias, ok = n.findModel(name)
+				m, ok = n.lib.Find(name)
 			}
-			return alias, ok
+			return m.Name, ok
 		},
 		Open: func(key string) (sched.Model, error) {
-			path, alias, ok := n.findModel(key)
+			m, ok := n.lib.Find(key)
 			if !ok {
 				return nil, &library.NotFoundError{Name: key}
 			}
-			h := n.newScopedHost(key, "llama-server-"+logName(alias), alias)
-			h.SetModel(path, alias)
+			h := n.newScopedHost(key, "llama-server-"+logName(m.Name), m.Name)
+			h.SetModel(m.Path, m.Name)
 			return h, nil
 		},
 		Unloaded: n.clearScopedWarnings,
@@ -132,6 +134,7 @@ func (n *Node) runFront(ctx context.Context) error {
 	}
 	front := &sched.Front{
 		Sched: n.sched,
+		Name:  n.cfg.Name,
 		Pinned: func() (string, http.Handler) {
 			h := n.modelHost()
 			if h == nil {

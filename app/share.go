@@ -27,8 +27,8 @@ func (n *Node) Share(ctx context.Context, mode nodestate.ShareMode, memory uint6
 	if _, ok := nodestate.ParseShareMode(string(mode)); !ok {
 		return &nodestate.InputError{Field: "mode", Value: string(mode), Msg: `want "off", "worker" or "server"`}
 	}
-	if mode == nodestate.ShareServer && n.modelHost() == nil {
-		return &nodestate.InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: pick one to serve first (`potluck run --model NAME`, or the tray's \"Serve a model…\")"}
+	if mode == nodestate.ShareServer && n.modelHost() == nil && !n.hasModels() {
+		return &nodestate.InputError{Field: "mode", Value: string(mode), Msg: "sharing as a full server needs a model: pick one to serve first (`potluck run --model NAME`, or the tray's \"Serve a model…\"), or put one in the library for members' requests to load"}
 	}
 	if mode == nodestate.ShareWorker {
 		if err := n.llama.Wait(ctx); err != nil {
@@ -100,6 +100,13 @@ func (n *Node) Share(ctx context.Context, mode nodestate.ShareMode, memory uint6
 	n.maybeSeed()
 	n.maybeMatch()
 	return nil
+}
+
+// hasModels says whether this machine has a model on disk: a server that
+// serves none loads one when a member asks for it.
+func (n *Node) hasModels() bool {
+	models, _ := n.lib.List()
+	return len(models) > 0
 }
 
 // SetShareAs implements tray.Controller: the mode sharing turns on in. A

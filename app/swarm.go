@@ -133,6 +133,9 @@ type fileInfo struct {
 	Offer  []nodestate.OfferedFile `json:"offer,omitempty"`
 	Head   []string                `json:"head,omitempty"`   // sha256 of the model files it serves
 	Seeded []string                `json:"seeded,omitempty"` // sha256 of the files its worker cache holds
+	// NoLoads: as a server, it loads none of the models offered for
+	// members' requests (--allow-peer-loads=false).
+	NoLoads bool `json:"no_loads,omitempty"`
 }
 
 // decodeFiles reads a peer's fileInfo from its node info.

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,6 +62,8 @@ type Peer struct {
 	RTTMS         float64  `json:"rtt_ms"`
 	Conn          string   `json:"conn"`
 	Transport     string   `json:"transport"`
+	// NoPeerLoads: a server that loads no model for members' requests.
+	NoPeerLoads bool `json:"no_peer_loads"`
 	// RPCRefused is what the node's RPC gate refused of the peer.
 	RPCRefused *struct {
 		Count  int    `json:"count"`
@@ -227,24 +230,37 @@ type Completion struct {
 // Complete asks the node for a greedy completion of maxTokens tokens from the
 // empty prompt.
 func (n *Node) Complete(ctx context.Context, maxTokens int) (Completion, error) {
-	return n.completeAt(ctx, n.URL("/v1/completions"), maxTokens)
+	return n.completeAt(ctx, n.URL("/v1/completions"), "", maxTokens)
+}
+
+// CompleteModel is Complete for the model the request names.
+func (n *Node) CompleteModel(ctx context.Context, model string, maxTokens int) (Completion, error) {
+	return n.completeAt(ctx, n.URL("/v1/completions"), model, maxTokens)
 }
 
 // CompleteAt is Complete against another server on the node's loopback,
 // e.g. a llama-server a benchmark started there: addr is host:port.
 func (n *Node) CompleteAt(ctx context.Context, addr string, maxTokens int) (Completion, error) {
-	return n.completeAt(ctx, "http://"+addr+"/v1/completions", maxTokens)
+	return n.completeAt(ctx, "http://"+addr+"/v1/completions", "", maxTokens)
 }
 
-func (n *Node) completeAt(ctx context.Context, url string, maxTokens int) (Completion, error) {
+// completeAt asks url for a greedy completion; model "" names none.
+func (n *Node) completeAt(ctx context.Context, url, model string, maxTokens int) (Completion, error) {
 	start := time.Now()
-	body := fmt.Sprintf(`{"prompt":"","max_tokens":%d,"temperature":0,"seed":1}`, maxTokens)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req := map[string]any{"prompt": "", "max_tokens": maxTokens, "temperature": 0, "seed": 1}
+	if model != "" {
+		req["model"] = model
+	}
+	body, err := json.Marshal(req)
 	if err != nil {
 		return Completion{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.Client.Do(req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Completion{}, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := n.Client.Do(hreq)
 	if err != nil {
 		return Completion{}, err
 	}

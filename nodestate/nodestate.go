@@ -97,6 +97,9 @@ type Peer struct {
 	// head; Seeded those its worker's tensor cache holds.
 	Head   []string `json:"head,omitempty"`
 	Seeded []string `json:"seeded,omitempty"`
+	// NoPeerLoads: it shares as a server but loads none of the models on
+	// its disk for members' requests (--allow-peer-loads=false).
+	NoPeerLoads bool `json:"no_peer_loads,omitempty"`
 }
 
 // EventKind says what an Event is about.

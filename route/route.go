@@ -301,10 +301,17 @@ func (r *Router) Backends(model string) ([]server.Backend, error) {
 			return nil, err
 		}
 	}
-	// On members' disks only: those that share as servers load it.
+	// On members' disks only: those that share as servers load it. One
+	// that loads nothing for members (--allow-peer-loads=false) is asked
+	// only when no other has it: its refusal says why.
 	for _, pd := range r.peerLibrary() {
-		if pd.name == model {
-			out = append(out, r.peerBackends(model, func(p nodestate.Peer) bool { return slices.Contains(pd.ids, p.ID) })...)
+		if pd.name != model {
+			continue
+		}
+		has := func(p nodestate.Peer) bool { return slices.Contains(pd.ids, p.ID) }
+		out = r.peerBackends(model, func(p nodestate.Peer) bool { return has(p) && !p.NoPeerLoads })
+		if len(out) == 0 {
+			out = r.peerBackends(model, has)
 		}
 	}
 	if len(out) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -114,5 +115,50 @@ func TestRouterListsAndRoutes(t *testing.T) {
 	empty := New(Config{Name: "me", Service: "openai"}, &fakeMesh{}, func() *host.Host { return nil })
 	if _, err := empty.Backends(""); !errors.Is(err, server.ErrNoModel) {
 		t.Errorf("no model anywhere: %v", err)
+	}
+}
+
+// A model only members have on disk is listed as such, and a request for
+// it goes to the servers that have it, which load it: those that load
+// nothing for members (--allow-peer-loads=false) only when no other
+// has it, so that the answer says why.
+func TestRouterPeerDisk(t *testing.T) {
+	file := func(model string) []nodestate.OfferedFile {
+		return []nodestate.OfferedFile{{Model: model, File: model + ".gguf", SHA256: strings.Repeat("ab", 32), Size: 1 << 20}}
+	}
+	mesh := &fakeMesh{
+		peers: []nodestate.Peer{
+			{ID: "a-id", Name: "alice", Online: true, Mode: nodestate.ShareServer, Files: file("tiny")},
+			{ID: "b-id", Name: "bob", Online: true, Mode: nodestate.ShareServer, Files: file("tiny"), NoPeerLoads: true},
+			{ID: "c-id", Name: "carol", Online: true, Mode: nodestate.ShareServer, Files: file("other"), NoPeerLoads: true},
+			{ID: "d-id", Name: "dave", Online: true, Mode: nodestate.ShareOff, Files: file("dave's")},
+		},
+		tunnels: map[string]string{"a-id": "127.0.0.1:1", "b-id": "127.0.0.1:2", "c-id": "127.0.0.1:3", "d-id": "127.0.0.1:4"},
+	}
+	r := New(Config{Name: "me", Service: "openai"}, mesh, func() *host.Host { return nil })
+	got := map[string]string{}
+	for _, m := range r.Models() {
+		got[m.ID] = m.Availability
+	}
+	if want := map[string]string{"tiny": server.AvailPeerDisk, "other": server.AvailPeerDisk}; !maps.Equal(got, want) {
+		t.Errorf("models %v, want %v", got, want)
+	}
+	nodes := func(model string) []string {
+		t.Helper()
+		bs, err := r.Backends(model)
+		if err != nil {
+			t.Fatalf("backends of %s: %v", model, err)
+		}
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.Node)
+		}
+		return out
+	}
+	if got := nodes("tiny"); !slices.Equal(got, []string{"alice/a-id"}) {
+		t.Errorf("tiny goes to %v, want alice's, which loads it", got)
+	}
+	if got := nodes("other"); !slices.Equal(got, []string{"carol/c-id"}) {
+		t.Errorf("other goes to %v, want carol's, who says why she will not", got)
 	}
 }

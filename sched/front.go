@@ -21,6 +21,8 @@ import (
 // request to that model's host, with the member's connection as it came.
 type Front struct {
 	Sched *Scheduler
+	// Name is this node's name, as members' users read it in an error.
+	Name string
 	// Pinned is the model the node serves, and its host; "" and nil:
 	// none. A request that names no model goes to it.
 	Pinned func() (key string, h http.Handler)
@@ -38,6 +40,15 @@ const frontMaxBody = 64 << 20
 // LoadsRefused is the message of a member's request for a model this node
 // has on disk but will not load for members.
 const LoadsRefused = "it loads no models for members (--allow-peer-loads=false)"
+
+// here is how the node is named in an error a member's user reads: the
+// member's own computer is "this computer" to them.
+func (f *Front) here() string {
+	if f.Name == "" {
+		return "the member's computer"
+	}
+	return f.Name
+}
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	typ := "server_error"
@@ -76,14 +87,14 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if model == "" || (ok && key == pinnedKey) || (!ok && pinned != nil) {
 		if pinned == nil {
-			writeError(w, http.StatusNotFound, "this computer serves no model: name one it has")
+			writeError(w, http.StatusNotFound, f.here()+" serves no model: name one it has")
 			return
 		}
 		pinned.ServeHTTP(w, r)
 		return
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("model %q is not on this computer", model))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("model %q is not on %s", model, f.here()))
 		return
 	}
 	m, loaded := f.Sched.Get(key)
@@ -91,7 +102,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.Sched.Touch(key)
 	} else {
 		if f.AllowLoads != nil && !f.AllowLoads() {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("%s is on this computer but not loaded, and %s", key, LoadsRefused))
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%s is on %s's disk but not loaded, and %s", key, f.here(), LoadsRefused))
 			return
 		}
 		var err error

@@ -56,7 +56,8 @@ type Config struct {
 	// included; 0: DefaultMaxLoaded.
 	MaxLoaded int
 	// Memory is what the models loaded on this machine may take
-	// together; nil, or 0: no cap besides MaxLoaded.
+	// together; nil, or 0: no cap besides MaxLoaded. It is called
+	// without the scheduler's lock, so it may ask the scheduler (Loaded).
 	Memory func() uint64
 	// Resolve names the model a request asks for as the scheduler keys
 	// it (its library name), or says there is no such model here.
