@@ -340,3 +340,14 @@ func (h *Host) Footprint() uint64 {
 	}
 	return h.est.TotalBytes
 }
+
+// Unfit says why the model does not fit this machine and the pool's
+// workers as planned last; "" when it fits, or before a plan.
+func (h *Host) Unfit() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sup == nil && !h.plan.Fits {
+		return h.plan.Reason
+	}
+	return ""
+}

@@ -6,6 +6,7 @@ package route
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -295,15 +296,35 @@ func (r *Router) Backends(model string) ([]server.Backend, error) {
 			}
 			loaded = m
 		}
+		if h, ok := loaded.(*host.Host); ok {
+			if why := h.Unfit(); why != "" {
+				// Not here, nor split over the workers: a server that
+				// has it may load it, else the pool must change first.
+				r.cfg.Sched.Unload(key)
+				if out := r.peerDiskBackends(model); len(out) > 0 {
+					return out, nil
+				}
+				return nil, fmt.Errorf("%s does not fit this machine and the pool's workers now: %s", key, why)
+			}
+		}
 		if err := loadState(loaded.Status()); errors.Is(err, server.ErrLoading) {
 			return nil, errors.Join(server.ErrLoadingOnRequest, err)
 		} else {
 			return nil, err
 		}
 	}
-	// On members' disks only: those that share as servers load it. One
-	// that loads nothing for members (--allow-peer-loads=false) is asked
-	// only when no other has it: its refusal says why.
+	if out := r.peerDiskBackends(model); len(out) > 0 {
+		return out, nil
+	}
+	return nil, server.ErrLoading
+}
+
+// peerDiskBackends are the members that have model on disk and share as
+// servers: they load it. One that loads nothing for members
+// (--allow-peer-loads=false) is asked only when no other has it: its
+// refusal says why.
+func (r *Router) peerDiskBackends(model string) []server.Backend {
+	var out []server.Backend
 	for _, pd := range r.peerLibrary() {
 		if pd.name != model {
 			continue
@@ -314,10 +335,7 @@ func (r *Router) Backends(model string) ([]server.Backend, error) {
 			out = r.peerBackends(model, has)
 		}
 	}
-	if len(out) > 0 {
-		return out, nil
-	}
-	return nil, server.ErrLoading
+	return out
 }
 
 // onlyModel is the model a request that names none gets: the one this

@@ -68,7 +68,7 @@ type Config struct {
 	// Unloaded with the key of each model unloaded.
 	Changed  func()
 	Unloaded func(key string)
-	Log     *slog.Logger
+	Log      *slog.Logger
 }
 
 // NoKeepAlive is a Config.KeepAlive of none: a model unloads as soon as
