@@ -56,7 +56,8 @@ type Config struct {
 	// included; 0: DefaultMaxLoaded.
 	MaxLoaded int
 	// Memory is what the models loaded on this machine may take
-	// together; nil, or 0: no cap besides MaxLoaded.
+	// together; nil, or 0: no cap besides MaxLoaded. It is called
+	// without the scheduler's lock held, so it may ask Loaded.
 	Memory func() uint64
 	// Resolve names the model a request asks for as the scheduler keys
 	// it (its library name), or says there is no such model here.
@@ -260,13 +261,17 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 		return nil, err
 	}
 
+	var limit uint64
+	if s.cfg.Memory != nil {
+		limit = s.cfg.Memory() // before the lock: it may ask Loaded
+	}
 	s.mu.Lock()
 	if e, ok := s.models[key]; ok { // another request got there first
 		e.lastUsed = now
 		s.mu.Unlock()
 		return e.m, nil
 	}
-	evict, err := s.room(m.Footprint())
+	evict, err := s.room(m.Footprint(), limit)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w for %s: %v", ErrBusy, key, err)
@@ -289,12 +294,9 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 }
 
 // room picks the models to unload so that one of need bytes more fits:
-// the least recently used idle ones first. The caller holds mu.
-func (s *Scheduler) room(need uint64) ([]*entry, error) {
-	var limit uint64
-	if s.cfg.Memory != nil {
-		limit = s.cfg.Memory()
-	}
+// the least recently used idle ones first, within limit bytes (0: no
+// cap). The caller holds mu.
+func (s *Scheduler) room(need, limit uint64) ([]*entry, error) {
 	var used uint64
 	var idle []*entry
 	now := s.now()
