@@ -34,7 +34,7 @@ import (
 
 // sections in the order they run: the in-process tunnel first, while the
 // machine is quiet, then the process-level ones.
-var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "gate", "load", "models", "windows"}
+var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "gate", "load", "cold", "models", "windows"}
 
 // extraSections run only when -only names them.
 var extraSections = []string{"calibrate"}
@@ -156,6 +156,7 @@ func run() int {
 		"shard":   b.benchShard,
 		"gate":    b.benchGate,
 		"load":    b.benchLoad,
+		"cold":    b.benchCold,
 		"models":  b.benchModels,
 		"windows": b.benchWindows,
 
