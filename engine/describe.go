@@ -41,6 +41,22 @@ func DescribeModel(path string) (info ModelInfo, err error) {
 	if err != nil {
 		return ModelInfo{}, err
 	}
+	return describeFile(path, gf)
+}
+
+// InspectModel is EstimateModel and DescribeModel with one read of the
+// file's metadata, which a large vocabulary makes slow.
+func InspectModel(path string, ctxSize int) (est ModelEstimate, estErr error, info ModelInfo, infoErr error) {
+	gf, err := readGGUF(path)
+	if err != nil {
+		return ModelEstimate{}, err, ModelInfo{}, err
+	}
+	est, estErr = estimateFile(path, gf, ctxSize)
+	info, infoErr = describeFile(path, gf)
+	return est, estErr, info, infoErr
+}
+
+func describeFile(path string, gf *gguf.GGUFFile) (info ModelInfo, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			info, err = ModelInfo{}, fmt.Errorf("model %s: not a valid GGUF model (malformed metadata: %v)", path, r)

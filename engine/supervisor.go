@@ -326,7 +326,8 @@ func (s *Supervisor) awaitReady(ctx context.Context, pid int, exited <-chan erro
 	start := time.Now()
 	limit := time.NewTimer(s.spec.ReadyLimit)
 	defer limit.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
+	// Often: a request may be waiting for it (a model loaded on request).
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	last, _ := procProgress(pid)
 	moved, checked := start, start

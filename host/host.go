@@ -84,8 +84,7 @@ func New(cfg Config, mesh Mesh, node Node, name string) *Host {
 
 // setModel makes the file at path the model, served as alias.
 func (h *Host) SetModel(path, alias string) {
-	est, err := engine.EstimateModel(path, h.cfg.CtxSize)
-	info, ierr := engine.DescribeModel(path)
+	est, err, info, ierr := engine.InspectModel(path, h.cfg.CtxSize)
 	if ierr != nil {
 		h.log.Warn("cannot tell what the model is for; serving it as a chat model", "model", path, "err", ierr)
 	}

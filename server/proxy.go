@@ -200,10 +200,14 @@ func (s *Server) backends(ctx context.Context, model string) ([]Backend, error) 
 		if err == nil || !errors.Is(err, ErrLoading) || time.Since(start) > wait {
 			return bs, err
 		}
+		every := 100 * time.Millisecond
+		if errors.Is(err, ErrLoadingOnRequest) {
+			every = 20 * time.Millisecond // the request waits for nothing else
+		}
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 }
