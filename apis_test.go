@@ -23,6 +23,7 @@ type modelDoc struct {
 	ID      string `json:"id"`
 	Potluck struct {
 		Nodes        []string `json:"nodes"`
+		Availability string   `json:"availability"`
 		Capabilities []string `json:"capabilities"`
 		Details      struct {
 			Arch string `json:"arch"`

@@ -50,6 +50,17 @@ func clientFlags(fs *flag.FlagSet) func() nodeClient {
 	}
 }
 
+// running says whether a node answers at c, within 2 seconds: commands
+// that can work without one (pull, rm) go through it when it does.
+func (c nodeClient) running(ctx context.Context) bool {
+	probe, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var st struct {
+		Name string `json:"name"`
+	}
+	return c.get(probe, "/api/status", &st) == nil
+}
+
 // get decodes GET path into v.
 func (c nodeClient) get(ctx context.Context, path string, v any) error {
 	return c.do(ctx, http.MethodGet, path, nil, c.key, v)

@@ -116,14 +116,9 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ref := fs.Arg(0)
 	bar := newProgressBar(stderr)
 	c := client()
-	probe, cancel := context.WithTimeout(ctx, 2*time.Second)
-	var st struct {
-		Name string `json:"name"`
-	}
-	err := c.get(probe, "/api/status", &st)
-	cancel()
 	var m library.Model
-	if err == nil {
+	var err error
+	if c.running(ctx) {
 		fmt.Fprintf(stderr, "pulling through the node running at %s\n", c.base)
 		m, err = c.pull(ctx, ref, bar.update)
 	} else {

@@ -118,18 +118,7 @@ func TestModelsOnDemand(t *testing.T) {
 		}
 		return n == 3
 	})
-	var avail struct {
-		Data []struct {
-			ID      string `json:"id"`
-			Potluck struct {
-				Availability string `json:"availability"`
-			} `json:"potluck"`
-		} `json:"data"`
-	}
-	if err := nodetest.GetJSON(p.API+"/v1/models", &avail); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range avail.Data {
+	for _, m := range models {
 		if slices.Contains(names, m.ID) && m.Potluck.Availability != "on-disk" {
 			t.Errorf("%s is %q before any request, want on-disk", m.ID, m.Potluck.Availability)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/potluck-gpu/potluck/app"
 	"github.com/potluck-gpu/potluck/internal/size"
@@ -34,14 +33,9 @@ func cmdRm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	name := fs.Arg(0)
 	c := client()
-	probe, cancel := context.WithTimeout(ctx, 2*time.Second)
-	var st struct {
-		Name string `json:"name"`
-	}
-	err := c.get(probe, "/api/status", &st)
-	cancel()
 	var m library.Model
-	if err == nil {
+	var err error
+	if c.running(ctx) {
 		fmt.Fprintf(stderr, "removing through the node running at %s\n", c.base)
 		var res struct {
 			Model library.Model `json:"model"`

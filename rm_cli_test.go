@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -14,30 +13,6 @@ import (
 	"github.com/potluck-gpu/potluck/hub/hubtest"
 	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
-
-// splitModel splits the test model with llama.cpp's own tool into
-// dir/NAME-0000i-of-0000n.gguf and returns the shards.
-func splitModel(t *testing.T, dir, name string) []string {
-	t.Helper()
-	rt := enginetest.Runtime(t)
-	split := rt.Server
-	split.Path = filepath.Join(filepath.Dir(rt.Server.Path), "llama-gguf-split")
-	if _, err := os.Stat(split.Path); err != nil {
-		t.Skipf("no llama-gguf-split beside llama-server: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := split.Command(context.Background(), "--split", "--split-max-tensors", "20", enginetest.TestModel(t).Path, filepath.Join(dir, name)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gguf-split: %v\n%s", err, out)
-	}
-	shards, _ := filepath.Glob(filepath.Join(dir, name+"-*-of-*.gguf"))
-	if len(shards) < 2 {
-		t.Fatalf("gguf-split made %v", shards)
-	}
-	return shards
-}
 
 func writeModel(t *testing.T, p string, data []byte) {
 	t.Helper()
@@ -83,7 +58,7 @@ func TestRmCommand(t *testing.T) {
 	store := filepath.Join(dataDir, "models")
 	mine := filepath.Join(extra, "mine.gguf")
 	writeModel(t, mine, data)
-	shards := splitModel(t, filepath.Join(store, "owner", "split"), "stories")
+	shards := enginetest.SplitModel(t, filepath.Join(store, "owner", "split"), "stories")
 	pulled := filepath.Join(store, "owner", "repo", "stories-Q4_K_M.gguf")
 	offline := []string{"--data-dir", dataDir, "--api", freeAddr(t), "--models-dir", extra} // no node there
 	listed := func() []string {

@@ -61,12 +61,8 @@ func TestWebPagePullCancels(t *testing.T) {
 	tab.waitTrue(t, "the pull cancelled", `document.getElementById("pull-msg").textContent.startsWith("Cancelled: no model was added") &&
 		document.getElementById("pull-msg").className !== "error" &&
 		document.getElementById("pull-cancel").hidden && !document.getElementById("pull-get").disabled`, 10*time.Second)
-	deadline := time.Now().Add(5 * time.Second) // the rest of the file takes half a minute
-	for h.Active() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the node goes on downloading after the page cancelled")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !h.Idle(5 * time.Second) { // the rest of the file takes half a minute
+		t.Fatal("the node goes on downloading after the page cancelled")
 	}
 	if served := h.Served(); served >= int64(len(data)) {
 		t.Fatalf("the hub sent the whole file (%d bytes)", served)

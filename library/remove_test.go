@@ -15,30 +15,6 @@ import (
 	"github.com/potluck-gpu/potluck/library"
 )
 
-// splitInto splits the test model with llama.cpp's own tool into
-// dir/NAME-0000i-of-0000n.gguf and returns the shards.
-func splitInto(t *testing.T, dir, name string) []string {
-	t.Helper()
-	rt := enginetest.Runtime(t)
-	split := rt.Server
-	split.Path = filepath.Join(filepath.Dir(rt.Server.Path), "llama-gguf-split")
-	if _, err := os.Stat(split.Path); err != nil {
-		t.Skipf("no llama-gguf-split beside llama-server: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := split.Command(context.Background(), "--split", "--split-max-tensors", "20", enginetest.TestModel(t).Path, filepath.Join(dir, name)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gguf-split: %v\n%s", err, out)
-	}
-	shards, _ := filepath.Glob(filepath.Join(dir, name+"-*-of-*.gguf"))
-	if len(shards) < 2 {
-		t.Fatalf("gguf-split made %v", shards)
-	}
-	return shards
-}
-
 // Remove deletes a model of Potluck's store with everything Potluck kept
 // for it, and nothing else: another tool's model, or one of a
 // --models-dir, is refused and left as it was.
@@ -56,7 +32,7 @@ func TestRemoveFromTheStoreOnly(t *testing.T) {
 	single := filepath.Join(store, "owner", "repo", "stories-Q4_K_M.gguf")
 	write(t, filepath.Join(store, "owner", "repo", ".stories-Q4_K_M.gguf.0123456789ab.partial"), data[:100])
 	write(t, filepath.Join(store, "owner", "repo", ".stories-Q8_0.gguf.0123456789ab.partial"), data[:100]) // another file's
-	shards := splitInto(t, filepath.Join(store, "owner", "split"), "stories")
+	shards := enginetest.SplitModel(t, filepath.Join(store, "owner", "split"), "stories")
 	write(t, filepath.Join(store, "owner", "split", "."+filepath.Base(shards[1])+".4096.partial"), data[:100])
 
 	roots := library.Roots(dataDir, []string{extra}, func(k string) string { return env[k] }, home)

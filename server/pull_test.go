@@ -110,12 +110,8 @@ func TestPullStopsWhenItsClientGoes(t *testing.T) {
 		t.Fatal("the pull goes on after its client went away")
 	}
 	t.Logf("the pull stopped %s after its client went away", time.Since(start).Round(time.Millisecond))
-	deadline := time.Now().Add(5 * time.Second)
-	for h.Active() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the hub is still sending the file")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !h.Idle(5 * time.Second) {
+		t.Fatal("the hub is still sending the file")
 	}
 	if served := h.Served(); served >= int64(len(data)) {
 		t.Errorf("the hub sent all %d bytes", served)

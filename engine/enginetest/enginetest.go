@@ -229,3 +229,28 @@ func CompleteTimed(t testing.TB, base string, maxTokens int) (text string, token
 	}
 	return out.Choices[0].Text, out.Timings.PredictedPerSecond
 }
+
+// SplitModel splits the test model with llama.cpp's own tool into
+// dir/NAME-0000i-of-0000n.gguf and returns the shards; it skips the test
+// where llama-gguf-split is not beside llama-server.
+func SplitModel(t testing.TB, dir, name string) []string {
+	t.Helper()
+	rt := Runtime(t)
+	split := rt.Server
+	split.Path = filepath.Join(filepath.Dir(rt.Server.Path), "llama-gguf-split")
+	if _, err := os.Stat(split.Path); err != nil {
+		t.Skipf("no llama-gguf-split beside llama-server: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := split.Command(context.Background(), "--split", "--split-max-tensors", "20", TestModel(t).Path, filepath.Join(dir, name)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gguf-split: %v\n%s", err, out)
+	}
+	shards, _ := filepath.Glob(filepath.Join(dir, name+"-*-of-*.gguf"))
+	if len(shards) < 2 {
+		t.Fatalf("gguf-split made %v", shards)
+	}
+	return shards
+}

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/potluck-gpu/potluck/internal/rangeserve"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/internal/rangeserve"
 )
 
 // Hub is a running fake hub.
@@ -103,6 +105,17 @@ func (h *Hub) Pace(rate int64) {
 // Active is the number of file transfers under way: a transfer ends when
 // it is whole or when its client goes away.
 func (h *Hub) Active() int { return int(h.active.Load()) }
+
+// Idle waits up to d until no transfer is in progress; false if one
+// still is.
+func (h *Hub) Idle(d time.Duration) bool {
+	for deadline := time.Now().Add(d); h.Active() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
 
 // Ranges returns the Range headers of the storage requests so far.
 func (h *Hub) Ranges() []string {
