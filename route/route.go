@@ -394,7 +394,7 @@ var _ server.Loader = (*Router)(nil)
 
 // KeepAlive implements server.Loader for the models on this machine; the
 // model the node serves stays as it is.
-func (r *Router) KeepAlive(model string, d time.Duration) error {
+func (r *Router) KeepAlive(model string, d *time.Duration) error {
 	if r.cfg.Sched == nil {
 		return nil
 	}
@@ -407,8 +407,13 @@ func (r *Router) KeepAlive(model string, d time.Duration) error {
 			return nil
 		}
 	}
-	_, err := r.cfg.Sched.Load(key, &d)
-	return err
+	if _, loaded := r.cfg.Sched.Get(key); !loaded && d == nil {
+		return nil // Backends loads it, here or where it is served
+	}
+	if _, err := r.cfg.Sched.Load(key, d); err != nil && !errors.Is(err, sched.ErrBusy) {
+		return err // no room yet: Backends waits for some
+	}
+	return nil
 }
 
 // Unload implements server.Loader.

@@ -235,9 +235,9 @@ func (s *Scheduler) Get(key string) (Model, bool) {
 
 // Load returns the model key, loading it when it is not: the first of any
 // number of requests at once starts it, and the others get the same one.
-// keepAlive, when given, is how long it stays loaded after its last
-// request from now on (negative: Forever); nil: as it was, or the
-// default for a model not loaded yet. Making room
+// keepAlive is how long it stays loaded after its last request from now
+// on (negative: Forever), as each request says; nil: the default. Making
+// room
 // unloads the least recently used idle models; ErrBusy says there is
 // none to unload.
 func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
@@ -253,7 +253,7 @@ func (s *Scheduler) Load(key string, keepAlive *time.Duration) (Model, error) {
 	now := s.now()
 	if e, ok := s.models[key]; ok {
 		e.lastUsed = now
-		if !e.pinned && keepAlive != nil {
+		if !e.pinned {
 			e.keepAlive = ka
 		}
 		s.mu.Unlock()

@@ -48,14 +48,15 @@ func (k *keepAlive) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// keepModel applies a request's keep_alive to the model it names, loading
-// it where it is not; false when it answered an error.
+// keepModel applies a request's keep_alive (none: the node's default) to
+// the model it names, loading it where it is not, as Ollama does for each
+// request; false when it answered an error.
 func (s *Server) keepModel(c *gin.Context, model string, k keepAlive) bool {
 	l, ok := s.router.(Loader)
-	if k.d == nil || !ok {
+	if !ok {
 		return true
 	}
-	if err := l.KeepAlive(model, *k.d); err != nil {
+	if err := l.KeepAlive(model, k.d); err != nil {
 		s.routeError(c, err)
 		return false
 	}

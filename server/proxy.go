@@ -75,6 +75,9 @@ func (s *Server) proxy(c *gin.Context) {
 	if dialectOf(c) == dialectAnthropic {
 		out = anthropicResponder{model: req.Model}
 	}
+	if !s.keepModel(c, req.Model, keepAlive{}) { // the default, as Ollama's OpenAI API
+		return
+	}
 	s.dispatch(c, upstream{path: c.Request.URL.Path, model: req.Model, body: body, out: out}, start)
 }
 

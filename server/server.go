@@ -52,8 +52,9 @@ const (
 type Loader interface {
 	// KeepAlive loads model here if it is not loaded, and keeps it
 	// loaded for d after its last request from now on (negative: until
-	// unloaded; 0: unloaded once idle).
-	KeepAlive(model string, d time.Duration) error
+	// unloaded; 0: unloaded once idle; nil: the node's default), as
+	// each request says.
+	KeepAlive(model string, d *time.Duration) error
 	// Unload unloads model here now; false if it was not loaded here on
 	// request.
 	Unload(model string) bool

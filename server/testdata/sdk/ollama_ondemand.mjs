@@ -20,10 +20,17 @@ check(loaded, `ps after generate: ${JSON.stringify(ps.models)}`);
 const left = new Date(loaded.expires_at).getTime() - Date.now();
 check(left > 50 * 60e3 && left <= 60 * 60e3 + 5e3, `expires_at ${loaded.expires_at}: ${left} ms from now, want about an hour`);
 
+// A request that says nothing of keep_alive brings back the default
+// (5 minutes), as Ollama's do.
+await ollama.generate({ model, prompt: 'Once', options: { num_predict: 2 } });
+ps = await ollama.ps();
+const again = new Date(ps.models.find((m) => m.name === model).expires_at).getTime() - Date.now();
+check(again > 4 * 60e3 && again <= 5 * 60e3 + 5e3, `expires_at after a request without keep_alive: ${again} ms from now, want about 5 minutes`);
+
 // keep_alive 0 with no prompt: Ollama's way to unload now.
 const unload = await ollama.generate({ model, prompt: '', keep_alive: 0 });
 check(unload.done && unload.done_reason === 'unload', `unload: ${JSON.stringify(unload)}`);
 ps = await ollama.ps();
 check(!ps.models.some((m) => m.name === model), `ps after keep_alive 0: ${JSON.stringify(ps.models)}`);
 
-done({ expires_in_ms: left, done_reason: unload.done_reason });
+done({ expires_in_ms: left, default_expires_in_ms: again, done_reason: unload.done_reason });
