@@ -279,6 +279,7 @@ func routingLines(st nodestate.Status, peers []nodestate.Peer) []string {
 			lines = append(lines, "  left out: "+e)
 		}
 	}
+	lines = append(lines, loadedLines(st.Loaded, time.Now())...)
 	byModel := map[string][]string{}
 	for _, p := range peers {
 		if !p.Online {
@@ -303,6 +304,32 @@ func routingLines(st nodestate.Status, peers []nodestate.Peer) []string {
 	}
 	if len(lines) == 0 {
 		lines = append(lines, "No model is served yet.")
+	}
+	return lines
+}
+
+// loadedLines say which models are loaded here on request, and until
+// when each stays: "tiny: loaded on request, ready, until 14:05".
+func loadedLines(loaded []nodestate.LoadedModel, now time.Time) []string {
+	var lines []string
+	for _, l := range loaded {
+		state := "loading"
+		switch {
+		case l.Ready && l.InFlight > 0:
+			state = "serving"
+		case l.Ready:
+			state = "ready"
+		case l.Detail != "":
+			state = l.Detail
+		}
+		until := "stays loaded"
+		if l.ExpiresAt != nil {
+			until = "until " + l.ExpiresAt.Local().Format("15:04")
+			if l.ExpiresAt.Sub(now) < time.Minute {
+				until = "until " + l.ExpiresAt.Local().Format("15:04:05")
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%s: loaded on request, %s, %s", l.Name, state, until))
 	}
 	return lines
 }

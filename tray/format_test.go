@@ -135,6 +135,19 @@ func TestRows(t *testing.T) {
 	if got := routingLines(nodestate.Status{}, nil); !slices.Equal(got, []string{"No model is served yet."}) {
 		t.Errorf("routing with nothing: %q", got)
 	}
+	// Models loaded on request, and until when.
+	now := time.Date(2026, 12, 6, 14, 0, 0, 0, time.Local)
+	soon, later := now.Add(30*time.Second), now.Add(5*time.Minute)
+	got := loadedLines([]nodestate.LoadedModel{
+		{Name: "tiny", Ready: true, ExpiresAt: &later},
+		{Name: "busy", Ready: true, InFlight: 2, ExpiresAt: &soon},
+		{Name: "kept", Ready: true},
+		{Name: "big", Detail: "loading: 1 GB of about 3 GB sent to the workers"},
+	}, now)
+	if want := []string{"tiny: loaded on request, ready, until 14:05", "busy: loaded on request, serving, until 14:00:30",
+		"kept: loaded on request, ready, stays loaded", "big: loaded on request, loading: 1 GB of about 3 GB sent to the workers, stays loaded"}; !slices.Equal(got, want) {
+		t.Errorf("loaded %q, want %q", got, want)
+	}
 }
 
 func TestFormat(t *testing.T) {
