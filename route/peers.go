@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 	"github.com/potluck-gpu/potluck/server"
 )
 
-// peerModels caches what peers' models do, by peer id: a peer's model
-// proxy answers host.ModelInfoPath.
+// peerModels caches what peers' models do, by peer id and model: a
+// peer's door to its models answers host.ModelInfoPath?model=ID for each
+// model it has loaded (an older peer, for the one it serves).
 type peerModels struct {
 	mu sync.Mutex
 	m  map[string]*peerModel
@@ -44,10 +46,11 @@ func (r *Router) peerModel(p nodestate.Peer, id string) (server.Model, bool) {
 	if c.m == nil {
 		c.m = map[string]*peerModel{}
 	}
-	e := c.m[p.ID]
+	k := p.ID + "\x00" + id
+	e := c.m[k]
 	if e == nil {
 		e = &peerModel{}
-		c.m[p.ID] = e
+		c.m[k] = e
 	}
 	known := !e.fetched.IsZero() && e.model.ID == id
 	wait := peerModelsFresh
@@ -56,19 +59,19 @@ func (r *Router) peerModel(p nodestate.Peer, id string) (server.Model, bool) {
 	}
 	if !e.busy && time.Since(e.asked) > wait {
 		e.busy, e.asked = true, time.Now()
-		go r.fetchPeerModel(p)
+		go r.fetchPeerModel(p, id)
 	}
 	return e.model, known
 }
 
-// fetchPeerModel asks peer p's model proxy what its model does.
-func (r *Router) fetchPeerModel(p nodestate.Peer) {
+// fetchPeerModel asks peer p what its model id does.
+func (r *Router) fetchPeerModel(p nodestate.Peer, id string) {
 	var m server.Model
-	err := r.askPeerModel(p.ID, &m)
+	err := r.askPeerModel(p.ID, id, &m)
 	c := &r.peers
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.m[p.ID]
+	e := c.m[p.ID+"\x00"+id]
 	if e == nil {
 		return
 	}
@@ -80,14 +83,14 @@ func (r *Router) fetchPeerModel(p nodestate.Peer) {
 	e.model, e.fetched = m, time.Now()
 }
 
-func (r *Router) askPeerModel(peerID string, m *server.Model) error {
+func (r *Router) askPeerModel(peerID, id string, m *server.Model) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	addr, err := r.mesh.Tunnel(ctx, peerID, r.cfg.Service)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+host.ModelInfoPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+host.ModelInfoPath+"?model="+url.QueryEscape(id), nil)
 	if err != nil {
 		return err
 	}

@@ -162,3 +162,37 @@ func TestRouterPeerDisk(t *testing.T) {
 		t.Errorf("other goes to %v, want carol's, who says why she will not", got)
 	}
 }
+
+// A member that serves several models says what each does when asked by
+// name; each model in the list takes its own answer.
+func TestRouterAsksEachPeerModel(t *testing.T) {
+	caps := map[string][]string{"llama3": {"completion"}, "bge": {"embedding"}}
+	peerAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("model")
+		if r.URL.Path != host.ModelInfoPath || caps[id] == nil {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(server.Model{ID: id, Capabilities: caps[id]})
+	}))
+	defer peerAPI.Close()
+	mesh := &fakeMesh{
+		peers:   []nodestate.Peer{{ID: "a-id", Name: "alice", Online: true, Mode: nodestate.ShareServer, Models: []string{"bge", "llama3"}}},
+		tunnels: map[string]string{"a-id": strings.TrimPrefix(peerAPI.URL, "http://")},
+	}
+	r := New(Config{Name: "me", Service: "openai"}, mesh, func() *host.Host { return nil })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := map[string][]string{}
+		for _, m := range r.Models() {
+			got[m.ID] = m.Capabilities
+		}
+		if slices.Equal(got["llama3"], caps["llama3"]) && slices.Equal(got["bge"], caps["bge"]) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capabilities %v, want %v", got, caps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

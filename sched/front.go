@@ -98,6 +98,16 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, loaded := f.Sched.Get(key)
+	if r.Method == http.MethodGet {
+		// What a loaded model does (host.ModelInfoPath): asking loads
+		// nothing.
+		if h, ok := m.(http.Handler); ok && loaded {
+			h.ServeHTTP(w, r)
+		} else {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("%s is not loaded on %s", key, f.here()))
+		}
+		return
+	}
 	if loaded {
 		f.Sched.Touch(key)
 	} else {
