@@ -143,6 +143,21 @@ func TestRunRefusesMissingModel(t *testing.T) {
 	}
 }
 
+// A --device llama.cpp does not see stops the start, naming those it
+// does, rather than serving on the CPU alone.
+func TestRunRefusesUnknownDevice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, nodetest.Binary(t), "run", "--data-dir", t.TempDir(), "--api", freeAddr(t),
+		"--device", "CUDA9", "--no-dht", "--no-mdns").CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("run with --device CUDA9 did not stop: %s", out)
+	}
+	if err == nil || !strings.Contains(string(out), `--device: device "CUDA9": llama.cpp has no such device; it sees CPU`) {
+		t.Errorf("run with --device CUDA9: err=%v output=%s", err, out)
+	}
+}
+
 func TestEngineStatusCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

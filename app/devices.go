@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -106,20 +107,12 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 	n.mu.Unlock()
 	var clean []string
 	for _, d := range devices {
-		d = strings.TrimSpace(d)
-		if d == "" {
-			continue
+		if d = strings.TrimSpace(d); d != "" {
+			clean = append(clean, d)
 		}
-		ok := strings.EqualFold(d, "CPU") || strings.EqualFold(d, "none") ||
-			slices.ContainsFunc(known, func(k engine.Device) bool { return strings.EqualFold(k.Name, d) })
-		if !ok {
-			var names []string
-			for _, k := range known {
-				names = append(names, k.Name)
-			}
-			return &nodestate.InputError{Field: "device", Value: d, Msg: "llama.cpp has no such device; it sees " + strings.Join(names, ", ")}
-		}
-		clean = append(clean, d)
+	}
+	if err := checkDevices(known, clean); err != nil {
+		return err
 	}
 	n.opMu.Lock()
 	defer n.opMu.Unlock()
@@ -132,6 +125,42 @@ func (n *Node) SetDevices(ctx context.Context, devices []string) error {
 	}
 	if h := n.modelHost(); h != nil {
 		h.Kick()
+	}
+	return nil
+}
+
+// checkDevices says which of names llama.cpp does not see, with the
+// devices it does; nil when it sees them all.
+func checkDevices(known []engine.Device, names []string) error {
+	for _, d := range names {
+		ok := strings.EqualFold(d, "CPU") || strings.EqualFold(d, "none") ||
+			slices.ContainsFunc(known, func(k engine.Device) bool { return strings.EqualFold(k.Name, d) })
+		if !ok {
+			seen := []string{"CPU"}
+			for _, k := range known {
+				if !strings.EqualFold(k.Name, "CPU") {
+					seen = append(seen, k.Name)
+				}
+			}
+			return &nodestate.InputError{Field: "device", Value: d, Msg: "llama.cpp has no such device; it sees " +
+				strings.Join(seen, ", ") + " (potluck engine status lists them)"}
+		}
+	}
+	return nil
+}
+
+// checkStartDevices stops a start whose --device names a device llama.cpp
+// does not see, rather than serving on what is left. Before llama.cpp
+// listed its devices (it is being fetched), nothing is known to check.
+func (n *Node) checkStartDevices() error {
+	n.mu.Lock()
+	known := n.engDevices
+	n.mu.Unlock()
+	if len(known) == 0 || len(n.cfg.Devices) == 0 {
+		return nil
+	}
+	if err := checkDevices(known, n.cfg.Devices); err != nil {
+		return fmt.Errorf("--device: %w", err)
 	}
 	return nil
 }

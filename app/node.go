@@ -193,6 +193,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.probeHardware(ctx)
 	n.listDevices(ctx)
+	if err := n.checkStartDevices(); err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
