@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -78,9 +79,10 @@ func TestGPUOneNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("choosing a device llama.cpp does not have: %s, want 400", resp.Status)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "llama.cpp has no such device; it sees CPU, Vulkan0") {
+		t.Errorf("choosing a device llama.cpp does not have: %s %s, want 400 naming the devices it sees", resp.Status, body)
 	}
 	resp, err = http.Post(auto.API+"/api/devices", "application/json", strings.NewReader(`{"devices":["Vulkan0"]}`))
 	if err != nil {

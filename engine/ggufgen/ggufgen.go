@@ -44,10 +44,11 @@ const (
 
 // SentencePiece token types, as llama.cpp numbers them.
 const (
-	tokenNormal  int32 = 1
-	tokenUnknown int32 = 2
-	tokenControl int32 = 3
-	tokenByte    int32 = 6
+	tokenNormal      int32 = 1
+	tokenUnknown     int32 = 2
+	tokenControl     int32 = 3
+	tokenUserDefined int32 = 4
+	tokenByte        int32 = 6
 )
 
 // rmsEpsilon is llama.attention.layer_norm_rms_epsilon.
@@ -70,6 +71,18 @@ type TinyLlama struct {
 	// 2 cls, 3 last, 4 rank): a model made for embeddings. 0 writes no
 	// pooling type, as a chat model has none.
 	Pooling uint32
+	// ChatTemplate is written as tokenizer.chat_template when set.
+	ChatTemplate string
+	// Pieces are user-defined tokens, placed right after the byte
+	// tokens: text the tokenizer keeps whole, such as a tool-call tag.
+	Pieces []string
+	// Prefer lists tokens the model emits before any other, most
+	// preferred first, whatever its input: "</s>" for end of text, or a
+	// piece of the vocabulary (one of Pieces, or a single character).
+	// Where a grammar rules out the first, the model emits the second,
+	// and so on, which makes a random model follow a grammar's shortest
+	// path: it answers a forced tool call at once.
+	Prefer []string
 }
 
 // DefaultTinyLlama returns a model of about 1 MiB, shaped like the
@@ -107,6 +120,11 @@ func (m TinyLlama) Validate() error {
 	kvOK := inRange("kv heads", m.KVHeads, 1, MaxDim)
 	inRange("ff", m.FF, 1, MaxDim)
 	inRange("context", m.Context, 1, MaxDim)
+	if len(m.Pieces) > m.Vocab-MinVocab {
+		bad("%d pieces do not fit a vocabulary of %d beside its %d special and byte tokens", len(m.Pieces), m.Vocab, MinVocab)
+	} else if _, err := m.preferred(); err != nil {
+		errs = append(errs, err)
+	}
 	if m.Pooling > 4 {
 		bad("pooling is %d, want 0 (none) to 4 (rank)", m.Pooling)
 	}
@@ -191,7 +209,7 @@ func (m TinyLlama) tensors() []tensor {
 
 // metadata lists the model's key-value pairs in the order they are written.
 func (m TinyLlama) metadata() []kv {
-	tokens, scores, types := vocab(m.Vocab)
+	tokens, scores, types := vocab(m.Vocab, m.Pieces)
 	meta := []kv{
 		kvString("general.architecture", "llama"),
 		kvString("general.name", "potluck-tiny-llama"),
@@ -218,6 +236,9 @@ func (m TinyLlama) metadata() []kv {
 	}
 	if m.Pooling != 0 {
 		meta = append(meta, kvUint32("llama.pooling_type", m.Pooling))
+	}
+	if m.ChatTemplate != "" {
+		meta = append(meta, kvString("tokenizer.chat_template", m.ChatTemplate))
 	}
 	return meta
 }
@@ -253,14 +274,15 @@ func Write(w io.Writer, m TinyLlama) error {
 	}
 	e.pad(Alignment)
 
+	bias, _ := m.preferred()
 	rng := rand.New(rand.NewPCG(uint64(m.Seed), 0x9e3779b97f4a7c15))
 	for _, t := range ts {
-		for range t.elements() {
+		for i := range t.elements() {
 			v := float32(1)
 			if !t.ones {
 				v = float32(rng.NormFloat64() * weightScale)
 			}
-			e.f32(v)
+			e.f32(bias.weight(t.name, m.Embd, i, v))
 		}
 		e.pad(Alignment)
 	}

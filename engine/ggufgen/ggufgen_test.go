@@ -423,7 +423,7 @@ func TestWriteReportsWriterErrors(t *testing.T) {
 }
 
 func TestPieces(t *testing.T) {
-	next := pieces()
+	next := pieces(nil)
 	seen := make(map[string]bool)
 	for i := range 20000 {
 		p := next()

@@ -19,9 +19,9 @@ var commonPieces = []string{
 const singleChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()"
 
 // vocab returns a SentencePiece-style vocabulary of n tokens (n >= MinVocab):
-// <unk>, <s>, </s>, the byte tokens <0x00>..<0xFF>, then ordinary pieces with
-// falling scores.
-func vocab(n int) (tokens []string, scores []float32, types []int32) {
+// <unk>, <s>, </s>, the byte tokens <0x00>..<0xFF>, the user-defined pieces
+// given, then ordinary pieces with falling scores.
+func vocab(n int, user []string) (tokens []string, scores []float32, types []int32) {
 	tokens = make([]string, 0, n)
 	scores = make([]float32, 0, n)
 	types = make([]int32, 0, n)
@@ -36,18 +36,27 @@ func vocab(n int) (tokens []string, scores []float32, types []int32) {
 	for b := range 256 {
 		add(fmt.Sprintf("<0x%02X>", b), 0, tokenByte)
 	}
-	next := pieces()
+	for _, p := range user {
+		if len(tokens) < n {
+			add(p, 0, tokenUserDefined)
+		}
+	}
+	next := pieces(user)
 	for i := 0; len(tokens) < n; i++ {
 		add(next(), -float32(i), tokenNormal)
 	}
 	return tokens, scores, types
 }
 
-// pieces returns a generator of distinct ordinary pieces: commonPieces, then
+// pieces returns a generator of distinct ordinary pieces, none of them in
+// user: commonPieces, then
 // singleChars, then every lowercase letter string of growing length, each
 // with and without a leading spaceMark.
-func pieces() func() string {
+func pieces(user []string) func() string {
 	seen := make(map[string]bool)
+	for _, p := range user {
+		seen[p] = true // already in the vocabulary
+	}
 	var queue []string
 	queue = append(queue, commonPieces...)
 	for _, c := range singleChars {

@@ -1,10 +1,13 @@
 // Command tiny-llama writes a tiny random-weight llama GGUF: a model for
 // smoke tests where no real model is at hand. Its output is gibberish.
+// With -tools it writes ggufgen.ToolLlama instead, which calls a tool
+// wherever a request offers one.
 //
-//	go run ./engine/ggufgen/cmd/tiny-llama OUT.gguf
+//	go run ./engine/ggufgen/cmd/tiny-llama [-tools] OUT.gguf
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 
@@ -12,11 +15,18 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: tiny-llama OUT.gguf")
+	tools := flag.Bool("tools", false, "write the tool-calling model")
+	flag.Usage = func() { fmt.Fprintln(os.Stderr, "usage: tiny-llama [-tools] OUT.gguf") }
+	flag.Parse()
+	if flag.NArg() != 1 {
+		flag.Usage()
 		os.Exit(2)
 	}
-	if err := ggufgen.WriteFile(os.Args[1], ggufgen.DefaultTinyLlama()); err != nil {
+	m := ggufgen.DefaultTinyLlama()
+	if *tools {
+		m = ggufgen.ToolLlama()
+	}
+	if err := ggufgen.WriteFile(flag.Arg(0), m); err != nil {
 		fmt.Fprintln(os.Stderr, "tiny-llama:", err)
 		os.Exit(1)
 	}
