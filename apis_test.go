@@ -70,7 +70,7 @@ type sdkResult struct {
 func runSDK(t *testing.T, script string, env ...string) sdkResult {
 	t.Helper()
 	dir, _ := filepath.Abs("server/testdata/sdk")
-	for _, pkg := range []string{"openai", "@anthropic-ai/sdk", "ollama"} {
+	for _, pkg := range []string{"openai", "@anthropic-ai/sdk", "ollama", "ai", "@ai-sdk/openai", "@ai-sdk/anthropic", "@ai-sdk/openai-compatible"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err != nil {
 			t.Fatalf("the %s npm package is not installed in %s: run `make sdk` (`make test` does)", pkg, dir)
 		}
@@ -125,9 +125,9 @@ func TestSDKs(t *testing.T) {
 	} {
 		t.Run(node.name, func(t *testing.T) {
 			env := []string{"POTLUCK_BASE_URL=" + node.p.API, "POTLUCK_OLLAMA_URL=http://" + node.ollama, "POTLUCK_MODEL=" + m.Alias}
-			for _, script := range []string{"openai.mjs", "anthropic.mjs", "ollama.mjs"} {
+			for _, script := range []string{"openai.mjs", "anthropic.mjs", "ollama.mjs", "aisdk.mjs"} {
 				res := runSDK(t, script, env...)
-				if !slices.Equal(res.Nodes, []string{alpha}) || res.Unknown != 404 {
+				if !slices.Equal(res.Nodes, []string{alpha}) || (res.Unknown != 404 && script != "aisdk.mjs") {
 					t.Errorf("%s: answered by %v (want %s only), unknown model %d", script, res.Nodes, alpha, res.Unknown)
 				}
 				if res.Capabilities != nil && !slices.Equal(res.Capabilities, node.capabilites) {

@@ -78,6 +78,7 @@ func (s *Server) proxy(c *gin.Context) {
 	if !s.keepModel(c, req.Model, keepAlive{}) { // the default, as Ollama's OpenAI API
 		return
 	}
+	body = rewriteRequest(c.Request.URL.Path, body)
 	s.dispatch(c, upstream{path: c.Request.URL.Path, model: req.Model, body: body, out: out}, start)
 }
 
