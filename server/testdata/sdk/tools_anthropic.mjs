@@ -3,7 +3,7 @@
 // tool_result sent back gets an answer.
 import Anthropic from '@anthropic-ai/sdk';
 import { need, model, recordingFetch, check, done } from './common.mjs';
-import { weather, checkArgs, forecast } from './tools_common.mjs';
+import { weather, clock, checkArgs, forecast } from './tools_common.mjs';
 
 const client = new Anthropic({
   baseURL: need('POTLUCK_BASE_URL'), apiKey: process.env.POTLUCK_API_KEY || 'unused',
@@ -26,6 +26,13 @@ const streamed = final.content.find((b) => b.type === 'tool_use');
 check(final.stop_reason === 'tool_use' && streamed?.id && jsonDeltas > 0,
   `stream: ${jsonDeltas} input_json deltas, ${JSON.stringify(final)}`);
 checkArgs('messages.stream', streamed.name, streamed.input);
+
+// Naming the second tool gets that one; "none" gets no tool at all.
+const both = [...tools, { name: clock.name, input_schema: clock.parameters }];
+const named = await client.messages.create({ model, max_tokens: 200, messages, tools: both, tool_choice: { type: 'tool', name: clock.name } });
+check(named.content.find((b) => b.type === 'tool_use')?.name === clock.name, `${clock.name} named: ${JSON.stringify(named.content)}`);
+const none = await client.messages.create({ model, max_tokens: 20, messages, tools: both, tool_choice: { type: 'none' } });
+check(!none.content.some((b) => b.type === 'tool_use') && none.stop_reason !== 'tool_use', `tool_choice none: ${JSON.stringify(none)}`);
 
 // The result goes back as a tool_result block.
 const next = await client.messages.create({

@@ -13,6 +13,13 @@ export const weather = {
   },
 };
 
+// clock is a second tool, for requests that name the one to call.
+export const clock = {
+  name: 'get_time',
+  description: 'The time in a time zone',
+  parameters: { type: 'object', properties: { zone: { type: 'string' } }, required: ['zone'], additionalProperties: false },
+};
+
 export const forecast = {
   city: 'Paris', days: 2, sky: 'sunny',
   schema: {

@@ -4,7 +4,7 @@
 // result sent back gets an answer.
 import OpenAI from 'openai';
 import { need, model, recordingFetch, check, done } from './common.mjs';
-import { weather, checkArgs, checkSchema, forecast } from './tools_common.mjs';
+import { weather, clock, checkArgs, checkSchema, forecast } from './tools_common.mjs';
 
 const client = new OpenAI({
   baseURL: need('POTLUCK_BASE_URL') + '/v1', apiKey: process.env.POTLUCK_API_KEY || 'unused',
@@ -20,6 +20,14 @@ const call = chat.choices[0].message.tool_calls?.[0];
 check(chat.choices[0].finish_reason === 'tool_calls' && call?.type === 'function' && call.id,
   `chat: ${JSON.stringify(chat.choices[0])}`);
 checkArgs('chat', call.function.name, JSON.parse(call.function.arguments));
+
+// A tool_choice naming the second tool gets that one called.
+const chatNamed = await client.chat.completions.create({
+  model, messages, max_tokens: 200,
+  tools: [...tools, { type: 'function', function: { name: clock.name, parameters: clock.parameters } }],
+  tool_choice: { type: 'function', function: { name: clock.name } },
+});
+check(chatNamed.choices[0].message.tool_calls?.[0]?.function.name === clock.name, `chat, ${clock.name} named: ${JSON.stringify(chatNamed.choices[0])}`);
 
 // Chat completions, streamed: the deltas build the same kind of call.
 const stream = await client.chat.completions.create({ model, messages, tools, tool_choice: 'required', max_tokens: 200, stream: true });
@@ -73,6 +81,15 @@ for await (const e of events) {
 check(doneItem && args === doneItem.arguments && completed?.output?.some((o) => o.type === 'function_call'),
   `responses stream: args ${JSON.stringify(args)}, item ${JSON.stringify(doneItem)}, completed ${JSON.stringify(completed)}`);
 checkArgs('responses stream', doneItem.name, JSON.parse(doneItem.arguments));
+
+// A tool_choice naming the second tool gets that one called.
+const named = await client.responses.create({
+  model, input: 'What time is it?', max_output_tokens: 200,
+  tools: [...rtools, { type: 'function', name: clock.name, parameters: clock.parameters }],
+  tool_choice: { type: 'function', name: clock.name },
+});
+const namedCall = named.output.find((o) => o.type === 'function_call');
+check(namedCall?.name === clock.name, `responses, ${clock.name} named: ${JSON.stringify(named.output)}`);
 
 // The result goes back as a function_call_output item.
 const after = await client.responses.create({
