@@ -22,7 +22,7 @@ func TestToolCalls(t *testing.T) {
 	p.WaitStatus(t, "model ready", modelReady)
 	p.waitModels(t, "the tool model", func(ms []modelDoc) bool { return len(ms) == 1 && ms[0].ID == m.Alias })
 	env := []string{"POTLUCK_BASE_URL=" + p.API, "POTLUCK_OLLAMA_URL=http://" + ollama, "POTLUCK_MODEL=" + m.Alias, "POTLUCK_TOOLS=1"}
-	for _, script := range []string{"tools_openai.mjs", "tools_anthropic.mjs", "tools_ollama.mjs", "aisdk.mjs"} {
+	for _, script := range []string{"tools_openai.mjs", "tools_anthropic.mjs", "tools_ollama.mjs", "aisdk.mjs", "conformance.mjs"} {
 		t.Run(script, func(t *testing.T) {
 			res := runSDK(t, script, env...)
 			if len(res.Nodes) != 1 {
