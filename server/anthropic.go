@@ -2,8 +2,6 @@ package server
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,47 +10,141 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// anthropicResponder passes answers to /v1/messages through as they are,
-// and turns llama-server's errors, which take OpenAI's shape, into
-// Anthropic's, so that Anthropic's clients raise the error they document.
+// anthropicResponder writes answers of /v1/messages in the shape
+// Anthropic documents: the model as the client named it, a message_start
+// for every stream, and the members Anthropic's clients read. It turns
+// llama-server's errors, which take OpenAI's shape, into Anthropic's, so
+// that Anthropic's clients raise the error they document.
 type anthropicResponder struct {
 	model string
 }
 
 func (a anthropicResponder) respond(c *gin.Context, resp *http.Response, first []byte) delivery {
-	if resp.StatusCode < 400 {
-		return passthrough{}.respond(c, resp, withMessageStart(first, resp.Header.Get("Content-Type"), a.model))
+	ct := resp.Header.Get("Content-Type")
+	switch {
+	case resp.StatusCode >= 400:
+		rest, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		body := append(bytes.Clone(first), rest...)
+		msg := backendMessage(body)
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		c.JSON(resp.StatusCode, anthropicError(resp.StatusCode, msg))
+		return delivery{broken: err != nil, err: err}
+	case strings.HasPrefix(ct, "text/event-stream"):
+		s := &anthropicStream{model: a.model}
+		return editedStream(c, resp, first, &eventEditor{edit: s.edit})
+	case strings.HasPrefix(ct, "application/json"):
+		return editedWhole(c, resp, first, a.whole)
 	}
-	rest, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	body := append(bytes.Clone(first), rest...)
-	msg := backendMessage(body)
-	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
-	}
-	c.JSON(resp.StatusCode, anthropicError(resp.StatusCode, msg))
-	return delivery{broken: err != nil, err: err}
+	return passthrough{}.respond(c, resp, first)
 }
 
-// withMessageStart puts a message_start event before a stream that lacks
-// one. llama-server 0.7.0 now and then begins an Anthropic stream with
+// whole mends a message that is not streamed; other answers
+// (count_tokens) stay as they are.
+func (a anthropicResponder) whole(body []byte) ([]byte, bool) {
+	o, ok := parseObject(body)
+	if !ok || o.str("type") != "message" {
+		return nil, false
+	}
+	mendMessage(o, a.model)
+	b := o.bytes()
+	return b, b != nil
+}
+
+// anthropicStream mends one streamed message, event by event.
+type anthropicStream struct {
+	model   string
+	started bool // an event went out
+}
+
+// edit mends one event. llama-server now and then begins a stream with
 // content_block_start; Anthropic's clients then have no message to fill
-// and fail ("stream ended without producing a Message"). The event it
-// adds has no token counts (the message_delta at the end has the output's).
-func withMessageStart(first []byte, contentType, model string) []byte {
-	if !strings.HasPrefix(contentType, "text/event-stream") {
-		return first
+// and fail ("stream ended without producing a Message"), so a
+// message_start goes before it. That one has no token counts (the
+// message_delta at the end has the output's).
+func (s *anthropicStream) edit(ev sseEvent) ([]sseEvent, bool) {
+	o, ok := parseObject(ev.data)
+	if !ok {
+		return nil, false
 	}
-	lead := bytes.TrimLeft(first, " \r\n")
-	start := []byte("event: message_start")
-	if bytes.HasPrefix(lead, start) || bytes.HasPrefix(start, lead) {
-		return first // it has one, or too little arrived to tell
+	typ := o.str("type")
+	var out []sseEvent
+	if !s.started && typ != "message_start" && typ != "error" {
+		msg := jsonObject{}
+		mendMessage(msg, s.model)
+		start := jsonObject{}
+		start.set("type", "message_start")
+		start.set("message", msg)
+		out = append(out, sseEvent{name: "message_start", data: start.bytes()})
 	}
-	id := make([]byte, 12)
-	rand.Read(id)
-	msg, _ := json.Marshal(map[string]any{"type": "message_start", "message": map[string]any{
-		"id": "msg_" + hex.EncodeToString(id), "type": "message", "role": "assistant", "content": []any{},
-		"model": model, "stop_reason": nil, "stop_sequence": nil,
-		"usage": map[string]int{"input_tokens": 0, "output_tokens": 0},
-	}})
-	return append([]byte("event: message_start\ndata: "+string(msg)+"\n\n"), first...)
+	s.started = true
+	switch typ {
+	case "message_start":
+		msg := o.object("message")
+		if msg == nil {
+			msg = jsonObject{}
+		}
+		mendMessage(msg, s.model)
+		o.set("message", msg)
+	case "content_block_start":
+		if b := o.object("content_block"); b != nil {
+			mendBlock(b)
+			o.set("content_block", b)
+		}
+	case "message_delta":
+		if d := o.object("delta"); d != nil {
+			d.setRawDefault("stop_sequence", json.RawMessage(`null`))
+			o.set("delta", d)
+		}
+		u := o.object("usage")
+		if u == nil {
+			u = jsonObject{}
+		}
+		u.setDefault("output_tokens", 0)
+		o.set("usage", u)
+	}
+	name := ev.name
+	if name == "" {
+		name = typ
+	}
+	return append(out, sseEvent{name: name, data: o.bytes()}), true
+}
+
+// mendMessage completes a message, whole or as message_start carries it.
+func mendMessage(msg jsonObject, model string) {
+	id := msg.str("id")
+	switch {
+	case id == "":
+		msg.set("id", newID("msg_"))
+	case !strings.HasPrefix(id, "msg_"): // llama-server's are chat completions'
+		msg.set("id", "msg_"+strings.TrimPrefix(id, "chatcmpl-"))
+	}
+	msg.setDefault("type", "message")
+	msg.setDefault("role", "assistant")
+	if model != "" {
+		msg.set("model", model) // as the client named it, not llama-server's alias
+	}
+	msg.setRawDefault("content", json.RawMessage(`[]`))
+	if content, ok := mendEach(msg["content"], mendBlock); ok {
+		msg["content"] = content
+	}
+	msg.setRawDefault("stop_reason", json.RawMessage(`null`))
+	msg.setRawDefault("stop_sequence", json.RawMessage(`null`))
+	u := msg.object("usage")
+	if u == nil {
+		u = jsonObject{}
+	}
+	for _, k := range []string{"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"} {
+		u.setDefault(k, 0)
+	}
+	msg.set("usage", u)
+}
+
+// mendBlock completes a content block: a tool call has its input, as an
+// object, from the start.
+func mendBlock(b jsonObject) {
+	if b.str("type") == "tool_use" {
+		b.setRawDefault("input", json.RawMessage(`{}`))
+	}
 }

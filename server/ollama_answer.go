@@ -62,19 +62,23 @@ type ollamaOut struct {
 	Response  *string        `json:"response,omitempty"` // generate
 	Thinking  string         `json:"thinking,omitempty"` // generate
 	Done      bool           `json:"done"`
-	ollamaStats
+	// DoneReason says why the answer ended ("stop", "length"), or what
+	// an answer that loads or unloads the model did.
+	DoneReason string `json:"done_reason,omitempty"`
+	// The counts, on the last line of an answer only, where Ollama's
+	// clients read every one of them, zeros included.
+	*ollamaStats
 }
 
 // ollamaStats are the counts and durations (in nanoseconds) that end an
 // Ollama answer.
 type ollamaStats struct {
-	DoneReason         string `json:"done_reason,omitempty"`
-	TotalDuration      int64  `json:"total_duration,omitempty"`
-	LoadDuration       int64  `json:"load_duration,omitempty"`
-	PromptEvalCount    int    `json:"prompt_eval_count,omitempty"`
-	PromptEvalDuration int64  `json:"prompt_eval_duration,omitempty"`
-	EvalCount          int    `json:"eval_count,omitempty"`
-	EvalDuration       int64  `json:"eval_duration,omitempty"`
+	TotalDuration      int64 `json:"total_duration"`
+	LoadDuration       int64 `json:"load_duration"`
+	PromptEvalCount    int   `json:"prompt_eval_count"`
+	PromptEvalDuration int64 `json:"prompt_eval_duration"`
+	EvalCount          int   `json:"eval_count"`
+	EvalDuration       int64 `json:"eval_duration"`
 }
 
 // ollamaAnswer writes an answer of /api/chat (chat) or /api/generate.
@@ -184,7 +188,8 @@ func (a ollamaAnswer) line(text, thinking string) ollamaOut {
 func (a ollamaAnswer) last(k *collected, text, thinking string) ollamaOut {
 	o := a.line(text, thinking)
 	o.Done = true
-	o.ollamaStats = k.stats
+	stats := k.stats
+	o.ollamaStats = &stats
 	o.DoneReason = "stop"
 	if k.finish == "length" {
 		o.DoneReason = "length"

@@ -72,8 +72,11 @@ func (s *Server) proxy(c *gin.Context) {
 		return
 	}
 	var out responder = passthrough{}
-	if dialectOf(c) == dialectAnthropic {
+	switch {
+	case dialectOf(c) == dialectAnthropic:
 		out = anthropicResponder{model: req.Model}
+	case c.Request.URL.Path == "/v1/responses":
+		out = newResponsesResponder(body)
 	}
 	if !s.keepModel(c, req.Model, keepAlive{}) { // the default, as Ollama's OpenAI API
 		return
@@ -338,6 +341,18 @@ func (s *Server) forward(c *gin.Context, b Backend, u upstream, start time.Time)
 	return forwardResult{started: true}
 }
 
+// send writes b to the client at once; false if the client is gone.
+func send(c *gin.Context, b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if _, err := c.Writer.Write(b); err != nil {
+		return false
+	}
+	c.Writer.Flush()
+	return true
+}
+
 // backendMessage is the message of a llama-server error body, or the body.
 func backendMessage(body []byte) string {
 	var e struct {
@@ -359,7 +374,7 @@ func (passthrough) respond(c *gin.Context, resp *http.Response, first []byte) de
 	copyHeaders(c, resp)
 	c.Status(resp.StatusCode)
 	c.Writer.WriteHeaderNow()
-	return copyStream(c, resp, first)
+	return copyStream(c, resp, first, nil)
 }
 
 // copyHeaders copies the backend's end-to-end headers to the client.
@@ -373,8 +388,10 @@ func copyHeaders(c *gin.Context, resp *http.Response) {
 	}
 }
 
-// copyStream copies first and then the rest of resp.Body to the client.
-func copyStream(c *gin.Context, resp *http.Response, first []byte) delivery {
+// copyStream copies first and then the rest of resp.Body to the client,
+// through ed when it is not nil. The tokens are counted on the backend's
+// bytes.
+func copyStream(c *gin.Context, resp *http.Response, first []byte, ed *eventEditor) delivery {
 	tokens := &ledger.Counter{}
 	buf := make([]byte, 32<<10)
 	chunk := first // may be longer than buf
@@ -383,13 +400,20 @@ func copyStream(c *gin.Context, resp *http.Response, first []byte) delivery {
 	for {
 		if len(chunk) > 0 {
 			tokens.Write(chunk)
-			if _, werr := c.Writer.Write(chunk); werr != nil {
+			out := chunk
+			if ed != nil {
+				out = ed.write(chunk)
+			}
+			if !send(c, out) {
 				d.broken = true
 				break
 			}
-			c.Writer.Flush()
 		}
 		if rerr != nil {
+			if ed != nil && !send(c, ed.end()) {
+				d.broken = true
+				break
+			}
 			if rerr != io.EOF && !errors.Is(rerr, context.Canceled) {
 				d.broken, d.err = true, rerr
 			}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -146,9 +145,14 @@ data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty
 		t.Errorf("delivery %+v, want 3 tokens, not broken", d)
 	}
 	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
-	var outs []ollamaOut
+	// The counts decode beside the line: ollamaOut only writes them.
+	type line struct {
+		ollamaOut
+		ollamaStats
+	}
+	var outs []line
 	for _, l := range lines {
-		var o ollamaOut
+		var o line
 		if err := json.Unmarshal([]byte(l), &o); err != nil || o.Model != "m:latest" || o.Message == nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
@@ -176,30 +180,5 @@ data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty
 	if !d.broken || !strings.Contains(rec.Body.String(), `{"error":"the model's answer broke off"}`) ||
 		!strings.Contains(rec.Body.String(), `"response":"Once"`) {
 		t.Errorf("broken stream: %+v\n%s", d, rec.Body.String())
-	}
-}
-
-// A stream llama-server began without message_start gets one; a stream
-// that has it, a partial first chunk, and other answers stay as they are.
-func TestWithMessageStart(t *testing.T) {
-	const sse = "text/event-stream"
-	missing := []byte("event: content_block_start\ndata: {\"type\":\"content_block_start\"}\n\n")
-	got := withMessageStart(missing, sse, "tiny")
-	if !bytes.HasPrefix(got, []byte("event: message_start\ndata: {")) || !bytes.HasSuffix(got, missing) ||
-		!bytes.Contains(got, []byte(`"model":"tiny"`)) || !bytes.Contains(got, []byte(`"role":"assistant"`)) {
-		t.Errorf("no message_start added: %s", got)
-	}
-	for _, tc := range []struct {
-		first []byte
-		ct    string
-	}{
-		{[]byte("event: message_start\ndata: {}\n\n"), sse},
-		{[]byte("event: mess"), sse},
-		{[]byte(`{"type":"message"}`), "application/json"},
-		{missing, "application/json"},
-	} {
-		if got := withMessageStart(tc.first, tc.ct, "tiny"); !bytes.Equal(got, tc.first) {
-			t.Errorf("%q (%s) changed to %q", tc.first, tc.ct, got)
-		}
 	}
 }
