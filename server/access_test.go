@@ -387,7 +387,7 @@ func TestOllamaListenerAccess(t *testing.T) {
 		o(accessCase{name: "remote delete, admin key", method: "DELETE", path: "/api/delete", remote: remote, hdr: bearer("admin-key"), want: 200}),
 		{name: "remote messages without a key", method: "POST", path: "/v1/messages", remote: remote, hdr: jsonCT, want: 401},
 		{name: "remote messages, wrong x-api-key", method: "POST", path: "/v1/messages", remote: remote, hdr: with("X-Api-Key", "nope"), want: 401},
-		{name: "remote messages, x-api-key", method: "POST", path: "/v1/messages", remote: remote, hdr: with("X-Api-Key", "chat-key"), want: 404}, // past the key: no such model
+		{name: "remote messages, x-api-key", method: "POST", path: "/v1/messages", remote: remote, hdr: with("X-Api-Key", "chat-key"), want: 400}, // past the key: the body is no Messages request
 		{name: "remote admin, admin key in x-api-key", method: "POST", path: "/api/join", remote: remote, hdr: with("X-Api-Key", "admin-key"), want: 200},
 	})
 }

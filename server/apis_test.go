@@ -232,7 +232,7 @@ func TestAnthropicErrors(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("chat with x-api-key: %s", resp.Status)
 	}
-	resp = post(t, ts.URL+"/v1/chat/completions", `{"model":"gpt-9"}`, key...)
+	resp = post(t, ts.URL+"/v1/chat/completions", `{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}`, key...)
 	if r := decode(t, resp); resp.StatusCode != 404 || r["error"].(map[string]any)["type"] != "invalid_request_error" {
 		t.Errorf("unknown model on /v1/chat/completions: %s %v", resp.Status, r)
 	}

@@ -160,6 +160,11 @@ func checkAnswer(t *testing.T, path string, ollama bool, rec *httptest.ResponseR
 	if shape := errorShape(path, ollama, got); shape != "" {
 		t.Fatalf("%s: %d that is not %s: %q", path, rec.Code, shape, got)
 	}
+	for _, g := range []string{"Go struct", "Go value", "json: cannot", "map[string]"} {
+		if bytes.Contains(got, []byte(g)) {
+			t.Errorf("%s: %d shows Go's %q: %q", path, rec.Code, g, got)
+		}
+	}
 	if rec.Code == http.StatusInternalServerError && bytes.Contains(got, []byte(`"internal error"`)) {
 		t.Fatalf("%s: the handler panicked: %q", path, got)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -251,17 +250,11 @@ func (s *Server) token(c *gin.Context) {
 }
 
 // bindJSON reads the request body, which must be one JSON value and nothing
-// more, into v.
+// more, into v; false when it answered an error (a 413 past
+// adminMaxBody).
 func bindJSON(c *gin.Context, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
-	if err == nil {
-		err = json.Unmarshal(body, v)
-	}
-	if err != nil {
-		apiError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
-		return false
-	}
-	return true
+	body, ok := readAtMost(c, adminMaxBody)
+	return ok && decodeJSON(c, body, v)
 }
 
 func (s *Server) nodeResult(c *gin.Context, err error) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -140,7 +139,7 @@ func (s *Server) ollamaShow(c *gin.Context) {
 		Model string `json:"model"`
 		Name  string `json:"name"` // the older spelling
 	}
-	if !s.ollamaBody(c, &req) {
+	if !s.ollamaBody(c, &req, nil) {
 		return
 	}
 	name := req.Model
@@ -209,18 +208,14 @@ func (s *Server) unknownModel(name string) error {
 	return &UnknownModelError{Model: name, Available: ids}
 }
 
-// ollamaBody reads the request body into v; false when it answered an
-// error.
-func (s *Server) ollamaBody(c *gin.Context, v any) bool {
+// ollamaBody reads the request body into v, once check (if any) finds
+// nothing wrong with it; false when it answered an error.
+func (s *Server) ollamaBody(c *gin.Context, v any, check func(*checker, object)) bool {
 	body, ok := s.readBody(c)
-	if !ok {
+	if !ok || (check != nil && !checkBody(c, body, check)) {
 		return false
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		apiError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
-		return false
-	}
-	return true
+	return decodeJSON(c, body, v)
 }
 
 // humanCount writes a parameter count as Ollama does: 8.0B, 137M, 292K.

@@ -61,7 +61,8 @@ func (o ollamaCommon) openAIParams(req map[string]any) error {
 		case "num_predict":
 			n, ok := v.(float64)
 			if !ok {
-				return fmt.Errorf("option num_predict must be a number, not %v", v)
+				b, _ := json.Marshal(v)
+				return fmt.Errorf("option num_predict must be a number, not %s", b)
 			}
 			if n > 0 { // -1: no limit, -2: fill the context
 				req["max_tokens"] = int(n)
@@ -97,7 +98,7 @@ func (s *Server) ollamaChat(c *gin.Context) {
 		Messages []ollamaMessage `json:"messages"`
 		Tools    json.RawMessage `json:"tools"`
 	}
-	if !s.ollamaBody(c, &req) {
+	if !s.ollamaBody(c, &req, checkOllamaChat) {
 		return
 	}
 	if len(req.Messages) == 0 {
@@ -128,7 +129,7 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 		Raw    bool     `json:"raw"`
 		Images []string `json:"images"`
 	}
-	if !s.ollamaBody(c, &req) {
+	if !s.ollamaBody(c, &req, checkOllamaGenerate) {
 		return
 	}
 	model := s.modelID(req.Model)
@@ -256,7 +257,7 @@ func (s *Server) ollamaEmbed(c *gin.Context) {
 		Prompt    *string         `json:"prompt"`
 		KeepAlive keepAlive       `json:"keep_alive"`
 	}
-	if !s.ollamaBody(c, &req) {
+	if !s.ollamaBody(c, &req, nil) {
 		return
 	}
 	legacy := c.Request.URL.Path == "/api/embeddings"

@@ -62,9 +62,11 @@ func (s *Server) proxy(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if !validRequest(c, body) {
+		return
+	}
 	var req openAIRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		apiError(c, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
+	if !decodeJSON(c, body, &req) {
 		return
 	}
 	if req.MaxTokens != nil && *req.MaxTokens < 0 {
@@ -88,17 +90,7 @@ func (s *Server) proxy(c *gin.Context) {
 // readBody reads the request body, within MaxBody; false when it answered
 // an error.
 func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			apiError(c, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxBody))
-			return nil, false
-		}
-		apiError(c, http.StatusBadRequest, "invalid_request_error", "could not read the request body: "+err.Error())
-		return nil, false
-	}
-	return body, true
+	return readAtMost(c, s.cfg.MaxBody)
 }
 
 // upstream is a request for a backend: the path on llama-server, the

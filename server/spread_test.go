@@ -50,7 +50,7 @@ func TestLeastInFlightCountsWholeStreams(t *testing.T) {
 	count := map[string]int{}
 	var open []*http.Response
 	for i := 0; i < 6; i++ {
-		resp := post(t, ts.URL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[]}`)
+		resp := post(t, ts.URL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 		count[resp.Header.Get("X-Potluck-Node")]++
 		open = append(open, resp) // headers are in; the stream goes on
 	}
@@ -63,10 +63,10 @@ func TestLeastInFlightCountsWholeStreams(t *testing.T) {
 	}
 
 	// One long stream on a; the next requests all go to b while it lasts.
-	first := post(t, ts.URL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[],"max_tokens":100}`)
+	first := post(t, ts.URL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":100}`)
 	busy := first.Header.Get("X-Potluck-Node")
 	for i := 0; i < 3; i++ {
-		resp := post(t, ts.URL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[],"max_tokens":4}`)
+		resp := post(t, ts.URL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":4}`)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if got := resp.Header.Get("X-Potluck-Node"); got == busy {
