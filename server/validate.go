@@ -51,7 +51,7 @@ func validRequest(c *gin.Context, body []byte) bool {
 // checkBody checks that body is a JSON object that check finds nothing
 // wrong with; false when it answered the first problem.
 func checkBody(c *gin.Context, body []byte, check func(*checker, object)) bool {
-	o, p := parseObject(body)
+	o, p := parseRequest(body)
 	if p == nil {
 		v := &checker{}
 		check(v, o)
@@ -64,8 +64,8 @@ func checkBody(c *gin.Context, body []byte, check func(*checker, object)) bool {
 	return true
 }
 
-// parseObject reads a request body, which must be a JSON object.
-func parseObject(body []byte) (object, *problem) {
+// parseRequest reads a request body, which must be a JSON object.
+func parseRequest(body []byte) (object, *problem) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		msg := "request body must be a JSON object, got null"

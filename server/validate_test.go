@@ -247,7 +247,8 @@ func TestValidateAnthropic(t *testing.T) {
 }
 
 // Requests the vendors take, and llama-server's own fields, reach the
-// backend as they were sent.
+// backend as they were sent, but for what llama-server reads in other
+// words (rewriteRequest).
 func TestValidRequestsPassUnchanged(t *testing.T) {
 	h, _, backend := validationServer(t, nil)
 	for _, tc := range []struct{ path, body string }{
@@ -279,7 +280,8 @@ func TestValidRequestsPassUnchanged(t *testing.T) {
 	} {
 		rec := send(h, http.MethodPost, tc.path, tc.body)
 		got := backend.take()
-		if len(got) != 1 || got[0] != tc.body {
+		// As it came, but for what llama-server reads in other words.
+		if want := string(server.RewriteRequest(tc.path, []byte(tc.body))); len(got) != 1 || got[0] != want {
 			t.Errorf("%s %s: %d %s; the backend got %q", tc.path, tc.body, rec.Code, rec.Body, got)
 		}
 	}

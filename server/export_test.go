@@ -1,0 +1,4 @@
+package server
+
+// RewriteRequest is rewriteRequest, for the tests of package server_test.
+var RewriteRequest = rewriteRequest
