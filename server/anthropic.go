@@ -94,7 +94,7 @@ func (s *anthropicStream) edit(ev sseEvent) ([]sseEvent, bool) {
 		}
 	case "message_delta":
 		if d := o.object("delta"); d != nil {
-			d.setRawDefault("stop_sequence", json.RawMessage(`null`))
+			setNulls(d, "stop_sequence", "container", "stop_details")
 			o.set("delta", d)
 		}
 		u := o.object("usage")
@@ -102,6 +102,8 @@ func (s *anthropicStream) edit(ev sseEvent) ([]sseEvent, bool) {
 			u = jsonObject{}
 		}
 		u.setDefault("output_tokens", 0)
+		// The others are null here: counted once, in message_start.
+		setNulls(u, "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens_details", "server_tool_use")
 		o.set("usage", u)
 	}
 	name := ev.name
@@ -129,8 +131,7 @@ func mendMessage(msg jsonObject, model string) {
 	if content, ok := mendEach(msg["content"], mendBlock); ok {
 		msg["content"] = content
 	}
-	msg.setRawDefault("stop_reason", json.RawMessage(`null`))
-	msg.setRawDefault("stop_sequence", json.RawMessage(`null`))
+	setNulls(msg, "stop_reason", "stop_sequence", "stop_details", "container", "diagnostics")
 	u := msg.object("usage")
 	if u == nil {
 		u = jsonObject{}
@@ -138,13 +139,29 @@ func mendMessage(msg jsonObject, model string) {
 	for _, k := range []string{"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"} {
 		u.setDefault(k, 0)
 	}
+	u.setDefault("cache_creation", map[string]int{"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0})
+	u.setDefault("service_tier", "standard")
+	setNulls(u, "output_tokens_details", "server_tool_use", "inference_geo", "speed")
 	msg.set("usage", u)
 }
 
-// mendBlock completes a content block: a tool call has its input, as an
+// mendBlock completes a content block as Anthropic writes one: text has
+// its citations (none), and a tool call its caller and its input, as an
 // object, from the start.
 func mendBlock(b jsonObject) {
-	if b.str("type") == "tool_use" {
+	switch b.str("type") {
+	case "text":
+		setNulls(b, "citations")
+	case "tool_use":
 		b.setRawDefault("input", json.RawMessage(`{}`))
+		b.setDefault("caller", map[string]string{"type": "direct"})
+	}
+}
+
+// setNulls sets each of keys that o lacks to null: Anthropic's answers
+// carry every field of their type, null where it does not apply.
+func setNulls(o jsonObject, keys ...string) {
+	for _, k := range keys {
+		o.setRawDefault(k, json.RawMessage(`null`))
 	}
 }

@@ -79,6 +79,8 @@ func (s *Server) proxy(c *gin.Context) {
 		out = anthropicResponder{model: req.Model}
 	case c.Request.URL.Path == "/v1/responses":
 		out = newResponsesResponder(body)
+	case c.Request.URL.Path == "/v1/chat/completions":
+		out = chatResponder{model: req.Model}
 	}
 	if !s.keepModel(c, req.Model, keepAlive{}) { // the default, as Ollama's OpenAI API
 		return

@@ -44,11 +44,12 @@ func parseResponsesRequest(body []byte) responsesRequest {
 
 // responseDefaults are the members OpenAI's response object always has
 // that repeat the request, with their value when the request does not
-// say.
+// say (nil: left out then).
 var responseDefaults = []struct {
 	key   string
 	value json.RawMessage
 }{
+	{"access_programs", json.RawMessage(`null`)},
 	{"background", json.RawMessage(`false`)},
 	{"instructions", json.RawMessage(`null`)},
 	{"max_output_tokens", json.RawMessage(`null`)},
@@ -57,14 +58,13 @@ var responseDefaults = []struct {
 	{"parallel_tool_calls", json.RawMessage(`true`)},
 	{"previous_response_id", json.RawMessage(`null`)},
 	{"reasoning", json.RawMessage(`{"effort":null,"summary":null}`)},
-	{"store", json.RawMessage(`false`)}, // llama-server keeps no responses
 	{"temperature", json.RawMessage(`null`)},
 	{"text", json.RawMessage(`{"format":{"type":"text"}}`)},
 	{"tool_choice", json.RawMessage(`"auto"`)},
 	{"tools", json.RawMessage(`[]`)},
 	{"top_p", json.RawMessage(`null`)},
 	{"truncation", json.RawMessage(`"disabled"`)},
-	{"user", json.RawMessage(`null`)},
+	{"user", nil}, // a string when the request names one; never null
 }
 
 // responsesResponder writes an answer of /v1/responses in the shape

@@ -37,11 +37,13 @@ func (s *responsesStream) fill(resp jsonObject, final bool) {
 	for _, d := range responseDefaults {
 		if v, ok := s.req.body[d.key]; ok {
 			resp.setRawDefault(d.key, v)
-		} else {
+		} else if d.value != nil {
 			resp.setRawDefault(d.key, d.value)
 		}
 	}
-	resp.setRawDefault("usage", json.RawMessage(`null`))
+	if tools, ok := mendEach(resp["tools"], mendTool); ok {
+		resp["tools"] = tools
+	}
 	i := 0
 	output, ok := mendEach(resp["output"], func(item jsonObject) {
 		var it *outputItem
@@ -60,7 +62,13 @@ func (s *responsesStream) fill(resp jsonObject, final bool) {
 	}
 	usage := resp.object("usage")
 	if usage != nil {
-		usage.setRawDefault("input_tokens_details", json.RawMessage(`{"cached_tokens":0}`))
+		details := usage.object("input_tokens_details")
+		if details == nil {
+			details = jsonObject{}
+		}
+		details.setDefault("cached_tokens", 0)
+		details.setDefault("cache_write_tokens", 0)
+		usage.set("input_tokens_details", details)
 		usage.setRawDefault("output_tokens_details", json.RawMessage(`{"reasoning_tokens":0}`))
 		in, _ := usage.int("input_tokens")
 		out, _ := usage.int("output_tokens")
@@ -104,6 +112,16 @@ func (s *responsesStream) mendItem(item jsonObject, done bool, it *outputItem) {
 		item.setDefault("arguments", "")
 	case "reasoning":
 		item.setRawDefault("summary", json.RawMessage(`[]`))
+	}
+}
+
+// mendTool completes a tool as the response repeats it: a function tool
+// says whether its schema is strict (the Responses API's default) and has
+// parameters.
+func mendTool(t jsonObject) {
+	if t.str("type") == "function" {
+		t.setDefault("strict", true)
+		t.setRawDefault("parameters", json.RawMessage(`null`))
 	}
 }
 

@@ -33,7 +33,9 @@ var responsesRecordings = []struct {
 }
 
 // responseKeys are the members every response object must have.
-var responseKeys = []string{"id", "object", "created_at", "model", "status", "output", "usage", "error", "incomplete_details",
+// (usage as well, once the response is done: OpenAI's client types have
+// no null usage, so a response in progress goes without.)
+var responseKeys = []string{"id", "object", "created_at", "model", "status", "output", "error", "incomplete_details",
 	"instructions", "tools", "tool_choice", "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "metadata", "text"}
 
 // eventKeys are the members OpenAI's events of each type have, besides

@@ -128,7 +128,7 @@ func TestAnthropicMessageStart(t *testing.T) {
 		out := string(ed.write([]byte(missing[:cut]))) + string(ed.write([]byte(missing[cut:])))
 		if !strings.HasPrefix(out, "event: message_start\ndata: {\"type\":\"message_start\"") || strings.Count(out, "message_start\n") != 1 ||
 			!strings.Contains(out, `"model":"tiny"`) || !strings.Contains(out, `"role":"assistant"`) || !strings.HasSuffix(out, "event: content_block_start\n"+
-			"data: {\"type\":\"content_block_start\",\"content_block\":{\"text\":\"\",\"type\":\"text\"},\"index\":0}\n\n") {
+			"data: {\"type\":\"content_block_start\",\"content_block\":{\"citations\":null,\"text\":\"\",\"type\":\"text\"},\"index\":0}\n\n") {
 			t.Fatalf("split at %d: %s", cut, out)
 		}
 	}

@@ -5,8 +5,8 @@
 // written as TypeScript literals and compiled against those types, so a
 // missing field, a wrong type or an unknown event type fails with the
 // compiler's account of it. Fields the vendors add in their clients, not
-// on the wire (Responses' output_text), and Ollama's dates, which arrive
-// as strings, are left out of the check. Fields beyond the types pass, as
+// on the wire (Responses' output_text), Ollama's dates, which arrive as
+// strings, and its deprecated context are left out of the check. Fields beyond the types pass, as
 // the clients ignore them.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,9 +90,11 @@ const lines = [
   `import type { Response, ResponseStreamEvent } from 'openai/resources/responses/responses';`,
   `import type { Message, RawMessageStreamEvent } from '@anthropic-ai/sdk/resources/messages';`,
   `import type { ChatResponse, GenerateResponse } from 'ollama';`,
-  // What arrives on the wire: no client-made output_text, dates as strings.
+  // What arrives on the wire: no client-made output_text, dates as
+  // strings, and no context on /api/generate (deprecated in Ollama's docs,
+  // which no longer list it; its client still types it).
   `type Wire<T> = T extends Date ? string : T extends readonly (infer U)[] ? Wire<U>[] :`,
-  `  T extends object ? { [K in keyof T as K extends 'output_text' ? never : K]: Wire<T[K]> } : T;`,
+  `  T extends object ? { [K in keyof T as K extends 'output_text' | 'context' ? never : K]: Wire<T[K]> } : T;`,
   // Ollama streams its counts and durations on the last line only.
   `type ChatLine = Pick<ChatResponse, 'model' | 'created_at' | 'message' | 'done'>;`,
   `type GenerateLine = Pick<GenerateResponse, 'model' | 'created_at' | 'response' | 'done'>;`,
