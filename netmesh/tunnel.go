@@ -175,7 +175,9 @@ type Tunnel struct {
 
 // Dial makes the service name of peer peerID reachable on a local address
 // (127.0.0.1, a free port; see Tunnel.Addr). It connects to the peer first, so
-// an unreachable peer is an error here rather than on first use.
+// an unreachable peer is an error here rather than on first use. A peer not
+// connected yet (Dial called right after Up, before the bootstrap connection)
+// is waited for while ctx allows, or at most 30 s if ctx has no deadline.
 func (n *Node) Dial(ctx context.Context, peerID, name string) (*Tunnel, error) {
 	if err := checkServiceName(name); err != nil {
 		return nil, err
@@ -191,13 +193,8 @@ func (n *Node) Dial(ctx context.Context, peerID, name string) (*Tunnel, error) {
 	if h == nil {
 		return nil, errors.New("netmesh: node is not up")
 	}
-	if !reached(h, pid) {
-		// A caller that asks for a service now should not wait out the
-		// backoff of an earlier failed dial (e.g. a simultaneous dial).
-		clearBackoff(h, pid)
-		if err := h.Connect(limitedOK(ctx), peer.AddrInfo{ID: pid}); err != nil {
-			return nil, fmt.Errorf("peer %s unreachable: %w", pid, err)
-		}
+	if err := n.reach(ctx, h, pid); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
