@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 )
 
 const (
@@ -27,7 +28,9 @@ var errNoDeadline = fmt.Errorf("the caller set no deadline, and a peer is awaite
 // heartbeats, the LAN) but not yet reached. It dials now, again whenever
 // new addresses of the peer are learnt and every reachRetry, and returns as
 // soon as a connection to the peer exists, whoever opened it. A ctx with no
-// deadline waits at most reachTimeout.
+// deadline waits at most reachTimeout. A dial that reaches the peer's
+// addresses and is turned down ends the wait at once: that peer is gone,
+// not on its way.
 func (n *Node) reach(ctx context.Context, h host.Host, pid peer.ID) error {
 	if reached(h, pid) {
 		return nil
@@ -96,6 +99,11 @@ func (n *Node) reach(ctx context.Context, h host.Host, pid peer.ID) error {
 			dialing = false
 			if err != nil {
 				lastErr = err
+				if !reached(h, pid) && refused(err) && !again {
+					// Its addresses were dialed and answered no: a peer
+					// that has gone, whose requests must fail over now.
+					return unreachedError(pid, time.Since(start), lastErr, errRefused)
+				}
 			}
 			if again {
 				dial()
@@ -126,9 +134,24 @@ func (n *Node) reach(ctx context.Context, h host.Host, pid peer.ID) error {
 	return nil
 }
 
+// errRefused is the cause of a wait ended by a dial that reached the
+// peer's addresses and was turned down.
+var errRefused = errors.New("its addresses were dialed and none answered")
+
+// refused says whether a dial failed for good, at the peer's addresses,
+// rather than for want of addresses (the peer is not known yet) or for a
+// backoff or a dial already under way: those are waited out.
+func refused(err error) bool {
+	return !errors.Is(err, swarm.ErrNoAddresses) && !errors.Is(err, swarm.ErrDialBackoff) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
 // unreachedError says that pid was not reached within waited, why the
 // wait ended, and what the last dial found.
 func unreachedError(pid peer.ID, waited time.Duration, lastErr, cause error) error {
+	if errors.Is(cause, errRefused) {
+		return fmt.Errorf("peer %s is not reachable: %w; the last dial said: %v", pid, cause, lastErr)
+	}
 	waited = waited.Round(10 * time.Millisecond)
 	if lastErr == nil {
 		return fmt.Errorf("peer %s could not be reached within %v (%w): is it running and a member of this mesh?", pid, waited, cause)

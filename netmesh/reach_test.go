@@ -160,3 +160,42 @@ func TestTunnelDialAbsentPeerFailsAtDeadline(t *testing.T) {
 		t.Errorf("cancelled Dial: after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 }
+
+// A tunnel to a peer that was reached and has gone fails at once, well
+// within the caller's deadline: its addresses answer no, and a request
+// that asked for it must fail over now, not wait for it.
+func TestTunnelDialGonePeerFailsAtOnce(t *testing.T) {
+	netmeshtest.CheckLeaks(t)
+	tok, err := netmesh.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := netmeshtest.Cluster(t, 2, netmeshtest.WithToken(tok))
+	dialer, gone := nodes[0], nodes[1]
+	netmeshtest.WaitConverged(t, nodes, 20*time.Second)
+	id := gone.ID()
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	netmeshtest.WaitFor(t, 10*time.Second, func() bool {
+		for _, p := range dialer.Peers() {
+			if p.PeerID == id && p.Conn != netmesh.ConnNone {
+				return false
+			}
+		}
+		return true
+	}, "the closed peer's connection to go")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	tun, err := dialer.Dial(ctx, id, "echo")
+	took := time.Since(start)
+	if err == nil {
+		tun.Close()
+		t.Fatal("Dial of a closed peer opened a tunnel")
+	}
+	if took > 5*time.Second || !strings.Contains(err.Error(), "none answered") {
+		t.Errorf("Dial of a closed peer: after %v: %v", took.Round(time.Millisecond), err)
+	}
+	t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
+}
