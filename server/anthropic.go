@@ -20,9 +20,7 @@ type anthropicResponder struct {
 }
 
 func (a anthropicResponder) respond(c *gin.Context, resp *http.Response, first []byte) delivery {
-	ct := resp.Header.Get("Content-Type")
-	switch {
-	case resp.StatusCode >= 400:
+	if resp.StatusCode >= 400 {
 		rest, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		body := append(bytes.Clone(first), rest...)
 		msg := backendMessage(body)
@@ -31,23 +29,18 @@ func (a anthropicResponder) respond(c *gin.Context, resp *http.Response, first [
 		}
 		c.JSON(resp.StatusCode, anthropicError(resp.StatusCode, msg))
 		return delivery{broken: err != nil, err: err}
-	case strings.HasPrefix(ct, "text/event-stream"):
-		s := &anthropicStream{model: a.model}
-		return editedStream(c, resp, first, &eventEditor{edit: s.edit})
-	case strings.HasPrefix(ct, "application/json"):
-		return editedWhole(c, resp, first, a.whole)
 	}
-	return passthrough{}.respond(c, resp, first)
+	return editedAnswer(c, resp, first, func() answerEditor { return &anthropicStream{model: a.model} })
 }
 
 // whole mends a message that is not streamed; other answers
 // (count_tokens) stay as they are.
-func (a anthropicResponder) whole(body []byte) ([]byte, bool) {
+func (s *anthropicStream) whole(body []byte) ([]byte, bool) {
 	o, ok := parseObject(body)
 	if !ok || o.str("type") != "message" {
 		return nil, false
 	}
-	mendMessage(o, a.model)
+	mendMessage(o, s.model)
 	b := o.bytes()
 	return b, b != nil
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -17,15 +16,7 @@ type chatResponder struct {
 }
 
 func (r chatResponder) respond(c *gin.Context, resp *http.Response, first []byte) delivery {
-	ct := resp.Header.Get("Content-Type")
-	switch {
-	case resp.StatusCode >= 400:
-	case strings.HasPrefix(ct, "text/event-stream"):
-		return editedStream(c, resp, first, &eventEditor{edit: r.chunk})
-	case strings.HasPrefix(ct, "application/json"):
-		return editedWhole(c, resp, first, r.whole)
-	}
-	return passthrough{}.respond(c, resp, first)
+	return editedAnswer(c, resp, first, func() answerEditor { return r })
 }
 
 // whole mends a chat completion that is not streamed.
@@ -42,8 +33,8 @@ func (r chatResponder) whole(body []byte) ([]byte, bool) {
 	return b, b != nil
 }
 
-// chunk mends one event of a streamed chat completion.
-func (r chatResponder) chunk(ev sseEvent) ([]sseEvent, bool) {
+// edit mends one event of a streamed chat completion.
+func (r chatResponder) edit(ev sseEvent) ([]sseEvent, bool) {
 	o, ok := parseObject(ev.data)
 	if !ok || o.str("object") != "chat.completion.chunk" {
 		return nil, false

@@ -80,17 +80,7 @@ func newResponsesResponder(body []byte) responsesResponder {
 }
 
 func (r responsesResponder) respond(c *gin.Context, resp *http.Response, first []byte) delivery {
-	ct := resp.Header.Get("Content-Type")
-	switch {
-	case resp.StatusCode >= 400:
-		return passthrough{}.respond(c, resp, first)
-	case strings.HasPrefix(ct, "text/event-stream"):
-		s := r.stream()
-		return editedStream(c, resp, first, &eventEditor{edit: s.edit})
-	case strings.HasPrefix(ct, "application/json"):
-		return editedWhole(c, resp, first, r.stream().whole)
-	}
-	return passthrough{}.respond(c, resp, first)
+	return editedAnswer(c, resp, first, func() answerEditor { return r.stream() })
 }
 
 // stream is the state of one answer.
@@ -384,6 +374,27 @@ func (s *responsesStream) whole(body []byte) ([]byte, bool) {
 }
 
 // editedWhole writes an answer that is not streamed, mended by edit; an
+// editedAnswer writes a backend's answer mended by an answerEditor made
+// for it: a JSON answer whole, server-sent events one by one. Errors, and
+// answers of any other type, pass as they are.
+func editedAnswer(c *gin.Context, resp *http.Response, first []byte, newEditor func() answerEditor) delivery {
+	ct := resp.Header.Get("Content-Type")
+	switch {
+	case resp.StatusCode >= 400:
+	case strings.HasPrefix(ct, "text/event-stream"):
+		return editedStream(c, resp, first, &eventEditor{edit: newEditor().edit})
+	case strings.HasPrefix(ct, "application/json"):
+		return editedWhole(c, resp, first, newEditor().whole)
+	}
+	return passthrough{}.respond(c, resp, first)
+}
+
+// answerEditor mends one answer: whole, or event by event.
+type answerEditor interface {
+	whole(body []byte) ([]byte, bool)
+	edit(ev sseEvent) ([]sseEvent, bool)
+}
+
 // answer edit cannot read goes as it came.
 func editedWhole(c *gin.Context, resp *http.Response, first []byte, edit func([]byte) ([]byte, bool)) delivery {
 	rest, err := io.ReadAll(resp.Body)

@@ -108,13 +108,13 @@ func TestAnthropicStreams(t *testing.T) {
 			}
 		}
 
-		whole, ok := anthropicResponder{model: "claude-local"}.whole(recording(t, name+".json"))
+		whole, ok := (&anthropicStream{model: "claude-local"}).whole(recording(t, name+".json"))
 		msg, _ := parseObject(whole)
 		if !ok || msg.str("model") != "claude-local" || !strings.HasPrefix(msg.str("id"), "msg_") || msg.str("stop_reason") == "" {
 			t.Errorf("%s whole: %s", name, whole)
 		}
 	}
-	if _, ok := (anthropicResponder{model: "m"}).whole([]byte(`{"input_tokens":4}`)); ok {
+	if _, ok := (&anthropicStream{model: "m"}).whole([]byte(`{"input_tokens":4}`)); ok {
 		t.Error("count_tokens' answer was changed")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,11 +51,7 @@ type Model struct {
 	Alias   string
 }
 
-var (
-	genOnce sync.Once
-	genPath string
-	genErr  error
-)
+var tinyModel onceModel
 
 // TestModel returns ../shared/models/stories260K.gguf when the checkout has
 // it, and otherwise a tiny random llama generated once per test binary.
@@ -71,19 +66,7 @@ func TestModel(t testing.TB) Model {
 // GeneratedModel returns the tiny random llama, written once per test binary.
 func GeneratedModel(t testing.TB) Model {
 	t.Helper()
-	genOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-model-")
-		if err != nil {
-			genErr = err
-			return
-		}
-		genPath = filepath.Join(dir, "tiny-llama.gguf")
-		genErr = ggufgen.WriteFile(genPath, ggufgen.DefaultTinyLlama())
-	})
-	if genErr != nil {
-		t.Fatalf("generate test model: %v", genErr)
-	}
-	return Model{Path: genPath, Alias: "tiny-llama"}
+	return Model{Path: tinyModel.get(t, "tiny-llama.gguf", ggufgen.DefaultTinyLlama()), Alias: "tiny-llama"}
 }
 
 // SharedModel finds stories260K.gguf in ../shared/models beside the module root.
