@@ -12,5 +12,7 @@
 // fails the handshake before any protocol runs.
 //
 // Liveness is judged from the local monotonic time at which each peer's
-// heartbeat arrived; clocks of different machines are never compared.
+// heartbeat arrived; clocks of different machines are never compared. A peer
+// whose last connection closes and that cannot be redialed is offline at
+// once, without waiting for its heartbeats to stop.
 package netmesh

@@ -66,8 +66,10 @@ type Node struct {
 	// service to the peer whose stream it carries.
 	streamPeers sync.Map
 	tunnels     map[*Tunnel]struct{}
-	dialing     map[peer.ID]bool // full-mesh connects in flight
-	blocked     map[peer.ID]bool // see Block
+	dialing     map[peer.ID]bool      // full-mesh connects in flight
+	blocked     map[peer.ID]bool      // see Block
+	redialing   map[peer.ID]bool      // redials of a peer whose last connection closed, in flight
+	redialed    map[peer.ID]time.Time // when each was last started (see redialQuiet)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -108,20 +110,22 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:      cfg,
-		tok:      tok,
-		log:      log.With("component", "netmesh"),
-		priv:     priv,
-		id:       id,
-		sealKey:  sk,
-		boot:     boot,
-		started:  time.Now().UnixNano(),
-		up:       make(chan struct{}),
-		done:     make(chan struct{}),
-		services: map[string]string{},
-		tunnels:  map[*Tunnel]struct{}{},
-		dialing:  map[peer.ID]bool{},
-		announce: make(chan struct{}, 1),
+		cfg:       cfg,
+		tok:       tok,
+		log:       log.With("component", "netmesh"),
+		priv:      priv,
+		id:        id,
+		sealKey:   sk,
+		boot:      boot,
+		started:   time.Now().UnixNano(),
+		up:        make(chan struct{}),
+		done:      make(chan struct{}),
+		services:  map[string]string{},
+		tunnels:   map[*Tunnel]struct{}{},
+		dialing:   map[peer.ID]bool{},
+		redialing: map[peer.ID]bool{},
+		redialed:  map[peer.ID]time.Time{},
+		announce:  make(chan struct{}, 1),
 	}
 	n.roster = newRoster(cfg.HeartbeatInterval)
 	n.book = loadBook(cfg.DataDir, tok.Network())
@@ -358,7 +362,7 @@ func (n *Node) start(ctx context.Context) error {
 			n.connected(h.Network(), c)
 		}
 	}
-	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected})
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected, DisconnectedF: n.disconnected})
 	if n.cfg.Traversal {
 		n.watchReachability(ctx, h)
 		n.startHolePunching(ctx, h)
@@ -472,7 +476,8 @@ func (n *Node) shutdown() error {
 }
 
 // connected announces this node to a peer as soon as the peer has joined the
-// mesh room over a new connection, instead of waiting for the next heartbeat.
+// mesh room over a new connection, instead of waiting for the next heartbeat;
+// a peer marked offline when its connection closed is online again then.
 func (n *Node) connected(nw network.Network, c network.Conn) {
 	pid := c.RemotePeer()
 	if !n.admitted(pid) {
@@ -496,6 +501,9 @@ func (n *Node) connected(nw network.Network, c network.Conn) {
 			if ps, err := n.ev.MessageHub.ListPeers(); err == nil {
 				for _, p := range ps {
 					if p == pid {
+						if n.roster.revive(pid.String(), time.Now()) {
+							n.log.Info("peer online again: it connected", "peer", pid.String())
+						}
 						n.announceNow()
 						return
 					}

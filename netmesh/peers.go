@@ -60,7 +60,9 @@ func (i NodeInfo) Clone() NodeInfo {
 // Peer is another node as this node sees it.
 type Peer struct {
 	NodeInfo
-	// Online is false once about three heartbeats were missed.
+	// Online is false once about three heartbeats were missed, or at once
+	// when this node's last connection to the peer closed and a prompt
+	// redial failed.
 	Online bool
 	// LastSeen is the local time the last heartbeat arrived.
 	LastSeen time.Time
@@ -106,7 +108,7 @@ type EventType int
 const (
 	PeerJoined  EventType = iota + 1 // first heartbeat, or back after being offline
 	PeerUpdated                      // announced info changed
-	PeerOffline                      // missed about three heartbeats
+	PeerOffline                      // missed about three heartbeats, or its last connection closed and could not be reopened
 	PeerRemoved                      // offline for Config.RemoveAfter
 )
 
@@ -150,6 +152,13 @@ type peerState struct {
 	lastSeen time.Time // local clock, monotonic reading included
 	rtt      time.Duration
 	rtts     []time.Duration // the last rttSamples round trips, oldest first
+	// cut is set while the peer is offline because its last connection
+	// closed and a redial failed; cutBoot and cutSeq were its last
+	// heartbeat then. Only a sign of life after that brings it back
+	// (see roster.cut).
+	cut     bool
+	cutBoot string
+	cutSeq  uint64
 }
 
 // rttSamples is how many round trips MinRTT is the least of.
@@ -199,7 +208,17 @@ func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (fresh, joined
 		p = &peerState{}
 		r.peers[hb.ID] = p
 	}
+	if known && p.cut && !p.afterCut(hb) {
+		// Perhaps sent before the connection closed, and relayed by
+		// other members since: recorded, but no sign of life.
+		p.seq = hb.Seq
+		if hb.Info != nil && !bytes.Equal(p.raw, raw) {
+			p.info, p.raw = *hb.Info, raw
+		}
+		return true, false
+	}
 	wasOnline := p.online
+	p.cut = false
 	p.lastSeen = now
 	p.online = true
 	p.every = every

@@ -1,0 +1,68 @@
+package netmesh
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+)
+
+// DialAside opens a connection from n to the peer id with n's transport
+// but outside n's swarm: the peer counts it as one more connection from n,
+// while n keeps using the one it has. It returns the function that closes
+// it.
+func DialAside(ctx context.Context, n *Node, id string) (func() error, error) {
+	h := n.getHost()
+	pid, err := peer.Decode(id)
+	if h == nil || err != nil {
+		return nil, fmt.Errorf("node not up, or bad peer id %q: %v", id, err)
+	}
+	sw, ok := h.Network().(*swarm.Swarm)
+	if !ok {
+		return nil, fmt.Errorf("the host's network is a %T", h.Network())
+	}
+	for _, a := range h.Peerstore().Addrs(pid) {
+		if isRelayAddr(a) {
+			continue
+		}
+		if t := sw.TransportForDialing(a); t != nil {
+			c, err := t.Dial(ctx, a, pid)
+			if err != nil {
+				return nil, err
+			}
+			return c.Close, nil
+		}
+	}
+	return nil, fmt.Errorf("no address of %s to dial", id)
+}
+
+// Conns is how many connections n has to the peer id.
+func Conns(n *Node, id string) int {
+	h := n.getHost()
+	pid, err := peer.Decode(id)
+	if h == nil || err != nil {
+		return 0
+	}
+	return len(h.Network().ConnsToPeer(pid))
+}
+
+// CloseOldestConn closes n's oldest connection to the peer id.
+func CloseOldestConn(n *Node, id string) error {
+	h := n.getHost()
+	pid, err := peer.Decode(id)
+	if h == nil || err != nil {
+		return fmt.Errorf("node not up, or bad peer id %q: %v", id, err)
+	}
+	var oldest network.Conn
+	for _, c := range h.Network().ConnsToPeer(pid) {
+		if oldest == nil || c.Stat().Opened.Before(oldest.Stat().Opened) {
+			oldest = c
+		}
+	}
+	if oldest == nil {
+		return fmt.Errorf("no connection to %s", id)
+	}
+	return oldest.Close()
+}
