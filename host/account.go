@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/potluck-gpu/potluck/ledger"
+	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/server"
 )
 
@@ -52,13 +53,23 @@ func (h *Host) overLimit(w http.ResponseWriter, asker string) bool {
 	if !over || self == "" {
 		return false
 	}
-	who := asker
-	for _, p := range h.mesh.Peers() {
-		if p.ID == asker && p.Name != "" {
-			who = p.Name
-		}
-	}
+	who := askerName(h.mesh.Peers(), asker)
 	w.Header().Set("Retry-After", strconv.Itoa(r.RetryAfter(now)))
 	server.WriteError(w, http.StatusTooManyRequests, "rate_limit_error", "share_limit", r.Message(who, h.cfg.Name, now))
 	return true
+}
+
+// askerName is how a refusal names the member id: by the name it
+// announced, or, while its info has not arrived, by a shortened peer id.
+func askerName(peers []nodestate.Peer, id string) string {
+	for _, p := range peers {
+		if p.ID == id && p.Name != "" {
+			return p.Name
+		}
+	}
+	short := id
+	if len(id) > 14 {
+		short = id[:8] + "…" + id[len(id)-4:]
+	}
+	return "a member whose name has not arrived yet (" + short + ")"
 }
