@@ -24,7 +24,11 @@ var Version = "0.1.0-dev"
 // fills it from flags and environment; nothing below main reads either.
 type Config struct {
 	DataDir string // settings, identity, logs
-	Name    string // display name; default the host name
+	// CacheDir keeps what is measured once per machine rather than at
+	// every start (the memory bandwidth); empty: nothing is kept, and
+	// every start measures again, in the background.
+	CacheDir string
+	Name     string // display name; default the host name
 
 	API          string   // listen address of the HTTP API
 	APIKey       string   // required when API is not loopback; grants /v1 and reading status
@@ -102,11 +106,12 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		DataDir: DefaultDataDir(),
-		Name:    host,
-		API:     "127.0.0.1:8080",
-		CtxSize: 2048,
-		Split:   engine.SplitFit,
+		DataDir:  DefaultDataDir(),
+		CacheDir: DefaultCacheDir(),
+		Name:     host,
+		API:      "127.0.0.1:8080",
+		CtxSize:  2048,
+		Split:    engine.SplitFit,
 		Llama: engine.Locator{
 			ProvisionDir: engine.DefaultProvisionDir(),
 		},
@@ -119,6 +124,16 @@ func DefaultDataDir() string {
 	if err != nil {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "potluck")
+}
+
+// DefaultCacheDir is the per-user cache directory for Potluck, beside the
+// llama.cpp builds it provisions; "" where the OS has none.
+func DefaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
 	}
 	return filepath.Join(dir, "potluck")
 }

@@ -2,10 +2,10 @@ package app
 
 import (
 	"cmp"
-	"strings"
-
 	"context"
 	"encoding/json"
+	"strings"
+	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/hw"
@@ -13,25 +13,67 @@ import (
 )
 
 // probeHardware takes the first look at this machine, before anything is
-// offered to the mesh.
-func (n *Node) probeHardware(ctx context.Context) {
+// offered to the mesh. The memory bandwidth is the one measured on this
+// machine before; where there is none it returns the machine to measure,
+// which learnBandwidth does off the start path. Until then plans assume a
+// default (engine.CPUSpeed).
+func (n *Node) probeHardware(ctx context.Context) (unmeasured *hw.Machine) {
 	r, err := hw.Probe(ctx)
 	if err != nil {
 		n.log.Warn("hardware probe", "err", err)
-		return
+		return nil
 	}
-	// Once: decoding on the CPU reads memory at this rate.
-	bw := hw.MeasureMemoryBandwidth(ctx)
+	m := hw.MachineOf(r)
+	bw, at, known := n.bandwidth.Cached(m)
 	r.Memory.BandwidthBytesPerSec = bw
 	n.mu.Lock()
 	n.hwReport = &r
 	n.hostBandwidth = bw
 	n.mu.Unlock()
-	n.log.Info("memory bandwidth", "GB/s", int(bw/1e9))
+	if known {
+		n.log.Info("memory bandwidth", "GB/s", int(bw/1e9), "measured_on", at.Format(time.DateOnly))
+	} else {
+		unmeasured = &m
+	}
 	if r.GPUListError != "" {
 		n.log.Warn("the GPUs could not be listed", "err", r.GPUListError)
 		n.warn(nodestate.Warning{Code: "gpu-list", Severity: nodestate.SeverityWarning, Message: "the system did not list the GPUs (" + r.GPUListError +
 			"): Potluck asks NVIDIA's driver (NVML) and llama.cpp instead, and offers what llama.cpp sees"})
+	}
+	return unmeasured
+}
+
+// learnBandwidth measures the memory bandwidth of m, this machine, keeps it
+// for the next starts, and plans with it: decoding on the CPU reads memory
+// at this rate.
+func (n *Node) learnBandwidth(ctx context.Context, m hw.Machine) {
+	n.log.Info("measuring memory bandwidth, once on this machine")
+	bw, err := n.bandwidth.Learn(ctx, m)
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("memory bandwidth", "err", err)
+	}
+	if bw <= 0 {
+		return
+	}
+	n.mu.Lock()
+	n.hostBandwidth = bw
+	if n.hwReport != nil {
+		r := *n.hwReport
+		r.Memory.BandwidthBytesPerSec = bw
+		n.hwReport = &r
+	}
+	n.mu.Unlock()
+	n.log.Info("memory bandwidth", "GB/s", int(bw/1e9))
+	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus}) // the devices' speeds changed
+	n.hardwareChanged()
+}
+
+// hardwareChanged tells the mesh what this machine now offers, and has the
+// model served here re-planned: a plan the change alters restarts.
+func (n *Node) hardwareChanged() {
+	n.publishInfo()
+	if h := n.modelHost(); h != nil {
+		h.Kick()
 	}
 }
 
@@ -69,10 +111,7 @@ func (n *Node) watchHardware(ctx context.Context) error {
 			r.Memory.BandwidthBytesPerSec = n.hostBandwidth
 			n.hwReport = &r
 			n.mu.Unlock()
-			n.publishInfo()
-			if h := n.modelHost(); h != nil {
-				h.Kick()
-			}
+			n.hardwareChanged()
 		},
 	}
 	if m.Interval <= 0 {

@@ -62,8 +62,9 @@ type Node struct {
 	hwReport *hw.Report
 	warnings map[string]nodestate.Warning
 
-	engDevices    []engine.Device // what llama.cpp sees, listed at start
-	hostBandwidth float64         // bytes a second, measured at start
+	engDevices    []engine.Device   // what llama.cpp sees, listed at start
+	bandwidth     hw.BandwidthCache // where the memory bandwidth is kept between starts
+	hostBandwidth float64           // bytes a second; 0 until known, and the planner assumes a default
 
 	rejectedBefore atomic.Uint64   // mesh messages rejected by closed sessions
 	gateRefusals   worker.Refusals // what the RPC gate refused, by reason and member
@@ -116,6 +117,9 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 			ResponseHeaderTimeout: 30 * time.Second,
 			MaxIdleConnsPerHost:   4,
 		}},
+	}
+	if cfg.CacheDir != "" {
+		n.bandwidth.Path = filepath.Join(cfg.CacheDir, hw.BandwidthFile)
 	}
 	n.seeder.CacheBase, n.seeder.Log = n.rpcCache(), n.log
 	n.llama = n.newKeeper()
@@ -191,7 +195,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	n.probeHardware(ctx)
+	unmeasured := n.probeHardware(ctx)
 	n.listDevices(ctx)
 	if err := n.checkStartDevices(); err != nil {
 		return err
@@ -209,6 +213,9 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	spawn(func() error { return n.srv.Run(ctx) })
+	if unmeasured != nil {
+		spawn(func() error { n.learnBandwidth(ctx, *unmeasured); return nil })
+	}
 	spawn(func() error { return n.watchHardware(ctx) })
 	spawn(func() error { return n.publishLoad(ctx) })
 	spawn(func() error { return n.keepRoll(ctx) })

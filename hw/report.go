@@ -2,7 +2,8 @@
 // the CPU, system memory and GPUs (VRAM through NVML for NVIDIA, PCI and sysfs
 // for the others, unified memory on Apple Silicon), turns a measurement into
 // an offer with OfferPolicy, prints it for people with WriteTable and keeps it
-// fresh with Monitor.
+// fresh with Monitor. The memory bandwidth, slow to measure, is measured once
+// per machine and kept by BandwidthCache.
 //
 // Every piece of hardware access sits behind a field of Prober, so the parsing
 // and merging logic is tested on captured data rather than on the machine that
@@ -43,7 +44,8 @@ type Memory struct {
 	TotalBytes     uint64 `json:"total_bytes"`
 	AvailableBytes uint64 `json:"available_bytes"`
 	// BandwidthBytesPerSec is the measured rate of reading memory with
-	// every core (MeasureMemoryBandwidth); 0 when not measured.
+	// every core (MeasureMemoryBandwidth, kept by BandwidthCache); 0 when
+	// not measured yet.
 	BandwidthBytesPerSec float64 `json:"bandwidth_bytes_per_sec,omitempty"`
 }
 
