@@ -17,7 +17,8 @@ import (
 // than reaching llama-server, which takes much of it as it comes. Only
 // the fields a vendor defines are checked, and only as far as it does:
 // unknown fields, llama-server's own among them (cache_prompt, n_predict,
-// grammar), pass, and the body goes on unchanged.
+// grammar), pass, and the body goes on as sent, but for the few fields
+// rewriteRequest says in llama-server's words.
 
 // maxCount is the largest token count a request may ask for: llama-server
 // reads counts into 32-bit integers.
