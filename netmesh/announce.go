@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,7 +33,17 @@ type heartbeat struct {
 	EveryMS int64     `json:"every_ms"`        // sender's heartbeat interval
 	Addrs   []string  `json:"addrs,omitempty"` // for a direct connection; with Info only
 	Info    *NodeInfo `json:"info,omitempty"`  // when changed, on request, and every fullEvery beats
+	// Want lists the online peers whose info the sender has not had yet:
+	// each of them answers with a full heartbeat at once. A full
+	// heartbeat published before the gossip path to a joiner exists never
+	// reaches it, and without asking, the joiner would wait fullEvery
+	// beats to learn who its peers are.
+	Want []string `json:"want,omitempty"`
 }
+
+// maxWant bounds a heartbeat's Want list; the rest are asked for on later
+// beats.
+const maxWant = 32
 
 // fullEvery: a heartbeat carries the sender's NodeInfo at least this often,
 // besides whenever it changes or a new peer connects.
@@ -139,6 +150,7 @@ func (n *Node) sendHeartbeat(full bool) {
 		Start:   n.started,
 		Seq:     n.self.seq,
 		EveryMS: n.cfg.HeartbeatInterval.Milliseconds(),
+		Want:    n.roster.missingInfo(maxWant),
 	}
 	raw, _ := json.Marshal(n.self.info)
 	n.self.sinceFull++
@@ -258,6 +270,15 @@ func (n *Node) handleHeartbeat(signer peer.ID, payload []byte) {
 	fresh, joined := n.roster.observe(hb, raw, now)
 	if !fresh {
 		return // a replay, or an older run of the peer
+	}
+	switch {
+	case slices.Contains(hb.Want, n.id.String()):
+		// The sender has not had this node's info: it missed the full
+		// heartbeats sent so far.
+		n.announceNow()
+	case hb.Info == nil && !n.roster.hasInfo(hb.ID):
+		// Ask the sender for its info now rather than on the next beat.
+		n.announceNow()
 	}
 	if joined {
 		// The newcomer (or a restarted peer) may have missed our last

@@ -303,6 +303,28 @@ func (r *roster) pinged(id string, rtt time.Duration, now time.Time) {
 	}
 }
 
+// hasInfo says whether a heartbeat of peer id carried its info.
+func (r *roster) hasInfo(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.peers[id]
+	return ok && p.raw != nil
+}
+
+// missingInfo lists up to max online peers whose info no heartbeat has
+// carried yet.
+func (r *roster) missingInfo(max int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for id, p := range r.peers {
+		if p.online && p.raw == nil && len(ids) < max {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (r *roster) onlineIDs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
