@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"strings"
+
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 )
 
@@ -66,3 +69,26 @@ func CloseOldestConn(n *Node, id string) error {
 	}
 	return oldest.Close()
 }
+
+// ResetGossip resets every gossip stream between n and the peer id, both
+// ways, as a connection stalled by the kernel would break them; it
+// returns how many it reset.
+func ResetGossip(n *Node, id string) int {
+	h := n.getHost()
+	pid, err := peer.Decode(id)
+	if h == nil || err != nil {
+		return 0
+	}
+	reset := 0
+	for _, c := range h.Network().ConnsToPeer(pid) {
+		for _, s := range c.GetStreams() {
+			if isGossip(s.Protocol()) {
+				s.Reset()
+				reset++
+			}
+		}
+	}
+	return reset
+}
+
+func isGossip(p protocol.ID) bool { return strings.HasPrefix(string(p), "/meshsub/") }

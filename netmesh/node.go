@@ -385,6 +385,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.spawn(func() { n.heartbeatLoop(ctx) })
 	n.spawn(func() { n.pingLoop(ctx) })
+	n.spawn(func() { n.watchGossip(ctx, h) })
 	return nil
 }
 
