@@ -11,6 +11,12 @@
 #   make test-lab   the scenarios as CI runs them
 #   make soak       the real-size scenario with a long steady run (SOAK=10m) and
 #                   a worker killed in the middle of the load
+#   make stress     the mesh scenarios STRESS_RUNS times each (30), each run in
+#                   a lab of its own: joins with a LAN and an internet invite,
+#                   cut and heal under disk writeback (STRESS_WRITEBACK_MB),
+#                   relay loss, hole punching and a restart of all; prints the
+#                   distribution of every figure and the failed runs with
+#                   their logs (bin/stress.log)
 
 GO            ?= go
 LAB_TESTFLAGS ?= -timeout 25m
@@ -18,8 +24,10 @@ LAB_RUN       ?= ^TestLab
 LAB_LOG       ?= bin/lab.log
 
 SOAK          ?= 10m
+STRESS_RUNS   ?= 30
+STRESS_WRITEBACK_MB ?= 1024
 
-.PHONY: lab test-lab soak
+.PHONY: lab test-lab soak stress
 
 lab: llama
 	@mkdir -p $(dir $(LAB_LOG))
@@ -35,3 +43,9 @@ soak: llama
 	@{ POTLUCK_TEST_SOAK=$(SOAK) $(GO) test -timeout 90m -count=1 -p 1 -v -run '^TestLabRealSize$$' ./lab/; echo $$? > bin/soak.status; } 2>&1 | tee bin/soak.log
 	@echo; echo "Measured (also in bin/soak.log):"; grep -o 'LAB .*' bin/soak.log || true
 	@exit $$(cat bin/soak.status)
+
+stress: llama
+	@mkdir -p bin
+	@{ STRESS_RUNS=$(STRESS_RUNS) STRESS_WRITEBACK_MB=$(STRESS_WRITEBACK_MB) $(GO) test -timeout 12h -count=1 -p 1 -v -run '^TestStressMesh$$' ./lab/; echo $$? > bin/stress.status; } 2>&1 | tee bin/stress.log
+	@echo; grep '^STRESS' bin/stress.log || true
+	@exit $$(cat bin/stress.status)

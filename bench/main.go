@@ -34,12 +34,13 @@ import (
 
 // sections in the order they run: the in-process tunnel first, while the
 // machine is quiet, then the process-level ones.
-var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "gate", "load", "cold", "models", "windows"}
+var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "gate", "load", "cold", "models", "stress", "windows"}
 
 // extraSections run only when -only names them.
 var extraSections = []string{"calibrate"}
 
 type bench struct {
+	stressRuns int
 	potluckBin string
 	tmp        string
 	rt         engine.Runtime
@@ -102,6 +103,7 @@ func run() int {
 		soak    = flag.Duration("soak", 20*time.Second, "duration of the concurrent-stream soak")
 		streams = flag.Int("streams", 64, "concurrent streams in the soak")
 		idle    = flag.Duration("idle", 30*time.Second, "how long idle nodes are measured")
+		stress  = flag.Int("stress-runs", 5, "runs of each mesh scenario in the stress section (make stress runs 30)")
 		only    = flag.String("only", "", "comma-separated sections to run (default all: "+strings.Join(sections, ",")+"; also "+strings.Join(extraSections, ",")+")")
 		cpuprof = flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (the in-process tunnels) to `file`")
 	)
@@ -132,14 +134,14 @@ func run() int {
 	}
 	defer os.RemoveAll(tmp)
 
-	b := &bench{tmp: tmp, runs: max(1, *runs), soak: *soak, streams: *streams, idle: *idle, report: r}
+	b := &bench{tmp: tmp, runs: max(1, *runs), soak: *soak, streams: *streams, idle: *idle, stressRuns: max(1, *stress), report: r}
 	if err := b.setup(*bin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
 	r.Settings = map[string]string{
 		"model": filepath.Base(b.model), "runs": fmt.Sprint(b.runs), "soak": b.soak.String(),
-		"streams": fmt.Sprint(b.streams), "idle": b.idle.String(), "potluck": b.potluckBin,
+		"streams": fmt.Sprint(b.streams), "idle": b.idle.String(), "stress_runs": fmt.Sprint(b.stressRuns), "potluck": b.potluckBin,
 		"llama_threads": "1", "out": *out,
 	}
 
@@ -158,6 +160,7 @@ func run() int {
 		"load":    b.benchLoad,
 		"cold":    b.benchCold,
 		"models":  b.benchModels,
+		"stress":  b.benchStress,
 		"windows": b.benchWindows,
 
 		"calibrate": b.benchCalibrate,

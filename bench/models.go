@@ -24,6 +24,14 @@ func (b *bench) benchModels(ctx context.Context) {
 		"./lab/", "^(TestLabBenchModels|TestLabBenchRealSize|TestLabInternet)$", "POTLUCK_LAB_BENCH=1")
 }
 
+// benchStress runs the mesh scenarios of make stress (lab's TestStressMesh)
+// -stress-runs times each; its figures carry every run's sample and
+// report the p99.
+func (b *bench) benchStress(ctx context.Context) {
+	b.labFigures(ctx, "stress", "mesh scenarios, repeated", "needs root for the namespace lab (run make bench as root)",
+		"./lab/", "^TestStressMesh$", fmt.Sprintf("STRESS_RUNS=%d", b.stressRuns))
+}
+
 // benchWindows splits a model of real size onto potluck.exe lending under
 // Wine, against a Linux worker: winlab's TestWindowsBenchSplit, which needs
 // the Wine harness that `make bench` prepares.
@@ -40,7 +48,7 @@ func (b *bench) labFigures(ctx context.Context, sec, name, notRoot, pkg, run str
 		b.report.fail(sec, name, errors.New(notRoot))
 		return
 	}
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", "30m", "-p", "1", "-v", "-run", run, pkg)
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", "3h", "-p", "1", "-v", "-run", run, pkg)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -1,0 +1,432 @@
+package lab_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/bench/fig"
+	"github.com/potluck-gpu/potluck/lab"
+	"github.com/potluck-gpu/potluck/netmesh"
+)
+
+// The stress harness (make stress) runs the lab's mesh scenarios again and
+// again, each run in a lab of its own, and prints the distribution of every
+// figure with the runs that failed. STRESS_RUNS sets how many runs (30 by
+// default); CI runs 3 so that the harness itself keeps working.
+
+// stressRuns is the number of runs of each scenario.
+func stressRuns(t *testing.T) int {
+	s := os.Getenv("STRESS_RUNS")
+	if s == "" {
+		return 30
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("STRESS_RUNS=%q: want a whole number of runs, 1 or more", s)
+	}
+	return n
+}
+
+// tally collects the samples of each figure over the runs of a scenario.
+type tally struct {
+	mu      sync.Mutex
+	order   []string
+	samples map[string][]float64
+	figs    map[string]fig.Figure // unit, target and note of each figure
+	runs    int
+	failed  []string            // "internet run 3"
+	missed  map[string][]string // figure -> why it was not measured in a run
+}
+
+func newTally() *tally {
+	return &tally{samples: map[string][]float64{}, figs: map[string]fig.Figure{}, missed: map[string][]string{}}
+}
+
+// add records one sample of the figure f describes (its Value is ignored).
+func (ta *tally) add(f fig.Figure, v float64) {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	if _, ok := ta.figs[f.Name]; !ok {
+		ta.order = append(ta.order, f.Name)
+		ta.figs[f.Name] = f
+	}
+	ta.samples[f.Name] = append(ta.samples[f.Name], v)
+}
+
+// miss records that a run did not reach what figure f measures within its
+// bound: the run goes on, and the report counts it against the figure.
+func (ta *tally) miss(t *testing.T, f fig.Figure, why string) {
+	t.Logf("MISSED %s: %s", f.Name, why)
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	if _, ok := ta.figs[f.Name]; !ok {
+		ta.order = append(ta.order, f.Name)
+		ta.figs[f.Name] = f
+	}
+	ta.missed[f.Name] = append(ta.missed[f.Name], why)
+}
+
+// run runs one scenario n times as subtests, each with a fresh lab, and
+// notes the runs that failed.
+func (ta *tally) run(t *testing.T, name string, n int, scenario func(t *testing.T, ta *tally)) {
+	for i := 1; i <= n; i++ {
+		ran := false
+		ok := t.Run(fmt.Sprintf("%s/%d", name, i), func(t *testing.T) { ran = true; scenario(t, ta) })
+		if !ran {
+			continue // not chosen by -run
+		}
+		ta.mu.Lock()
+		ta.runs++
+		if !ok {
+			ta.failed = append(ta.failed, fmt.Sprintf("%s run %d", name, i))
+		}
+		ta.mu.Unlock()
+	}
+}
+
+// percentile is the nearest-rank p-th percentile of sorted xs.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	k := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(k, len(sorted)-1))]
+}
+
+// print logs the distribution of every figure and prints each, with its
+// runs, for make bench (LABFIG lines). A figure with a target is judged by
+// its p99.
+func (ta *tally) print(t *testing.T, judge map[string]func(p99 float64) bool) {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "STRESS %d runs, %d failed", ta.runs, len(ta.failed))
+	if len(ta.failed) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(ta.failed, ", "))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "STRESS %-58s %4s %8s %8s %8s %8s %8s\n", "figure", "n", "min", "p50", "p90", "p99", "max")
+	for _, name := range ta.order {
+		s := slices.Clone(ta.samples[name])
+		sort.Float64s(s)
+		f := ta.figs[name]
+		misses := ta.missed[name]
+		if len(s) == 0 {
+			fmt.Fprintf(&b, "STRESS %-58s %4d never measured: %s\n", name, 0, strings.Join(misses, "; "))
+			f.Err = "never measured: " + strings.Join(misses, "; ")
+			fig.Print(os.Stdout, f)
+			continue
+		}
+		p99 := percentile(s, 99)
+		fmt.Fprintf(&b, "STRESS %-58s %4d %8.3f %8.3f %8.3f %8.3f %8.3f %s", name, len(s), s[0], percentile(s, 50), percentile(s, 90), p99, s[len(s)-1], f.Unit)
+		if len(misses) > 0 {
+			fmt.Fprintf(&b, "  (%d runs never got there)", len(misses))
+			f.Note += fmt.Sprintf(" %d runs never got there: %s.", len(misses), misses[0])
+		}
+		f.Value, f.Runs = p99, s
+		if j := judge[name]; j != nil {
+			met := j(p99) && len(misses) == 0
+			f.Met = &met
+			if !met {
+				b.WriteString("  MISSED " + f.Target)
+			}
+		}
+		b.WriteString("\n")
+		f.Note = strings.TrimSpace(f.Note + fmt.Sprintf(" (p99 of %d samples over %d runs, %d failed; median %.3g)", len(s), ta.runs, len(ta.failed), percentile(s, 50)))
+		fig.Print(os.Stdout, f)
+	}
+	t.Log("\n" + b.String())
+	fmt.Print(b.String())
+}
+
+// atMost judges a p99 against a bound.
+func atMost(bound float64) func(float64) bool { return func(v float64) bool { return v <= bound } }
+
+// since is seconds since t0.
+func since(t0 time.Time) float64 { return time.Since(t0).Seconds() }
+
+// Figures of the internet scenario.
+var (
+	figJoinInternet = fig.Figure{Section: "stress", Name: "join with an internet invite", Unit: "s", Target: "p99 <= 5 s",
+		Note: "from starting a home node behind NAT with a member's invite until it and every member see each other online"}
+	figPunch = fig.Figure{Section: "stress", Name: "hole punch between two endpoint-independent NATs", Unit: "s",
+		Note: "from the second one's start until their connection is direct"}
+	figRelayLost = fig.Figure{Section: "stress", Name: "relay loss noticed", Unit: "s",
+		Note: "from killing the relaying member until the relayed member says it lost its relay"}
+	figRelayBack = fig.Figure{Section: "stress", Name: "relay back after the relaying member restarts", Unit: "s",
+		Note: "from restarting the relaying member until the relayed pair see each other through it again"}
+	figReform = fig.Figure{Section: "stress", Name: "re-form after a restart of all", Unit: "s", Target: "p99 <= 2 s",
+		Note: "from the last node's API answering until every node sees every other online"}
+)
+
+// stressInternet is one run of the internet scenario: a member with a public
+// address (pub) and three homes behind NATs, two endpoint-independent
+// (alice, carol), one symmetric (bob). They join one by one with pub's
+// invite; alice and carol punch a hole, bob is relayed by pub; pub dies
+// and comes back; then all restart at once.
+func stressInternet(t *testing.T, ta *tally) {
+	nw := lab.NewInternet(t, []lab.Site{
+		{Name: "pub"},
+		{Name: "alice", NAT: lab.NATEndpointIndependent},
+		{Name: "bob", NAT: lab.NATSymmetric},
+		{Name: "carol", NAT: lab.NATEndpointIndependent},
+	}, lab.Options{})
+	pub, alice, bob, carol := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2], nw.Nodes[3]
+	all := nw.Nodes
+	pub.Start()
+	pub.PeerID()
+	var invite string
+	nw.Wait("pub's invite to carry its address", 30*time.Second, func() bool {
+		var err error
+		invite, err = pub.InviteToken()
+		return err == nil && strings.Contains(inviteAddrs(t, invite), "/ip4/"+pub.IP+"/")
+	})
+
+	running := []*lab.Node{pub}
+	for _, n := range []*lab.Node{alice, carol, bob} {
+		t0 := time.Now()
+		n.Start("--token", invite)
+		running = append(running, n)
+		nw.Wait(n.Name+" and the members to see each other", time.Minute, meshed(running))
+		ta.add(figJoinInternet, since(t0))
+		t.Logf("%s joined in %.2fs", n.Name, since(t0))
+		if os.Getenv("STRESS_DEBUG") != "" && since(t0) > 3 {
+			for _, m := range running {
+				t.Logf("--- SLOW %s:\n%s", m.Name, m.Quiet(300))
+			}
+		}
+	}
+	if os.Getenv("STRESS_DEBUG") == "joins" {
+		return
+	}
+	conn := func(n *lab.Node, name string) string {
+		p, _ := n.PeerByName(name)
+		return p.Conn
+	}
+	took := nw.Wait("alice and carol hole-punched", 3*time.Minute, func() bool {
+		return conn(alice, "carol") == netmesh.ConnHolePunched || conn(carol, "alice") == netmesh.ConnHolePunched
+	})
+	ta.add(figPunch, time.Since(carol.Started()).Seconds())
+	t.Logf("hole punched %s after bob joined", took)
+	nw.Wait("alice to reach bob through pub's relay", 2*time.Minute, func() bool {
+		return conn(alice, "bob") == netmesh.ConnRelayed
+	})
+
+	t0 := time.Now()
+	pub.Kill()
+	nw.Wait("alice to say it lost its relay to bob", time.Minute, func() bool {
+		return conn(alice, "bob") == netmesh.ConnRelayLost
+	})
+	ta.add(figRelayLost, since(t0))
+	if p, _ := alice.PeerByName("carol"); !p.Online {
+		t.Error("without pub, alice lost carol")
+	}
+	t0 = time.Now()
+	pub.Restart()
+	nw.Wait("pub back in the mesh", time.Minute, meshed(all))
+	if waitUpTo(time.Minute, func() bool { return conn(alice, "bob") == netmesh.ConnRelayed }) {
+		ta.add(figRelayBack, since(t0))
+	} else {
+		ta.miss(t, figRelayBack, fmt.Sprintf("alice reaches bob %q a minute after pub came back", conn(alice, "bob")))
+	}
+
+	for _, n := range all {
+		n.Stop()
+	}
+	var wg sync.WaitGroup
+	for _, n := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Restart() }()
+	}
+	wg.Wait()
+	t0 = time.Now()
+	nw.Wait("the network to re-form", time.Minute, meshed(all))
+	ta.add(figReform, since(t0))
+	t.Logf("re-formed in %.2fs", since(t0))
+}
+
+// waitUpTo polls cond until it holds or d passes, and says whether it held.
+func waitUpTo(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+// meshed says whether every node of ns sees every other online.
+func meshed(ns []*lab.Node) func() bool {
+	return func() bool {
+		for _, a := range ns {
+			for _, b := range ns {
+				if a == b {
+					continue
+				}
+				if p, ok := a.PeerByName(b.Name); !ok || !p.Online {
+					return false
+				}
+			}
+		}
+		return true
+	}
+}
+
+// Figures of the LAN scenario.
+var (
+	figJoinLAN = fig.Figure{Section: "stress", Name: "join with a LAN invite", Unit: "s", Target: "p99 <= 2 s",
+		Note: "from starting a node with a member's invite until it and every member see each other online"}
+	figCutSeen = fig.Figure{Section: "stress", Name: "cut noticed", Unit: "s",
+		Note: "from unplugging a member's cable until the others list it offline (no packet says so: heartbeat expiry)"}
+	figHeal = fig.Figure{Section: "stress", Name: "heal after a cut", Unit: "s",
+		Note: "from plugging the cable back in until every member sees every other online"}
+	figLost = fig.Figure{Section: "stress", Name: "live members lost in cut and heal cycles", Unit: "members", Target: "0",
+		Note: "a member that stayed plugged in but was listed offline by another at any moment of a cycle, summed per run"}
+)
+
+// cyclesPerRun is how many cut and heal cycles a LAN run makes.
+const cyclesPerRun = 4
+
+// stressLAN is one run of the LAN scenario: three machines join one by one
+// with the first one's invite; then one is unplugged and plugged back in,
+// cyclesPerRun times, while the kernel writes back STRESS_WRITEBACK_MB of
+// a file on another (1024 by default), and no live member may be listed
+// offline meanwhile.
+func stressLAN(t *testing.T, ta *tally) {
+	nw := lab.New(t, 3, lab.Options{Hold: []int{1, 2}})
+	first := nw.Nodes[0]
+	first.PeerID()
+	invite, err := first.InviteToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := []*lab.Node{first}
+	for _, n := range nw.Nodes[1:] {
+		t0 := time.Now()
+		n.Start("--token", invite)
+		running = append(running, n)
+		nw.Wait(n.Name+" and the members to see each other", time.Minute, meshed(running))
+		ta.add(figJoinLAN, since(t0))
+	}
+
+	// Disk pressure: a big file through the page cache of the machine
+	// that stays, while the third one is cut and healed.
+	cut, steady, viewer := nw.Nodes[2], nw.Nodes[1], nw.Nodes[0]
+	stopWrite := writeBack(t, steady.DataDir)
+	defer stopWrite()
+	lost := 0
+	for range cyclesPerRun {
+		watch := watchOnline(viewer, steady, cut)
+		t0 := time.Now()
+		cut.Cut()
+		nw.Wait("the others to list the cut member offline", time.Minute, func() bool {
+			p, _ := viewer.PeerByName(cut.Name)
+			q, _ := steady.PeerByName(cut.Name)
+			return !p.Online && !q.Online
+		})
+		ta.add(figCutSeen, since(t0))
+		t0 = time.Now()
+		cut.Heal()
+		nw.Wait("the network to heal", time.Minute, meshed(nw.Nodes))
+		ta.add(figHeal, since(t0))
+		time.Sleep(2 * time.Second) // a few heartbeats settled
+		if w := watch(); w != "" {
+			lost++
+			t.Errorf("a live member was listed offline: %s", w)
+		}
+	}
+	ta.add(figLost, float64(lost))
+}
+
+// watchOnline polls, until the returned function is called, whether a and
+// b see each other online, and returns what it saw go wrong ("" if
+// nothing).
+func watchOnline(a, b, cut *lab.Node) func() string {
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var bad []string
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			for _, v := range [][2]*lab.Node{{a, b}, {b, a}} {
+				if p, ok := v[0].PeerByName(v[1].Name); ok && !p.Online {
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("%s listed %s offline at %s while %s was cut", v[0].Name, v[1].Name, time.Now().Format("15:04:05.000"), cut.Name))
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	return func() string {
+		close(done)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(bad) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s (%d times)", bad[0], len(bad))
+	}
+}
+
+// writeBack writes STRESS_WRITEBACK_MB (1024 by default; 0: none) of a
+// file in dir through the page cache, over and over, until stopped, and
+// removes it.
+func writeBack(t *testing.T, dir string) func() {
+	mb := 1024
+	if s := os.Getenv("STRESS_WRITEBACK_MB"); s != "" {
+		var err error
+		if mb, err = strconv.Atoi(s); err != nil || mb < 0 {
+			t.Fatalf("STRESS_WRITEBACK_MB=%q: want megabytes, 0 or more", s)
+		}
+	}
+	if mb == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	path := filepath.Join(dir, "writeback.bin")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			cmd := exec.CommandContext(ctx, "dd", "if=/dev/zero", "of="+path, "bs=1M", fmt.Sprintf("count=%d", mb), "conv=fsync")
+			if out, err := cmd.CombinedOutput(); err != nil && ctx.Err() == nil {
+				t.Logf("writeback: %v: %s", err, out)
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		os.Remove(path)
+	}
+}
+
+// TestStressMesh is make stress: the mesh scenarios, STRESS_RUNS times each.
+func TestStressMesh(t *testing.T) {
+	n := stressRuns(t)
+	ta := newTally()
+	ta.run(t, "lan", n, stressLAN)
+	ta.run(t, "internet", n, stressInternet)
+	ta.print(t, map[string]func(float64) bool{
+		figJoinLAN.Name:      atMost(2),
+		figLost.Name:         atMost(0),
+		figJoinInternet.Name: atMost(5),
+		figReform.Name:       atMost(2),
+	})
+}
