@@ -201,14 +201,6 @@ func stressInternet(t *testing.T, ta *tally) {
 		nw.Wait(n.Name+" and the members to see each other", time.Minute, meshed(running))
 		ta.add(figJoinInternet, since(t0))
 		t.Logf("%s joined in %.2fs", n.Name, since(t0))
-		if os.Getenv("STRESS_DEBUG") != "" && since(t0) > 3 {
-			for _, m := range running {
-				t.Logf("--- SLOW %s:\n%s", m.Name, m.Quiet(300))
-			}
-		}
-	}
-	if os.Getenv("STRESS_DEBUG") == "joins" {
-		return
 	}
 	conn := func(n *lab.Node, name string) string {
 		p, _ := n.PeerByName(name)
