@@ -134,6 +134,12 @@ func NewNode(cfg Config, log *slog.Logger) (*Node, error) {
 		n.log.Warn("the ledger cannot be read; this run keeps its accounts in memory only", "err", err)
 		n.ledger, _ = ledger.Open("")
 	}
+	for code, r := range map[string]string{"damaged-settings": st.Recovered(), "damaged-ledger": n.ledger.Recovered()} {
+		if r != "" {
+			n.log.Warn(r)
+			n.warn(nodestate.Warning{Code: code, Severity: nodestate.SeverityWarning, Message: r})
+		}
+	}
 	if rollErr != nil {
 		n.log.Warn("member list", "err", rollErr)
 	}

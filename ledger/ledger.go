@@ -8,10 +8,8 @@ package ledger
 
 import (
 	"encoding/json"
-	"errors"
-	"io/fs"
+	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -101,8 +99,9 @@ type fileDoc struct {
 
 // Ledger is one node's accounts. Its methods are safe for concurrent use.
 type Ledger struct {
-	path string
-	now  func() time.Time
+	path      string
+	recovered string // see Recovered
+	now       func() time.Time
 
 	mu      sync.Mutex
 	records []Record
@@ -121,16 +120,34 @@ func Open(dir string) (*Ledger, error) {
 		return l, nil
 	}
 	l.path = filepath.Join(dir, File)
-	raw, err := os.ReadFile(l.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return l, nil
+	var doc fileDoc
+	valid := func(b []byte) error {
+		var d fileDoc
+		return json.Unmarshal(b, &d)
 	}
+	raw, d, err := atomicfile.ReadValid(l.path, valid)
 	if err != nil {
 		return nil, err
 	}
-	var doc fileDoc
+	if d != nil {
+		// Set aside, never written over: the accounts go on from the
+		// backup copy, or from nothing.
+		aside, err := atomicfile.SetAside(l.path)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %v, and it cannot be moved aside: %w", d, err)
+		}
+		l.dirty = true // the next Save writes the file again
+		if d.FromBackup {
+			l.recovered = fmt.Sprintf("%v; the damaged file is kept as %s", d, aside)
+		} else {
+			l.recovered = fmt.Sprintf("%v, and its backup copy is missing or damaged too: a new ledger starts; the damaged file is kept as %s", d, aside)
+		}
+	}
+	if raw == nil {
+		return l, nil
+	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, errors.New("ledger: " + l.path + " is not a ledger (move it away to start a new one): " + err.Error())
+		return nil, err
 	}
 	l.records = doc.Records
 	for day, pts := range doc.Days {
@@ -243,8 +260,12 @@ func (l *Ledger) Save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(l.path, raw, 0o600)
+	return atomicfile.WriteKeep(l.path, raw, 0o600)
 }
+
+// Recovered says what Open did about a damaged ledger file; empty when it
+// found none.
+func (l *Ledger) Recovered() string { return l.recovered }
 
 // Publication returns what to tell the network, and whether it changed
 // since the last call that said so.

@@ -4,6 +4,7 @@ import (
 	"github.com/potluck-gpu/potluck/internal/atomicfile"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,11 +93,39 @@ func TestLedger(t *testing.T) {
 		t.Error("yesterday's use counts today")
 	}
 
-	// A ledger file that is not one is an error, not an empty ledger.
+	// A damaged ledger file is set aside, never written over, and the
+	// accounts go on from its backup copy: nothing is lost.
+	back.Add(Record{Asker: "alice", TokensIn: 1, TokensOut: 5, Servers: []Share{{"head", 1}}})
+	if err := back.Save(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, File), []byte("{oops"), 0o600)
+	again, err := Open(dir)
+	if err != nil {
+		t.Fatalf("a damaged ledger with a good copy: %v", err)
+	}
+	if r := again.Recovered(); !strings.Contains(r, "damaged") || !strings.Contains(r, "kept as") {
+		t.Errorf("Recovered() = %q", r)
+	}
+	if got := again.Matrix("head", All)[Pair{"head", "alice"}].Tokens(); got != 36 {
+		t.Errorf("from the backup, head gave alice %v; want 36", got)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, File+".damaged-*")); len(m) != 1 {
+		t.Errorf("damaged copies %v; want one", m)
+	}
+
+	// With no good copy, a new ledger starts and the damaged file stays.
 	bad := t.TempDir()
 	os.WriteFile(filepath.Join(bad, File), []byte("{oops"), 0o600)
-	if _, err := Open(bad); err == nil {
-		t.Error("a broken ledger file opened")
+	fresh, err := Open(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh.Matrix("head", All)) != 0 || !strings.Contains(fresh.Recovered(), "a new ledger starts") {
+		t.Errorf("fresh ledger %v, %q", fresh.Matrix("head", All), fresh.Recovered())
+	}
+	if m, _ := filepath.Glob(filepath.Join(bad, File+".damaged-*")); len(m) != 1 {
+		t.Errorf("damaged copies %v; want one", m)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -56,27 +55,46 @@ type addrBook struct {
 }
 
 // loadBook reads the address book of network from dir; a missing,
-// unreadable or other network's book starts empty.
-func loadBook(dir, network string) *addrBook {
-	b := &addrBook{network: network, peers: map[string]bookEntry{}}
+// unreadable or other network's book starts empty. A damaged one is set
+// aside and its backup copy used, or none; damage
+// says what happened ("" when nothing did).
+func loadBook(dir, network string) (b *addrBook, damage string) {
+	b = &addrBook{network: network, peers: map[string]bookEntry{}}
 	if dir == "" {
-		return b
+		return b, ""
 	}
 	b.path = filepath.Join(dir, bookFile)
-	raw, err := os.ReadFile(b.path)
-	if err != nil {
-		return b
+	valid := func(raw []byte) error {
+		var doc bookDoc
+		return json.Unmarshal(raw, &doc)
+	}
+	raw, d, err := atomicfile.ReadValid(b.path, valid)
+	if err != nil || raw == nil && d == nil {
+		return b, ""
+	}
+	if d != nil {
+		damage = d.Error()
+		if !d.FromBackup {
+			damage += ": the members met are found again through the invite and the network"
+		}
+		if aside, err := atomicfile.SetAside(b.path); err == nil {
+			damage += "; the damaged file is kept as " + aside
+		}
+		b.dirty = true // the next save writes the file again
+		if raw == nil {
+			return b, damage
+		}
 	}
 	var doc bookDoc
 	if json.Unmarshal(raw, &doc) != nil || doc.Network != network {
-		return b
+		return b, damage
 	}
 	for id, e := range doc.Peers {
 		if _, err := peer.Decode(id); err == nil && time.Since(e.Seen) < bookForget {
 			b.peers[id] = e
 		}
 	}
-	return b
+	return b, damage
 }
 
 // note records that a member was seen with addrs.
@@ -160,7 +178,7 @@ func (b *addrBook) save() error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(b.path, raw, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := atomicfile.WriteKeep(b.path, raw, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil

@@ -128,7 +128,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		announce:  make(chan struct{}, 1),
 	}
 	n.roster = newRoster(cfg.HeartbeatInterval)
-	n.book = loadBook(cfg.DataDir, tok.Network())
+	var damage string
+	n.book, damage = loadBook(cfg.DataDir, tok.Network())
+	if damage != "" {
+		n.log.Warn(damage)
+	}
 	n.rememberAddrs(append(tok.Addrs(), cfg.Known...))
 	n.trav = newTraversal()
 	n.self.info = NodeInfo{PeerID: id.String(), Name: cfg.Name, Version: cfg.AppVersion, SealKey: encodeSealKey(sk)}

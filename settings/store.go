@@ -2,10 +2,7 @@ package settings
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -19,7 +16,8 @@ const File = "settings.json"
 // Store is the one owner of a node's settings. Get hands out snapshots;
 // Modify is the only way to change them.
 type Store struct {
-	path string
+	path      string
+	recovered string // see Recovered
 
 	mu   sync.Mutex // serializes changes and their writes, in order
 	cur  Settings
@@ -28,11 +26,24 @@ type Store struct {
 
 // Open reads the settings in dir (a missing file is empty settings) and
 // moves the values an older tray kept in a file of its own into them, once.
+// A damaged file is set aside and its backup copy used instead (Recovered
+// says so); with no good copy, Open fails and leaves the file for the user
+// to fix.
 func Open(dir string) (*Store, error) {
 	s := &Store{path: filepath.Join(dir, File), subs: map[chan struct{}]struct{}{}}
-	cur, err := Load(dir)
+	cur, d, err := read(s.path)
 	if err != nil {
 		return nil, err
+	}
+	if d != nil {
+		aside, err := atomicfile.SetAside(s.path)
+		if err != nil {
+			return nil, fmt.Errorf("%v, and it cannot be moved aside: %w", d, err)
+		}
+		s.recovered = fmt.Sprintf("%v; the damaged file is kept as %s", d, aside)
+		if err := s.save(cur); err != nil {
+			s.recovered += "; " + err.Error()
+		}
 	}
 	s.cur = cur
 	if err := s.migrateTray(dir); err != nil {
@@ -41,23 +52,40 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// Load reads the settings in dir; a missing file is empty settings. It is
+// Recovered says what Open did about a damaged settings file; empty when
+// it found none.
+func (s *Store) Recovered() string { return s.recovered }
+
+// Load reads the settings in dir; a missing file is empty settings, and a
+// damaged one is read from its backup copy. It is
 // for reading only (the command line's `potluck token`): a running node's
 // settings belong to its Store.
 func Load(dir string) (Settings, error) {
+	s, _, err := read(filepath.Join(dir, File))
+	return s, err
+}
+
+// read reads a settings file, or its backup copy if it is
+// damaged (d says so); with no good copy it fails.
+func read(path string) (Settings, *atomicfile.Damage, error) {
 	var s Settings
-	path := filepath.Join(dir, File)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
+	valid := func(b []byte) error {
+		var v Settings
+		return json.Unmarshal(b, &v)
 	}
+	data, d, err := atomicfile.ReadValid(path, valid)
 	if err != nil {
-		return s, err
+		return s, nil, err
 	}
-	if err := json.Unmarshal(data, &s); err != nil {
-		return Settings{}, fmt.Errorf("%s is damaged (%v): fix or delete it", path, err)
+	if d != nil && !d.FromBackup {
+		return s, nil, fmt.Errorf("%s is damaged (%v), and its backup copy is missing or damaged too: fix or delete it", path, d.Err)
 	}
-	return s, nil
+	if data != nil {
+		if err := json.Unmarshal(data, &s); err != nil {
+			return Settings{}, nil, err
+		}
+	}
+	return s, d, nil
 }
 
 // Get returns the settings now. The snapshot is the caller's: nothing
@@ -119,7 +147,7 @@ func (s *Store) save(v Settings) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteKeep(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("could not save the settings (%s): %w", s.path, err)
 	}
 	return nil

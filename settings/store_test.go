@@ -63,9 +63,40 @@ func TestModifySavesPrivatelyAndTells(t *testing.T) {
 	default:
 	}
 
+	// A damaged file is set aside, and its backup copy serves: nothing
+	// is lost.
+	if err := s.Modify(func(v *Settings) { v.Model = "m1" }); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(dir, File), []byte("{nope"), 0o600)
+	s2, err := Open(dir)
+	if err != nil {
+		t.Fatalf("damaged file with a good copy: %v", err)
+	}
+	if got := s2.Get(); got.Token != "secret" || got.Model != "m1" {
+		t.Errorf("recovered settings %+v; want the last ones", got)
+	}
+	if r := s2.Recovered(); !strings.Contains(r, "damaged") || !strings.Contains(r, "kept as") {
+		t.Errorf("Recovered() = %q", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, File)); !strings.Contains(string(b), `"m1"`) {
+		t.Errorf("the settings file after recovery holds %q; want it written again", b)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, File+".damaged-*")); len(m) != 1 {
+		t.Errorf("damaged copies %v; want one", m)
+	}
+	if s.Get().Token != "secret" {
+		t.Error("lost the token")
+	}
+
+	// With no good copy, Open fails and leaves the file.
+	os.WriteFile(filepath.Join(dir, File), []byte("{nope"), 0o600)
+	os.WriteFile(filepath.Join(dir, File+".backup"), []byte("{"), 0o600)
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("damaged file: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, File)); string(b) != "{nope" {
+		t.Errorf("the damaged file became %q", b)
 	}
 }
 
