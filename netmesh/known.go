@@ -221,21 +221,34 @@ func (n *Node) knownAddrInfos() []peer.AddrInfo {
 	return out
 }
 
-// rejoinLoop dials the known peers whenever this node has no connection
-// to any member, with capped backoff, and keeps the address book up to
-// date.
+// rejoinLoop dials the known members this node has no connection to and
+// does not hear of, with capped backoff, and keeps the address book up to
+// date. That is all of them when it has no connection at all, and else
+// the ones gone missing: members behind NATs that still have each other
+// would otherwise never dial a public member that restarted, which cannot
+// dial them, and the network would stay split in two.
 func (n *Node) rejoinLoop(ctx context.Context, h host.Host) {
 	wait := 500 * time.Millisecond
 	lastSave := time.Now()
+	var missedBefore map[peer.ID]bool
+	var inFlight sync.Map // peer.ID -> true while a dial to it runs
 	for {
-		if len(h.Network().Peers()) == 0 {
-			known := n.knownAddrInfos()
-			if len(known) > 0 {
-				n.dialAll(ctx, h, known)
-				wait = min(wait*2, rejoinMaxWait)
+		missing := n.missingMembers(h)
+		for _, pi := range missing {
+			if !missedBefore[pi.ID] {
+				wait = 500 * time.Millisecond // a member newly gone: look for it soon
+				break
 			}
-		} else {
-			wait = 5 * time.Second
+		}
+		missedBefore = map[peer.ID]bool{}
+		for _, pi := range missing {
+			missedBefore[pi.ID] = true
+		}
+		next := 5 * time.Second
+		if len(missing) > 0 {
+			n.dialEach(ctx, h, missing, &inFlight)
+			next = wait
+			wait = min(wait*2, rejoinMaxWait)
 		}
 		n.noteMembers(h)
 		if time.Since(lastSave) >= bookSaveEvery {
@@ -244,12 +257,65 @@ func (n *Node) rejoinLoop(ctx context.Context, h host.Host) {
 			}
 			lastSave = time.Now()
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// missingMembers are the known members to dial: every one when this node
+// has no connection, and otherwise those it has no connection to and does
+// not hear of through others (those it hears of are dialed as their
+// heartbeats arrive).
+func (n *Node) missingMembers(h host.Host) []peer.AddrInfo {
+	known := n.knownAddrInfos()
+	if len(h.Network().Peers()) == 0 {
+		return known
+	}
+	var out []peer.AddrInfo
+	for _, pi := range known {
+		if pi.ID == n.id || h.Network().Connectedness(pi.ID) != network.NotConnected || !n.admitted(pi.ID) {
+			continue
+		}
+		if p, ok := n.roster.get(pi.ID.String()); ok && p.Online {
+			continue
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+// dialEach starts a dial to each of peers that has none in flight, each
+// for at most 10 seconds, and does not wait for them: a member that
+// refused a dial while it restarted is dialed again on the next round,
+// not once the dials to addresses that never answer have timed out.
+func (n *Node) dialEach(ctx context.Context, h host.Host, peers []peer.AddrInfo, inFlight *sync.Map) {
+	started := 0
+	for _, pi := range peers {
+		if started == 16 {
+			return // the rest on the next round
+		}
+		if h.Network().Connectedness(pi.ID) != network.NotConnected {
+			continue
+		}
+		if _, busy := inFlight.LoadOrStore(pi.ID, true); busy {
+			continue
+		}
+		started++
+		if !n.spawn(func() {
+			defer inFlight.Delete(pi.ID)
+			dctx, cancel := context.WithTimeout(limitedOK(ctx), 10*time.Second)
+			defer cancel()
+			clearBackoff(h, pi.ID)
+			if err := h.Connect(dctx, pi); err != nil && ctx.Err() == nil {
+				n.log.Debug("known member unreachable", "peer", pi.ID.String(), "err", err)
+			}
+		}) {
+			inFlight.Delete(pi.ID)
 		}
 	}
 }
