@@ -1,7 +1,9 @@
 package lab_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -62,6 +64,16 @@ func (ta *tally) add(f fig.Figure, v float64) {
 		ta.figs[f.Name] = f
 	}
 	ta.samples[f.Name] = append(ta.samples[f.Name], v)
+}
+
+// slow records a sample of f, and when it is over bound (the figure's
+// target) logs the nodes' last lines, to find out why.
+func (ta *tally) slow(t *testing.T, nw *lab.Lab, f fig.Figure, v, bound float64) {
+	ta.add(f, v)
+	if v > bound {
+		t.Logf("SLOW %s: %.3g %s (target %s); the nodes' logs:", f.Name, v, f.Unit, f.Target)
+		nw.Dump(150)
+	}
 }
 
 // miss records that a run did not reach what figure f measures within its
@@ -199,7 +211,7 @@ func stressInternet(t *testing.T, ta *tally) {
 		n.Start("--token", invite)
 		running = append(running, n)
 		nw.Wait(n.Name+" and the members to see each other", time.Minute, meshed(running))
-		ta.add(figJoinInternet, since(t0))
+		ta.slow(t, nw, figJoinInternet, since(t0), 5)
 		t.Logf("%s joined in %.2fs", n.Name, since(t0))
 	}
 	conn := func(n *lab.Node, name string) string {
@@ -244,7 +256,7 @@ func stressInternet(t *testing.T, ta *tally) {
 	wg.Wait()
 	t0 = time.Now()
 	nw.Wait("the network to re-form", time.Minute, meshed(all))
-	ta.add(figReform, since(t0))
+	ta.slow(t, nw, figReform, since(t0), 2)
 	t.Logf("re-formed in %.2fs", since(t0))
 }
 
@@ -309,7 +321,7 @@ func stressLAN(t *testing.T, ta *tally) {
 		n.Start("--token", invite)
 		running = append(running, n)
 		nw.Wait(n.Name+" and the members to see each other", time.Minute, meshed(running))
-		ta.add(figJoinLAN, since(t0))
+		ta.slow(t, nw, figJoinLAN, since(t0), 2)
 	}
 
 	// Disk pressure: a big file through the page cache of the machine
@@ -409,16 +421,115 @@ func writeBack(t *testing.T, dir string) func() {
 	}
 }
 
+// Figures of the 50-member scenario.
+var (
+	figJoin50 = fig.Figure{Section: "stress", Name: "join a network of 49 members", Unit: "s", Target: "p99 <= 3 s",
+		Note: "from starting the 50th machine with a member's invite until it sees the 49 online and they all see it; heartbeat 5 s, the default"}
+	figIdle50 = fig.Figure{Section: "stress", Name: "idle traffic per node, 50 members", Unit: "KB/s", Target: "p99 <= 2 KB/s",
+		Note: "bytes in and out of each machine's link over a minute of idling (heartbeats, pings, mDNS), one sample per node"}
+	figCPU50 = fig.Figure{Section: "stress", Name: "idle CPU per node, 50 members", Unit: "% of a core",
+		Note: "user and system time of each potluck process over the same minute, one sample per node"}
+)
+
+// stress50 is the 50-member scenario, run once: 49 machines on one LAN
+// with the default heartbeat, idle for a minute, then a 50th joins with
+// an invite.
+func stress50(t *testing.T, ta *tally) {
+	const n = 50
+	nw := lab.New(t, n, lab.Options{Hold: []int{n - 1}, Env: []string{"POTLUCK_P2P_HEARTBEAT=5s"}, Ready: 3 * time.Minute})
+	members := nw.Nodes[:n-1]
+	took := nw.Wait("the 49 to see each other", 5*time.Minute, meshed(members))
+	t.Logf("49 members converged %s after the last API answered", took)
+	time.Sleep(10 * time.Second) // joins settle
+
+	type sample struct {
+		bytes int64
+		ticks int64
+	}
+	read := func() []sample {
+		out := make([]sample, len(members))
+		for i, m := range members {
+			out[i] = sample{linkBytes(t, m.NS), cpuTicks(m.PID())}
+		}
+		return out
+	}
+	const idle = time.Minute
+	before, t0 := read(), time.Now()
+	time.Sleep(idle)
+	after, d := read(), time.Since(t0).Seconds()
+	for i := range members {
+		ta.add(figIdle50, float64(after[i].bytes-before[i].bytes)/1e3/d)
+		ta.add(figCPU50, float64(after[i].ticks-before[i].ticks)/100/d*100) // clock ticks of 10 ms
+	}
+
+	invite, err := members[0].InviteToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := nw.Nodes[n-1]
+	t0 = time.Now()
+	late.Start("--token", invite)
+	lateID := late.PeerID()
+	nw.Wait("the 50th and the 49 to see each other", 2*time.Minute, func() bool {
+		on := late.OnlinePeers()
+		for _, m := range members {
+			if !on[m.PeerID()] || !m.OnlinePeers()[lateID] {
+				return false
+			}
+		}
+		return true
+	})
+	ta.slow(t, nw, figJoin50, since(t0), 3)
+}
+
+// linkBytes is what namespace ns's lan0 received and sent so far.
+func linkBytes(t *testing.T, ns string) int64 {
+	out, err := exec.Command("ip", "-n", ns, "-j", "-s", "link", "show", "dev", "lan0").Output()
+	if err != nil {
+		t.Fatalf("link statistics of %s: %v", ns, err)
+	}
+	var v []struct {
+		Stats struct {
+			RX struct{ Bytes int64 } `json:"rx"`
+			TX struct{ Bytes int64 } `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || len(v) != 1 {
+		t.Fatalf("link statistics of %s: %v: %s", ns, err, out)
+	}
+	return v[0].Stats.RX.Bytes + v[0].Stats.TX.Bytes
+}
+
+// cpuTicks is the user and system time of process pid so far, in clock
+// ticks (10 ms); 0 if it cannot be read.
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
 // TestStressMesh is make stress: the mesh scenarios, STRESS_RUNS times each.
 func TestStressMesh(t *testing.T) {
 	n := stressRuns(t)
 	ta := newTally()
 	ta.run(t, "lan", n, stressLAN)
 	ta.run(t, "internet", n, stressInternet)
+	ta.run(t, "members50", 1, stress50)
 	ta.print(t, map[string]func(float64) bool{
 		figJoinLAN.Name:      atMost(2),
 		figLost.Name:         atMost(0),
 		figJoinInternet.Name: atMost(5),
+		figJoin50.Name:       atMost(3),
+		figIdle50.Name:       atMost(2),
 		figReform.Name:       atMost(2),
 	})
 }
