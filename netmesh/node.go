@@ -28,6 +28,18 @@ import (
 // announce), so it only needs to be rare.
 const ledgerSyncEvery = 12
 
+// hubKeyInterval replaces the token's otp.crypto.interval for EdgeVPN's
+// message hub: the hub names its gossip topic and derives the key that
+// seals its messages from a TOTP of the wall clock, one per interval. Two
+// members whose clocks differ by an hour would sit in different topics,
+// under different keys, for an hour of every two and a half (the token's
+// 9000 s), hearing nothing of each other; a PC that dual-boots Windows,
+// whose hardware clock keeps local time, is off by hours until it syncs.
+// With this interval (about 35,000 years) the topic and key depend on the
+// token alone. Members authenticate each message by its signature, and the
+// key was never more secret than the token.
+const hubKeyInterval = 1 << 40
+
 // ErrClosed is returned by Run, Up and Dial once the node has been closed.
 var ErrClosed = errors.New("netmesh: node closed")
 
@@ -326,6 +338,7 @@ func (n *Node) start(ctx context.Context) error {
 	ev, err := node.New(
 		node.Logger(newEdgeLogger(n.log, lvl)),
 		node.FromBase64(false, false, enc, nil, nil),
+		node.SealKeyInterval(hubKeyInterval),
 		node.WithPrivKey(keyBytes),
 		node.WithLibp2pOptions(p2pOpts...),
 		node.WithStore(&blockchain.MemoryStore{}),
