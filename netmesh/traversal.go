@@ -101,7 +101,13 @@ func (n *Node) traversalOptions() []libp2p.Option {
 				autorelay.WithMinCandidates(1),
 				autorelay.WithNumRelays(2),
 				autorelay.WithBootDelay(0),
-				autorelay.WithBackoff(30*time.Second),
+				// A member that failed a reservation is tried again
+				// after 5 s, not libp2p's hour (or the 30 s used
+				// before): a relaying member that restarts is back in
+				// seconds, and it is the only way a member behind a
+				// symmetric NAT is reached. Candidates are members
+				// only, so the retries stay among friends.
+				autorelay.WithBackoff(5*time.Second),
 				autorelay.WithMinInterval(5*time.Second)),
 			// Hole punching is started by startHolePunching, on the
 			// finished host, so that it can be retried.
