@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -247,7 +248,11 @@ func (n *Node) rejoinLoop(ctx context.Context, h host.Host) {
 		next := 5 * time.Second
 		if len(missing) > 0 {
 			n.dialEach(ctx, h, missing, &inFlight)
-			next = wait
+			// Jittered: two members that restarted together and dial
+			// each other on the same schedule would open one TCP
+			// connection from both ends through a NAT (a simultaneous
+			// open), on which both handshakes fail, round after round.
+			next = wait/2 + rand.N(wait)
 			wait = min(wait*2, rejoinMaxWait)
 		}
 		n.noteMembers(h)
