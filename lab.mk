@@ -14,9 +14,11 @@
 #   make stress     the mesh scenarios STRESS_RUNS times each (30), each run in
 #                   a lab of its own: joins with a LAN and an internet invite,
 #                   cut and heal under disk writeback (STRESS_WRITEBACK_MB),
-#                   relay loss, hole punching and a restart of all; prints the
+#                   a member frozen for a minute, relay loss, hole punching
+#                   and a restart of all; prints the
 #                   distribution of every figure and the failed runs with
-#                   their logs (bin/stress.log)
+#                   their logs (bin/stress.log); then one 50-member run
+#                   (STRESS_MEMBERS50=0 leaves it out)
 
 GO            ?= go
 LAB_TESTFLAGS ?= -timeout 25m
@@ -26,6 +28,7 @@ LAB_LOG       ?= bin/lab.log
 SOAK          ?= 10m
 STRESS_RUNS   ?= 30
 STRESS_WRITEBACK_MB ?= 1024
+STRESS_MEMBERS50 ?= 1
 
 .PHONY: lab test-lab soak stress
 
@@ -46,6 +49,6 @@ soak: llama
 
 stress: llama
 	@mkdir -p bin
-	@{ STRESS_RUNS=$(STRESS_RUNS) STRESS_WRITEBACK_MB=$(STRESS_WRITEBACK_MB) $(GO) test -timeout 12h -count=1 -p 1 -v -run '^TestStressMesh$$' ./lab/; echo $$? > bin/stress.status; } 2>&1 | tee bin/stress.log
+	@{ STRESS_RUNS=$(STRESS_RUNS) STRESS_WRITEBACK_MB=$(STRESS_WRITEBACK_MB) STRESS_MEMBERS50=$(STRESS_MEMBERS50) $(GO) test -timeout 12h -count=1 -p 1 -v -run '^TestStressMesh$$' ./lab/; echo $$? > bin/stress.status; } 2>&1 | tee bin/stress.log
 	@echo; grep '^STRESS' bin/stress.log || true
 	@exit $$(cat bin/stress.status)

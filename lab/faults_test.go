@@ -70,36 +70,3 @@ func TestLabDamagedFiles(t *testing.T) {
 		t.Error("the node did not say its address book was damaged")
 	}
 }
-
-// A machine frozen for a minute (SIGSTOP, as a laptop asleep with its
-// link up) is listed offline by the others, and within seconds of waking
-// sees them and is seen online again, as the same process; the others
-// never lose each other meanwhile.
-func TestLabFrozenMinute(t *testing.T) {
-	nw := lab.New(t, 3, lab.Options{})
-	x, y, frozen := nw.Nodes[0], nw.Nodes[1], nw.Nodes[2]
-	nw.Wait("the three to see each other", 30*time.Second, meshed(nw.Nodes))
-	pid := frozen.PID()
-	watch := watchOnline(x, y, frozen)
-	frozen.Pause()
-	t0 := time.Now()
-	nw.Wait("the others to list the frozen one offline", 30*time.Second, func() bool {
-		p, _ := x.PeerByName(frozen.Name)
-		q, _ := y.PeerByName(frozen.Name)
-		return !p.Online && !q.Online
-	})
-	offline := time.Since(t0)
-	time.Sleep(time.Minute - time.Since(t0))
-	frozen.Resume()
-	back := nw.Wait("all to see all again", time.Minute, meshed(nw.Nodes))
-	if w := watch(); w != "" {
-		t.Errorf("a live member was listed offline: %s", w)
-	}
-	if frozen.PID() != pid {
-		t.Errorf("the frozen node's process changed: %d, then %d", pid, frozen.PID())
-	}
-	t.Logf("LAB frozen a minute: offline in the others' views after %.2fs; all see all %.2fs after waking", offline.Seconds(), back.Seconds())
-	if back > 10*time.Second {
-		t.Errorf("after waking, the network took %s to see all again; want seconds", back)
-	}
-}
