@@ -53,11 +53,16 @@ func newTally() *tally {
 func (ta *tally) add(f fig.Figure, v float64) {
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
+	ta.know(f)
+	ta.samples[f.Name] = append(ta.samples[f.Name], v)
+}
+
+// know lists figure f in the report, once; ta.mu is held.
+func (ta *tally) know(f fig.Figure) {
 	if _, ok := ta.figs[f.Name]; !ok {
 		ta.order = append(ta.order, f.Name)
 		ta.figs[f.Name] = f
 	}
-	ta.samples[f.Name] = append(ta.samples[f.Name], v)
 }
 
 // slow records a sample of f, and when it is over bound (the figure's
@@ -76,10 +81,7 @@ func (ta *tally) miss(t *testing.T, f fig.Figure, why string) {
 	t.Logf("MISSED %s: %s", f.Name, why)
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
-	if _, ok := ta.figs[f.Name]; !ok {
-		ta.order = append(ta.order, f.Name)
-		ta.figs[f.Name] = f
-	}
+	ta.know(f)
 	ta.missed[f.Name] = append(ta.missed[f.Name], why)
 }
 
