@@ -68,7 +68,6 @@ func (n *Node) watchGossip(ctx context.Context, h host.Host) {
 			}
 			n.log.Info("gossip dropped a connected member; connecting to it afresh", "peer", pid.String(), "out_of_room", now.Sub(since).Round(time.Millisecond))
 			reset[pid] = now
-			n.stats.gossipResets.Add(1)
 			_ = h.Network().ClosePeer(pid)
 		}
 		for pid := range out {

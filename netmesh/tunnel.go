@@ -52,7 +52,6 @@ type counters struct {
 	sent, received, streams atomic.Uint64
 	active                  atomic.Int64
 	rejected                atomic.Uint64 // mesh messages that failed their checks
-	gossipResets            atomic.Uint64 // see watchGossip
 }
 
 func (c *counters) snapshot() TunnelStats {
