@@ -276,6 +276,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	}
 	configureProcess(cmd, s.spec.StopGrace)
 	s.set(func(st *Status) { st.State = StateStarting; st.Starts++ })
+	ooms := oomKills()
 	if err := cmd.Start(); err != nil {
 		toContain.Delete(cmd)
 		return fmt.Errorf("start %s: %w", s.spec.Name, err)
@@ -292,7 +293,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 		exited <- err
 	}()
 
-	if err := s.awaitReady(childCtx, cmd.Process.Pid, exited); err != nil {
+	if err := s.awaitReady(childCtx, cmd.Process.Pid, exited, ooms); err != nil {
 		cancel()
 		var early *earlyExit
 		if !errors.As(err, &early) {
@@ -309,7 +310,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("%s exited (%s)%s", s.spec.Name, exitReason(werr), formatTail(s.out.Last(8)))
+	return fmt.Errorf("%s exited (%s)%s", s.spec.Name, exitReason(werr, ooms), formatTail(s.out.Last(8)))
 }
 
 // earlyExit is the child exiting before it became ready.
@@ -322,7 +323,7 @@ func (e *earlyExit) Error() string {
 	return fmt.Sprintf("%s exited before it was ready (%s)%s", e.name, e.reason, formatTail(e.tail))
 }
 
-func (s *Supervisor) awaitReady(ctx context.Context, pid int, exited <-chan error) error {
+func (s *Supervisor) awaitReady(ctx context.Context, pid int, exited <-chan error, ooms int64) error {
 	start := time.Now()
 	limit := time.NewTimer(s.spec.ReadyLimit)
 	defer limit.Stop()
@@ -351,7 +352,7 @@ func (s *Supervisor) awaitReady(ctx context.Context, pid int, exited <-chan erro
 		}
 		select {
 		case werr := <-exited:
-			return &earlyExit{name: s.spec.Name, reason: exitReason(werr), tail: s.out.Last(8)}
+			return &earlyExit{name: s.spec.Name, reason: exitReason(werr, ooms), tail: s.out.Last(8)}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-limit.C:
@@ -361,9 +362,14 @@ func (s *Supervisor) awaitReady(ctx context.Context, pid int, exited <-chan erro
 	}
 }
 
-func exitReason(err error) string {
+// exitReason says how a child ended; ooms is the kernel's count of
+// out-of-memory kills from before it started.
+func exitReason(err error, ooms int64) string {
 	if err == nil {
 		return "exit status 0"
+	}
+	if oomKilled(err, ooms) {
+		return "killed by the out-of-memory killer: it needed more memory than the system, or its memory limit, would give"
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -54,7 +54,7 @@ func testChild(mode string) int {
 		if x == 0 {
 			return 6
 		}
-	case "serve-then-exit", "serve":
+	case "serve-then-exit", "serve", "serve-then-grow":
 	default:
 		return 2
 	}
@@ -73,6 +73,24 @@ func testChild(mode string) int {
 	}
 	defer l.Close()
 	fmt.Println("listening")
+	if mode == "serve-then-grow" {
+		// Join the memory cgroup, then take ever more memory until the
+		// out-of-memory killer steps in (or 10s pass: it did not).
+		if err := os.WriteFile(os.Getenv("CGROUP_PROCS"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 7
+		}
+		var held [][]byte
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			held = append(held, b)
+		}
+		fmt.Fprintln(os.Stderr, "still alive holding", len(held), "MiB")
+		return 8
+	}
 	if mode == "serve-then-exit" {
 		time.Sleep(200 * time.Millisecond)
 		fmt.Fprintln(os.Stderr, "remote RPC server crashed")

@@ -150,6 +150,7 @@ func (h *Host) fetch(ctx context.Context) bool {
 		}
 	}
 	h.node.ClearWarning("model")
+	h.node.ClearWarning("model-restarted")
 	h.SetModel(m.Path, m.Name)
 	return true
 }

@@ -96,7 +96,13 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 	ss.Exited = func(err error, tail []string) bool {
 		// A split llama-server aborts when a worker dies. That is news for
 		// the planner, not a reason to restart with the same plan.
-		return !split
+		if split {
+			return false
+		}
+		why, _, _ := strings.Cut(err.Error(), "; last output:")
+		h.node.Warn(nodestate.Warning{Code: "model-restarted", Severity: nodestate.SeverityWarning,
+			Message: fmt.Sprintf("%s stopped at %s and is restarted: %s", h.alias, time.Now().Format("15:04:05"), why)})
+		return true
 	}
 	sup := engine.NewSupervisor(ss)
 	h.mu.Lock()
