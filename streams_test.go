@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/internal/nodetest"
 )
 
 // Streamed answers reach their end, one after another, in each API a
@@ -71,4 +74,31 @@ func containsOneOf(body, ends string) bool {
 		}
 	}
 	return false
+}
+
+// An answer whose llama-server dies mid-stream makes the official clients
+// raise an error: the stream ends in an error event of their API, not in
+// a silence they would take for the whole answer.
+func TestSDKsRaiseABrokenAnswer(t *testing.T) {
+	m := enginetest.TestModel(t)
+	p := startPotluck(t, "--model", m.Path, "--ctx-size", "4096")
+	last := 0
+	for _, sdk := range []string{"openai", "anthropic"} {
+		t.Run(sdk, func(t *testing.T) {
+			var c nodetest.Child
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := p.Poll(ctx, 50*time.Millisecond, "a new llama-server, ready", func() bool {
+				var err error
+				c, err = nodetest.FindChild(p.PID(), "llama-server")
+				var st map[string]any
+				return err == nil && c.PID != last && p.Status(&st) == nil && modelReady(st)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			last = c.PID
+			runSDK(t, "broken.mjs", "POTLUCK_BASE_URL="+p.API, "POTLUCK_MODEL="+m.Alias,
+				"POTLUCK_SDK="+sdk, "POTLUCK_KILL_PID="+strconv.Itoa(c.PID))
+		})
+	}
 }

@@ -1,17 +1,10 @@
 package lab
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/potluck-gpu/potluck/internal/nodetest"
@@ -23,11 +16,7 @@ import (
 
 // Child is a process a node started (llama-server, rpc-server): its
 // command line and environment, to start the same elsewhere.
-type Child struct {
-	PID  int
-	Args []string
-	Env  []string
-}
+type Child = nodetest.Child
 
 // Child finds the node's running child process that runs one of the
 // programs names (e.g. "llama-server"), whether directly or through the
@@ -37,36 +26,7 @@ func (n *Node) Child(names ...string) (Child, error) {
 	if parent == 0 {
 		return Child{}, fmt.Errorf("%s is not running", n.Name)
 	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, stat := range procs {
-		data, err := os.ReadFile(stat)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		open, closing := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
-		if open < 0 || closing < open {
-			continue
-		}
-		fields := strings.Fields(string(data[closing+1:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
-			continue
-		}
-		dir := filepath.Dir(stat)
-		pid, _ := strconv.Atoi(filepath.Base(dir))
-		cmdline, err1 := os.ReadFile(filepath.Join(dir, "cmdline"))
-		environ, err2 := os.ReadFile(filepath.Join(dir, "environ"))
-		if err := errors.Join(err1, err2); err != nil {
-			continue // gone meanwhile
-		}
-		split := func(b []byte) []string { return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00") }
-		args := split(cmdline)
-		if !slices.ContainsFunc(args, func(a string) bool { return slices.Contains(names, filepath.Base(a)) }) {
-			continue
-		}
-		return Child{PID: pid, Args: args, Env: split(environ)}, nil
-	}
-	return Child{}, fmt.Errorf("%s runs none of %v", n.Name, names)
+	return nodetest.FindChild(parent, names...)
 }
 
 // Spawn runs args in the node's namespace with env until the test ends or

@@ -94,6 +94,32 @@ func anthropicType(status int) string {
 	return "api_error"
 }
 
+// brokeEvent is the last event of a stream whose backend broke off: an
+// error in the shape of the client's API, which its SDK raises. Nothing
+// where the answer is not a stream of events.
+func brokeEvent(c *gin.Context, err error) []byte {
+	if !strings.HasPrefix(c.Writer.Header().Get("Content-Type"), "text/event-stream") {
+		return nil
+	}
+	msg := "the model's answer broke off: " + err.Error()
+	var event string
+	var body any
+	switch {
+	case dialectOf(c) == dialectAnthropic:
+		event, body = "error", anthropicError(http.StatusBadGateway, msg)
+	case strings.HasPrefix(c.Request.URL.Path, "/v1/responses"):
+		event, body = "error", gin.H{"type": "error", "code": "server_error", "message": msg, "param": nil}
+	default:
+		body = gin.H{"error": gin.H{"message": msg, "type": "server_error", "code": http.StatusBadGateway}}
+	}
+	data, _ := json.Marshal(body)
+	out := "data: " + string(data) + "\n\n"
+	if event != "" {
+		out = "event: " + event + "\n" + out
+	}
+	return []byte(out)
+}
+
 // WriteError writes an error in OpenAI's shape where no gin context is at
 // hand: the answers of a node's model proxy, which peers' APIs relay. code
 // is the error's code; nil gives the status, as the API's own errors do.

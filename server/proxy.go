@@ -404,12 +404,15 @@ func copyStream(c *gin.Context, resp *http.Response, first []byte, ed *eventEdit
 			}
 		}
 		if rerr != nil {
-			if ed != nil && !send(c, ed.end()) {
-				d.broken = true
+			if rerr != io.EOF && !errors.Is(rerr, context.Canceled) {
+				// Not an answer cut short without a word, nor one made
+				// to look finished: the client's SDK raises the error.
+				d.broken, d.err = true, rerr
+				send(c, brokeEvent(c, rerr))
 				break
 			}
-			if rerr != io.EOF && !errors.Is(rerr, context.Canceled) {
-				d.broken, d.err = true, rerr
+			if ed != nil && !send(c, ed.end()) {
+				d.broken = true
 			}
 			break
 		}

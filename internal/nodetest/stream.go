@@ -3,6 +3,7 @@ package nodetest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,12 +13,14 @@ import (
 
 // Stream is how one streamed chat request ended.
 type Stream struct {
-	Node    string // X-Potluck-Node
-	Status  int    // 0 when no answer came
-	Chunks  int    // data events before [DONE]
-	Done    bool   // saw [DONE]
-	Err     error
-	Elapsed time.Duration
+	Node   string // X-Potluck-Node
+	Status int    // 0 when no answer came
+	Chunks int    // data events before [DONE]
+	Done   bool   // saw [DONE]
+	// ErrorEvent is the message of an error event the stream ended in.
+	ErrorEvent string
+	Err        error
+	Elapsed    time.Duration
 }
 
 // Outcome classifies a stream the way the reliability scenarios count them.
@@ -52,8 +55,23 @@ func (s Stream) Outcome(limit time.Duration) Outcome {
 // (e.g. http://127.0.0.1:8080) with client, and reads it to the end or
 // until ctx ends.
 func StreamChat(ctx context.Context, client *http.Client, base, model string, maxTokens int) Stream {
+	return ChatStream{Model: model, MaxTokens: maxTokens}.Run(ctx, client, base)
+}
+
+// ChatStream is a streamed chat request.
+type ChatStream struct {
+	Model     string
+	MaxTokens int
+	// AfterFirst, when set, runs once the first event has arrived, while
+	// the answer is still streaming.
+	AfterFirst func()
+}
+
+// Run sends the request to the API at base with client, and reads the
+// answer to its end or until ctx ends.
+func (cs ChatStream) Run(ctx context.Context, client *http.Client, base string) Stream {
 	start := time.Now()
-	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":%d,"stream":true}`, model, maxTokens)
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":%d,"stream":true}`, cs.Model, cs.MaxTokens)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
 	if err != nil {
 		return Stream{Err: err}
@@ -74,10 +92,23 @@ func StreamChat(ctx context.Context, client *http.Client, base, model string, ma
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "data: [DONE]" {
+		data, ok := strings.CutPrefix(line, "data: ")
+		switch {
+		case line == "data: [DONE]":
 			s.Done = true
-		} else if strings.HasPrefix(line, "data: ") {
+		case ok && strings.HasPrefix(data, `{"error"`):
+			var e struct {
+				Error struct {
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			_ = json.Unmarshal([]byte(data), &e)
+			s.ErrorEvent = e.Error.Message
+		case ok:
 			s.Chunks++
+			if s.Chunks == 1 && cs.AfterFirst != nil {
+				cs.AfterFirst()
+			}
 		}
 	}
 	s.Err = sc.Err()
