@@ -17,9 +17,8 @@ import (
 // publishes its totals to the network and keeps what the others publish.
 
 const (
-	ledgerPublishEvery = 2 * time.Second  // at most, when the totals changed
-	ledgerRepublish    = 2 * time.Minute  // anyway, for members that came later
-	ledgerSaveEvery    = 10 * time.Second // when changed
+	ledgerPublishEvery = 2 * time.Second // at most, when the totals changed
+	ledgerRepublish    = 2 * time.Minute // anyway, for members that came later
 )
 
 // keepLedger saves and publishes the ledger until ctx ends.
@@ -39,10 +38,8 @@ func (n *Node) keepLedger(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if time.Since(lastSave) >= ledgerSaveEvery {
-			if err := n.ledger.Save(); err != nil {
-				n.log.Warn("cannot save the ledger", "err", err)
-			}
+		if time.Since(lastSave) >= saveRetry { // when changed
+			n.savedAgain("ledger-save", "the ledger", n.ledger.Save())
 			lastSave = time.Now()
 		}
 		pub, changed := n.ledger.Publication()

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
@@ -32,16 +33,36 @@ func (n *Node) modify(fn func(*settings.Settings)) {
 }
 
 // announceSettings tells the faces each change of the settings: whoever
-// made it, the status shows it.
+// made it, the status shows it. It also writes, every saveRetry, a change
+// that could not be written (a full disk), and warns while it cannot.
 func (n *Node) announceSettings(ctx context.Context) {
 	changed, cancel := n.settings.Subscribe()
 	defer cancel()
+	retry := time.NewTicker(saveRetry)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 			n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
+		case <-retry.C:
+			n.savedAgain("settings", "the settings", n.settings.Retry())
 		}
 	}
+}
+
+// saveRetry is how often a file the node could not write is tried again.
+const saveRetry = 10 * time.Second
+
+// savedAgain warns, under code, while what cannot be saved, and clears
+// the warning once it is.
+func (n *Node) savedAgain(code, what string, err error) {
+	if err != nil {
+		n.log.Warn("cannot save "+what, "err", err)
+		n.warn(nodestate.Warning{Code: code, Severity: nodestate.SeverityWarning,
+			Message: "cannot save " + what + ": " + err.Error() + "; trying again every " + saveRetry.String()})
+		return
+	}
+	n.clearWarning(code)
 }

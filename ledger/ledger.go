@@ -257,10 +257,16 @@ func (l *Ledger) Save() error {
 	raw, err := json.Marshal(doc)
 	l.dirty = false
 	l.mu.Unlock()
-	if err != nil {
-		return err
+	if err == nil {
+		err = atomicfile.WriteKeep(l.path, raw, 0o600)
 	}
-	return atomicfile.WriteKeep(l.path, raw, 0o600)
+	if err != nil {
+		// A full disk: the next Save tries again, changed or not.
+		l.mu.Lock()
+		l.dirty = true
+		l.mu.Unlock()
+	}
+	return err
 }
 
 // Recovered says what Open did about a damaged ledger file; empty when it

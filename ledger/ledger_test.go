@@ -150,3 +150,35 @@ func TestCounter(t *testing.T) {
 		}
 	}
 }
+
+// A save that fails (a full disk) is tried again by the next Save, even
+// when nothing was served meanwhile: the requests are not lost.
+func TestSaveAfterAFailedOne(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Add(Record{Asker: "alice", TokensOut: 7, Servers: []Share{{"head", 1}}})
+	// The file's place is a directory: the write fails.
+	place := filepath.Join(dir, File)
+	if err := os.Mkdir(place, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Save(); err == nil {
+		t.Fatal("Save over a directory: nil")
+	}
+	if err := os.Remove(place); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Save(); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := back.Records(); len(r) != 1 || r[0].Asker != "alice" {
+		t.Errorf("records after the second save: %+v; want alice's", r)
+	}
+}

@@ -19,9 +19,10 @@ type Store struct {
 	path      string
 	recovered string // see Recovered
 
-	mu   sync.Mutex // serializes changes and their writes, in order
-	cur  Settings
-	subs map[chan struct{}]struct{}
+	mu      sync.Mutex // serializes changes and their writes, in order
+	cur     Settings
+	unsaved bool // cur is not on disk: its write failed
+	subs    map[chan struct{}]struct{}
 }
 
 // Open reads the settings in dir (a missing file is empty settings) and
@@ -100,7 +101,7 @@ func (s *Store) Get() Settings {
 // the subscribers. fn runs under the store's lock and must not call back
 // into the store. A change that changes nothing writes nothing. When the
 // file cannot be written the change still holds for this run, and the
-// error says so.
+// error says so; Retry writes it later.
 func (s *Store) Modify(fn func(*Settings)) error {
 	s.mu.Lock()
 	next := s.cur.clone()
@@ -111,6 +112,9 @@ func (s *Store) Modify(fn func(*Settings)) error {
 	}
 	s.cur = next
 	err := s.save(next)
+	if s.unsaved = err != nil; s.unsaved {
+		err = fmt.Errorf("%w; the change holds until Potluck stops, and is saved as soon as it can be", err)
+	}
 	subs := make([]chan struct{}, 0, len(s.subs))
 	for c := range s.subs {
 		subs = append(subs, c)
@@ -122,6 +126,19 @@ func (s *Store) Modify(fn func(*Settings)) error {
 		default: // a change is already waiting to be read
 		}
 	}
+	return err
+}
+
+// Retry saves a change Modify could not write (a full disk, say); nil
+// when every change is on disk.
+func (s *Store) Retry() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.unsaved {
+		return nil
+	}
+	err := s.save(s.cur)
+	s.unsaved = err != nil
 	return err
 }
 

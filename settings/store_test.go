@@ -142,6 +142,20 @@ func TestModifyUnwritable(t *testing.T) {
 	if s.Get().Model != "tiny" {
 		t.Error("the change was lost with the write")
 	}
+	if err := s.Retry(); err == nil {
+		t.Error("Retry over a directory: nil")
+	}
+	// The place is free again (a full disk emptied): Retry writes the
+	// change no later Modify repeated.
+	if err := os.Remove(filepath.Join(dir, File)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retry(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Load(dir); err != nil || got.Model != "tiny" {
+		t.Errorf("saved %+v (%v) after Retry; want the model kept", got, err)
+	}
 }
 
 // A data directory from before the settings had one owner: the tray kept

@@ -3,16 +3,38 @@
 package atomicfile
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 )
 
 // Write replaces name with data. The file has mode perm from the start, so a
 // secret is never readable by others, not even briefly. The data reaches the
-// disk before the rename, and the rename before Write returns.
+// disk before the rename, and the rename before Write returns. A full disk
+// leaves the old file as it was, and the error says where space is needed.
 func Write(name string, data []byte, perm fs.FileMode) error {
+	err := write(name, data, perm)
+	if DiskFull(err) {
+		return fmt.Errorf("the disk holding %s is full; free some space there: %w", filepath.Dir(name), err)
+	}
+	return err
+}
+
+// DiskFull says whether err is a write that found its disk full.
+func DiskFull(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	// ERROR_HANDLE_DISK_FULL and ERROR_DISK_FULL on Windows.
+	return errno == syscall.ENOSPC || runtime.GOOS == "windows" && (errno == 39 || errno == 112)
+}
+
+func write(name string, data []byte, perm fs.FileMode) error {
 	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
