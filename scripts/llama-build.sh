@@ -22,7 +22,9 @@ targets=("$@")
 need() { command -v "$1" >/dev/null || { echo "llama-build: $1 is missing (make llama-builds installs it)" >&2; exit 1; }; }
 need git; need cmake; need npm
 
-# One build at a time: test packages running in parallel may all ask.
+# Test packages running in parallel may all ask: one fetch of the source
+# at a time, and one build of each target; a target already built is not
+# held up by another one building.
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.llama-build.lock"
 flock 9
@@ -39,6 +41,7 @@ if [ ! -f "$src/.potluck-ok" ]; then
 	cp "$tmp/package/llama/llama.cpp.info.json" "$src/.llama.cpp.info.json"
 	touch "$src/.potluck-ok"
 fi
+flock -u 9
 commit=$(git -C "$src" rev-parse --short HEAD)
 # The version llama-server reports: "version: 0.5.0 (build N, commit C)".
 version=$(sed -n 's/.*"tag": *"v\{0,1\}\([^"]*\)".*/\1/p' "$src/.llama.cpp.info.json")
@@ -62,7 +65,9 @@ recipe=$(sha256sum <"$0" | cut -c1-12)
 
 for os in "${targets[@]}"; do
 	out=$CACHE/llama-build/$version-$commit/$os
-	if [ "$(cat "$out/.potluck-ok" 2>/dev/null)" = "$recipe" ]; then echo "$os $version $out/bin"; continue; fi
+	exec 8>"$CACHE/.llama-build-$os.lock"
+	flock 8
+	if [ "$(cat "$out/.potluck-ok" 2>/dev/null)" = "$recipe" ]; then echo "$os $version $out/bin"; flock -u 8; continue; fi
 	build=$CACHE/llama-build/$version-$commit/$os.build
 	start=$(date +%s)
 	mkdir -p "$(dirname "$build")"
@@ -112,4 +117,5 @@ for os in "${targets[@]}"; do
 	echo "$recipe" >"$out/.potluck-ok"
 	echo "llama-build: $os done in $(( $(date +%s) - start ))s" >&2
 	echo "$os $version $out/bin"
+	flock -u 8
 done
