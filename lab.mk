@@ -17,7 +17,9 @@
 #                   a member frozen for a minute, relay loss, hole punching
 #                   and a restart of all; prints the
 #                   distribution of every figure and the failed runs with
-#                   their logs (bin/stress.log); then one 50-member run
+#                   their logs (bin/stress.log); then, once each, a
+#                   server's link flapping every 5 s for STRESS_FLAP (5m;
+#                   0 leaves it out) under load, and a 50-member run
 #                   (STRESS_MEMBERS50=0 leaves it out)
 
 GO            ?= go
@@ -29,6 +31,7 @@ SOAK          ?= 10m
 STRESS_RUNS   ?= 30
 STRESS_WRITEBACK_MB ?= 1024
 STRESS_MEMBERS50 ?= 1
+STRESS_FLAP   ?= 5m
 
 .PHONY: lab test-lab soak stress
 
@@ -49,6 +52,6 @@ soak: llama
 
 stress: llama
 	@mkdir -p bin
-	@{ STRESS_RUNS=$(STRESS_RUNS) STRESS_WRITEBACK_MB=$(STRESS_WRITEBACK_MB) STRESS_MEMBERS50=$(STRESS_MEMBERS50) $(GO) test -timeout 12h -count=1 -p 1 -v -run '^TestStressMesh$$' ./lab/; echo $$? > bin/stress.status; } 2>&1 | tee bin/stress.log
+	@{ STRESS_RUNS=$(STRESS_RUNS) STRESS_WRITEBACK_MB=$(STRESS_WRITEBACK_MB) STRESS_MEMBERS50=$(STRESS_MEMBERS50) STRESS_FLAP=$(STRESS_FLAP) $(GO) test -timeout 12h -count=1 -p 1 -v -run '^TestStressMesh$$' ./lab/; echo $$? > bin/stress.status; } 2>&1 | tee bin/stress.log
 	@echo; grep '^STRESS' bin/stress.log || true
 	@exit $$(cat bin/stress.status)

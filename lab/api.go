@@ -39,11 +39,14 @@ type Status struct {
 			Starts int `json:"starts"` // llama-server starts under this plan
 		} `json:"state"`
 	} `json:"model"`
-	Warnings []struct {
-		Code     string `json:"code"`
-		Severity string `json:"severity"`
-		Message  string `json:"message"`
-	} `json:"warnings"`
+	Warnings []Warning `json:"warnings"`
+}
+
+// Warning is one of a Status's warnings.
+type Warning struct {
+	Code     string `json:"code"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
 }
 
 // ModelReady says whether the node serves its model now.

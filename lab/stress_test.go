@@ -467,6 +467,9 @@ func TestStressMesh(t *testing.T) {
 	ta := newTally()
 	ta.run(t, "lan", n, stressLAN)
 	ta.run(t, "internet", n, stressInternet)
+	if os.Getenv("STRESS_FLAP") != "0" {
+		ta.run(t, "flap", 1, stressFlap)
+	}
 	if os.Getenv("STRESS_MEMBERS50") != "0" {
 		ta.run(t, "members50", 1, stress50)
 	}
@@ -478,5 +481,9 @@ func TestStressMesh(t *testing.T) {
 		figJoin50.Name:       atMost(3),
 		figIdle50.Name:       atMost(2),
 		figReform.Name:       atMost(2),
+		figFlapBack.Name:     atMost(10),
+		figFlapLost.Name:     atMost(0),
+		figFlapHung.Name:     atMost(0),
+		figFlapSilent.Name:   atMost(0),
 	})
 }
