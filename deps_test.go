@@ -82,6 +82,7 @@ var depRules = map[string]depRule{
 	"packaging":           {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/atomicfile": {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/download":   {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
+	"internal/memcg":      {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/rangeserve": {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/size":       {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/symlink":    {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
