@@ -125,6 +125,11 @@ func TestParseVersions(t *testing.T) {
 	if !ok || v != "0.7.0 (build 11669, commit Debian)" || b != "11669" {
 		t.Errorf("ParseServerVersion = %q %q %v", v, b, ok)
 	}
+	// Its log thread began a line as --version printed.
+	v, b, ok = ParseServerVersion("0.00.001.842 I version: 0.5.0 (build 1, commit de3ff81)\nbuilt with GNU 12.2.0 for Linux x86_64\nsrv  llama_server: initializing ...\n")
+	if !ok || v != "0.5.0 (build 1, commit de3ff81)" || b != "1" {
+		t.Errorf("ParseServerVersion of interleaved output = %q %q %v", v, b, ok)
+	}
 	if _, _, ok := ParseServerVersion("error: unknown argument"); ok {
 		t.Error("garbage parsed as a version")
 	}

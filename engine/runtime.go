@@ -203,7 +203,10 @@ type Versions struct {
 }
 
 var (
-	versionLine = regexp.MustCompile(`(?m)^version:\s*(.+)$`)
+	// The version line may follow the prefix of a log line that another
+	// thread of llama-server began writing at the same moment
+	// ("0.00.001.842 I version: …").
+	versionLine = regexp.MustCompile(`(?m)^(?:[0-9.]+ [A-Z] )?version:\s*(.+)$`)
 	buildNumber = regexp.MustCompile(`build (\d+)`)
 	rpcBanner   = regexp.MustCompile(`RPC server v(\d+\.\d+\.\d+)`)
 )
