@@ -39,7 +39,7 @@ func (n *Node) keepLedger(ctx context.Context) error {
 		case <-t.C:
 		}
 		if time.Since(lastSave) >= saveRetry { // when changed
-			n.savedAgain("ledger-save", "the ledger", n.ledger.Save())
+			n.savedAgain("ledger-save", n.ledger.Save())
 			lastSave = time.Now()
 		}
 		pub, changed := n.ledger.Publication()

@@ -26,7 +26,7 @@ func (n *Node) modify(fn func(*settings.Settings)) {
 	if err := n.settings.Modify(fn); err != nil {
 		n.log.Warn("save settings", "err", err)
 		n.warn(nodestate.Warning{Code: "settings", Severity: nodestate.SeverityWarning,
-			Message: err.Error() + ": this computer's choices will not outlive a restart"})
+			Message: err.Error()})
 		return
 	}
 	n.clearWarning("settings")
@@ -47,7 +47,7 @@ func (n *Node) announceSettings(ctx context.Context) {
 		case <-changed:
 			n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 		case <-retry.C:
-			n.savedAgain("settings", "the settings", n.settings.Retry())
+			n.savedAgain("settings", n.settings.Retry())
 		}
 	}
 }
@@ -55,13 +55,13 @@ func (n *Node) announceSettings(ctx context.Context) {
 // saveRetry is how often a file the node could not write is tried again.
 const saveRetry = 10 * time.Second
 
-// savedAgain warns, under code, while what cannot be saved, and clears
-// the warning once it is.
-func (n *Node) savedAgain(code, what string, err error) {
+// savedAgain warns, under code, while a file cannot be saved (err says
+// which), and clears the warning once it is.
+func (n *Node) savedAgain(code string, err error) {
 	if err != nil {
-		n.log.Warn("cannot save "+what, "err", err)
+		n.log.Warn("cannot save", "err", err)
 		n.warn(nodestate.Warning{Code: code, Severity: nodestate.SeverityWarning,
-			Message: "cannot save " + what + ": " + err.Error() + "; trying again every " + saveRetry.String()})
+			Message: err.Error() + "; trying again every " + saveRetry.String()})
 		return
 	}
 	n.clearWarning(code)

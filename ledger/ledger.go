@@ -261,6 +261,7 @@ func (l *Ledger) Save() error {
 		err = atomicfile.WriteKeep(l.path, raw, 0o600)
 	}
 	if err != nil {
+		err = fmt.Errorf("could not save the ledger (%s): %w", l.path, err)
 		// A full disk: the next Save tries again, changed or not.
 		l.mu.Lock()
 		l.dirty = true
