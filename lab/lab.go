@@ -123,6 +123,7 @@ func New(t testing.TB, n int, opts Options) *Lab {
 			t.Fatal(err)
 		}
 	}
+	roomForNeighbours(t, n*n)
 	must(l.addNS(l.bridge))
 	must(ipCmd("-n", l.bridge, "link", "set", "lo", "up"))
 	must(ipCmd("-n", l.bridge, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"))

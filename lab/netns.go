@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -183,5 +184,36 @@ func nsDialer(ns string) func(ctx context.Context, network, addr string) (net.Co
 			return err
 		})
 		return c, err
+	}
+}
+
+// The kernel keeps one ARP table for all network namespaces, and its size
+// limit (net.ipv4.neigh.default.gc_thresh3, 1024 by default) is set in the
+// initial namespace only. A LAN of n machines on one kernel needs about
+// n*(n-1) entries: 50 machines need 2,450. Past the limit the kernel logs
+// "neighbor table overflow", a machine cannot resolve its peers' addresses,
+// and its connections time out, though on a real LAN each machine holds
+// only its own 49.
+const neighDir = "/proc/sys/net/ipv4/neigh/default/"
+
+// roomForNeighbours raises the ARP table's limits to hold entries, if they
+// are lower, and puts them back when t ends.
+func roomForNeighbours(t testing.TB, entries int) {
+	t.Helper()
+	want := map[string]int{"gc_thresh1": entries / 4, "gc_thresh2": entries, "gc_thresh3": 2 * entries}
+	for name, v := range want {
+		path := neighDir + name
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("the kernel's ARP table limits: %v", err)
+		}
+		old, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || old >= v {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(strconv.Itoa(v)), 0o644); err != nil {
+			t.Fatalf("room in the kernel's ARP table for %d machines' neighbours: %v", entries, err)
+		}
+		t.Cleanup(func() { _ = os.WriteFile(path, []byte(strconv.Itoa(old)), 0o644) })
 	}
 }
