@@ -101,7 +101,7 @@ func nodeSettings(cfg *app.Config, logLevel *string, modelsDirs *[]string) []set
 		{"no-port-map", "POTLUCK_P2P_DISABLE_PORT_MAP", "", "do not ask the router to forward the p2p port (UPnP, NAT-PMP)", on{&cfg.NoPortMap}},
 		{"p2p-limits", "POTLUCK_P2P_ENABLE_LIMITS", "", "enforce libp2p connection and resource limits", on{&cfg.P2PLimits}},
 		{"", "POTLUCK_P2P_LOGLEVEL", "", "log level of the mesh libraries: debug, info, warn or error (default warn)", text{&cfg.P2PLogLevel}},
-		{"", "POTLUCK_P2P_HEARTBEAT", "", "how often a node announces itself to the mesh, a duration (default 5s)", parsed{"a duration such as 5s", func(v string) error {
+		{"", "POTLUCK_P2P_HEARTBEAT", "", "how often a node announces itself to the mesh, a duration (default 5s); past 8 members, slower in proportion, up to 12 times", parsed{"a duration such as 5s", func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err == nil && d < 0 {
 				err = errors.New("negative")

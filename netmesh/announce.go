@@ -95,7 +95,10 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	// Announcements asked for between heartbeats (info changes, new peers)
 	// are rate limited so a busy node does not flood the mesh.
 	minGap := min(every/4, 250*time.Millisecond)
-	beat := time.NewTicker(every)
+	// The beat's pace follows the mesh's size (paceEvery). Each heartbeat
+	// says how long until the next, so a node slows down only after
+	// telling its peers.
+	beat := time.NewTimer(every)
 	defer beat.Stop()
 	sweep := time.NewTicker(max(every/4, 5*time.Millisecond))
 	defer sweep.Stop()
@@ -111,7 +114,8 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	}()
 	send := func(full bool) {
 		last = time.Now()
-		n.sendHeartbeat(full)
+		pace := n.sendHeartbeat(full)
+		beat.Reset(pace)
 	}
 	send(true)
 	for {
@@ -140,7 +144,9 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 
 // sendHeartbeat publishes a heartbeat; it carries this node's info if full is
 // set, the info changed since it was last sent, or fullEvery beats passed.
-func (n *Node) sendHeartbeat(full bool) {
+// It returns the time until the next heartbeat, which it announced.
+func (n *Node) sendHeartbeat(full bool) time.Duration {
+	pace := n.pace()
 	n.self.mu.Lock()
 	n.self.seq++
 	hb := heartbeat{
@@ -149,7 +155,7 @@ func (n *Node) sendHeartbeat(full bool) {
 		Boot:    n.boot,
 		Start:   n.started,
 		Seq:     n.self.seq,
-		EveryMS: n.cfg.HeartbeatInterval.Milliseconds(),
+		EveryMS: pace.Milliseconds(),
 		Want:    n.roster.missingInfo(maxWant),
 	}
 	raw, _ := json.Marshal(n.self.info)
@@ -171,11 +177,17 @@ func (n *Node) sendHeartbeat(full bool) {
 	b, err := json.Marshal(hb)
 	if err != nil {
 		n.log.Error("encode heartbeat", "err", err)
-		return
+		return pace
 	}
 	if err := n.publish(codecHeartbeat, b); err != nil {
 		n.log.Debug("publish heartbeat", "err", err)
 	}
+	return pace
+}
+
+// pace is the heartbeat interval for the mesh's present size.
+func (n *Node) pace() time.Duration {
+	return paceEvery(n.cfg.HeartbeatInterval, n.roster.onlineCount())
 }
 
 // missingDirect says whether some online peer has no direct connection to
@@ -297,13 +309,17 @@ const pingEvery = 3
 // connection with libp2p's ping protocol.
 func (n *Node) pingLoop(ctx context.Context) {
 	h := n.getHost()
-	t := time.NewTicker(min(max(pingEvery*n.cfg.HeartbeatInterval, 100*time.Millisecond), time.Minute))
+	period := func() time.Duration {
+		return min(max(pingEvery*n.pace(), 100*time.Millisecond), 2*time.Minute)
+	}
+	t := time.NewTimer(period())
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			t.Reset(period())
 		}
 		for _, id := range n.roster.onlineIDs() {
 			pid, err := peer.Decode(id)

@@ -2,7 +2,9 @@ package netmesh
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"strings"
 
@@ -92,3 +94,20 @@ func ResetGossip(n *Node, id string) int {
 }
 
 func isGossip(p protocol.ID) bool { return strings.HasPrefix(string(p), "/meshsub/") }
+
+// HeartbeatPace reads a message of the mesh's sealed channel as Config.Tap
+// sees it: the signer and announced interval of a heartbeat.
+func HeartbeatPace(msg string) (from string, every time.Duration, ok bool) {
+	signer, codec, payload, err := unseal(msg)
+	if err != nil || string(codec) != string(codecHeartbeat) {
+		return "", 0, false
+	}
+	var hb heartbeat
+	if json.Unmarshal(payload, &hb) != nil {
+		return "", 0, false
+	}
+	return signer.String(), time.Duration(hb.EveryMS) * time.Millisecond, true
+}
+
+// PaceEvery is paceEvery.
+var PaceEvery = paceEvery

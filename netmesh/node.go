@@ -23,11 +23,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// ledgerSyncEvery is the period, in heartbeats, of EdgeVPN's ledger sync.
-// Potluck keeps nothing in the ledger (signed heartbeats carry what nodes
-// announce), so it only needs to be rare.
-const ledgerSyncEvery = 12
-
 // hubKeyInterval replaces the token's otp.crypto.interval for EdgeVPN's
 // message hub: the hub names its gossip topic and derives the key that
 // seals its messages from a TOTP of the wall clock, one per interval. Two
@@ -82,6 +77,8 @@ type Node struct {
 	blocked     map[peer.ID]bool      // see Block
 	redialing   map[peer.ID]bool      // redials of a peer whose last connection closed, in flight
 	redialed    map[peer.ID]time.Time // when each was last started (see redialQuiet)
+	entering    map[peer.ID]time.Time // newly connected peers not yet in the room, until when to wait (see watchEntering)
+	watching    bool                  // watchEntering runs
 
 	closeOnce sync.Once
 	closeErr  error
@@ -327,6 +324,7 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("identity: %w", err)
 	}
 	lvl, _ := parseLevel(n.cfg.LogLevel)
+	tuneGossip()
 	p2pOpts, err := libp2pOptions(n.cfg, n.tok)
 	if err != nil {
 		return err
@@ -345,8 +343,8 @@ func (n *Node) start(ctx context.Context) error {
 		node.WithSealer(&sealer{}),
 		node.EnableGenericHub,
 		node.GenericChannelHandlers(n.handleMessage),
-		node.WithLedgerAnnounceTime(ledgerSyncEvery*n.cfg.HeartbeatInterval),
-		node.WithLedgerInterval(ledgerSyncEvery*n.cfg.HeartbeatInterval),
+		node.WithLedgerAnnounceTime(ledgerSyncPeriod),
+		node.WithLedgerInterval(ledgerSyncPeriod),
 	)
 	if err != nil {
 		return fmt.Errorf("configure mesh: %w", err)
@@ -491,47 +489,4 @@ func (n *Node) shutdown() error {
 	}
 	n.roster.close()
 	return err
-}
-
-// connected announces this node to a peer as soon as the peer has joined the
-// mesh room over a new connection, instead of waiting for the next heartbeat;
-// a peer marked offline when its connection closed is online again then.
-func (n *Node) connected(nw network.Network, c network.Conn) {
-	pid := c.RemotePeer()
-	if !n.admitted(pid) {
-		// Refused: Config.Admit turned it away (a removed member, or
-		// anyone but the expected members of a retired network).
-		n.spawn(func() { _ = nw.ClosePeer(pid) })
-		return
-	}
-	n.spawn(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			n.mu.Lock()
-			stopping := n.stopping
-			n.mu.Unlock()
-			if stopping {
-				return
-			}
-			if ps, err := n.ev.MessageHub.ListPeers(); err == nil {
-				for _, p := range ps {
-					if p == pid {
-						if n.roster.revive(pid.String(), time.Now()) {
-							n.log.Info("peer online again: it connected", "peer", pid.String())
-						}
-						n.announceNow()
-						return
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	})
 }

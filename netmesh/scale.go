@@ -1,0 +1,72 @@
+package netmesh
+
+import (
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+)
+
+// A mesh's idle traffic grows with the square of its size: every member
+// announces itself to every other. Measured in the lab with a 5 s
+// heartbeat, 20 members moved 79 KB/s each, nearly all of it gossip: each
+// heartbeat (about 1 KB sealed) reached every member about six times, once
+// flooded by its sender and again from each gossip neighbour. Three things
+// keep a large mesh quiet:
+//
+//   - the heartbeat slows as the mesh grows (paceEvery), so the mesh as a
+//     whole sends about as many heartbeats as a mesh of paceMembers;
+//   - gossip keeps fewer neighbours (tuneGossip): members hold a direct
+//     connection to one another, and the sender floods its own messages to
+//     all of them, so forwarding only has to reach the few that are not;
+//   - EdgeVPN's ledger, which Potluck leaves empty, is synced rarely.
+//
+// A member's liveness does not rest on the heartbeat alone: a member whose
+// last connection closes is offline at once (see lost.go), and pings keep
+// directly connected members alive between heartbeats.
+
+// paceMembers is the largest mesh that heartbeats at the configured
+// interval; past it the interval grows in proportion.
+const paceMembers = 8
+
+// maxPace bounds how slow a large mesh's heartbeat gets, in configured
+// intervals: a member frozen (not disconnected) is noticed within about
+// three of them.
+const maxPace = 12
+
+// paceEvery is the heartbeat interval of a node with online peers, for a
+// configured interval of every.
+func paceEvery(every time.Duration, online int) time.Duration {
+	k := min(max(1, (online+paceMembers)/paceMembers), maxPace)
+	return every * time.Duration(k)
+}
+
+// ledgerSyncPeriod is the period of EdgeVPN's ledger sync. Potluck keeps
+// nothing in the ledger (signed heartbeats carry what nodes announce), so
+// it only needs to be rare.
+const ledgerSyncPeriod = 10 * time.Minute
+
+// Gossip neighbours per member. The defaults (6, between 5 and 12) suit a
+// mesh whose members are not all connected to each other.
+const (
+	gossipD     = 3
+	gossipDlo   = 2
+	gossipDhi   = 6
+	gossipDlazy = 3
+)
+
+var tuneOnce sync.Once
+
+// tuneGossip sets go-libp2p-pubsub's defaults, which EdgeVPN's message hub
+// reads when it joins its room (it takes no parameters of its own). They
+// are process-wide; netmesh is the only user of pubsub in Potluck.
+func tuneGossip() {
+	tuneOnce.Do(func() {
+		pubsub.GossipSubD = gossipD
+		pubsub.GossipSubDlo = gossipDlo
+		pubsub.GossipSubDhi = gossipDhi
+		pubsub.GossipSubDlazy = gossipDlazy
+		pubsub.GossipSubDscore = 2
+		pubsub.GossipSubDout = 0 // below D/2
+	})
+}
