@@ -187,7 +187,7 @@ func (n *Node) sendHeartbeat(full bool) time.Duration {
 
 // pace is the heartbeat interval for the mesh's present size.
 func (n *Node) pace() time.Duration {
-	return paceEvery(n.cfg.HeartbeatInterval, n.roster.onlineCount())
+	return paceEvery(n.cfg.HeartbeatInterval, len(n.roster.onlineIDs()))
 }
 
 // missingDirect says whether some online peer has no direct connection to

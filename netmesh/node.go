@@ -134,6 +134,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		dialing:   map[peer.ID]bool{},
 		redialing: map[peer.ID]bool{},
 		redialed:  map[peer.ID]time.Time{},
+		entering:  map[peer.ID]time.Time{},
 		announce:  make(chan struct{}, 1),
 	}
 	n.roster = newRoster(cfg.HeartbeatInterval)

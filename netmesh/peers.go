@@ -325,19 +325,6 @@ func (r *roster) missingInfo(max int) []string {
 	return ids
 }
 
-// onlineCount is how many peers are online.
-func (r *roster) onlineCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := 0
-	for _, p := range r.peers {
-		if p.online {
-			k++
-		}
-	}
-	return k
-}
-
 func (r *roster) onlineIDs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

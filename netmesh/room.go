@@ -19,9 +19,6 @@ func (n *Node) connected(nw network.Network, c network.Conn) {
 		return
 	}
 	n.mu.Lock()
-	if n.entering == nil {
-		n.entering = map[peer.ID]time.Time{}
-	}
 	n.entering[pid] = time.Now().Add(roomWait)
 	start := !n.watching
 	n.watching = true
