@@ -43,6 +43,20 @@ func xvfb(t *testing.T) string {
 	return ":" + strings.TrimSpace(string(buf[:n]))
 }
 
+// displayState says whether display answers, and what its socket is, for
+// a failure to read.
+func displayState(display string) string {
+	cmd := exec.Command("xdotool", "getdisplaygeometry")
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	out, err := cmd.CombinedOutput()
+	sock, serr := os.Stat("/tmp/.X11-unix/X" + strings.TrimPrefix(display, ":"))
+	st := fmt.Sprintf("%s answers %q (err %v)", display, strings.TrimSpace(string(out)), err)
+	if serr != nil {
+		return st + "; its socket: " + serr.Error()
+	}
+	return st + "; its socket: " + sock.Mode().String()
+}
+
 // x runs an X tool (xdotool, import) on display.
 func x(t *testing.T, display string, name string, args ...string) string {
 	t.Helper()
@@ -105,15 +119,18 @@ func TestWindowsTray(t *testing.T) {
 	// Wine starts its desktop (explorer.exe) with the first window a run
 	// makes; on a busy machine that can lose a race, the window is not
 	// made, and the tray's toolkit gives up. That is Wine's, not
-	// Potluck's: start again, up to three times in all.
+	// Potluck's: start again, on a new display in case the first went
+	// wrong, up to three times in all.
 	up := func() bool { var st status; return nodetest.GetJSON("http://"+addr+"/api/status", &st) == nil }
 	for try := 1; ; try++ {
 		WaitFor(t, "the tray's API, or its end", time.Minute, func() bool { return up() || p.Exited() })
 		if up() || !p.Exited() || !strings.Contains(p.Logs.String(), "Failed to create helper window") || try == 3 {
 			break
 		}
-		t.Logf("Wine made no window for start %d (its desktop was not up); starting again. Its output:\n%s", try, p.Logs.String())
+		t.Logf("Wine made no window for start %d (its desktop was not up); starting again on a new display. The display: %s. Its output:\n%s",
+			try, displayState(display), p.Logs.String())
 		time.Sleep(5 * time.Second)
+		display = xvfb(t)
 		p = start()
 	}
 	n := &WinNode{Proc: p, API: "http://" + addr, Data: data}
