@@ -533,3 +533,12 @@ func (s *meshSession) tunnelSent(peerIDs []string, service string) uint64 {
 	}
 	return n
 }
+
+// meshTraffic is the status's copy of what the mesh carried.
+func meshTraffic(t netmesh.Traffic) *nodestate.MeshTraffic {
+	out := &nodestate.MeshTraffic{In: t.In, Out: t.Out, ByProtocol: make(map[string]nodestate.ByteCount, len(t.ByProtocol))}
+	for p, c := range t.ByProtocol {
+		out.ByProtocol[p] = nodestate.ByteCount{In: c.In, Out: c.Out}
+	}
+	return out
+}

@@ -451,6 +451,7 @@ func (n *Node) Status() nodestate.Status {
 		st.InMesh, st.PeerID, st.P2PAddrs = true, mesh.node.ID(), mesh.node.Addrs()
 		st.Reachability = mesh.node.Reachability()
 		st.Network = mesh.tok.Fingerprint()
+		st.MeshTraffic = meshTraffic(mesh.node.Traffic())
 		for _, p := range mesh.node.Peers() {
 			if p.Online {
 				st.PeersOnline++

@@ -14,6 +14,7 @@ import (
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/internal/nodetest"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Status is the part of GET /api/status the lab reads.
@@ -39,7 +40,8 @@ type Status struct {
 			Starts int `json:"starts"` // llama-server starts under this plan
 		} `json:"state"`
 	} `json:"model"`
-	Warnings []Warning `json:"warnings"`
+	Warnings    []Warning              `json:"warnings"`
+	MeshTraffic *nodestate.MeshTraffic `json:"mesh_traffic"`
 }
 
 // Warning is one of a Status's warnings.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/potluck-gpu/potluck/bench/fig"
 	"github.com/potluck-gpu/potluck/lab"
 	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
 )
 
 // Figures of the internet scenario.
@@ -349,13 +352,17 @@ func stress50(t *testing.T, ta *tally) {
 	}
 
 	type sample struct {
-		bytes int64
-		ticks int64
+		bytes, mdns int64
+		ticks       int64
+		mesh        map[string]nodestate.ByteCount
 	}
 	read := func() []sample {
 		out := make([]sample, len(members))
 		for i, m := range members {
-			out[i] = sample{linkBytes(t, m.NS), cpuTicks(m.PID())}
+			out[i] = sample{bytes: linkBytes(t, m.NS), mdns: multicastBytes(m.PID()), ticks: cpuTicks(m.PID())}
+			if st, err := m.Status(); err == nil && st.MeshTraffic != nil {
+				out[i].mesh = st.MeshTraffic.ByProtocol
+			}
 		}
 		return out
 	}
@@ -364,10 +371,26 @@ func stress50(t *testing.T, ta *tally) {
 	t0 = time.Now()
 	time.Sleep(idle)
 	after, d := read(), time.Since(t0).Seconds()
+	var link, mdns []float64
+	perProto := map[string][]float64{}
 	for i := range members {
 		ta.add(figIdle50, float64(after[i].bytes-before[i].bytes)/1e3/d)
 		ta.add(figCPU50, float64(after[i].ticks-before[i].ticks)/100/d*100) // clock ticks of 10 ms
+		link = append(link, float64(after[i].bytes-before[i].bytes)/1e3/d)
+		mdns = append(mdns, float64(after[i].mdns-before[i].mdns)/1e3/d)
+		for p, c := range after[i].mesh {
+			b := before[i].mesh[p]
+			perProto[p] = append(perProto[p], float64(c.In+c.Out-b.In-b.Out)/1e3/d)
+		}
 	}
+	// Where the idle traffic goes, as medians over the members (KB/s):
+	// the link's bytes, mDNS's (multicast), and each libp2p protocol's
+	// payload (the rest is TCP, encryption and multiplexing).
+	parts := []string{fmt.Sprintf("link %.1f", median(link)), fmt.Sprintf("mDNS %.2f", median(mdns))}
+	for _, p := range slices.Sorted(maps.Keys(perProto)) {
+		parts = append(parts, fmt.Sprintf("%s %.2f", p, median(perProto[p])))
+	}
+	t.Logf("idle traffic per member, KB/s (medians of %d): %s", len(members), strings.Join(parts, ", "))
 
 	invite, err := members[0].InviteToken()
 	if err != nil {
@@ -451,6 +474,33 @@ func linkBytes(t *testing.T, ns string) int64 {
 		t.Fatalf("link statistics of %s: %v: %s", ns, err, out)
 	}
 	return v[0].Stats.RX.Bytes + v[0].Stats.TX.Bytes
+}
+
+// multicastBytes is what the network namespace of process pid sent and
+// received by multicast so far, IP headers included: on the lab's LAN,
+// mDNS alone. 0 if it cannot be read.
+func multicastBytes(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/netstat", pid))
+	if err != nil {
+		return 0
+	}
+	// Two lines per group: the names, then the values.
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "IpExt:" || len(values) != len(names) {
+			continue
+		}
+		var sum int64
+		for j, name := range names {
+			if name == "InMcastOctets" || name == "OutMcastOctets" {
+				v, _ := strconv.ParseInt(values[j], 10, 64)
+				sum += v
+			}
+		}
+		return sum
+	}
+	return 0
 }
 
 // cpuTicks is the user and system time of process pid so far, in clock

@@ -8,7 +8,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -47,11 +46,8 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 	}
 }
 
-// mdnsNotifee connects to peers found on the LAN.
-type mdnsNotifee struct{ n *Node }
-
-func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
-	n := m.n
+// lanPeerFound connects to a member found on the LAN.
+func (n *Node) lanPeerFound(pi peer.AddrInfo) {
 	if !n.enter() {
 		return
 	}
@@ -65,19 +61,6 @@ func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
 	if err := h.Connect(ctx, pi); err != nil {
 		n.log.Debug("mDNS peer unreachable", "peer", pi.ID.String(), "err", err)
 	}
-}
-
-func (n *Node) startMDNS(h host.Host) {
-	svc := mdns.NewMdnsService(h, n.tok.cfg.MDNS, mdnsNotifee{n})
-	if err := svc.Start(); err != nil {
-		// No multicast-capable interface: carry on without LAN discovery.
-		n.log.Warn("mDNS discovery unavailable; peers on this LAN will not be found automatically", "err", err)
-		svc.Close()
-		return
-	}
-	n.mu.Lock()
-	n.mdns = svc
-	n.mu.Unlock()
 }
 
 // connectPeer makes sure there is a direct connection to a peer heard about

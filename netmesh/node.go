@@ -12,12 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/mudler/edgevpn/pkg/blockchain"
 	"github.com/mudler/edgevpn/pkg/node"
 	ma "github.com/multiformats/go-multiaddr"
@@ -55,6 +56,8 @@ type Node struct {
 	boot    string          // random per node: lets peers tell a restart from a replay
 	started int64           // when this node was made (Unix ns): orders this machine's own restarts
 
+	traffic *metrics.BandwidthCounter // what the streams carry: Traffic
+
 	up   chan struct{} // closed once listening and joined
 	done chan struct{} // closed when the node has stopped
 
@@ -67,7 +70,7 @@ type Node struct {
 	host     host.Host
 	ev       *node.Node
 	dht      *dht.IpfsDHT // the members' DHT; nil when off
-	mdns     mdns.Service
+	mdns     *lanDiscovery
 	services map[string]string // exposed service name -> local address
 	// streamPeers maps the local address of a connection to an exposed
 	// service to the peer whose stream it carries.
@@ -135,6 +138,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		redialing: map[peer.ID]bool{},
 		redialed:  map[peer.ID]time.Time{},
 		entering:  map[peer.ID]time.Time{},
+		traffic:   metrics.NewBandwidthCounter(),
 		announce:  make(chan struct{}, 1),
 	}
 	n.roster = newRoster(cfg.HeartbeatInterval)
@@ -331,6 +335,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	p2pOpts = append(p2pOpts, n.traversalOptions()...)
+	p2pOpts = append(p2pOpts, libp2p.BandwidthReporter(n.traffic))
 	// EdgeVPN's mDNS cannot be stopped, so it stays off here and startMDNS
 	// runs go-libp2p's own. EdgeVPN's DHT would bootstrap from the public
 	// IPFS nodes: the members' DHT (startDHT) replaces it.

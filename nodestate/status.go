@@ -69,6 +69,8 @@ type Status struct {
 	// this node directly: "public", "private" (behind a NAT: reached
 	// through relays and hole punching) or "unknown" (not yet asked).
 	Reachability string `json:"reachability,omitempty"`
+	// MeshTraffic is what the mesh carried since the node started.
+	MeshTraffic *MeshTraffic `json:"mesh_traffic,omitempty"`
 
 	Engine EngineStatus `json:"engine"`
 	// Devices are this node's devices and what each offers; those the
@@ -152,4 +154,19 @@ type WorkerState struct {
 	// head whose version it runs when that is not this node's own.
 	Release string `json:"release,omitempty"`
 	Matches string `json:"matches,omitempty"`
+}
+
+// MeshTraffic is what the mesh carried since the node started, in bytes:
+// the payload of its streams (gossip, pings, tunnels...), in all and by
+// libp2p protocol. Transport overhead and LAN discovery are not counted.
+type MeshTraffic struct {
+	In         int64                `json:"in_bytes"`
+	Out        int64                `json:"out_bytes"`
+	ByProtocol map[string]ByteCount `json:"by_protocol,omitempty"`
+}
+
+// ByteCount is bytes in and out.
+type ByteCount struct {
+	In  int64 `json:"in_bytes"`
+	Out int64 `json:"out_bytes"`
 }

@@ -20,6 +20,7 @@ var processWide = []string{
 	"github.com/ipfs/go-cid",
 	"os/signal.signal_recv",
 	"runtime.ensureSigM",
+	"github.com/libp2p/go-flow-metrics.(*sweeper).run", // the meters of every node's traffic count
 }
 
 // CheckLeaks fails the test if goroutines started during it are still running

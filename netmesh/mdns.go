@@ -1,0 +1,219 @@
+package netmesh
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/zeroconf/v2"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// LAN discovery (mDNS) in the records go-libp2p's mdns service uses, so
+// that every version of Potluck finds every other: a service named by the
+// token, whose TXT records are "dnsaddr=" and a member's full addresses.
+//
+// go-libp2p's service asks the LAN about the service once a minute for as
+// long as it runs, and every member answers every question to all. On a
+// LAN of n members that is n questions a minute and n answers to each,
+// each heard by every member: at 50 members, 2,450 answers a minute, most
+// of a quiet member's traffic. Here every member answers, but only a
+// member connected to no other asks: one that is in the mesh hears of
+// newcomers through it, as soon as a newcomer's own question reaches
+// any member.
+const (
+	mdnsDomain     = "local"
+	mdnsTXTPrefix  = "dnsaddr="
+	mdnsAloneCheck = time.Second      // how often a member looks whether it is alone
+	mdnsRetry      = 30 * time.Second // after a question failed
+)
+
+// lanDiscovery is a node's mDNS: its answer to the LAN, and the questions
+// it asks while alone.
+type lanDiscovery struct {
+	server *zeroconf.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (d *lanDiscovery) Close() {
+	d.cancel()
+	d.server.Shutdown()
+	d.wg.Wait()
+}
+
+func (n *Node) startMDNS(h host.Host) {
+	d, err := n.newLANDiscovery(h)
+	if err != nil {
+		// No multicast-capable interface: carry on without LAN discovery.
+		n.log.Warn("mDNS discovery unavailable; peers on this LAN will not be found automatically", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.mdns = d
+	n.mu.Unlock()
+}
+
+func (n *Node) newLANDiscovery(h host.Host) (*lanDiscovery, error) {
+	listen, err := h.Network().InterfaceListenAddresses()
+	if err != nil {
+		return nil, err
+	}
+	var txts, ips []string
+	var ip4, ip6 bool
+	for _, a := range listen {
+		if !lanAddr(a) {
+			continue
+		}
+		txts = append(txts, mdnsTXTPrefix+a.Encapsulate(ma.StringCast("/p2p/"+h.ID().String())).String())
+		first, _ := ma.SplitFirst(a)
+		switch code := first.Protocol().Code; {
+		case code == ma.P_IP4 && !ip4:
+			ip4 = true
+			ips = append(ips, first.Value())
+		case code == ma.P_IP6 && !ip6:
+			ip6 = true
+			ips = append(ips, first.Value())
+		}
+	}
+	if len(ips) == 0 {
+		return nil, errors.New("no IP address to announce")
+	}
+	var b [24]byte
+	rand.Read(b[:])
+	name := hex.EncodeToString(b[:]) // the instance and host name: random, like go-libp2p's
+	// The port is required and unused: the TXT records carry the addresses.
+	server, err := zeroconf.RegisterProxy(name, n.tok.cfg.MDNS, mdnsDomain, DefaultPort, name, ips, txts, nil)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &lanDiscovery{server: server, cancel: cancel}
+	d.wg.Go(func() { n.askWhileAlone(ctx, h) })
+	return d, nil
+}
+
+// lanAddr says whether a is an address for the LAN's records: an IP (or
+// a .local name) and a transport, no relay or browser transport.
+func lanAddr(a ma.Multiaddr) bool {
+	first, _ := ma.SplitFirst(a)
+	if first == nil {
+		return false
+	}
+	switch first.Protocol().Code {
+	case ma.P_IP4, ma.P_IP6:
+	case ma.P_DNS, ma.P_DNS4, ma.P_DNS6:
+		if !strings.HasSuffix(strings.ToLower(first.Value()), ".local") {
+			return false
+		}
+	default:
+		return false
+	}
+	ok := true
+	ma.ForEach(a, func(c ma.Component) bool {
+		switch c.Protocol().Code {
+		case ma.P_CIRCUIT, ma.P_WEBTRANSPORT, ma.P_WEBRTC, ma.P_WEBRTC_DIRECT, ma.P_WS, ma.P_WSS:
+			ok = false
+		}
+		return ok
+	})
+	return ok
+}
+
+// askWhileAlone asks the LAN for members while this node is connected to
+// none, and stops asking once it is. A question that fails (no multicast
+// here) is asked again after mdnsRetry.
+func (n *Node) askWhileAlone(ctx context.Context, h host.Host) {
+	alone := func() bool { return len(h.Network().Peers()) == 0 }
+	tick := time.NewTicker(mdnsAloneCheck)
+	defer tick.Stop()
+	for {
+		wait := mdnsAloneCheck
+		if alone() && !n.askLAN(ctx, h, alone, tick.C) {
+			wait = mdnsRetry
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// askLAN asks until ctx ends or, looked at on each tick, alone says no;
+// it returns false if the question failed. zeroconf asks at once, then at
+// growing intervals up to a minute.
+func (n *Node) askLAN(ctx context.Context, h host.Host, alone func() bool, tick <-chan time.Time) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	entries := make(chan *zeroconf.ServiceEntry, 64)
+	failed := make(chan error, 1)
+	go func() { failed <- zeroconf.Browse(ctx, n.tok.cfg.MDNS, mdnsDomain, entries) }()
+	// stop ends the question and waits for it; zeroconf's sends of
+	// entries do not watch ctx, so what it still sends is read.
+	stop := func() {
+		cancel()
+		for {
+			select {
+			case _, ok := <-entries:
+				if !ok {
+					entries = nil
+				}
+			case <-failed:
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stop()
+			return true
+		case err := <-failed:
+			cancel()
+			n.log.Debug("mDNS question failed", "err", err)
+			return false
+		case <-tick:
+			if !alone() {
+				stop()
+				return true
+			}
+		case e, ok := <-entries:
+			if !ok {
+				entries = nil // ended: failed says why
+				continue
+			}
+			for _, pi := range mdnsPeers(e) {
+				if pi.ID != h.ID() {
+					go n.lanPeerFound(pi)
+				}
+			}
+		}
+	}
+}
+
+// mdnsPeers reads a member's addresses from its TXT records.
+func mdnsPeers(e *zeroconf.ServiceEntry) []peer.AddrInfo {
+	var addrs []ma.Multiaddr
+	for _, s := range e.Text {
+		v, ok := strings.CutPrefix(s, mdnsTXTPrefix)
+		if !ok {
+			continue
+		}
+		if a, err := ma.NewMultiaddr(v); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(addrs...)
+	if err != nil {
+		return nil
+	}
+	return infos
+}
