@@ -372,7 +372,7 @@ func stress50(t *testing.T, ta *tally) {
 	time.Sleep(idle)
 	after, d := read(), time.Since(t0).Seconds()
 	var link, mdns []float64
-	perProto := map[string][]float64{}
+	perProto := map[string][2][]float64{} // in, out
 	for i := range members {
 		ta.add(figIdle50, float64(after[i].bytes-before[i].bytes)/1e3/d)
 		ta.add(figCPU50, float64(after[i].ticks-before[i].ticks)/100/d*100) // clock ticks of 10 ms
@@ -380,15 +380,18 @@ func stress50(t *testing.T, ta *tally) {
 		mdns = append(mdns, float64(after[i].mdns-before[i].mdns)/1e3/d)
 		for p, c := range after[i].mesh {
 			b := before[i].mesh[p]
-			perProto[p] = append(perProto[p], float64(c.In+c.Out-b.In-b.Out)/1e3/d)
+			io := perProto[p]
+			io[0] = append(io[0], float64(c.In-b.In)/1e3/d)
+			io[1] = append(io[1], float64(c.Out-b.Out)/1e3/d)
+			perProto[p] = io
 		}
 	}
 	// Where the idle traffic goes, as medians over the members (KB/s):
 	// the link's bytes, mDNS's (multicast), and each libp2p protocol's
-	// payload (the rest is TCP, encryption and multiplexing).
+	// payload in and out (the rest is TCP, encryption and multiplexing).
 	parts := []string{fmt.Sprintf("link %.1f", median(link)), fmt.Sprintf("mDNS %.2f", median(mdns))}
 	for _, p := range slices.Sorted(maps.Keys(perProto)) {
-		parts = append(parts, fmt.Sprintf("%s %.2f", p, median(perProto[p])))
+		parts = append(parts, fmt.Sprintf("%s %.2f in, %.2f out", p, median(perProto[p][0]), median(perProto[p][1])))
 	}
 	t.Logf("idle traffic per member, KB/s (medians of %d): %s", len(members), strings.Join(parts, ", "))
 
