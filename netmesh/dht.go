@@ -63,12 +63,8 @@ func (n *Node) rendezvousLoop(ctx context.Context, h host.Host, rd *drouting.Rou
 	rv := n.rendezvous()
 	wait := dhtFirstLookup
 	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		wait = min(wait*2, dhtMaxPeriod)
 		if len(h.Network().Peers()) == 0 {

@@ -36,12 +36,8 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 		if reached(h, pi.ID) {
 			next = 5 * time.Second // just check on it now and then
 		}
-		t := time.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, next) {
 			return
-		case <-t.C:
 		}
 	}
 }
@@ -140,4 +136,16 @@ func reached(h host.Host, pid peer.ID) bool {
 func isRelayString(a string) bool {
 	m, err := ma.NewMultiaddr(a)
 	return err == nil && isRelayAddr(m)
+}
+
+// sleep waits d, or until ctx ends; it says whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -262,12 +262,8 @@ func (n *Node) rejoinLoop(ctx context.Context, h host.Host) {
 			}
 			lastSave = time.Now()
 		}
-		t := time.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, next) {
 			return
-		case <-t.C:
 		}
 	}
 }

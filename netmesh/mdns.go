@@ -138,12 +138,8 @@ func (n *Node) askWhileAlone(ctx context.Context, h host.Host) {
 		if alone() && !n.askLAN(ctx, h, alone, tick.C) {
 			wait = mdnsRetry
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }
