@@ -81,6 +81,7 @@ var depRules = map[string]depRule{
 	// Packaging holds installers' files; internal/ holds leaves.
 	"packaging":           {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/atomicfile": {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
+	"internal/ctxtime":    {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/download":   {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/memcg":      {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},
 	"internal/rangeserve": {not: slices.Concat(core, ours("engine", "netmesh", "hw", "host"))},

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	"github.com/potluck-gpu/potluck/internal/ctxtime"
 )
 
 // The members' DHT. It is a Kademlia DHT of its own: its protocol names
@@ -63,7 +64,7 @@ func (n *Node) rendezvousLoop(ctx context.Context, h host.Host, rd *drouting.Rou
 	rv := n.rendezvous()
 	wait := dhtFirstLookup
 	for {
-		if !sleep(ctx, wait) {
+		if !ctxtime.Sleep(ctx, wait) {
 			return
 		}
 		wait = min(wait*2, dhtMaxPeriod)

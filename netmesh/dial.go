@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/potluck-gpu/potluck/internal/ctxtime"
 )
 
 // keepConnected dials a bootstrap peer and redials it whenever the connection
@@ -36,7 +37,7 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 		if reached(h, pi.ID) {
 			next = 5 * time.Second // just check on it now and then
 		}
-		if !sleep(ctx, next) {
+		if !ctxtime.Sleep(ctx, next) {
 			return
 		}
 	}
@@ -136,16 +137,4 @@ func reached(h host.Host, pid peer.ID) bool {
 func isRelayString(a string) bool {
 	m, err := ma.NewMultiaddr(a)
 	return err == nil && isRelayAddr(m)
-}
-
-// sleep waits d, or until ctx ends; it says whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -19,6 +19,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/potluck-gpu/potluck/internal/atomicfile"
+	"github.com/potluck-gpu/potluck/internal/ctxtime"
 )
 
 // The address book: every member this node has met, with the addresses it
@@ -262,7 +263,7 @@ func (n *Node) rejoinLoop(ctx context.Context, h host.Host) {
 			}
 			lastSave = time.Now()
 		}
-		if !sleep(ctx, next) {
+		if !ctxtime.Sleep(ctx, next) {
 			return
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/zeroconf/v2"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/potluck-gpu/potluck/internal/ctxtime"
 )
 
 // LAN discovery (mDNS) in the records go-libp2p's mdns service uses, so
@@ -138,7 +139,7 @@ func (n *Node) askWhileAlone(ctx context.Context, h host.Host) {
 		if alone() && !n.askLAN(ctx, h, alone, tick.C) {
 			wait = mdnsRetry
 		}
-		if !sleep(ctx, wait) {
+		if !ctxtime.Sleep(ctx, wait) {
 			return
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/potluck-gpu/potluck/internal/ctxtime"
 	"github.com/potluck-gpu/potluck/ledger"
 )
 
@@ -138,7 +139,7 @@ func (s *Server) dispatch(c *gin.Context, u upstream, start time.Time) {
 			}
 			// Every backend failed before answering. A head whose worker
 			// just died is re-planning: wait for it, within WaitReady.
-			if time.Now().After(deadline) || !sleepCtx(c.Request.Context(), 200*time.Millisecond) {
+			if time.Now().After(deadline) || !ctxtime.Sleep(c.Request.Context(), 200*time.Millisecond) {
 				break
 			}
 			if backends, err = s.backends(c.Request.Context(), u.model); err != nil {
@@ -175,18 +176,6 @@ func (s *Server) dispatch(c *gin.Context, u upstream, start time.Time) {
 	}
 	apiError(c, status, "server_error", msg)
 	s.record(RequestRecord{Time: start, Model: u.model, Status: status, Duration: time.Since(start)})
-}
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // backends asks the router, waiting up to WaitReady while the model loads.
