@@ -337,7 +337,7 @@ func (n *Node) start(ctx context.Context) error {
 	p2pOpts = append(p2pOpts, n.traversalOptions()...)
 	p2pOpts = append(p2pOpts, libp2p.BandwidthReporter(n.traffic))
 	// EdgeVPN's mDNS cannot be stopped, so it stays off here and startMDNS
-	// runs go-libp2p's own. EdgeVPN's DHT would bootstrap from the public
+	// runs Potluck's (mdns.go). EdgeVPN's DHT would bootstrap from the public
 	// IPFS nodes: the members' DHT (startDHT) replaces it.
 	ev, err := node.New(
 		node.Logger(newEdgeLogger(n.log, lvl)),
