@@ -132,11 +132,9 @@ func lanAddr(a ma.Multiaddr) bool {
 // here) is asked again after mdnsRetry.
 func (n *Node) askWhileAlone(ctx context.Context, h host.Host) {
 	alone := func() bool { return len(h.Network().Peers()) == 0 }
-	tick := time.NewTicker(mdnsAloneCheck)
-	defer tick.Stop()
 	for {
 		wait := mdnsAloneCheck
-		if alone() && !n.askLAN(ctx, h, alone, tick.C) {
+		if alone() && !n.askLAN(ctx, h, alone) {
 			wait = mdnsRetry
 		}
 		if !ctxtime.Sleep(ctx, wait) {
@@ -145,10 +143,12 @@ func (n *Node) askWhileAlone(ctx context.Context, h host.Host) {
 	}
 }
 
-// askLAN asks until ctx ends or, looked at on each tick, alone says no;
-// it returns false if the question failed. zeroconf asks at once, then at
-// growing intervals up to a minute.
-func (n *Node) askLAN(ctx context.Context, h host.Host, alone func() bool, tick <-chan time.Time) bool {
+// askLAN asks until ctx ends or, looked at every mdnsAloneCheck, alone
+// says no; it returns false if the question failed. zeroconf asks at once,
+// then at growing intervals up to a minute.
+func (n *Node) askLAN(ctx context.Context, h host.Host, alone func() bool) bool {
+	tick := time.NewTicker(mdnsAloneCheck)
+	defer tick.Stop()
 	ctx, cancel := context.WithCancel(ctx)
 	entries := make(chan *zeroconf.ServiceEntry, 64)
 	failed := make(chan error, 1)
@@ -177,7 +177,7 @@ func (n *Node) askLAN(ctx context.Context, h host.Host, alone func() bool, tick 
 			cancel()
 			n.log.Debug("mDNS question failed", "err", err)
 			return false
-		case <-tick:
+		case <-tick.C:
 			if !alone() {
 				stop()
 				return true
