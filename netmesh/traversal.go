@@ -96,7 +96,8 @@ func (n *Node) traversalOptions() []libp2p.Option {
 	if n.cfg.Traversal {
 		opts = append(opts,
 			libp2p.EnableRelay(),
-			libp2p.EnableRelayService(relayv2.WithResources(relayResources), relayv2.WithACL(relayACL{n})),
+			// The relay service is not libp2p's (EnableRelayService):
+			// see relayServer.
 			libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
 				autorelay.WithMinCandidates(1),
 				autorelay.WithNumRelays(2),
@@ -209,19 +210,33 @@ func (t punchTracer) Trace(e *holepunch.Event) {
 	t.n.log.Info("hole punching failed; staying relayed", "peer", e.Remote.String(), "err", end.Error)
 }
 
-// watchReachability follows what AutoNAT says about this node.
+// watchReachability follows what AutoNAT says about this node, and serves
+// relays for members accordingly (relayServer).
 func (n *Node) watchReachability(ctx context.Context, h host.Host) {
 	sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
 	if err != nil {
-		n.log.Debug("reachability events unavailable", "err", err)
+		n.log.Warn("reachability events unavailable: this node relays for no member", "err", err)
 		return
 	}
+	relays := newRelayServer(h, n.log, relayv2.WithResources(relayResources), relayv2.WithACL(relayACL{n}))
+	dialedIn := make(chan struct{}, 1)
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if dialedFromOutside(c) {
+			select {
+			case dialedIn <- struct{}{}:
+			default:
+			}
+		}
+	}})
 	n.spawn(func() {
+		defer relays.close()
 		defer sub.Close()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-dialedIn:
+				relays.dialedIn()
 			case e, ok := <-sub.Out():
 				if !ok {
 					return
@@ -231,6 +246,7 @@ func (n *Node) watchReachability(ctx context.Context, h host.Host) {
 				changed := n.trav.reachability != r
 				n.trav.reachability = r
 				n.trav.mu.Unlock()
+				relays.reachability(r)
 				if changed {
 					n.log.Info("reachability from the internet", "reachable", reachabilityString(r))
 				}
