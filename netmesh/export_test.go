@@ -111,3 +111,12 @@ func HeartbeatPace(msg string) (from string, every time.Duration, ok bool) {
 
 // PaceEvery is paceEvery.
 var PaceEvery = paceEvery
+
+// SplitLAN makes members alone never ask the LAN, as when their questions'
+// answers are lost, and members in the mesh ask every meshAsk per member:
+// until the test ends.
+func SplitLAN(t interface{ Cleanup(func()) }, meshAsk time.Duration) {
+	alone, ask := mdnsAskAlone, mdnsMeshAsk
+	mdnsAskAlone, mdnsMeshAsk = false, meshAsk
+	t.Cleanup(func() { mdnsAskAlone, mdnsMeshAsk = alone, ask })
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	mathrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -24,15 +25,32 @@ import (
 // long as it runs, and every member answers every question to all. On a
 // LAN of n members that is n questions a minute and n answers to each,
 // each heard by every member: at 50 members, 2,450 answers a minute, most
-// of a quiet member's traffic. Here every member answers, but only a
-// member connected to no other asks: one that is in the mesh hears of
-// newcomers through it, as soon as a newcomer's own question reaches
-// any member.
+// of a quiet member's traffic. Here every member answers, but:
+//
+//   - a member connected to no other asks until it is;
+//   - a member in the mesh asks seldom, once every mdnsMeshAsk for each
+//     member it is connected to (jittered), so that the mesh as a whole
+//     asks about once every mdnsMeshAsk whatever its size. Two groups of
+//     one network on one LAN that formed apart (49 members starting at
+//     once lose answers in the burst; two invites from two members) find
+//     each other that way: without it they never did.
+//
+// Members in the mesh hear of newcomers through it, as soon as a
+// newcomer's own question reaches any member.
 const (
 	mdnsDomain     = "local"
 	mdnsTXTPrefix  = "dnsaddr="
 	mdnsAloneCheck = time.Second      // how often a member looks whether it is alone
 	mdnsRetry      = 30 * time.Second // after a question failed
+	mdnsMeshQuery  = 3 * time.Second  // how long a member in the mesh listens: one question (zeroconf asks again after 4 s)
+)
+
+// mdnsMeshAsk is how often the mesh as a whole asks the LAN (tests shorten
+// it), and mdnsAskAlone whether a member alone asks (tests turn it off to
+// split a LAN in two).
+var (
+	mdnsMeshAsk  = time.Minute
+	mdnsAskAlone = true
 )
 
 // lanDiscovery is a node's mDNS: its answer to the LAN, and the questions
@@ -96,7 +114,7 @@ func (n *Node) newLANDiscovery(h host.Host) (*lanDiscovery, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &lanDiscovery{server: server, cancel: cancel}
-	d.wg.Go(func() { n.askWhileAlone(ctx, h) })
+	d.wg.Go(func() { n.askWhenDue(ctx, h) })
 	return d, nil
 }
 
@@ -127,21 +145,47 @@ func lanAddr(a ma.Multiaddr) bool {
 	return ok
 }
 
-// askWhileAlone asks the LAN for members while this node is connected to
-// none, and stops asking once it is. A question that fails (no multicast
+// askWhenDue asks the LAN for members while this node is connected to
+// none, and stops asking once it is; in the mesh it asks for
+// mdnsMeshQuery when meshAskDue says. A question that fails (no multicast
 // here) is asked again after mdnsRetry.
-func (n *Node) askWhileAlone(ctx context.Context, h host.Host) {
+func (n *Node) askWhenDue(ctx context.Context, h host.Host) {
 	alone := func() bool { return len(h.Network().Peers()) == 0 }
+	last, jitter := time.Now(), meshAskJitter()
 	for {
 		wait := mdnsAloneCheck
-		if alone() && !n.askLAN(ctx, h, alone) {
-			wait = mdnsRetry
+		switch {
+		case alone() && mdnsAskAlone:
+			if !n.askLAN(ctx, h, alone) {
+				wait = mdnsRetry
+			}
+			last, jitter = time.Now(), meshAskJitter()
+		case !alone() && meshAskDue(time.Since(last), len(h.Network().Peers()), jitter):
+			query, cancel := context.WithTimeout(ctx, mdnsMeshQuery)
+			if !n.askLAN(query, h, func() bool { return true }) {
+				wait = mdnsRetry
+			}
+			cancel()
+			last, jitter = time.Now(), meshAskJitter()
 		}
 		if !ctxtime.Sleep(ctx, wait) {
 			return
 		}
 	}
 }
+
+// meshAskDue says whether a member in the mesh that last asked the LAN
+// (or started) since ago, and is connected to peers members, asks again:
+// after mdnsMeshAsk for each of them and itself, times jitter. It is
+// looked at with the present count, so a member that has just started
+// and is still meeting the others waits as long as they do.
+func meshAskDue(since time.Duration, peers int, jitter float64) bool {
+	return since >= time.Duration(float64(mdnsMeshAsk)*float64(peers+1)*jitter)
+}
+
+// meshAskJitter spreads the members' questions: between half and one and
+// a half times the interval.
+func meshAskJitter() float64 { return 0.5 + mathrand.Float64() }
 
 // askLAN asks until ctx ends or, looked at every mdnsAloneCheck, alone
 // says no; it returns false if the question failed. zeroconf asks at once,

@@ -2,6 +2,7 @@ package netmesh_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -11,10 +12,10 @@ import (
 	"github.com/potluck-gpu/potluck/netmesh/netmeshtest"
 )
 
-// Members in the mesh stop asking the LAN for members, so a quiet LAN
-// carries no mDNS at all; a newcomer's own question is still answered,
-// and it joins by mDNS alone.
-func TestMDNSOnlyTheAloneAsk(t *testing.T) {
+// Members in the mesh seldom ask the LAN for members (3 members, each
+// once in 1.5 to 4.5 minutes), so a quiet LAN carries almost no mDNS; a
+// newcomer's own question is still answered, and it joins by mDNS alone.
+func TestMDNSMembersInTheMeshSeldomAsk(t *testing.T) {
 	mdnsEnv(t, "multicast")
 	netmeshtest.CheckLeaks(t)
 	tok, err := netmesh.NewToken()
@@ -43,6 +44,28 @@ func TestMDNSOnlyTheAloneAsk(t *testing.T) {
 	late := netmeshtest.Cluster(t, 1, netmeshtest.WithToken(tok), lanOnly("late"))
 	netmeshtest.WaitConverged(t, append(nodes, late...), 10*time.Second)
 	t.Logf("a newcomer found the members by mDNS %v after its start", time.Since(start).Round(time.Millisecond))
+}
+
+// Two groups of one network on one LAN that formed apart, each through its
+// own invite, and never asked the LAN while alone (as when the answers are
+// lost in a burst), find each other: members in the mesh ask too, seldom.
+func TestMDNSJoinsGroupsThatFormedApart(t *testing.T) {
+	mdnsEnv(t, "multicast")
+	netmeshtest.CheckLeaks(t)
+	netmesh.SplitLAN(t, time.Second) // each asks every 1 to 3 s
+	tok, err := netmesh.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withMDNS := netmeshtest.WithConfig(func(i int, c *netmesh.Config) { c.MDNS = true })
+	a := netmeshtest.Cluster(t, 2, netmeshtest.WithToken(tok), withMDNS)
+	b := netmeshtest.Cluster(t, 2, netmeshtest.WithToken(tok), withMDNS,
+		netmeshtest.WithConfig(func(i int, c *netmesh.Config) { c.Name = fmt.Sprintf("b%d", i) }))
+	netmeshtest.WaitConverged(t, a, 10*time.Second)
+	netmeshtest.WaitConverged(t, b, 10*time.Second)
+	start := time.Now()
+	netmeshtest.WaitConverged(t, append(a, b...), 20*time.Second)
+	t.Logf("the two groups met %v after both formed", time.Since(start).Round(time.Millisecond))
 }
 
 // countMDNSQuestions counts the mDNS questions sent on the loopback
