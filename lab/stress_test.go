@@ -352,7 +352,7 @@ func stress50(t *testing.T, ta *tally) {
 		// size a heartbeat comes every 35 s. Idle is after that.
 		time.Sleep(90 * time.Second)
 	} else {
-		ta.miss(t, figConverge50, fmt.Sprintf("after 3 min, %s", pairsOnline(members)))
+		ta.miss(t, figConverge50, fmt.Sprintf("after 3 min, %s; groups that see each other: %v", pairsOnline(members), groupsOnline(members)))
 	}
 
 	type sample struct {
@@ -463,6 +463,42 @@ func pairsOnline(ns []*lab.Node) string {
 		}
 	}
 	return fmt.Sprintf("%d of %d pairs see each other online", on, all)
+}
+
+// groupsOnline is the sizes of the groups of ns whose members see each
+// other online, directly or through others, largest first: [50] is one
+// mesh, [43 1 1 1 1 1 1] six members alone, [25 24] a LAN split in two.
+func groupsOnline(ns []*lab.Node) []int {
+	idx := map[string]int{}
+	for i, n := range ns {
+		idx[n.PeerID()] = i
+	}
+	parent := make([]int, len(ns))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if parent[i] != i {
+			parent[i] = find(parent[i])
+		}
+		return parent[i]
+	}
+	for i, n := range ns {
+		for id := range n.OnlinePeers() {
+			if j, ok := idx[id]; ok {
+				parent[find(i)] = find(j)
+			}
+		}
+	}
+	sizes := map[int]int{}
+	for i := range ns {
+		sizes[find(i)]++
+	}
+	out := slices.Collect(maps.Values(sizes))
+	slices.Sort(out)
+	slices.Reverse(out)
+	return out
 }
 
 // linkBytes is what namespace ns's lan0 received and sent so far.
