@@ -154,13 +154,13 @@ func (n *Node) askWhenDue(ctx context.Context, h host.Host) {
 	last, jitter := time.Now(), meshAskJitter()
 	for {
 		wait := mdnsAloneCheck
-		switch {
-		case alone() && mdnsAskAlone:
+		switch peers := len(h.Network().Peers()); {
+		case peers == 0 && mdnsAskAlone:
 			if !n.askLAN(ctx, h, alone) {
 				wait = mdnsRetry
 			}
 			last, jitter = time.Now(), meshAskJitter()
-		case !alone() && meshAskDue(time.Since(last), len(h.Network().Peers()), jitter):
+		case peers > 0 && meshAskDue(time.Since(last), peers, jitter):
 			query, cancel := context.WithTimeout(ctx, mdnsMeshQuery)
 			if !n.askLAN(query, h, func() bool { return true }) {
 				wait = mdnsRetry
