@@ -150,13 +150,12 @@ func (n *Node) sendHeartbeat(full bool) time.Duration {
 	n.self.mu.Lock()
 	n.self.seq++
 	hb := heartbeat{
-		V:       heartbeatVersion,
-		ID:      n.id.String(),
-		Boot:    n.boot,
-		Start:   n.started,
-		Seq:     n.self.seq,
-		EveryMS: pace.Milliseconds(),
-		Want:    n.roster.missingInfo(maxWant),
+		V:     heartbeatVersion,
+		ID:    n.id.String(),
+		Boot:  n.boot,
+		Start: n.started,
+		Seq:   n.self.seq,
+		Want:  n.roster.missingInfo(maxWant),
 	}
 	raw, _ := json.Marshal(n.self.info)
 	n.self.sinceFull++
@@ -174,6 +173,13 @@ func (n *Node) sendHeartbeat(full bool) time.Duration {
 			hb.Addrs = append(hb.Addrs, a.String())
 		}
 	}
+	if hb.Info == nil && len(hb.Want) == 0 && len(hb.Addrs) == 0 && pace > n.cfg.HeartbeatInterval {
+		// An idle member of a large mesh with a direct connection to
+		// every online peer (else Addrs would be set): see idleStretch.
+		pace *= idleStretch
+	}
+	hb.EveryMS = pace.Milliseconds()
+	n.every.Store(int64(pace))
 	b, err := json.Marshal(hb)
 	if err != nil {
 		n.log.Error("encode heartbeat", "err", err)
@@ -235,6 +241,8 @@ func (n *Node) handleMessage(_ *blockchain.Ledger, m *hub.Message, _ chan *hub.M
 		if f := n.cfg.OnNotice; f != nil {
 			f(signer.String(), payload)
 		}
+	case bytes.Equal(codec, codecLeaving):
+		n.handleLeaving(signer.String(), payload)
 	default:
 		n.log.Debug("ignored a message of an unknown type", "from", signer.String())
 	}
@@ -302,15 +310,23 @@ func (n *Node) handleHeartbeat(signer peer.ID, payload []byte) {
 	n.connectPeer(signer, hb.Addrs)
 }
 
-// pingEvery is the RTT measurement period in heartbeats.
-const pingEvery = 3
+// pingEvery is the RTT measurement period in heartbeats, and
+// maxPingPeriod its bound.
+const (
+	pingEvery     = 3
+	maxPingPeriod = 5 * time.Minute
+)
 
 // pingLoop measures the round trip to every online peer over its direct
 // connection with libp2p's ping protocol.
 func (n *Node) pingLoop(ctx context.Context) {
 	h := n.getHost()
 	period := func() time.Duration {
-		return min(max(pingEvery*n.pace(), 100*time.Millisecond), 2*time.Minute)
+		every := time.Duration(n.every.Load())
+		if every <= 0 {
+			every = n.pace()
+		}
+		return min(max(pingEvery*every, 100*time.Millisecond), maxPingPeriod)
 	}
 	t := time.NewTimer(period())
 	defer t.Stop()

@@ -112,6 +112,9 @@ func HeartbeatPace(msg string) (from string, every time.Duration, ok bool) {
 // PaceEvery is paceEvery.
 var PaceEvery = paceEvery
 
+// IdleStretch is idleStretch.
+const IdleStretch = idleStretch
+
 // SplitLAN makes members alone never ask the LAN, as when their questions'
 // answers are lost, and members in the mesh ask every meshAsk per member:
 // until the test ends.

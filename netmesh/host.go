@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -69,6 +70,11 @@ func yamuxTransport() *yamux.Transport {
 	// leaves bulk transfers (model tensors) stalling on window updates; the
 	// memory bound per stream is the same as after growing.
 	c.InitialStreamWindowSize = c.MaxStreamWindowSize
+	// The round trip yamux measures only grows windows, which start at
+	// their largest: one measure when the connection opens is enough.
+	// The default, every 30 s from both ends of every connection, is a
+	// ping a second and more per member of a 50-member mesh, at idle.
+	c.MeasureRTTInterval = time.Hour
 	t := yamux.Transport(c)
 	return &t
 }

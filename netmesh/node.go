@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -65,7 +66,8 @@ type Node struct {
 	state    int
 	stopping bool // no new goroutines may start
 	cancel   context.CancelFunc
-	runCtx   context.Context // Run's; ends when the node stops
+	runCtx   context.Context    // Run's; ends when the node stops
+	evStop   context.CancelFunc // ends EdgeVPN's loops, after the leaving notice
 	runErr   error
 	host     host.Host
 	ev       *node.Node
@@ -88,6 +90,7 @@ type Node struct {
 	wg        sync.WaitGroup // goroutines started by this package
 
 	self     selfInfo
+	every    atomic.Int64 // time.Duration: the interval the last heartbeat announced
 	roster   *roster
 	book     *addrBook     // members met, for rejoining
 	trav     *traversal    // NAT traversal state
@@ -359,7 +362,13 @@ func (n *Node) start(ctx context.Context) error {
 	n.ev = ev
 	n.mu.Unlock()
 
-	startErr := ev.Start(ctx)
+	// EdgeVPN runs until shutdown has said this node is leaving, not
+	// until Run's context ends.
+	evCtx, evStop := context.WithCancel(context.WithoutCancel(ctx))
+	n.mu.Lock()
+	n.evStop = evStop
+	n.mu.Unlock()
+	startErr := ev.Start(evCtx)
 	h := ev.Host()
 	n.mu.Lock()
 	n.host = h
@@ -465,11 +474,17 @@ func (n *Node) shutdown() error {
 	for t := range n.tunnels {
 		tunnels = append(tunnels, t)
 	}
-	h, md, dht := n.host, n.mdns, n.dht
+	h, md, dht, evStop := n.host, n.mdns, n.dht, n.evStop
 	n.mu.Unlock()
 
 	for _, t := range tunnels {
 		t.Close()
+	}
+	if h != nil {
+		n.sayLeaving()
+	}
+	if evStop != nil {
+		evStop()
 	}
 	if h != nil {
 		n.noteMembers(h) // who was here, for the next start

@@ -172,7 +172,21 @@ type roster struct {
 	peers  map[string]*peerState
 	subs   map[*subscriber]struct{}
 	closed bool
+	// departed holds the members that said they were leaving (leave.go),
+	// so that their last heartbeats, handed on late by gossip, do not
+	// bring them back.
+	departed map[string]departure
 }
+
+type departure struct {
+	boot string
+	seq  uint64
+	at   time.Time
+}
+
+// departedFor is how long a leaving notice is remembered: far longer than
+// gossip keeps a message.
+const departedFor = 10 * time.Minute
 
 func newRoster(every time.Duration) *roster {
 	return &roster{defaultEvery: every, peers: map[string]*peerState{}, subs: map[*subscriber]struct{}{}}
@@ -195,6 +209,9 @@ func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (fresh, joined
 	}
 	every = min(max(every, 10*time.Millisecond), 10*time.Minute)
 
+	if d, ok := r.departed[hb.ID]; ok && hb.Boot == d.boot && hb.Seq <= d.seq {
+		return false, false // sent before it said it was leaving
+	}
 	p, known := r.peers[hb.ID]
 	restarted := known && hb.Boot != p.boot
 	if known {
@@ -243,6 +260,34 @@ func (r *roster) observe(hb heartbeat, raw []byte, now time.Time) (fresh, joined
 	// A peer that restarted has forgotten everyone: it needs full
 	// heartbeats as much as a newcomer.
 	return true, !wasOnline || restarted
+}
+
+// left takes a member's word that it is leaving after heartbeat seq of its
+// run boot: it is offline at once, and no heartbeat of that run up to seq
+// brings it back. It reports whether the member was online.
+func (r *roster) left(id, boot string, seq uint64, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	if r.departed == nil {
+		r.departed = map[string]departure{}
+	}
+	for k, d := range r.departed {
+		if now.Sub(d.at) > departedFor {
+			delete(r.departed, k)
+		}
+	}
+	r.departed[id] = departure{boot: boot, seq: seq, at: now}
+	p, ok := r.peers[id]
+	if !ok || !p.online || p.boot != boot {
+		return false
+	}
+	p.online, p.cut = false, true
+	p.cutBoot, p.cutSeq = boot, seq
+	r.emit(PeerOffline, p)
+	return true
 }
 
 // remove forgets a peer at once (it was blocked).

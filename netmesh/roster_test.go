@@ -238,3 +238,36 @@ func TestRosterMinRTT(t *testing.T) {
 		t.Fatalf("MinRTT %v after %d slower samples; want 200ms", p.MinRTT, rttSamples)
 	}
 }
+
+// A member that said it was leaving is offline at once, and its last
+// heartbeats, handed on late by gossip, bring it back neither where it
+// was known nor where it was not; its next run does.
+func TestRosterLeaving(t *testing.T) {
+	now := time.Now()
+	known, newcomer := newRoster(time.Second), newRoster(time.Second)
+	hb, raw := beat("A", "b1", 7, time.Second, NodeInfo{Name: "a"})
+	known.observe(hb, raw, now)
+	if !known.left("A", "b1", 7, now) {
+		t.Fatal("an online member that left was not marked offline")
+	}
+	newcomer.left("A", "b1", 7, now)
+	for _, r := range []*roster{known, newcomer} {
+		for _, seq := range []uint64{6, 7} {
+			hb, raw := beat("A", "b1", seq, time.Second, NodeInfo{Name: "a"})
+			if fresh, _ := r.observe(hb, raw, now.Add(time.Second)); fresh && r == newcomer {
+				t.Errorf("heartbeat %d, sent before leaving, taken as new", seq)
+			}
+			if p, ok := r.get("A"); ok && p.Online {
+				t.Errorf("heartbeat %d, sent before leaving, brought the member back", seq)
+			}
+		}
+		hb, raw := beat("A", "b2", 1, time.Second, NodeInfo{Name: "a"})
+		r.observe(hb, raw, now.Add(2*time.Second))
+		if p, ok := r.get("A"); !ok || !p.Online {
+			t.Error("the member's next run is not online")
+		}
+	}
+	if known.left("A", "b1", 7, now) {
+		t.Error("a notice of an earlier run marked the next one offline")
+	}
+}

@@ -11,26 +11,35 @@ import (
 // announces itself to every other. Measured in the lab with a 5 s
 // heartbeat, 20 members moved 79 KB/s each, nearly all of it gossip: each
 // heartbeat (about 0.9 KB sealed) reached every member about six times,
-// once flooded by its sender and again from each gossip neighbour. Four
-// things keep a large mesh quiet:
+// once flooded by its sender and again from each gossip neighbour. What
+// keeps a large mesh quiet:
 //
 //   - the heartbeat slows as the mesh grows (paceEvery), so the mesh as a
-//     whole sends about as many heartbeats as a mesh of paceMembers;
-//   - gossip keeps few neighbours and tells few others what it has
-//     (tuneGossip): members hold a direct connection to one another, and
-//     the sender floods its own messages to all of them, so forwarding
-//     and gossip only have to reach the few that are not;
+//     whole sends about as many heartbeats as a mesh of paceMembers, and
+//     an idle member with a direct connection to every peer slows down
+//     further (idleStretch);
+//   - nothing is forwarded (tuneGossip): members hold a direct connection
+//     to one another and a sender floods its own messages to all of them;
+//     the few a member reaches only through a relay hear of its messages
+//     from the others' gossip and fetch them;
+//   - yamux measures a connection's round trip once (host.go), not every
+//     30 s;
 //   - only a member alone asks the LAN for members often; the mesh as a
 //     whole asks about once a minute (mdns.go);
 //   - EdgeVPN's ledger, which Potluck leaves empty, is synced rarely.
 //
-// At 50 members on one LAN a member moves 13.6–14.8 KB/s (lab, stress50):
-// gossip is about 8 KB/s of it, half of that heartbeats forwarded to members
-// that had them from their sender; the rest is TCP and encryption.
+// Measured at 50 members on one LAN (lab, stress50), per member: 13.6–14.8
+// KB/s with gossip forwarded by 2 neighbours; 2.2 KB/s without forwarding,
+// with the idle stretch and yamux's round trip measured once (4.5 KB/s with
+// those but forwarding). What is left, about 15 packets a second, is by
+// count mostly the 49 connections' keepalives (yamux's, or the kernel's
+// once yamux's are rarer: a keepalive of 60 s instead of 30 s moved
+// nothing) and gossip's notes of what it holds.
 //
 // A member's liveness does not rest on the heartbeat alone: a member whose
-// last connection closes is offline at once (see lost.go), and pings keep
-// directly connected members alive between heartbeats.
+// last connection closes is offline at once (see lost.go), a member that
+// stops says so (leave.go), and pings keep directly connected members alive
+// between heartbeats.
 
 // paceMembers is the largest mesh that heartbeats at the configured
 // interval; past it the interval grows in proportion.
@@ -40,6 +49,15 @@ const paceMembers = 8
 // intervals: a member frozen (not disconnected) is noticed within about
 // three of them.
 const maxPace = 12
+
+// idleStretch slows the heartbeat of an idle member of a paced mesh (past
+// paceMembers) further, when it has a direct connection to every online
+// peer: its connections then tell its peers it is alive (yamux checks each
+// every 30 s, and a member whose last connection closes is offline at once,
+// lost.go), so a heartbeat that carries nothing new says nothing they need.
+// Anything new (info, a peer to ask, addresses) goes out at once and at
+// the mesh's pace.
+const idleStretch = 4
 
 // paceEvery is the heartbeat interval of a node with online peers, for a
 // configured interval of every.
@@ -53,16 +71,19 @@ func paceEvery(every time.Duration, online int) time.Duration {
 // it only needs to be rare.
 const ledgerSyncPeriod = 10 * time.Minute
 
-// Gossip neighbours per member, and the members told each second what
-// gossip holds (Dlazy). The defaults (6, between 5 and 12; 6, or a
+// Gossip neighbours per member (none), and the members told each second
+// what gossip received in the last second (Dlazy). The defaults (6
+// neighbours, between 5 and 12; gossip about the last 3 s to 6, or a
 // quarter of the others if more) suit a mesh whose members are not all
-// connected to each other. Measured at 50 members, idle: 3 neighbours and
-// gossip to a quarter moved 25.4 KB/s per member; gossip to 3, 17.5 KB/s;
-// 2 neighbours, 14.8 KB/s.
+// connected to each other. Here a sender's flood reaches every member it
+// is connected to, which is every member but the few behind relays, and
+// forwarding only sent each message again: a member heard each heartbeat
+// three times with 2 neighbours. Gossip to 3 reaches every member of a
+// small mesh, so a member behind a relay still hears every message there.
 const (
-	gossipD     = 2
-	gossipDlo   = 1
-	gossipDhi   = 4
+	gossipD     = 0
+	gossipDlo   = 0
+	gossipDhi   = 0
 	gossipDlazy = 3
 )
 
@@ -77,11 +98,12 @@ func tuneGossip() {
 		pubsub.GossipSubDlo = gossipDlo
 		pubsub.GossipSubDhi = gossipDhi
 		pubsub.GossipSubDlazy = gossipDlazy
-		pubsub.GossipSubDscore = 1
-		pubsub.GossipSubDout = 0 // below D/2
+		pubsub.GossipSubDscore = 0
+		pubsub.GossipSubDout = 0
 		// Gossip (IHAVE) goes to Dlazy peers a second, not a quarter of
-		// all: a sender floods its own messages to every member it is
-		// connected to, so gossip only mends the few it is not.
+		// all, and tells of each message once: it only mends the few
+		// members a sender is not connected to.
 		pubsub.GossipSubGossipFactor = 0
+		pubsub.GossipSubHistoryGossip = 1
 	})
 }

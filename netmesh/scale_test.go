@@ -9,8 +9,10 @@ import (
 	"github.com/potluck-gpu/potluck/netmesh/netmeshtest"
 )
 
-// Ten members heartbeat half as often as three: each announces the slower
+// Ten members heartbeat half as often as three, and, idle and all directly
+// connected, IdleStretch times slower again: each announces the slower
 // pace in its heartbeats, and no one goes offline while the pace changes.
+// A member with something new says it at once, at the mesh's pace.
 func TestHeartbeatSlowsAsTheMeshGrows(t *testing.T) {
 	netmeshtest.CheckLeaks(t)
 	const (
@@ -35,32 +37,50 @@ func TestHeartbeatSlowsAsTheMeshGrows(t *testing.T) {
 	}))
 	netmeshtest.WaitConverged(t, nodes, 30*time.Second)
 
-	want := netmesh.PaceEvery(every, n-1)
-	if want <= every {
-		t.Fatalf("a mesh of %d heartbeats every %v: the test needs one that slows down", n, want)
+	pace := netmesh.PaceEvery(every, n-1)
+	if pace <= every {
+		t.Fatalf("a mesh of %d heartbeats every %v: the test needs one that slows down", n, pace)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		slow := 0
-		for _, d := range paces {
-			if d == want {
-				slow++
-			}
-		}
-		mu.Unlock()
-		if slow == n-1 {
-			break
-		}
-		if time.Now().After(deadline) {
+	idle := pace * netmesh.IdleStretch
+	waitPaces := func(within time.Duration, ok func(from string, d time.Duration) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
 			mu.Lock()
-			t.Fatalf("after 10 s, %d of %d members announce %v: %v", slow, n-1, want, paces)
+			k := 0
+			for from, d := range paces {
+				if ok(from, d) {
+					k++
+				}
+			}
+			mu.Unlock()
+			if k == n-1 {
+				return
+			}
+			if time.Now().After(deadline) {
+				mu.Lock()
+				defer mu.Unlock()
+				t.Fatalf("after %v, %d of %d members announce %s: %v", within, k, n-1, what, paces)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	// Four of the slower beats: a member that did not say it slowed down
-	// would have been judged on the faster one and gone offline.
-	time.Sleep(4 * want)
+	waitPaces(10*time.Second, func(_ string, d time.Duration) bool { return d == idle }, idle.String())
+
+	// Something new from one member goes out at once, at the mesh's pace;
+	// the others stay idle.
+	changed := nodes[1].Info().PeerID
+	nodes[1].SetInfo(func(i *netmesh.NodeInfo) { i.Name = "renamed" })
+	waitPaces(2*time.Second, func(from string, d time.Duration) bool {
+		if from == changed {
+			return d == pace
+		}
+		return d == idle
+	}, "the idle pace but the renamed one "+pace.String())
+
+	// Four of the slowest beats: a member that did not say it slowed down
+	// would have been judged on a faster one and gone offline.
+	time.Sleep(4 * idle)
 	for _, nd := range nodes {
 		for _, p := range nd.Peers() {
 			if !p.Online {

@@ -20,6 +20,7 @@ const signDomain = "potluck-mesh"
 var (
 	codecHeartbeat = []byte("hb2")
 	codecNotice    = []byte("nt1")
+	codecLeaving   = []byte("lv1")
 )
 
 // maxEnvelope bounds a signed message before it is parsed.
