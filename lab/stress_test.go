@@ -332,13 +332,13 @@ var (
 	figConverge50 = fig.Figure{Section: "stress", Name: "49 members started at once see each other", Unit: "s",
 		Note: "from the last API answering until every one of the 49 sees the 48 others online"}
 	figIdle50 = fig.Figure{Section: "stress", Name: "idle traffic per node, 50 members", Unit: "KB/s", Target: "p99 <= 2 KB/s",
-		Note: "bytes in and out of each machine's link over a minute of idling (heartbeats, pings, mDNS), one sample per node"}
+		Note: "bytes in and out of each machine's link over 3 minutes of idling (heartbeats, pings, mDNS), one sample per node"}
 	figCPU50 = fig.Figure{Section: "stress", Name: "idle CPU per node, 50 members", Unit: "% of a core",
-		Note: "user and system time of each potluck process over the same minute, one sample per node"}
+		Note: "user and system time of each potluck process over the same 3 minutes, one sample per node"}
 )
 
 // stress50 is the 50-member scenario, run once: 49 machines on one LAN
-// with the default heartbeat, idle for a minute, then a 50th joins with
+// with the default heartbeat, idle for 3 minutes, then a 50th joins with
 // an invite.
 func stress50(t *testing.T, ta *tally) {
 	const n = 50
@@ -356,31 +356,35 @@ func stress50(t *testing.T, ta *tally) {
 	}
 
 	type sample struct {
-		bytes, mdns int64
-		ticks       int64
-		mesh        map[string]nodestate.ByteCount
+		bytes, packets int64
+		mdns, ticks    int64
+		mesh           map[string]nodestate.ByteCount
 	}
 	read := func() []sample {
 		out := make([]sample, len(members))
 		for i, m := range members {
-			out[i] = sample{bytes: linkBytes(t, m.NS), mdns: multicastBytes(m.PID()), ticks: cpuTicks(m.PID())}
+			out[i] = sample{mdns: multicastBytes(m.PID()), ticks: cpuTicks(m.PID())}
+			out[i].bytes, out[i].packets = linkBytes(t, m.NS)
 			if st, err := m.Status(); err == nil && st.MeshTraffic != nil {
 				out[i].mesh = st.MeshTraffic.ByProtocol
 			}
 		}
 		return out
 	}
-	const idle = time.Minute
+	// Longer than the slowest idle heartbeat (35 s at 50 members, 140 s
+	// once idle, scale.go), so that each sample holds whole beats.
+	const idle = 3 * time.Minute
 	before := read()
 	t0 = time.Now()
 	time.Sleep(idle)
 	after, d := read(), time.Since(t0).Seconds()
-	var link, mdns []float64
+	var link, packets, mdns []float64
 	perProto := map[string][2][]float64{} // in, out
 	for i := range members {
 		ta.add(figIdle50, float64(after[i].bytes-before[i].bytes)/1e3/d)
 		ta.add(figCPU50, float64(after[i].ticks-before[i].ticks)/100/d*100) // clock ticks of 10 ms
 		link = append(link, float64(after[i].bytes-before[i].bytes)/1e3/d)
+		packets = append(packets, float64(after[i].packets-before[i].packets)/d)
 		mdns = append(mdns, float64(after[i].mdns-before[i].mdns)/1e3/d)
 		for p, c := range after[i].mesh {
 			b := before[i].mesh[p]
@@ -393,7 +397,7 @@ func stress50(t *testing.T, ta *tally) {
 	// Where the idle traffic goes, as medians over the members (KB/s):
 	// the link's bytes, mDNS's (multicast), and each libp2p protocol's
 	// payload in and out (the rest is TCP, encryption and multiplexing).
-	parts := []string{fmt.Sprintf("link %.1f", median(link)), fmt.Sprintf("mDNS %.2f", median(mdns))}
+	parts := []string{fmt.Sprintf("link %.1f (%.1f packets/s)", median(link), median(packets)), fmt.Sprintf("mDNS %.2f", median(mdns))}
 	for _, p := range slices.Sorted(maps.Keys(perProto)) {
 		parts = append(parts, fmt.Sprintf("%s %.2f in, %.2f out", p, median(perProto[p][0]), median(perProto[p][1])))
 	}
@@ -501,22 +505,24 @@ func groupsOnline(ns []*lab.Node) []int {
 	return out
 }
 
-// linkBytes is what namespace ns's lan0 received and sent so far.
-func linkBytes(t *testing.T, ns string) int64 {
+// linkBytes is what namespace ns's lan0 received and sent so far, in
+// bytes and in packets.
+func linkBytes(t *testing.T, ns string) (bytes, packets int64) {
 	out, err := exec.Command("ip", "-n", ns, "-j", "-s", "link", "show", "dev", "lan0").Output()
 	if err != nil {
 		t.Fatalf("link statistics of %s: %v", ns, err)
 	}
 	var v []struct {
 		Stats struct {
-			RX struct{ Bytes int64 } `json:"rx"`
-			TX struct{ Bytes int64 } `json:"tx"`
+			RX struct{ Bytes, Packets int64 } `json:"rx"`
+			TX struct{ Bytes, Packets int64 } `json:"tx"`
 		} `json:"stats64"`
 	}
 	if err := json.Unmarshal(out, &v); err != nil || len(v) != 1 {
 		t.Fatalf("link statistics of %s: %v: %s", ns, err, out)
 	}
-	return v[0].Stats.RX.Bytes + v[0].Stats.TX.Bytes
+	st := v[0].Stats
+	return st.RX.Bytes + st.TX.Bytes, st.RX.Packets + st.TX.Packets
 }
 
 // multicastBytes is what the network namespace of process pid sent and
