@@ -78,6 +78,18 @@ func (n *Node) connectPeer(pid peer.ID, addrs []string) {
 	// Relays connect a pair one way only (relayACL): a peer's relay
 	// address is for the member with the lower peer id to dial.
 	yield := n.Reachability() != ReachabilityPublic && (pid < n.id || slices.ContainsFunc(addrs, isRelayString))
+	if yield {
+		// h.Connect dials every address the peerstore holds for the
+		// peer, not only pi's: its public ones, learned by identify or
+		// from earlier heartbeats, must go too, or both members still
+		// dial each other's public address at once.
+		ps := h.Peerstore()
+		for _, m := range ps.Addrs(pid) {
+			if manet.IsPublicAddr(m) && !isRelayAddr(m) {
+				ps.SetAddr(pid, m, 0)
+			}
+		}
+	}
 	pi := peer.AddrInfo{ID: pid}
 	for _, a := range addrs {
 		m, err := ma.NewMultiaddr(a)
