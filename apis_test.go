@@ -103,10 +103,14 @@ func TestSDKs(t *testing.T) {
 	m := enginetest.TestModel(t)
 	token := newToken(t)
 	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
-	ollamaA, ollamaC := freeAddr(t), freeAddr(t)
+	ollamaA := freeAddr(t)
 	a := startPotluckEnv(t, env, meshArgs(token, "--name", "alpha", "--model", m.Path, "--share", "server",
 		"--embeddings", "--ollama-api", ollamaA)...)
 	boot := a.meshStatus(t).P2PAddrs[0]
+	// Picked only now: a port that was free before alpha started may be
+	// taken by the time the client starts (once, the client could not
+	// listen on it and exited).
+	ollamaC := freeAddr(t)
 	c := startPotluckEnv(t, env, meshArgs(token, "--name", "client", "--bootstrap", boot, "--ollama-api", ollamaC)...)
 	alpha := "alpha/" + a.meshStatus(t).PeerID
 	// The client learns what the peer's model does.
