@@ -57,10 +57,17 @@ func (r *roster) cut(id, boot string, seq uint64) bool {
 	if !ok || !p.online || r.closed || p.boot != boot || p.seq > seq+1 {
 		return false
 	}
+	r.markCut(p, boot, seq)
+	return true
+}
+
+// markCut marks an online peer offline, with (boot, seq) its last
+// heartbeat before it went: only a later sign of life brings it back
+// (afterCut, revive). r.mu must be held.
+func (r *roster) markCut(p *peerState, boot string, seq uint64) {
 	p.online, p.cut = false, true
 	p.cutBoot, p.cutSeq = boot, seq
 	r.emit(PeerOffline, p)
-	return true
 }
 
 // afterCut says whether a heartbeat shows that the peer lives on after

@@ -284,9 +284,7 @@ func (r *roster) left(id, boot string, seq uint64, now time.Time) bool {
 	if !ok || !p.online || p.boot != boot {
 		return false
 	}
-	p.online, p.cut = false, true
-	p.cutBoot, p.cutSeq = boot, seq
-	r.emit(PeerOffline, p)
+	r.markCut(p, boot, seq)
 	return true
 }
 
