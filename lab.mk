@@ -13,7 +13,8 @@
 #                   a worker killed in the middle of the load
 #   make stress     the mesh scenarios STRESS_RUNS times each (30), each run in
 #                   a lab of its own: joins with a LAN and an internet invite,
-#                   cut and heal under disk writeback (STRESS_WRITEBACK_MB),
+#                   STRESS_CYCLES cuts and heals a run (4) under disk
+#                   writeback (STRESS_WRITEBACK_MB),
 #                   a member frozen for a minute, relay loss, hole punching
 #                   and a restart of all; prints the
 #                   distribution of every figure and the failed runs with
@@ -30,6 +31,7 @@ LAB_LOG       ?= bin/lab.log
 SOAK          ?= 10m
 STRESS_RUNS   ?= 30
 STRESS_WRITEBACK_MB ?= 1024
+STRESS_CYCLES ?= 4
 STRESS_MEMBERS50 ?= 1
 STRESS_FLAP   ?= 5m
 
@@ -52,6 +54,6 @@ soak: llama
 
 stress: llama
 	@mkdir -p bin
-	@{ STRESS_RUNS=$(STRESS_RUNS) STRESS_WRITEBACK_MB=$(STRESS_WRITEBACK_MB) STRESS_MEMBERS50=$(STRESS_MEMBERS50) STRESS_FLAP=$(STRESS_FLAP) $(GO) test -timeout 12h -count=1 -p 1 -v -run '^TestStressMesh$$' ./lab/; echo $$? > bin/stress.status; } 2>&1 | tee bin/stress.log
+	@{ STRESS_RUNS=$(STRESS_RUNS) STRESS_WRITEBACK_MB=$(STRESS_WRITEBACK_MB) STRESS_CYCLES=$(STRESS_CYCLES) STRESS_MEMBERS50=$(STRESS_MEMBERS50) STRESS_FLAP=$(STRESS_FLAP) $(GO) test -timeout 12h -count=1 -p 1 -v -run '^TestStressMesh$$' ./lab/; echo $$? > bin/stress.status; } 2>&1 | tee bin/stress.log
 	@echo; grep '^STRESS' bin/stress.log || true
 	@exit $$(cat bin/stress.status)

@@ -34,6 +34,20 @@ func stressRuns(t *testing.T) int {
 	return n
 }
 
+// stressCycles is STRESS_CYCLES: how many cut and heal cycles a LAN run
+// makes (4 by default).
+func stressCycles(t *testing.T) int {
+	s := os.Getenv("STRESS_CYCLES")
+	if s == "" {
+		return 4
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("STRESS_CYCLES=%q: want a whole number of cut and heal cycles, 1 or more", s)
+	}
+	return n
+}
+
 // tally collects the samples of each figure over the runs of a scenario.
 type tally struct {
 	mu      sync.Mutex

@@ -180,12 +180,9 @@ var (
 		Note: "a member that stayed plugged in but was listed offline by another at any moment of a cycle, summed per run"}
 )
 
-// cyclesPerRun is how many cut and heal cycles a LAN run makes.
-const cyclesPerRun = 4
-
 // stressLAN is one run of the LAN scenario: three machines join one by one
 // with the first one's invite; then one is unplugged and plugged back in,
-// cyclesPerRun times, while the kernel writes back STRESS_WRITEBACK_MB of
+// STRESS_CYCLES times (4 by default), while the kernel writes back STRESS_WRITEBACK_MB of
 // a file on another (1024 by default), and no live member may be listed
 // offline meanwhile; then it is frozen for a minute and woken.
 func stressLAN(t *testing.T, ta *tally) {
@@ -211,7 +208,7 @@ func stressLAN(t *testing.T, ta *tally) {
 	stopWrite := writeBack(t, steady.DataDir)
 	defer stopWrite()
 	lost := 0
-	for range cyclesPerRun {
+	for range stressCycles(t) {
 		watch := watchOnline(viewer, steady, cut)
 		t0 := time.Now()
 		cut.Cut()
