@@ -28,6 +28,48 @@ type ServerSpec struct {
 	Embeddings  bool      // serve /v1/embeddings (see PlanServing)
 	Rerank      bool      // serve /v1/rerank
 	Pooling     string    // mean, cls, last or rank; empty: the model's own
+	// Draft, when its Model is set, drafts tokens for the model to check
+	// several at a time (speculative decoding).
+	Draft DraftSpec
+	// Speculate names llama.cpp's draft-free speculation ("ngram-mod",
+	// …) when no Draft model is set; empty: none.
+	Speculate string
+}
+
+// DraftSpec is a draft model for speculative decoding: a small model of
+// the served model's vocabulary that runs beside it on the head.
+type DraftSpec struct {
+	Model     string   // GGUF path; empty: no draft
+	Devices   []string // where it runs, e.g. Vulkan0; {"none"}: the CPU; empty: llama.cpp's choice
+	GPULayers int      // -1: all; 0: llama.cpp's choice
+	Max       int      // most tokens drafted at a time; 0: llama.cpp's default (3)
+	Min       int      // fewest tokens drafted at a time; 0: llama.cpp's default (0)
+}
+
+// args are llama-server's flags for the draft.
+func (d DraftSpec) args() []string {
+	if d.Model == "" {
+		return nil
+	}
+	// The type is named: llama.cpp would otherwise guess it from the
+	// file, and a plain model is the simple draft.
+	args := []string{"--spec-type", "draft-simple", "--spec-draft-model", d.Model}
+	if len(d.Devices) > 0 {
+		args = append(args, "--spec-draft-device", strings.Join(d.Devices, ","))
+	}
+	switch {
+	case d.GPULayers < 0:
+		args = append(args, "--spec-draft-ngl", "all")
+	case d.GPULayers > 0:
+		args = append(args, "--spec-draft-ngl", strconv.Itoa(d.GPULayers))
+	}
+	if d.Max > 0 {
+		args = append(args, "--spec-draft-n-max", strconv.Itoa(d.Max))
+	}
+	if d.Min > 0 {
+		args = append(args, "--spec-draft-n-min", strconv.Itoa(d.Min))
+	}
+	return args
 }
 
 // ServerArgs derives llama-server's arguments. It always binds 127.0.0.1:
@@ -77,6 +119,11 @@ func ServerArgs(s ServerSpec) []string {
 	if s.Pooling != "" {
 		args = append(args, "--pooling", s.Pooling)
 	}
+	if s.Draft.Model != "" {
+		args = append(args, s.Draft.args()...)
+	} else if s.Speculate != "" {
+		args = append(args, "--spec-type", s.Speculate)
+	}
 	return args
 }
 
@@ -117,7 +164,11 @@ func (rt Runtime) ServerSupervisorSpec(s ServerSpec) Spec {
 	return Spec{
 		Name: "llama-server",
 		Command: func(ctx context.Context) (*exec.Cmd, error) {
-			p := sandbox.Policy{Read: modelFiles(s.Model), Bind: []uint16{uint16(s.Port)}, Connect: connectPorts(s.RPC)}
+			read := modelFiles(s.Model)
+			if s.Draft.Model != "" {
+				read = append(read, modelFiles(s.Draft.Model)...)
+			}
+			p := sandbox.Policy{Read: read, Bind: []uint16{uint16(s.Port)}, Connect: connectPorts(s.RPC)}
 			return rt.Server.CommandIn(ctx, p, ServerArgs(s)...), nil
 		},
 		Ready: func(ctx context.Context) error { return HealthCheck(ctx, base) },

@@ -32,6 +32,12 @@ func TestServerArgs(t *testing.T) {
 			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --embeddings --pooling mean"},
 		{"reranker", ServerSpec{Model: "m.gguf", Port: 9000, Rerank: true},
 			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --rerank"},
+		{"draft on a GPU", ServerSpec{Model: "m.gguf", Port: 9000, Draft: DraftSpec{Model: "d.gguf", Devices: []string{"Vulkan0"}, GPULayers: -1, Max: 8, Min: 2}},
+			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --spec-type draft-simple --spec-draft-model d.gguf --spec-draft-device Vulkan0 --spec-draft-ngl all --spec-draft-n-max 8 --spec-draft-n-min 2"},
+		{"draft on the CPU, llama.cpp's defaults", ServerSpec{Model: "m.gguf", Port: 9000, Draft: DraftSpec{Model: "d.gguf", Devices: []string{"none"}}},
+			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --spec-type draft-simple --spec-draft-model d.gguf --spec-draft-device none"},
+		{"draft-free speculation", ServerSpec{Model: "m.gguf", Port: 9000, Speculate: "ngram-mod"},
+			"--model m.gguf --host 127.0.0.1 --port 9000 --no-webui --spec-type ngram-mod"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,6 +151,12 @@ type Plan struct {
 	ServerDevices []string  `json:"server_devices,omitempty"` // --device; empty: the CPU alone
 	GPULayers     int       `json:"gpu_layers"`               // --n-gpu-layers
 	TensorSplit   []float64 `json:"tensor_split,omitempty"`   // one per entry of ServerDevices
+
+	// Draft is the draft model decoding runs with (speculative
+	// decoding), with its predicted speed; NoDraft says why there is
+	// none where one was looked for.
+	Draft   *DraftPlan `json:"draft,omitempty"`
+	NoDraft string     `json:"no_draft,omitempty"`
 }
 
 // RPCDeviceName is how llama-server on the head names the i-th device of

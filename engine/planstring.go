@@ -53,6 +53,18 @@ func (p Plan) String() string {
 		}
 		b.WriteString("\n")
 	}
+	switch {
+	case p.Draft != nil:
+		d := p.Draft
+		assumed := "assumed"
+		if d.Measured {
+			assumed = "measured"
+		}
+		fmt.Fprintf(&b, "draft %s on %s [this node] (%s, %s at a time): predicted %s with it, %s without (%.0f %% of drafted tokens accepted, %s)\n",
+			d.Model, d.Device, size.Format(d.Bytes), plural(d.Max, "token"), formatRate(d.TokensPerSecond), formatRate(p.TokensPerSecond), 100*d.Acceptance, assumed)
+	case p.NoDraft != "":
+		fmt.Fprintf(&b, "no draft: %s\n", p.NoDraft)
+	}
 	return b.String()
 }
 

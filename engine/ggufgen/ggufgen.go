@@ -83,6 +83,14 @@ type TinyLlama struct {
 	// and so on, which makes a random model follow a grammar's shortest
 	// path: it answers a forced tool call at once.
 	Prefer []string
+	// InertFrom, above 0, makes the blocks from this index on add nothing
+	// to the residual stream: their attention and feed-forward output
+	// projections are zero. The model then decodes exactly as the same
+	// TinyLlama with Layers: InertFrom does (the weights come from one
+	// random stream in file order, so the first blocks are the same),
+	// while it costs every block's bytes and work: a target and draft
+	// pair for speculative decoding whose guesses always hold.
+	InertFrom int
 }
 
 // DefaultTinyLlama returns a model of about 1 MiB, shaped like the
@@ -124,6 +132,9 @@ func (m TinyLlama) Validate() error {
 		bad("%d pieces do not fit a vocabulary of %d beside its %d special and byte tokens", len(m.Pieces), m.Vocab, MinVocab)
 	} else if _, err := m.preferred(); err != nil {
 		errs = append(errs, err)
+	}
+	if m.InertFrom < 0 || m.InertFrom > m.Layers {
+		bad("inert from is %d, want 0 (none) to layers (%d)", m.InertFrom, m.Layers)
 	}
 	if m.Pooling > 4 {
 		bad("pooling is %d, want 0 (none) to 4 (rank)", m.Pooling)
@@ -169,6 +180,7 @@ type tensor struct {
 	name string
 	dims []int
 	ones bool // a norm weight, filled with 1 rather than random values
+	zero bool // an inert block's output projection, filled with 0
 }
 
 func (t tensor) elements() int64 {
@@ -192,16 +204,17 @@ func (m TinyLlama) tensors() []tensor {
 	}
 	for i := range m.Layers {
 		blk := func(s string) string { return fmt.Sprintf("blk.%d.%s.weight", i, s) }
+		inert := m.InertFrom > 0 && i >= m.InertFrom
 		ts = append(ts,
 			tensor{name: blk("attn_norm"), dims: []int{e}, ones: true},
 			tensor{name: blk("attn_q"), dims: []int{e, e}},
 			tensor{name: blk("attn_k"), dims: []int{e, kv}},
 			tensor{name: blk("attn_v"), dims: []int{e, kv}},
-			tensor{name: blk("attn_output"), dims: []int{e, e}},
+			tensor{name: blk("attn_output"), dims: []int{e, e}, zero: inert},
 			tensor{name: blk("ffn_norm"), dims: []int{e}, ones: true},
 			tensor{name: blk("ffn_gate"), dims: []int{e, ff}},
 			tensor{name: blk("ffn_up"), dims: []int{e, ff}},
-			tensor{name: blk("ffn_down"), dims: []int{ff, e}},
+			tensor{name: blk("ffn_down"), dims: []int{ff, e}, zero: inert},
 		)
 	}
 	return ts
@@ -282,7 +295,11 @@ func Write(w io.Writer, m TinyLlama) error {
 			if !t.ones {
 				v = float32(rng.NormFloat64() * weightScale)
 			}
-			e.f32(bias.weight(t.name, m.Embd, i, v))
+			v = bias.weight(t.name, m.Embd, i, v)
+			if t.zero {
+				v = 0 // drawn all the same: the stream stays in step
+			}
+			e.f32(v)
 		}
 		e.pad(Alignment)
 	}

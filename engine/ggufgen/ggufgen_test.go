@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -327,6 +328,8 @@ func TestValidate(t *testing.T) {
 		{"several problems", with(func(m *TinyLlama) { m.Vocab = 0; m.Embd = 0 }), []string{"vocab is 0", "embd is 0"}},
 		{"rank pooling", with(func(m *TinyLlama) { m.Pooling = 4 }), nil},
 		{"unknown pooling", with(func(m *TinyLlama) { m.Pooling = 5 }), []string{"pooling is 5"}},
+		{"inert from the second block", with(func(m *TinyLlama) { m.InertFrom = 1 }), nil},
+		{"inert past the last block", with(func(m *TinyLlama) { m.InertFrom = 5 }), []string{"inert from is 5, want 0 (none) to layers (4)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -431,5 +434,65 @@ func TestPieces(t *testing.T) {
 			t.Fatalf("piece %d = %q, empty or repeated", i, p)
 		}
 		seen[p] = true
+	}
+}
+
+// An inert block's output projections are zero and nothing else changes:
+// the bytes before them, the other blocks and the shared tensors are
+// those of the same model without InertFrom.
+func TestInertFrom(t *testing.T) {
+	m := DefaultTinyLlama()
+	var plain, inert bytes.Buffer
+	if err := Write(&plain, m); err != nil {
+		t.Fatal(err)
+	}
+	m.InertFrom = 2
+	if err := Write(&inert, m); err != nil {
+		t.Fatal(err)
+	}
+	if plain.Len() != inert.Len() {
+		t.Fatalf("%d bytes, want %d", inert.Len(), plain.Len())
+	}
+	// Where the two differ, the inert file holds zeros, and only in the
+	// attn_output and ffn_down of blocks 2 and 3.
+	var zeroedAt []int64
+	offsets := map[string][2]int64{}
+	data := int64(plain.Len())
+	for _, tn := range m.tensors() {
+		data -= tn.bytes() + padding(tn.bytes(), Alignment)
+	}
+	at := data
+	for _, tn := range m.tensors() {
+		offsets[tn.name] = [2]int64{at, at + tn.bytes()}
+		at += tn.bytes() + padding(tn.bytes(), Alignment)
+	}
+	a, b := plain.Bytes(), inert.Bytes()
+	for i := range a {
+		if a[i] != b[i] {
+			if b[i] != 0 {
+				t.Fatalf("byte %d is %#x, want 0 or %#x", i, b[i], a[i])
+			}
+			zeroedAt = append(zeroedAt, int64(i))
+		}
+	}
+	want := []string{"blk.2.attn_output.weight", "blk.2.ffn_down.weight", "blk.3.attn_output.weight", "blk.3.ffn_down.weight"}
+	for _, i := range zeroedAt {
+		in := ""
+		for name, r := range offsets {
+			if i >= r[0] && i < r[1] {
+				in = name
+			}
+		}
+		if !slices.Contains(want, in) {
+			t.Fatalf("byte %d, in %q, differs", i, in)
+		}
+	}
+	for _, name := range want {
+		r := offsets[name]
+		for i := r[0]; i < r[1]; i++ {
+			if b[i] != 0 {
+				t.Fatalf("%s is not all zeros", name)
+			}
+		}
 	}
 }
