@@ -21,6 +21,7 @@ import (
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/runtimes"
 	"github.com/potluck-gpu/potluck/sched"
+	"github.com/potluck-gpu/potluck/speculate"
 	"github.com/potluck-gpu/potluck/worker"
 )
 
@@ -82,6 +83,12 @@ func nodeSettings(cfg *app.Config, logLevel *string, modelsDirs *[]string) []set
 		{"model", "POTLUCK_MODEL", "", "the `MODEL` to serve: a name from 'potluck models', a GGUF path, or a Hugging Face reference (OWNER/REPO:QUANT), pulled first", text{&cfg.Model}},
 		modelsDirsSetting(modelsDirs),
 		{"embeddings", "POTLUCK_EMBEDDINGS", "", "serve /v1/embeddings from a chat model too (embedding and rerank models serve theirs anyway)", on{&cfg.Embeddings}},
+		{"draft", "POTLUCK_DRAFT", "", "draft `MODEL` for speculative decoding: auto (the library's smallest model of the same tokenizer, for a split over machines or where it is predicted to help), none, or a name from 'potluck models' (default: the choice made in the tray, else auto)", parsed{"auto, none or a model's name", func(v string) error {
+			cfg.Draft = v
+			return speculate.Check(v)
+		}}},
+		{"draft-max", "POTLUCK_DRAFT_MAX", "0", "draft at most `N` tokens at a time; 0 = llama.cpp's default (3)", count{&cfg.DraftMax}},
+		{"draft-min", "POTLUCK_DRAFT_MIN", "0", "draft at least `N` tokens at a time; 0 = llama.cpp's default (0)", count{&cfg.DraftMin}},
 		{"ctx-size", "POTLUCK_CTX_SIZE", strconv.Itoa(cfg.CtxSize), "context size: `N` tokens", count{&cfg.CtxSize}},
 		{"threads", "POTLUCK_THREADS", strconv.Itoa(cfg.Threads), "`N` CPU threads for llama.cpp; 0 = its default", count{&cfg.Threads}},
 		{"llama-dir", "", "", "`DIR` holding llama-server and rpc-server (overrides the search)", text{&cfg.Llama.Dir}},

@@ -8,6 +8,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/settings"
+	"github.com/potluck-gpu/potluck/speculate"
 )
 
 // What each served model does (chat, embeddings, rerank), here and on the
@@ -61,5 +62,48 @@ func (n *Node) SetEmbeddings(ctx context.Context, name string, on bool) error {
 		return nil
 	}
 	n.log.Info("restarting the model to change its embeddings", "model", name, "embeddings", on)
+	return n.switchHost(h.Name())
+}
+
+// draftChoice is the draft model the node's models decode with: --draft,
+// else the choice saved from a user interface, else auto.
+func (n *Node) draftChoice() string {
+	if n.cfg.Draft != "" {
+		return n.cfg.Draft
+	}
+	if d := n.settings.Get().Draft; d != "" {
+		return d
+	}
+	return speculate.Auto
+}
+
+// SetDraft implements DraftChooser: it keeps the choice of draft model
+// ("auto", "none" or a model's name) and restarts the model served, if
+// the choice changes how it runs.
+func (n *Node) SetDraft(ctx context.Context, choice string) error {
+	choice = strings.TrimSpace(choice)
+	switch {
+	case choice == "":
+		return &nodestate.InputError{Field: "draft", Msg: `say "auto", "none" or a model's name`}
+	case n.cfg.Draft != "":
+		return &nodestate.InputError{Field: "draft", Msg: "the command line chose the draft (--draft " + n.cfg.Draft + "); start Potluck without --draft to choose it here", Value: choice}
+	case choice != speculate.Auto && choice != speculate.None:
+		if _, ok := n.lib.Find(choice); !ok {
+			return &nodestate.InputError{Field: "draft", Msg: "no model of that name in the library (see `potluck models`)", Value: choice}
+		}
+	}
+	n.serveMu.Lock()
+	defer n.serveMu.Unlock()
+	if n.draftChoice() == choice {
+		return nil
+	}
+	if err := n.settings.Modify(func(s *settings.Settings) { s.Draft = choice }); err != nil {
+		return err
+	}
+	h := n.modelHost()
+	if h == nil {
+		return nil
+	}
+	n.log.Info("restarting the model to change its draft", "model", h.Name(), "draft", choice)
 	return n.switchHost(h.Name())
 }

@@ -47,6 +47,16 @@ type Config struct {
 	// Embeddings serves /v1/embeddings from a chat model too (embedding
 	// and rerank models serve theirs anyway).
 	Embeddings bool
+	// Draft is the draft model for speculative decoding: "auto": the
+	// library's smallest model of the same tokenizer, for a split over
+	// machines or where the plan predicts a gain; "none"; or a model's
+	// name or path. Empty: the choice saved from a user interface, else
+	// auto.
+	Draft string
+	// DraftMax and DraftMin are the most and fewest tokens drafted at a
+	// time; 0: llama.cpp's defaults (3 and 0).
+	DraftMax int
+	DraftMin int
 
 	Llama  engine.Locator // where to find llama.cpp
 	Engine EngineConfig   // which llama.cpp to run, and how to get it

@@ -9,6 +9,7 @@ import (
 	"github.com/potluck-gpu/potluck/hub"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/speculate"
 )
 
 // newHost prepares the host of the model name, with this node as its
@@ -31,7 +32,8 @@ func (n *Node) newHostLogged(name, logName string) *host.Host {
 // warnings are its own, and go when it is unloaded.
 func (n *Node) newScopedHost(name, logName, key string) *host.Host {
 	cfg := host.Config{Name: n.cfg.Name, CtxSize: n.cfg.CtxSize, Threads: n.cfg.Threads, Split: n.cfg.Split,
-		Log: n.log, Ledger: n.ledger, RPCService: serviceRPC}
+		Log: n.log, Ledger: n.ledger, RPCService: serviceRPC,
+		Draft: n.draftChoice(), DraftMax: n.cfg.DraftMax, DraftMin: n.cfg.DraftMin}
 	if logName != "" {
 		cfg.LogFile = n.logPath(logName)
 		cfg.Log = n.log.With("model", name)
@@ -113,8 +115,17 @@ func (h hostNode) ModelFiles(ctx context.Context, path string) ([]string, uint64
 }
 
 func (h hostNode) Embeddings(name, alias string) bool { return h.n.embeddingsOn(name, alias) }
-func (h hostNode) ShareLimit() uint64                 { return h.n.shareLimit() }
-func (h hostNode) ClearWarning(code string)           { h.n.clearWarning(h.code(code)) }
+
+func (h hostNode) Models() []speculate.Model {
+	models, _ := h.n.lib.List()
+	out := make([]speculate.Model, 0, len(models))
+	for _, m := range models {
+		out = append(out, speculate.Model{Name: m.Name, Path: m.Path, Bytes: m.Size})
+	}
+	return out
+}
+func (h hostNode) ShareLimit() uint64       { return h.n.shareLimit() }
+func (h hostNode) ClearWarning(code string) { h.n.clearWarning(h.code(code)) }
 
 func (h hostNode) Warn(w nodestate.Warning) {
 	w.Code = h.code(w.Code)

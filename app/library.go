@@ -24,6 +24,7 @@ func (n *Node) Library() nodestate.LibraryView {
 	}
 	n.mu.Lock()
 	v.Embeddings = n.settings.Get().Embeddings
+	v.Draft, v.DraftFixed = n.draftChoice(), n.cfg.Draft != ""
 	n.mu.Unlock()
 	remote, holders := library.PeerModels(n.peerOffers())
 	byName := map[string]int{}

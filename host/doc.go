@@ -17,6 +17,7 @@ import (
 	"github.com/potluck-gpu/potluck/ledger"
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/speculate"
 )
 
 // DefaultRPCService is the mesh service name of a llama.cpp RPC worker.
@@ -32,6 +33,13 @@ type Config struct {
 	Log        *slog.Logger
 	Ledger     *ledger.Ledger // the accounts; nil: none kept
 	RPCService string         // the workers' service; "": DefaultRPCService
+	// Draft is the draft model for speculative decoding: "auto" (or
+	// ""), "none", or a model's name or path (speculate.Pick).
+	Draft string
+	// DraftMax and DraftMin are the most and fewest tokens drafted at a
+	// time; 0: llama.cpp's defaults.
+	DraftMax int
+	DraftMin int
 }
 
 // Mesh is the network as a host sees it. In no network, Self is "", Peers
@@ -63,6 +71,8 @@ type Node interface {
 	Pull(ctx context.Context, ref string, progress func(hub.Progress)) (library.Model, error)
 	// ModelFiles are the sha256 and total size of a model's files.
 	ModelFiles(ctx context.Context, path string) (shas []string, size uint64)
+	// Models are the models of the library, candidate drafts.
+	Models() []speculate.Model
 	// Embeddings says whether the model (as asked for, or its alias)
 	// serves embeddings as chosen.
 	Embeddings(name, alias string) bool

@@ -15,6 +15,7 @@ import (
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/speculate"
 )
 
 // Host serves the configured model. It is the head of a split: it plans
@@ -53,6 +54,10 @@ type Host struct {
 	detail   string               // what the host waits for, for people
 	excluded map[string]exclusion // workers left out after a failure
 	nodes    int
+
+	draft    *draftPick         // the draft chosen, once looked for
+	draftOff string             // why the draft was switched off, if it was
+	tracker  *speculate.Tracker // measures the draft at work
 }
 
 type exclusion struct {
@@ -279,6 +284,7 @@ func (h *Host) Status() *nodestate.ModelStatus {
 		}
 		st.Excluded = append(st.Excluded, who+": "+e.Reason)
 	}
+	st.Draft, st.NoDraft = h.draftStatus(), h.plan.NoDraft
 	if h.sup != nil {
 		st.State = h.sup.Status()
 		st.Ready = st.State.State == engine.StateReady

@@ -21,6 +21,7 @@ import (
 	"github.com/potluck-gpu/potluck/library"
 	"github.com/potluck-gpu/potluck/netmesh"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/speculate"
 )
 
 // fakeMesh is a network of made-up members: the host's view of the mesh
@@ -63,6 +64,8 @@ type fakeNode struct {
 	rt    engine.Runtime
 	pull  func(ref string) (library.Model, error)
 	limit uint64
+	// models are the library's, candidate drafts.
+	models []speculate.Model
 
 	mu       sync.Mutex
 	warnings map[string]nodestate.Warning
@@ -93,6 +96,7 @@ func (f *fakeNode) ModelFiles(context.Context, string) ([]string, uint64) {
 }
 
 func (f *fakeNode) Embeddings(string, string) bool { return false }
+func (f *fakeNode) Models() []speculate.Model      { return f.models }
 func (f *fakeNode) ShareLimit() uint64             { f.mu.Lock(); defer f.mu.Unlock(); return f.limit }
 func (f *fakeNode) Changed()                       {}
 func (f *fakeNode) Announce()                      {}

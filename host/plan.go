@@ -71,13 +71,23 @@ func (h *Host) makePlan() engine.Plan {
 	plan := engine.MakePlan(in)
 	plan.Model = h.alias
 	plan.Excluded = append(plan.Excluded, excluded...)
+	h.planDraft(&plan, head.Devices)
 	return plan
 }
 
 // samePlan reports whether two plans start the same llama-server.
 func samePlan(a, b engine.Plan) bool {
 	return a.Fits == b.Fits && a.GPULayers == b.GPULayers && slices.Equal(a.ServerDevices, b.ServerDevices) &&
-		slices.Equal(a.Workers, b.Workers) && slices.Equal(a.TensorSplit, b.TensorSplit)
+		slices.Equal(a.Workers, b.Workers) && slices.Equal(a.TensorSplit, b.TensorSplit) &&
+		sameDraft(a.Draft, b.Draft)
+}
+
+// sameDraft says whether two plans run the same draft the same way.
+func sameDraft(a, b *engine.DraftPlan) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Path == b.Path && a.Device == b.Device && a.Max == b.Max
 }
 
 func (h *Host) exclude(id, reason string) {

@@ -119,6 +119,7 @@ func (h *Host) runServedProxy(ctx context.Context) (*servedProxy, error) {
 		cw := &ledger.CountingWriter{ResponseWriter: w}
 		rp.ServeHTTP(cw, r)
 		h.record(asker, r.URL.Path, cw)
+		h.measureDraft(cw.Tokens.Tail())
 	})
 	srv := &http.Server{
 		Handler:           p.handler,

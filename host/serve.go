@@ -12,6 +12,7 @@ import (
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/internal/size"
 	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/speculate"
 )
 
 // tunnels dials each planned worker's RPC service. A worker that cannot be
@@ -80,6 +81,11 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		spec.Devices = []string{"none"}
 	}
 	h.Serving().Apply(&spec)
+	var tracker *speculate.Tracker
+	if plan.Draft != nil {
+		spec.Draft = plan.Draft.Spec(h.cfg.DraftMin)
+		tracker = &speculate.Tracker{}
+	}
 	ss := rt.ServerSupervisorSpec(spec)
 	// A load is never killed while it progresses; the hard cap leaves
 	// room for the weights sent to workers at a slow 10 MB/s.
@@ -106,7 +112,7 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 	}
 	sup := engine.NewSupervisor(ss)
 	h.mu.Lock()
-	h.sup, h.port, h.nodes = sup, port, len(plan.Nodes)
+	h.sup, h.port, h.nodes, h.tracker = sup, port, len(plan.Nodes), tracker
 	h.mu.Unlock()
 	h.setDetail(&plan, "loading")
 
@@ -117,7 +123,7 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		cancel()
 		<-done
 		h.mu.Lock()
-		h.sup, h.port = nil, 0
+		h.sup, h.port, h.tracker = nil, 0, nil
 		h.mu.Unlock()
 		h.node.Changed()
 	}()

@@ -44,6 +44,10 @@ func (c *Counter) Out() int {
 	return 0
 }
 
+// Tail is the answer's last bytes (4 KB at most), where its usage and
+// timings are.
+func (c *Counter) Tail() []byte { return c.tail }
+
 // In is the number of prompt tokens, when the answer says (0 otherwise).
 func (c *Counter) In() int {
 	n, _ := last(c.tail, inKeys)

@@ -133,6 +133,25 @@ type ModelStatus struct {
 	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
 	// Excluded names the workers left out of the plan, with the reason.
 	Excluded []string `json:"excluded,omitempty"`
+	// Draft is the draft model decoding runs with, if any; NoDraft
+	// says why there is none where one was looked for.
+	Draft   *DraftStatus `json:"draft,omitempty"`
+	NoDraft string       `json:"no_draft,omitempty"`
+}
+
+// DraftStatus is a draft model at work (speculative decoding).
+type DraftStatus struct {
+	Model  string `json:"model"`
+	Device string `json:"device"` // the head's device it runs on
+	Max    int    `json:"max"`    // tokens drafted at a time
+	// TokensPerSecond is the model's predicted speed with the draft
+	// (ModelStatus.TokensPerSecond is without).
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	// What the answers so far measured: the share of drafted tokens the
+	// model accepted, and the speed; 0 before any.
+	Drafted                 int     `json:"drafted"`
+	Acceptance              float64 `json:"acceptance"`
+	MeasuredTokensPerSecond float64 `json:"measured_tokens_per_second,omitempty"`
 }
 
 // Holder is one device's part of a split model.

@@ -51,6 +51,10 @@ func (n *adminNode) Serve(context.Context, string, *bool) error {
 	n.changes.Add(1)
 	return nil
 }
+func (n *adminNode) SetDraft(context.Context, string) error {
+	n.changes.Add(1)
+	return nil
+}
 func (n *adminNode) Pull(context.Context, string, func(hub.Progress)) (library.Model, error) {
 	n.changes.Add(1)
 	return library.Model{}, nil
@@ -231,6 +235,7 @@ func TestAdminEndpointsRefuseWebPages(t *testing.T) {
 		{name: "pull from the node's own page", method: "POST", path: "/api/pull", hdr: with("Origin", "http://127.0.0.1:8080", "Sec-Fetch-Site", "same-origin"), want: 200},
 		{name: "serve, text/plain", method: "POST", path: "/api/serve", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "serve from another origin", method: "POST", path: "/api/serve", hdr: with("Origin", "http://evil.test"), want: 403},
+		{name: "draft from another origin", method: "POST", path: "/api/draft", hdr: with("Origin", "http://evil.test"), want: 403},
 		{name: "delete a model", method: "POST", path: "/api/models/delete", hdr: jsonCT, want: 200},
 		{name: "delete a model, text/plain", method: "POST", path: "/api/models/delete", hdr: with("Content-Type", "text/plain"), want: 415},
 		{name: "delete a model from another origin", method: "POST", path: "/api/models/delete", hdr: with("Origin", "http://evil.test"), want: 403},

@@ -21,7 +21,7 @@ import (
 // fuzzPaths are the endpoints that take a JSON body.
 var fuzzPaths = []string{
 	"/api/join", "/api/share", "/api/leave", "/api/members/remove", "/api/devices", "/api/lend", "/api/pull", "/api/serve",
-	"/api/models/delete",
+	"/api/draft", "/api/models/delete",
 	"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
 	"/v1/messages", "/v1/messages/count_tokens", "/v1/rerank", "/v1/reranking",
 }
@@ -282,6 +282,14 @@ func (n *recordingNode) Pull(ctx context.Context, ref string, progress func(hub.
 		progress(hub.Progress{Status: "success"})
 	}
 	return library.Model{Name: ref}, nil
+}
+
+func (n *recordingNode) SetDraft(ctx context.Context, choice string) error {
+	n.call()
+	if choice == "" {
+		return badInput("say auto, none or a model")
+	}
+	return nil
 }
 
 func (n *recordingNode) DeleteModel(ctx context.Context, name string) (library.Model, error) {

@@ -46,6 +46,9 @@ type Node interface {
 	// reference); "" serves none. embeddings, when set, turns embeddings
 	// on or off for it (see PlanServing in the engine).
 	Serve(ctx context.Context, model string, embeddings *bool) error
+	// SetDraft chooses the draft model for speculative decoding: "auto",
+	// "none" or a model's name; the model served restarts with it.
+	SetDraft(ctx context.Context, choice string) error
 	// DeleteModel removes a model from Potluck's own store and returns
 	// it. A model that is not here is an error with NotFound() true; one
 	// in another tool's store or a --models-dir, or the one being served,
@@ -99,6 +102,19 @@ func (s *Server) nodeRoutes(g *gin.RouterGroup) {
 			return
 		}
 		s.nodeResult(c, s.node.Serve(c.Request.Context(), *req.Model, req.Embeddings))
+	})
+	g.POST("/draft", func(c *gin.Context) {
+		var req struct {
+			Draft *string `json:"draft"`
+		}
+		if !bindJSON(c, &req) {
+			return
+		}
+		if req.Draft == nil {
+			apiError(c, http.StatusBadRequest, "invalid_request_error", `say which draft model to decode with: {"draft": "auto"}, "none", or a model's name`)
+			return
+		}
+		s.nodeResult(c, s.node.SetDraft(c.Request.Context(), *req.Draft))
 	})
 	g.POST("/models/delete", s.deleteModel)
 	g.POST("/members/remove", func(c *gin.Context) {

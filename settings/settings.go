@@ -36,6 +36,9 @@ type Settings struct {
 	// Embeddings are the models (as named to serve them) that serve
 	// embeddings too, chosen in a user interface.
 	Embeddings []string `json:"embeddings,omitempty"`
+	// Draft is the draft model chosen in a user interface (see
+	// Config.Draft): "auto", "none" or a model's name; empty: auto.
+	Draft string `json:"draft,omitempty"`
 
 	// PastTokens are the fingerprints of tokens the network moved away
 	// from when its owner removed a member: a --token naming one of them

@@ -275,6 +275,13 @@ func routingLines(st nodestate.Status, peers []nodestate.Peer) []string {
 			where += fmt.Sprintf("; predicted %.0f tok/s", m.TokensPerSecond)
 		}
 		lines = append(lines, fmt.Sprintf("%s: %s (%s)", m.ID, where, state))
+		if d := m.Draft; d != nil {
+			line := fmt.Sprintf("  draft %s on %s: predicted %.0f tok/s with it", d.Model, d.Device, d.TokensPerSecond)
+			if d.Drafted > 0 {
+				line += fmt.Sprintf("; %.0f%% of %d drafted tokens accepted, %.0f tok/s measured", 100*d.Acceptance, d.Drafted, d.MeasuredTokensPerSecond)
+			}
+			lines = append(lines, line)
+		}
 		for _, e := range m.Excluded {
 			lines = append(lines, "  left out: "+e)
 		}

@@ -44,6 +44,8 @@ type modelsWindow struct {
 	embed      *widget.Check
 	embeddings []string
 
+	draft *draftRow
+
 	*pullBox
 	then nodestate.ShareMode // share this way once a model is picked; "" none
 }
@@ -83,11 +85,13 @@ func newModelsWindow(u *ui) *modelsWindow {
 	m.stopBtn = widget.NewButton(labelStopServe, func() { m.serveName("") })
 
 	m.pullBox = newPullBox(u, func(library.Model) { m.reload() })
+	m.draft = newDraftRow(u)
 
 	m.win.SetContent(container.NewBorder(
 		m.serving,
 		container.NewVBox(append([]fyne.CanvasObject{
 			container.NewHBox(m.embed, layout.NewSpacer(), m.stopBtn, m.serveBtn),
+			m.draft.row,
 			widget.NewSeparator(),
 		}, m.pullBox.content()...)...),
 		nil, nil,
@@ -127,6 +131,7 @@ func (m *modelsWindow) reload() {
 func (m *modelsWindow) show(lib nodestate.LibraryView) {
 	m.models = slices.Clone(lib.Models)
 	m.embeddings = lib.Embeddings
+	m.draft.show(lib)
 	for _, p := range lib.Peers { // serving one copies it from them first
 		m.models = append(m.models, library.Model{Name: p.Name, Size: p.Size, Source: "peers: " + strings.Join(p.On, ", ")})
 	}

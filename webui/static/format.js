@@ -33,6 +33,14 @@
     return line;
   }
 
+  // draftLine says what a draft model does: where it runs, the speed
+  // predicted with it, and what the answers so far measured.
+  function draftLine(d) {
+    let s = d.model + " on " + d.device + " · " + d.max + " tokens at a time · about " + Math.round(d.tokens_per_second) + " tokens/s predicted";
+    if (d.drafted) s += " · " + Math.round(100 * d.acceptance) + " % of " + d.drafted + " drafted tokens accepted, " + Math.round(d.measured_tokens_per_second) + " tokens/s measured";
+    return s;
+  }
+
   // availabilityNote is how the picker says where a model is.
   const availabilityNote = {
     "loading": " (loading)",
@@ -70,5 +78,5 @@
     return String(Math.round(v || 0));
   }
 
-  window.potluckFormat = Object.freeze({ bytes, duration, nodeName, loadedLine, availabilityNote, engineLine, backendLabel, tokens });
+  window.potluckFormat = Object.freeze({ bytes, duration, nodeName, loadedLine, draftLine, availabilityNote, engineLine, backendLabel, tokens });
 })();

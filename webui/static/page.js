@@ -22,7 +22,7 @@
   let pulling = null; // the AbortController of the model being pulled
   const history = [];
 
-  const { bytes, duration, nodeName, loadedLine, availabilityNote, engineLine, tokens } = window.potluckFormat;
+  const { bytes, duration, nodeName, loadedLine, draftLine, availabilityNote, engineLine, tokens } = window.potluckFormat;
 
   class Unauthorized extends Error {}
 
@@ -118,6 +118,8 @@
       let m = st.model.id + " · " + (st.model.ready ? "ready" : (st.model.state && st.model.state.state) || "loading");
       if (st.model.tokens_per_second) m += " · about " + Math.round(st.model.tokens_per_second) + " tokens/s";
       facts.push(["Model", m]);
+      if (st.model.draft) facts.push(["Draft", draftLine(st.model.draft)]);
+      else if (st.model.no_draft) facts.push(["Draft", "none: " + st.model.no_draft]);
     } else {
       facts.push(["Model", "none served here"]);
     }
@@ -178,6 +180,8 @@
     }
     let text = plan.model + " · " + (plan.reason || (plan.fits ? "fits" : "does not fit"));
     if (plan.tokens_per_second) text += " · about " + Math.round(plan.tokens_per_second) + " tokens/s predicted";
+    if (plan.draft) text += " · with the draft " + plan.draft.model + " on " + plan.draft.device + ": about " + Math.round(plan.draft.tokens_per_second) + " tokens/s";
+    else if (plan.no_draft) text += " · no draft: " + plan.no_draft;
     if (view.detail) text += " · " + view.detail;
     head.textContent = text;
     const devices = plan.devices || [];

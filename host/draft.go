@@ -1,0 +1,140 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/speculate"
+)
+
+// draftPick is the draft chosen for the host's model, once looked for.
+type draftPick struct {
+	model speculate.Model
+	est   engine.ModelEstimate
+	err   error // why there is none
+}
+
+// pickDraft chooses the draft for the model once per host, as the user's
+// choice says.
+func (h *Host) pickDraft() draftPick {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draft != nil {
+		return *h.draft
+	}
+	p := draftPick{}
+	target := speculate.Model{Name: h.alias, Path: h.path, Bytes: h.info.Bytes}
+	p.model, p.err = speculate.Pick(h.cfg.Draft, target, h.node.Models(), engine.TokenizerOf)
+	if p.err == nil && p.model.Path != "" {
+		p.est, p.err = engine.EstimateModel(p.model.Path, h.cfg.CtxSize)
+		if p.err != nil {
+			p.err = fmt.Errorf("draft %s: %w", p.model.Name, p.err)
+		}
+	}
+	if p.err != nil && !errors.Is(p.err, speculate.ErrNoDraft) {
+		h.log.Warn("no draft model", "model", h.alias, "err", p.err)
+	}
+	h.draft = &p
+	return p
+}
+
+// planDraft adds to plan the draft model decoding runs with, on one of the
+// head's devices: the user's choice, or for "auto" the library's smallest
+// model of the same tokenizer, when the plan has a worker on another
+// machine (a draft saves round trips) or the prediction says it helps
+// clearly (minDraftGain).
+// It says why in plan.NoDraft where there is none.
+func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
+	if h.cfg.Draft == speculate.None || !plan.Fits {
+		return
+	}
+	h.mu.Lock()
+	off, tr := h.draftOff, h.tracker
+	h.mu.Unlock()
+	if off != "" {
+		plan.NoDraft = "switched off: " + off
+		return
+	}
+	p := h.pickDraft()
+	if p.err != nil {
+		plan.NoDraft = p.err.Error()
+		return
+	}
+	if p.model.Path == "" {
+		return // none chosen
+	}
+	// The running draft's acceptance, once it has drafted enough to
+	// tell, else the assumed one.
+	acceptance, measured := engine.AssumedAcceptance, false
+	if tr != nil {
+		if st := tr.Stats(); st.Drafted >= speculate.MinTokens {
+			acceptance, measured = st.Acceptance(), true
+		}
+	}
+	dp, err := engine.PlaceDraft(*plan, head, p.model.Name, p.model.Path, p.est, h.cfg.DraftMax, acceptance)
+	if err != nil {
+		plan.NoDraft = err.Error()
+		return
+	}
+	dp.Measured = measured
+	auto := h.cfg.Draft == "" || h.cfg.Draft == speculate.Auto
+	if auto && len(plan.Workers) == 0 && dp.TokensPerSecond < minDraftGain*plan.TokensPerSecond {
+		plan.NoDraft = fmt.Sprintf("%s is predicted no faster with the draft %s (%.1f against %.1f tokens/s)",
+			plan.Model, p.model.Name, dp.TokensPerSecond, plan.TokensPerSecond)
+		return
+	}
+	plan.Draft = &dp
+}
+
+// minDraftGain is the predicted speed-up a draft must bring a model on
+// one machine for auto to use it: more than the prediction's error, as a
+// draft that turns out slower costs a restart to drop.
+const minDraftGain = 1.25
+
+// measureDraft takes what llama-server says of the drafts of one answer
+// (the end of it, tail), and switches the draft off when it made decoding
+// slower than the plan predicts without it.
+func (h *Host) measureDraft(tail []byte) {
+	h.mu.Lock()
+	tr, plan := h.tracker, h.plan
+	h.mu.Unlock()
+	if tr == nil || plan.Draft == nil {
+		return
+	}
+	drafted, accepted, tokens, ms, ok := speculate.Timings(tail)
+	if !ok {
+		return
+	}
+	tr.Record(drafted, accepted, tokens, ms)
+	why, slower := tr.Slower(plan.TokensPerSecond)
+	if !slower {
+		return
+	}
+	h.mu.Lock()
+	if h.tracker != tr {
+		h.mu.Unlock()
+		return // already switched off
+	}
+	h.draftOff, h.tracker = why, nil
+	h.mu.Unlock()
+	h.log.Warn("draft switched off", "model", h.alias, "draft", plan.Draft.Model, "why", why)
+	h.node.Warn(nodestate.Warning{Code: "draft-off", Severity: nodestate.SeverityInfo,
+		Message: fmt.Sprintf("%s decodes without its draft %s from now on: %s", h.alias, plan.Draft.Model, why)})
+	h.Kick()
+}
+
+// draftStatus is the draft at work, for Status; call with h.mu held.
+func (h *Host) draftStatus() *nodestate.DraftStatus {
+	dp := h.plan.Draft
+	if dp == nil || h.sup == nil {
+		return nil
+	}
+	ds := &nodestate.DraftStatus{Model: dp.Model, Device: dp.Device, Max: dp.Max, TokensPerSecond: dp.TokensPerSecond}
+	if h.tracker != nil {
+		s := h.tracker.Stats()
+		ds.Drafted, ds.Acceptance, ds.MeasuredTokensPerSecond = s.Drafted, s.Acceptance(), s.TokensPerSecond
+	}
+	return ds
+}

@@ -1,0 +1,174 @@
+package host
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/potluck-gpu/potluck/engine"
+	"github.com/potluck-gpu/potluck/engine/enginetest"
+	"github.com/potluck-gpu/potluck/netmesh"
+	"github.com/potluck-gpu/potluck/nodestate"
+	"github.com/potluck-gpu/potluck/speculate"
+)
+
+// draftLibrary is a library of the draft test models, target first.
+func draftLibrary(t *testing.T) []speculate.Model {
+	var models []speculate.Model
+	for _, m := range []enginetest.Model{enginetest.DraftTarget(t), enginetest.DraftAgree(t), enginetest.DraftDisagree(t), enginetest.DraftStranger(t)} {
+		fi, err := os.Stat(m.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, speculate.Model{Name: m.Alias, Path: m.Path, Bytes: uint64(fi.Size())})
+	}
+	return models
+}
+
+// startDraftHost serves the draft target with the draft chosen.
+func startDraftHost(t *testing.T, draft string) (*Host, *fakeNode) {
+	node := newFakeNode(t)
+	node.models = draftLibrary(t)
+	target := node.models[0]
+	h := New(Config{Name: "head", CtxSize: 256, Threads: 1, Draft: draft}, &fakeMesh{self: "head-id"}, node, target.Name)
+	h.SetModel(target.Path, target.Name)
+	h.Start(t.Context())
+	t.Cleanup(h.Stop)
+	awaitReady(t, h, node)
+	return h, node
+}
+
+func awaitReady(t *testing.T, h *Host, node *fakeNode) {
+	t.Helper()
+	select {
+	case <-node.ready:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("the model did not get ready: %+v", h.Status())
+	}
+}
+
+// greedy asks the host's proxy for 64 greedy tokens, and says how many
+// tokens llama-server drafted for them.
+func greedy(t *testing.T, h *Host) (text string, drafted int) {
+	t.Helper()
+	resp, err := http.Post("http://"+h.LocalAddr()+"/v1/completions", "application/json",
+		strings.NewReader(`{"prompt":"","max_tokens":64,"temperature":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Choices []struct {
+			Text string `json:"text"`
+		} `json:"choices"`
+		Timings struct {
+			Drafted int `json:"draft_n"`
+		} `json:"timings"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Choices) == 0 {
+		t.Fatalf("completion: %s, %v", resp.Status, err)
+	}
+	return out.Choices[0].Text, out.Timings.Drafted
+}
+
+// A draft the user names runs beside the model on the head's device: the
+// status says which and where, the text is the text without it, and the
+// proxy measures how many of its tokens the model accepted.
+func TestHostDraftNamed(t *testing.T) {
+	plain, _ := startDraftHost(t, speculate.None)
+	want, drafted := greedy(t, plain)
+	if drafted != 0 || plain.Status().Draft != nil {
+		t.Fatalf("draft none: %d drafted, %+v", drafted, plain.Status().Draft)
+	}
+	plain.Stop()
+
+	h, _ := startDraftHost(t, "draft-agree")
+	st := h.Status()
+	if st.Draft == nil || st.Draft.Model != "draft-agree" || st.Draft.Device != "CPU" || st.Draft.Max != engine.DefaultDraftMax {
+		t.Fatalf("status %+v, draft %+v", st, st.Draft)
+	}
+	plan, _ := h.CurrentPlan()
+	if plan.Draft == nil || plan.Draft.TokensPerSecond <= 0 || plan.TokensPerSecond <= 0 {
+		t.Errorf("plan %+v", plan.Draft)
+	}
+	got, drafted := greedy(t, h)
+	if got != want || drafted == 0 {
+		t.Errorf("with the draft: %q (%d drafted), want %q", got, drafted, want)
+	}
+	var ds *nodestate.DraftStatus
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ds = h.Status().Draft; ds != nil && ds.Drafted > 0 {
+			break
+		}
+	}
+	if ds == nil || ds.Drafted != drafted || ds.Acceptance < 0.9 || ds.MeasuredTokensPerSecond <= 0 {
+		t.Errorf("draft status after an answer: %+v, want %d drafted, nearly all accepted", ds, drafted)
+	}
+}
+
+// A draft whose guesses hardly ever hold makes decoding slower: after
+// an answer the host says so and serves on without it, with the same
+// text, and does not take it back.
+func TestHostDraftSwitchesOff(t *testing.T) {
+	h, node := startDraftHost(t, "draft-disagree")
+	if st := h.Status(); st.Draft == nil || st.Draft.Model != "draft-disagree" {
+		t.Fatalf("status %+v", st)
+	}
+	first, drafted := greedy(t, h)
+	if drafted == 0 {
+		t.Fatal("nothing drafted")
+	}
+	awaitReady(t, h, node) // restarted without the draft
+	st := h.Status()
+	if st.Draft != nil || !strings.HasPrefix(st.NoDraft, "switched off: the model accepted") || !strings.Contains(st.NoDraft, "drafted tokens") {
+		t.Fatalf("after a slow answer: draft %+v, no draft %q", st.Draft, st.NoDraft)
+	}
+	if w := node.warning("draft-off"); !strings.Contains(w, "decodes without its draft draft-disagree") {
+		t.Errorf("warning %q", w)
+	}
+	again, drafted := greedy(t, h)
+	if again != first || drafted != 0 {
+		t.Errorf("without the draft: %q (%d drafted), want %q", again, drafted, first)
+	}
+	if p, _ := h.Plan(); p.Draft != nil {
+		t.Errorf("a new plan takes the draft back: %+v", p.Draft)
+	}
+}
+
+// auto: the library's smallest model of the same tokenizer, passing over
+// one of another vocabulary; on one machine only where it is predicted to
+// help, always for a split over machines.
+func TestHostDraftAuto(t *testing.T) {
+	node := newFakeNode(t)
+	node.models = draftLibrary(t)
+	target := node.models[0]
+	worker := nodestate.Peer{ID: "w-id", Name: "w", Online: true, Mode: nodestate.ShareWorker, MinRTTMS: 10,
+		Services: map[string]netmesh.ServiceInfo{DefaultRPCService: {Version: "3.0.0"}},
+		Devices:  []nodestate.DeviceInfo{{Name: "CPU", Backend: "CPU", Offer: 64 << 20, Speed: engine.CPUSpeed(0)}}}
+	mesh := &fakeMesh{self: "head-id"}
+	h := New(Config{Name: "head", CtxSize: 256, Threads: 1, Split: engine.SplitAll}, mesh, node, target.Name)
+	h.SetModel(target.Path, target.Name)
+
+	alone, err := h.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The draft costs a quarter of the model here: predicted slower.
+	if alone.Draft != nil || !strings.Contains(alone.NoDraft, "predicted no faster with the draft draft-agree") {
+		t.Errorf("one machine: draft %+v, no draft %q", alone.Draft, alone.NoDraft)
+	}
+	mesh.peers = []nodestate.Peer{worker}
+	split, err := h.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(split.Workers) != 1 || split.Draft == nil || split.Draft.Model != "draft-agree" || split.Draft.Device != "CPU" {
+		t.Fatalf("a split: workers %v, draft %+v (%s), excluded %+v", split.Workers, split.Draft, split.NoDraft, split.Excluded)
+	}
+	if split.Draft.TokensPerSecond <= split.TokensPerSecond {
+		t.Errorf("a split with 10 ms round trips: %.0f tokens/s predicted with the draft, %.0f without", split.Draft.TokensPerSecond, split.TokensPerSecond)
+	}
+}
