@@ -34,7 +34,7 @@ import (
 
 // sections in the order they run: the in-process tunnel first, while the
 // machine is quiet, then the process-level ones.
-var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "gate", "load", "cold", "models", "stress", "windows"}
+var sections = []string{"tunnel", "join", "idle", "proxy", "soak", "shard", "gate", "load", "cold", "models", "draft", "stress", "windows"}
 
 // extraSections run only when -only names them.
 var extraSections = []string{"calibrate"}
@@ -160,6 +160,7 @@ func run() int {
 		"load":    b.benchLoad,
 		"cold":    b.benchCold,
 		"models":  b.benchModels,
+		"draft":   b.benchDraft,
 		"stress":  b.benchStress,
 		"windows": b.benchWindows,
 

@@ -230,6 +230,9 @@ type Completion struct {
 	// TokensPerSecond is llama-server's own decode speed, when it reports
 	// timings; 0 otherwise.
 	TokensPerSecond float64
+	// Drafted and Accepted are the tokens a draft model guessed, and how
+	// many of them the model kept (speculative decoding); 0 without one.
+	Drafted, Accepted int
 }
 
 // Complete asks the node for a greedy completion of maxTokens tokens from the
@@ -284,6 +287,8 @@ func (n *Node) completeAt(ctx context.Context, url, model string, maxTokens int)
 		} `json:"usage"`
 		Timings struct {
 			PredictedPerSecond float64 `json:"predicted_per_second"`
+			Drafted            int     `json:"draft_n"`
+			Accepted           int     `json:"draft_n_accepted"`
 		} `json:"timings"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
@@ -296,6 +301,7 @@ func (n *Node) completeAt(ctx context.Context, url, model string, maxTokens int)
 		Text: out.Choices[0].Text, Tokens: out.Usage.CompletionTokens, Prompt: out.Usage.PromptTokens,
 		Node: resp.Header.Get("X-Potluck-Node"), Elapsed: time.Since(start),
 		TokensPerSecond: out.Timings.PredictedPerSecond,
+		Drafted:         out.Timings.Drafted, Accepted: out.Timings.Accepted,
 	}, nil
 }
 

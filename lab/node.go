@@ -172,6 +172,16 @@ func (n *Node) Restart() {
 	n.waitAPI()
 }
 
+// Rerun stops the node if it runs (SIGKILL, as Kill) and starts it again
+// with other extra flags, and the same data dir; it waits until the API
+// answers.
+func (n *Node) Rerun(extra ...string) {
+	n.lab.t.Helper()
+	n.Kill()
+	n.start(extra)
+	n.waitAPI()
+}
+
 // Pause stops every process of the machine (SIGSTOP), like a laptop put to
 // sleep; its link stays up.
 func (n *Node) Pause() { signalNS(n.NS, syscall.SIGSTOP) }
