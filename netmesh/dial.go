@@ -53,11 +53,46 @@ func (n *Node) lanPeerFound(pi peer.AddrInfo) {
 	if pi.ID == h.ID() || h.Network().Connectedness(pi.ID) == network.Connected || !n.admitted(pi.ID) {
 		return
 	}
+	if !n.awaitTurn(pi.ID) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := h.Connect(ctx, pi); err != nil {
 		n.log.Debug("mDNS peer unreachable", "peer", pi.ID.String(), "err", err)
 	}
+}
+
+// yieldWait is how long the member with the higher peer id of a pair
+// leaves the other to dial first.
+const yieldWait = time.Second
+
+// awaitTurn says whether to dial pid now. Two members that hear of each
+// other at the same moment (mDNS answers reach both at once, as do their
+// heartbeats) dial each other at once, from the port each listens on
+// (libp2p reuses it); on a link whose delay is longer than the gap between
+// the two dials, the SYNs cross and open one TCP connection from both
+// ends, on which both start the handshake as its initiator and fail
+// ("noise: message is too short"), and their next tries, at the same
+// moments again, fail alike: in the lab, two members 10 ms apart never
+// met in 3 minutes. So the member with the lower peer id dials at once,
+// and the other after yieldWait, only if no connection came meanwhile;
+// false also when the node stops.
+func (n *Node) awaitTurn(pid peer.ID) bool {
+	if pid > n.id {
+		return true
+	}
+	h := n.getHost()
+	for deadline := time.Now().Add(yieldWait); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		n.mu.Lock()
+		stopping := n.stopping
+		n.mu.Unlock()
+		if stopping || h == nil || reached(h, pid) {
+			return false
+		}
+	}
+	return true
 }
 
 // connectPeer makes sure there is a direct connection to a peer heard about
@@ -114,6 +149,9 @@ func (n *Node) connectPeer(pid peer.ID, addrs []string) {
 			delete(n.dialing, pid)
 			n.mu.Unlock()
 		}()
+		if !n.awaitTurn(pid) {
+			return
+		}
 		ctx, cancel := context.WithTimeout(limitedOK(context.Background()), 10*time.Second)
 		defer cancel()
 		clearBackoff(h, pid)
