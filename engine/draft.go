@@ -45,10 +45,24 @@ const DefaultDraftMax = 3
 // a small model of the same family on chat text.
 const AssumedAcceptance = 0.6
 
-// verifyTokenShare is what checking one more token in a pass costs, as a
-// share of the devices' time for one token: a pass reads every weight once
-// whatever its tokens, and each token adds its arithmetic.
-const verifyTokenShare = 0.1
+// What checking one more token in a pass costs, as a share of a device's
+// time for one token. A pass reads every weight once whatever its tokens,
+// and each token adds its arithmetic: next to nothing on a GPU, whose
+// decoding waits on memory, but about a whole token on a CPU running a
+// thread or two (measured in the lab: 9 tokens checked at once on one
+// thread took about 7 times one token's time).
+const (
+	gpuVerifyShare = 0.1
+	cpuVerifyShare = 0.85
+)
+
+// verifyShare is what one more token costs device d in a pass.
+func verifyShare(d DeviceAssignment) float64 {
+	if d.Backend == "CPU" || IsSoftwareDevice(Device{Description: d.Description}) {
+		return cpuVerifyShare
+	}
+	return gpuVerifyShare
+}
 
 // PlaceDraft puts the draft est (the file at path, named model) on the
 // head's fastest device of those in plan that have room for it beside
@@ -98,8 +112,17 @@ func DraftedSpeed(plan Plan, draftSeconds float64, max int, acceptance float64) 
 		return 0
 	}
 	perToken := 1 / plan.TokensPerSecond
-	compute := math.Max(perToken-plan.NetworkSeconds, 0)
-	pass := perToken + float64(max)*(draftSeconds+verifyTokenShare*compute)
+	// What one more token costs the devices in a pass; a plan that
+	// names none is taken for the CPU's.
+	verify, seconds := 0.0, 0.0
+	for _, d := range plan.Devices {
+		verify += d.Seconds * verifyShare(d)
+		seconds += d.Seconds
+	}
+	if seconds == 0 {
+		verify = math.Max(perToken-plan.NetworkSeconds, 0) * cpuVerifyShare
+	}
+	pass := perToken + float64(max)*(draftSeconds+verify)
 	return ExpectedTokens(max, acceptance) / pass
 }
 

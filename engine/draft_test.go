@@ -127,8 +127,10 @@ func TestDraftedSpeed(t *testing.T) {
 	if got := engine.ExpectedTokens(3, 0.5); math.Abs(got-1.875) > 1e-9 {
 		t.Errorf("half right, 3 drafted: %v tokens a pass, want 1.875", got)
 	}
-	// 50 ms a token, 40 of them round trips; a draft of 2 ms a token.
-	split := engine.Plan{TokensPerSecond: 20, NetworkSeconds: 0.04}
+	// 50 ms a token, 40 of them round trips, 10 on GPUs; a draft of
+	// 2 ms a token.
+	split := engine.Plan{TokensPerSecond: 20, NetworkSeconds: 0.04, Devices: []engine.DeviceAssignment{
+		{Backend: "CUDA", Seconds: 0.006}, {Backend: "Vulkan", Description: "NVIDIA GeForce RTX 3060", Seconds: 0.004}}}
 	with := engine.DraftedSpeed(split, 0.002, 8, 0.8)
 	if with < 2*split.TokensPerSecond {
 		t.Errorf("split: %.1f tokens/s with a good draft, want at least twice %.0f", with, split.TokensPerSecond)
@@ -139,5 +141,12 @@ func TestDraftedSpeed(t *testing.T) {
 	single := engine.Plan{TokensPerSecond: 100}
 	if got := engine.DraftedSpeed(single, 0.005, 3, 0.6); got >= single.TokensPerSecond {
 		t.Errorf("one machine, a draft half as costly as the model: %.1f tokens/s, want under %.0f", got, single.TokensPerSecond)
+	}
+	// The same split on CPUs: each checked token costs about a token's
+	// arithmetic again, and the draft gains less.
+	cpus := split
+	cpus.Devices = []engine.DeviceAssignment{{Backend: "CPU", Seconds: 0.01}}
+	if onCPU := engine.DraftedSpeed(cpus, 0.002, 8, 0.8); onCPU >= with {
+		t.Errorf("split on CPUs: %.1f tokens/s with the draft, want under the GPUs' %.1f", onCPU, with)
 	}
 }

@@ -110,6 +110,7 @@ func (h *Host) measureDraft(tail []byte) {
 	tr.Record(drafted, accepted, tokens, ms)
 	why, slower := tr.Slower(plan.TokensPerSecond)
 	if !slower {
+		h.predictMeasured(tr)
 		return
 	}
 	h.mu.Lock()
@@ -123,6 +124,24 @@ func (h *Host) measureDraft(tail []byte) {
 	h.node.Warn(nodestate.Warning{Code: "draft-off", Severity: nodestate.SeverityInfo,
 		Message: fmt.Sprintf("%s decodes without its draft %s from now on: %s", h.alias, plan.Draft.Model, why)})
 	h.Kick()
+}
+
+// predictMeasured predicts the plan's speed with its draft again at the
+// acceptance measured, once the draft has drafted enough to tell.
+func (h *Host) predictMeasured(tr *speculate.Tracker) {
+	st := tr.Stats()
+	if st.Drafted < speculate.MinTokens {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tracker != tr || h.plan.Draft == nil {
+		return
+	}
+	dp := *h.plan.Draft
+	dp.Acceptance, dp.Measured = st.Acceptance(), true
+	dp.TokensPerSecond = engine.DraftedSpeed(h.plan, dp.SecondsPerToken, dp.Max, dp.Acceptance)
+	h.plan.Draft = &dp
 }
 
 // draftStatus is the draft at work, for Status; call with h.mu held.
