@@ -59,6 +59,7 @@ func TestLabBenchDraft(t *testing.T) {
 	// 1 Gbit/s: tc's tbf on the head's link (the worker's is a TAP
 	// relay, which tbf garbles), and 10 ms each way on the worker's.
 	head.RateLimit(1000)
+	worker.Netem(lab.Impairment{Delay: 10 * time.Millisecond})
 
 	type run struct {
 		text                string
@@ -70,6 +71,12 @@ func TestLabBenchDraft(t *testing.T) {
 		head.Rerun("--draft", draft)
 		workerID := worker.PeerID()
 		nw.Wait("the head to serve split with the worker", 3*time.Minute, func() bool { return planUses(head, []string{workerID}, nil) })
+		// The plan predicts with the round trip measured: at most
+		// replanCheck (15 s) after the worker's first pings.
+		nw.Wait("the plan to know the round trip", time.Minute, func() bool {
+			d, err := head.Plan()
+			return err == nil && d.Plan.NetworkSeconds >= 0.015
+		})
 	}
 	measure := func(label string) run {
 		t.Helper()
@@ -93,7 +100,6 @@ func TestLabBenchDraft(t *testing.T) {
 	}
 
 	serve("none")
-	worker.Netem(lab.Impairment{Delay: 10 * time.Millisecond})
 	measure("warm-up")
 	none := measure("no draft")
 	serve("agree")
