@@ -1,9 +1,7 @@
 package engine_test
 
 import (
-	"encoding/json"
 	"math"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -12,31 +10,6 @@ import (
 	"github.com/potluck-gpu/potluck/engine/ggufgen"
 )
 
-// draftCompletion is a greedy completion of 64 tokens from the empty
-// prompt, with what llama-server says of its drafts.
-func draftCompletion(t *testing.T, base string) (text string, drafted, accepted int) {
-	t.Helper()
-	resp, err := http.Post(base+"/v1/completions", "application/json",
-		strings.NewReader(`{"prompt":"","max_tokens":64,"temperature":0,"seed":1}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Choices []struct {
-			Text string `json:"text"`
-		} `json:"choices"`
-		Timings struct {
-			Drafted  int `json:"draft_n"`
-			Accepted int `json:"draft_n_accepted"`
-		} `json:"timings"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Choices) == 0 {
-		t.Fatalf("completion: %s, %v", resp.Status, err)
-	}
-	return out.Choices[0].Text, out.Timings.Drafted, out.Timings.Accepted
-}
-
 // A draft changes how fast greedy text comes, never what it is: the
 // target decodes the same text alone, with a draft that agrees with it
 // (its first blocks alone: nearly every guess accepted) and with one that
@@ -44,7 +17,7 @@ func draftCompletion(t *testing.T, base string) (text string, drafted, accepted 
 func TestDraftKeepsGreedyText(t *testing.T) {
 	rt := enginetest.Runtime(t)
 	target := enginetest.DraftTarget(t).Path
-	alone, drafted, _ := draftCompletion(t, enginetest.Server(t, rt, engine.ServerSpec{Model: target, Devices: []string{"none"}}))
+	alone, drafted, _ := enginetest.CompleteDrafted(t, enginetest.Server(t, rt, engine.ServerSpec{Model: target, Devices: []string{"none"}}), 64)
 	if drafted != 0 || alone == "" {
 		t.Fatalf("without a draft: %d drafted, text %q", drafted, alone)
 	}
@@ -57,7 +30,7 @@ func TestDraftKeepsGreedyText(t *testing.T) {
 	} {
 		spec := engine.ServerSpec{Model: target, Devices: []string{"none"},
 			Draft: engine.DraftSpec{Model: c.draft.Path, Devices: []string{"none"}, Max: 8}}
-		text, drafted, accepted := draftCompletion(t, enginetest.Server(t, rt, spec))
+		text, drafted, accepted := enginetest.CompleteDrafted(t, enginetest.Server(t, rt, spec), 64)
 		if text != alone {
 			t.Errorf("with %s: %q, want %q as without a draft", c.draft.Alias, text, alone)
 		}

@@ -1,8 +1,6 @@
 package host
 
 import (
-	"encoding/json"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -54,24 +52,8 @@ func awaitReady(t *testing.T, h *Host, node *fakeNode) {
 // tokens llama-server drafted for them.
 func greedy(t *testing.T, h *Host) (text string, drafted int) {
 	t.Helper()
-	resp, err := http.Post("http://"+h.LocalAddr()+"/v1/completions", "application/json",
-		strings.NewReader(`{"prompt":"","max_tokens":64,"temperature":0}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Choices []struct {
-			Text string `json:"text"`
-		} `json:"choices"`
-		Timings struct {
-			Drafted int `json:"draft_n"`
-		} `json:"timings"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Choices) == 0 {
-		t.Fatalf("completion: %s, %v", resp.Status, err)
-	}
-	return out.Choices[0].Text, out.Timings.Drafted
+	text, drafted, _ = enginetest.CompleteDrafted(t, "http://"+h.LocalAddr(), 64)
+	return text, drafted
 }
 
 // A draft the user names runs beside the model on the head's device: the

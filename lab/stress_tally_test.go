@@ -22,28 +22,21 @@ import (
 // default); CI runs 3 so that the harness itself keeps working.
 
 // stressRuns is the number of runs of each scenario.
-func stressRuns(t *testing.T) int {
-	s := os.Getenv("STRESS_RUNS")
-	if s == "" {
-		return 30
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		t.Fatalf("STRESS_RUNS=%q: want a whole number of runs, 1 or more", s)
-	}
-	return n
-}
+func stressRuns(t *testing.T) int { return envCount(t, "STRESS_RUNS", 30, "runs") }
 
 // stressCycles is STRESS_CYCLES: how many cut and heal cycles a LAN run
 // makes (4 by default).
-func stressCycles(t *testing.T) int {
-	s := os.Getenv("STRESS_CYCLES")
+func stressCycles(t *testing.T) int { return envCount(t, "STRESS_CYCLES", 4, "cut and heal cycles") }
+
+// envCount reads a count of what from the variable name, def when unset.
+func envCount(t *testing.T, name string, def int, what string) int {
+	s := os.Getenv(name)
 	if s == "" {
-		return 4
+		return def
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		t.Fatalf("STRESS_CYCLES=%q: want a whole number of cut and heal cycles, 1 or more", s)
+		t.Fatalf("%s=%q: want a whole number of %s, 1 or more", name, s, what)
 	}
 	return n
 }

@@ -190,6 +190,27 @@ func Complete(t testing.TB, base string, maxTokens int) string {
 // not report timings).
 func CompleteTimed(t testing.TB, base string, maxTokens int) (text string, tokensPerSecond float64) {
 	t.Helper()
+	c := complete(t, base, maxTokens)
+	return c.text, c.tokensPerSecond
+}
+
+// CompleteDrafted is Complete that also returns what llama-server says of
+// speculative decoding: the tokens its draft model guessed, and how many
+// of them the model accepted (0 and 0 without a draft).
+func CompleteDrafted(t testing.TB, base string, maxTokens int) (text string, drafted, accepted int) {
+	t.Helper()
+	c := complete(t, base, maxTokens)
+	return c.text, c.drafted, c.accepted
+}
+
+type completion struct {
+	text              string
+	tokensPerSecond   float64
+	drafted, accepted int
+}
+
+func complete(t testing.TB, base string, maxTokens int) completion {
+	t.Helper()
 	body := fmt.Sprintf(`{"prompt":"","max_tokens":%d,"temperature":0,"seed":1}`, maxTokens)
 	resp, err := http.Post(base+"/v1/completions", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -202,6 +223,8 @@ func CompleteTimed(t testing.TB, base string, maxTokens int) (text string, token
 		} `json:"choices"`
 		Timings struct {
 			PredictedPerSecond float64 `json:"predicted_per_second"`
+			Drafted            int     `json:"draft_n"`
+			Accepted           int     `json:"draft_n_accepted"`
 		} `json:"timings"`
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -210,7 +233,7 @@ func CompleteTimed(t testing.TB, base string, maxTokens int) (text string, token
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Choices) == 0 {
 		t.Fatalf("completion: %v, %+v", err, out)
 	}
-	return out.Choices[0].Text, out.Timings.PredictedPerSecond
+	return completion{out.Choices[0].Text, out.Timings.PredictedPerSecond, out.Timings.Drafted, out.Timings.Accepted}
 }
 
 // SplitModel splits the test model with llama.cpp's own tool into
