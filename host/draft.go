@@ -17,15 +17,19 @@ type draftPick struct {
 }
 
 // pickDraft chooses the draft for the model once per host, as the user's
-// choice says.
+// choice says. It reads the library and the candidates' tokenizers
+// outside h.mu: that can take a while, and Status must not wait.
 func (h *Host) pickDraft() draftPick {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.draft != nil {
-		return *h.draft
+		p := *h.draft
+		h.mu.Unlock()
+		return p
 	}
-	p := draftPick{}
 	target := speculate.Model{Name: h.alias, Path: h.path, Bytes: h.info.Bytes}
+	h.mu.Unlock()
+
+	p := draftPick{}
 	p.model, p.err = speculate.Pick(h.cfg.Draft, target, h.node.Models(), engine.TokenizerOf)
 	if p.err == nil && p.model.Path != "" {
 		p.est, p.err = engine.EstimateModel(p.model.Path, h.cfg.CtxSize)
@@ -34,10 +38,14 @@ func (h *Host) pickDraft() draftPick {
 		}
 	}
 	if p.err != nil && !errors.Is(p.err, speculate.ErrNoDraft) {
-		h.log.Warn("no draft model", "model", h.alias, "err", p.err)
+		h.log.Warn("no draft model", "model", target.Name, "err", p.err)
 	}
-	h.draft = &p
-	return p
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draft == nil {
+		h.draft = &p
+	}
+	return *h.draft
 }
 
 // planDraft adds to plan the draft model decoding runs with, on one of the
