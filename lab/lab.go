@@ -307,6 +307,11 @@ func (l *Lab) snapshot() {
 			}
 			l.t.Logf("--- %s GET %s: %s", n.Name, path, s)
 		}
+		// The machine's TCP sockets: which ports its dials left from,
+		// and what lingers (SYN-SENT, TIME-WAIT) in the way of the next.
+		if out, err := exec.Command("ip", "netns", "exec", n.NS, "ss", "-tan").Output(); err == nil {
+			l.t.Logf("--- %s ss -tan:\n%s", n.Name, out)
+		}
 	}
 }
 
