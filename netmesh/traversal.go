@@ -365,6 +365,7 @@ func (n *Node) startHolePunching(ctx context.Context, h host.Host) {
 	n.trav.hps = svc
 	n.trav.mu.Unlock()
 	n.spawn(func() { n.punchLoop(ctx, h, svc) })
+	n.spawn(func() { n.watchPunchAddrs(ctx, h) })
 }
 
 // punchAddrs are the public addresses of this node, observed by others
@@ -395,6 +396,7 @@ func (n *Node) punchLoop(ctx context.Context, h host.Host, svc *holepunch.Servic
 			if err != nil || pid >= n.id || !n.admitted(pid) {
 				continue
 			}
+			n.forgetPunchAddrs(h, pid)
 			switch h.Network().Connectedness(pid) {
 			case network.Connected:
 				n.trav.mu.Lock()
