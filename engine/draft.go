@@ -19,7 +19,7 @@ type DraftPlan struct {
 	Model string `json:"model"` // as the library names it
 	Path  string `json:"path"`
 	// Device is the head's device it runs on: "CUDA0", "Vulkan0" or
-	// "CPU"; Use is the same for llama-server's --spec-draft-device.
+	// "CPU" (Spec says "none" to llama-server for the CPU).
 	Device string `json:"device"`
 	Bytes  uint64 `json:"bytes"` // the head's memory it takes
 	Layers int    `json:"layers"`
