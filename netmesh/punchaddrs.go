@@ -21,14 +21,15 @@ import (
 // minutes. The other dials came from what the address book holds: identify
 // adds a member's public addresses over the relayed connection, and the
 // members' DHT and pubsub open direct connections from them. So while this
-// node is not public and a member is reached only through a relay, that
+// node is private and a member is reached only through a relay, that
 // member's public addresses are for hole punching alone, which gets them
 // over the relay when it punches; they leave the address book.
 
 // forgetPunchAddrs removes pid's public addresses from the address book
-// when the node is not public and pid is reached only through a relay.
+// when AutoNAT has found this node private (hole punching waits for that
+// too) and pid is reached only through a relay.
 func (n *Node) forgetPunchAddrs(h host.Host, pid peer.ID) {
-	if n.Reachability() == ReachabilityPublic || h.Network().Connectedness(pid) != network.Limited {
+	if n.Reachability() != ReachabilityPrivate || h.Network().Connectedness(pid) != network.Limited {
 		return
 	}
 	ps := h.Peerstore()
