@@ -77,8 +77,8 @@ func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
 	// tell, else the assumed one.
 	acceptance, measured := engine.AssumedAcceptance, false
 	if tr != nil {
-		if st := tr.Stats(); st.Drafted >= speculate.MinTokens {
-			acceptance, measured = st.Acceptance(), true
+		if a, ok := tr.Acceptance(); ok {
+			acceptance, measured = a, true
 		}
 	}
 	dp, err := engine.PlaceDraft(*plan, head, p.model.Name, p.model.Path, p.est, h.cfg.DraftMax, acceptance)
@@ -137,8 +137,8 @@ func (h *Host) measureDraft(tail []byte) {
 // predictMeasured predicts the plan's speed with its draft again at the
 // acceptance measured, once the draft has drafted enough to tell.
 func (h *Host) predictMeasured(tr *speculate.Tracker) {
-	st := tr.Stats()
-	if st.Drafted < speculate.MinTokens {
+	acceptance, ok := tr.Acceptance()
+	if !ok {
 		return
 	}
 	h.mu.Lock()
@@ -147,7 +147,7 @@ func (h *Host) predictMeasured(tr *speculate.Tracker) {
 		return
 	}
 	dp := *h.plan.Draft
-	dp.Acceptance, dp.Measured = st.Acceptance(), true
+	dp.Acceptance, dp.Measured = acceptance, true
 	dp.TokensPerSecond = engine.DraftedSpeed(h.plan, dp.SecondsPerToken, dp.Max, dp.Acceptance)
 	h.plan.Draft = &dp
 }

@@ -78,6 +78,16 @@ const MaxAcceptanceToJudge = 0.5
 // draft's own time eats that up.
 const MinGain = 1.1
 
+// Acceptance is the share of drafted tokens accepted, once MinTokens
+// were drafted: enough to tell; ok is false before.
+func (t *Tracker) Acceptance() (share float64, ok bool) {
+	s := t.Stats()
+	if s.Drafted < MinTokens {
+		return 0, false
+	}
+	return s.Acceptance(), true
+}
+
 // Slower says, once MinTokens were generated with the draft, whether the
 // draft makes decoding slower, and why in words: when it can gain less
 // than MinGain whatever the speed without it, or when decoding with it is
