@@ -123,3 +123,23 @@ func SplitLAN(t interface{ Cleanup(func()) }, meshAsk time.Duration) {
 	mdnsAskAlone, mdnsMeshAsk = false, meshAsk
 	t.Cleanup(func() { mdnsAskAlone, mdnsMeshAsk = alone, ask })
 }
+
+// Unlink keeps n and the peer id from connecting to each other directly
+// (n's connection gater refuses the peer), while both stay members that
+// hear each other through others.
+func Unlink(n *Node, id string) error {
+	pid, err := peer.Decode(id)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	ev, h := n.ev, n.host
+	n.mu.Unlock()
+	if ev == nil || h == nil || ev.ConnectionGater() == nil {
+		return fmt.Errorf("node not up, or without a connection gater")
+	}
+	if err := ev.ConnectionGater().BlockPeer(pid); err != nil {
+		return err
+	}
+	return h.Network().ClosePeer(pid)
+}

@@ -3,6 +3,7 @@ package netmesh
 import (
 	"context"
 	"errors"
+	"maps"
 	"syscall"
 	"time"
 
@@ -105,6 +106,7 @@ func (n *Node) disconnected(nw network.Network, c network.Conn) {
 	}
 	boot, seq, online := n.roster.lastBeat(pid.String())
 	if !online {
+		n.alone() // a removed peer, or one not heard from yet
 		return
 	}
 	if !n.admitted(pid) {
@@ -207,9 +209,41 @@ func turnedAway(err error) bool {
 	return true
 }
 
-// lost marks pid offline at once (see roster.cut).
+// lost marks pid offline at once (see roster.cut). A node left with no
+// connection to any member can hear no one: the peers it heard of only
+// through others go offline with it (see alone).
 func (n *Node) lost(pid peer.ID, boot string, seq uint64, why string) {
 	if n.roster.cut(pid.String(), boot, seq) {
 		n.log.Info("peer offline: "+why, "peer", pid.String())
+	}
+	n.alone()
+}
+
+// alone marks every online peer offline at once when this node has no
+// connection, direct or relayed, to any member left: a removed member, or
+// one whose network went, hears no heartbeat from anyone, whichever
+// member it used to hear them through. They come back as cut peers do,
+// with a later heartbeat or a new connection.
+func (n *Node) alone() {
+	h := n.getHost()
+	if h == nil {
+		return
+	}
+	for _, pid := range h.Network().Peers() {
+		if reached(h, pid) && n.admitted(pid) {
+			return
+		}
+	}
+	n.mu.Lock()
+	redialing := maps.Clone(n.redialing)
+	n.mu.Unlock()
+	for _, id := range n.roster.onlineIDs() {
+		if pid, err := peer.Decode(id); err == nil && redialing[pid] {
+			continue // its redial decides, and comes back here
+		}
+		boot, seq, ok := n.roster.lastBeat(id)
+		if ok && n.roster.cut(id, boot, seq) {
+			n.log.Info("peer offline: this node has no connection to any member", "peer", id)
+		}
 	}
 }

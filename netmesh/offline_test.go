@@ -320,3 +320,36 @@ func TestRemovedMemberSeesOthersOfflineAtOnce(t *testing.T) {
 	// not bring the peer back.
 	holdsOffline(t, removed, nodes[0].ID(), offlineHB)
 }
+
+// A removed member that heard one member only through another sees both
+// offline once its last connection is gone, not once the heartbeats of
+// the one it heard through others stop.
+func TestRemovedMemberSeesOthersOfflineThroughOthers(t *testing.T) {
+	netmeshtest.CheckLeaks(t)
+	nodes := netmeshtest.Cluster(t, 3, netmeshtest.WithHeartbeat(offlineHB))
+	removed := nodes[2]
+	for _, pair := range [][2]int{{1, 2}, {2, 1}} {
+		if err := netmesh.Unlink(nodes[pair[0]], nodes[pair[1]].ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	netmeshtest.WaitConverged(t, nodes, offlineWait)
+	if c := netmesh.Conns(removed, nodes[1].ID()); c != 0 {
+		t.Fatalf("the removed member has %d connections to node1, want none", c)
+	}
+
+	start := time.Now()
+	for _, n := range nodes[:2] {
+		if err := n.Block(removed.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes[:2] {
+		took := onlineAfter(t, removed, n.ID(), false, start)
+		t.Logf("the removed member saw %s offline after %v (heartbeat %v)", n.Info().Name, took.Round(time.Millisecond), offlineHB)
+		if took > offlineBound {
+			t.Errorf("the removed member saw %s offline after %v, want within %v", n.Info().Name, took.Round(time.Millisecond), offlineBound)
+		}
+	}
+	holdsOffline(t, removed, nodes[1].ID(), offlineHB)
+}
