@@ -83,7 +83,7 @@ func nodeSettings(cfg *app.Config, logLevel *string, modelsDirs *[]string) []set
 		{"model", "POTLUCK_MODEL", "", "the `MODEL` to serve: a name from 'potluck models', a GGUF path, or a Hugging Face reference (OWNER/REPO:QUANT), pulled first", text{&cfg.Model}},
 		modelsDirsSetting(modelsDirs),
 		{"embeddings", "POTLUCK_EMBEDDINGS", "", "serve /v1/embeddings from a chat model too (embedding and rerank models serve theirs anyway)", on{&cfg.Embeddings}},
-		{"draft", "POTLUCK_DRAFT", "", "draft `MODEL` for speculative decoding: auto (the library's smallest model of the same tokenizer, for a split over machines or where it is predicted to help), none, or a name from 'potluck models' (default: the choice made in the tray, else auto)", parsed{"auto, none or a model's name", func(v string) error {
+		{"draft", "POTLUCK_DRAFT", "", "draft `MODEL` for speculative decoding: auto (the library's smallest model of the same tokenizer, for a split over machines or where it is predicted to help; else, for a split over machines, ngram), none, ngram (guesses from the text so far, no draft model), or a name from 'potluck models' (default: the choice made in the tray, else auto)", parsed{"auto, none, ngram or a model's name", func(v string) error {
 			cfg.Draft = v
 			return speculate.Check(v)
 		}}},

@@ -26,10 +26,11 @@ func (b *bench) benchModels(ctx context.Context) {
 
 // benchDraft splits a model over a worker 10 ms away and decodes without
 // a draft, with one that agrees and with one that does not (lab's
-// TestLabBenchDraft).
+// TestLabBenchDraft), and a story with each n-gram lookup
+// (TestLabBenchLookup).
 func (b *bench) benchDraft(ctx context.Context) {
 	b.labFigures(ctx, "draft", "speculative decoding on a split", "needs root for the namespace lab (run make bench as root)",
-		"./lab/", "^TestLabBenchDraft$", "POTLUCK_LAB_BENCH=1")
+		"./lab/", "^(TestLabBenchDraft|TestLabBenchLookup)$", "POTLUCK_LAB_BENCH=1")
 }
 
 // benchStress runs the mesh scenarios of make stress (lab's TestStressMesh)

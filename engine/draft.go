@@ -16,8 +16,11 @@ import (
 // DraftPlan is a draft model placed on the head, and what it is predicted
 // to bring.
 type DraftPlan struct {
-	Model string `json:"model"` // as the library names it
+	Model string `json:"model"` // as the library names it; LookupName for a lookup
 	Path  string `json:"path"`
+	// Lookup is llama.cpp's draft-free speculation (LookupType) when no
+	// draft model runs: Path is then empty, and Bytes 0.
+	Lookup string `json:"lookup,omitempty"`
 	// Device is the head's device it runs on: "CUDA0", "Vulkan0" or
 	// "CPU" (Spec says "none" to llama-server for the CPU).
 	Device string `json:"device"`
@@ -112,18 +115,22 @@ func DraftedSpeed(plan Plan, draftSeconds float64, max int, acceptance float64) 
 		return 0
 	}
 	perToken := 1 / plan.TokensPerSecond
-	// What one more token costs the devices in a pass; a plan that
-	// names none is taken for the CPU's.
+	pass := perToken + float64(max)*(draftSeconds+verifySeconds(plan))
+	return ExpectedTokens(max, acceptance) / pass
+}
+
+// verifySeconds is what checking one more token in a pass costs plan's
+// devices; a plan that names none is taken for the CPU's.
+func verifySeconds(plan Plan) float64 {
 	verify, seconds := 0.0, 0.0
 	for _, d := range plan.Devices {
 		verify += d.Seconds * verifyShare(d)
 		seconds += d.Seconds
 	}
-	if seconds == 0 {
-		verify = math.Max(perToken-plan.NetworkSeconds, 0) * cpuVerifyShare
+	if seconds == 0 && plan.TokensPerSecond > 0 {
+		verify = math.Max(1/plan.TokensPerSecond-plan.NetworkSeconds, 0) * cpuVerifyShare
 	}
-	pass := perToken + float64(max)*(draftSeconds+verify)
-	return ExpectedTokens(max, acceptance) / pass
+	return verify
 }
 
 // ExpectedTokens is the tokens one pass yields when max tokens are

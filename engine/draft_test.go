@@ -123,3 +123,31 @@ func TestDraftedSpeed(t *testing.T) {
 		t.Errorf("split on CPUs: %.1f tokens/s with the draft, want under the GPUs' %.1f", onCPU, with)
 	}
 }
+
+// A lookup is predicted as fast as without until measured; measured, its
+// speed follows the passes it saved and the guesses it had checked, and
+// it breaks even at a share of right guesses that is low for a split
+// waiting on round trips and high for a CPU alone.
+func TestLookupSpeed(t *testing.T) {
+	split := engine.Plan{TokensPerSecond: 20, NetworkSeconds: 0.04, Devices: []engine.DeviceAssignment{
+		{Backend: "CUDA", Seconds: 0.006}, {Backend: "CPU", Seconds: 0.004}}}
+	dp := engine.PlaceLookup(split, "")
+	if dp.Lookup != engine.LookupType || dp.Path != "" || dp.Bytes != 0 || dp.TokensPerSecond != split.TokensPerSecond || dp.Max != engine.LookupTypes[engine.LookupType] {
+		t.Errorf("lookup %+v", dp)
+	}
+	// verify: 0.006×0.1 + 0.004×0.85 = 4 ms a checked token, 50 ms a token.
+	if got := engine.BreakEven(split); math.Abs(got-0.08) > 1e-9 {
+		t.Errorf("split: breaks even at %.3f, want 0.080", got)
+	}
+	if got := engine.BreakEven(engine.Plan{TokensPerSecond: 10}); math.Abs(got-0.85) > 1e-9 {
+		t.Errorf("a CPU alone: breaks even at %.3f, want 0.850", got)
+	}
+	// 100 tokens in 80 passes (20 guesses right of 50): 80×50 ms +
+	// 50×4 ms = 4.2 s.
+	if got := engine.MeasuredSpeed(split, 0, 100, 80, 50); math.Abs(got-100/4.2) > 1e-9 {
+		t.Errorf("measured: %.3f tokens/s, want %.3f", got, 100/4.2)
+	}
+	if got := engine.MeasuredSpeed(split, 0, 100, 100, 0); math.Abs(got-split.TokensPerSecond) > 1e-9 {
+		t.Errorf("nothing drafted: %.3f tokens/s, want %.0f as without", got, split.TokensPerSecond)
+	}
+}

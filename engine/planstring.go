@@ -54,6 +54,14 @@ func (p Plan) String() string {
 		b.WriteString("\n")
 	}
 	switch {
+	case p.Draft != nil && p.Draft.Lookup != "":
+		d := p.Draft
+		measured := "not measured yet"
+		if d.Measured {
+			measured = fmt.Sprintf("%.0f %% of drafted tokens accepted, measured", 100*d.Acceptance)
+		}
+		fmt.Fprintf(&b, "draft-free speculation: %s (%s) [this node], up to %s at a time: predicted %s with it, %s without (%s)\n",
+			d.Model, d.Lookup, plural(d.Max, "token"), formatRate(d.TokensPerSecond), formatRate(p.TokensPerSecond), measured)
 	case p.Draft != nil:
 		d := p.Draft
 		assumed := "assumed"

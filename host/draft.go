@@ -65,9 +65,17 @@ func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
 		plan.NoDraft = "switched off: " + off
 		return
 	}
+	auto := h.cfg.Draft == "" || h.cfg.Draft == speculate.Auto
+	if kind, ok := speculate.Lookup(h.cfg.Draft); ok {
+		h.planLookup(plan, tr, kind)
+		return
+	}
 	p := h.pickDraft()
 	if p.err != nil {
 		plan.NoDraft = p.err.Error()
+		if auto && len(plan.Workers) > 0 {
+			h.planLookup(plan, tr, "") // no draft model: guesses from the text
+		}
 		return
 	}
 	if p.model.Path == "" {
@@ -84,16 +92,52 @@ func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
 	dp, err := engine.PlaceDraft(*plan, head, p.model.Name, p.model.Path, p.est, h.cfg.DraftMax, acceptance)
 	if err != nil {
 		plan.NoDraft = err.Error()
+		if auto && len(plan.Workers) > 0 {
+			h.planLookup(plan, tr, "")
+		}
 		return
 	}
 	dp.Measured = measured
-	auto := h.cfg.Draft == "" || h.cfg.Draft == speculate.Auto
 	if auto && len(plan.Workers) == 0 && dp.TokensPerSecond < minDraftGain*plan.TokensPerSecond {
 		plan.NoDraft = fmt.Sprintf("%s is predicted no faster with the draft %s (%.1f against %.1f tokens/s)",
 			plan.Model, p.model.Name, dp.TokensPerSecond, plan.TokensPerSecond)
 		return
 	}
 	plan.Draft = &dp
+}
+
+// planLookup adds draft-free speculation of the given kind to plan
+// (engine.PlaceLookup), predicted from what the running one measured, if
+// it has run long enough to tell.
+func (h *Host) planLookup(plan *engine.Plan, tr *speculate.Tracker, kind string) {
+	dp := engine.PlaceLookup(*plan, kind)
+	if tr != nil && tr.Lookup {
+		measuredLookup(*plan, &dp, tr)
+	}
+	plan.Draft = &dp
+}
+
+// measuredLookup predicts dp's speed from what tr measured, once it has
+// generated enough tokens to tell.
+func measuredLookup(plan engine.Plan, dp *engine.DraftPlan, tr *speculate.Tracker) {
+	s := tr.Stats()
+	if s.Tokens < lookupMinTokens {
+		return
+	}
+	dp.Acceptance, dp.Measured = s.Acceptance(), true
+	dp.TokensPerSecond = engine.MeasuredSpeed(plan, 0, s.Tokens, max(s.Tokens-s.Accepted, 1), s.Drafted)
+}
+
+// lookupMinTokens is how many tokens a lookup generates before it is
+// judged: it guesses only once an answer repeats its context.
+const lookupMinTokens = 256
+
+// newTracker is the measure of plan's draft.
+func newTracker(plan engine.Plan) *speculate.Tracker {
+	if plan.Draft.Lookup != "" {
+		return &speculate.Tracker{Min: lookupMinTokens, Lookup: true, BreakEven: engine.BreakEven(plan)}
+	}
+	return &speculate.Tracker{}
 }
 
 // minDraftGain is the predicted speed-up a draft must bring a model on
@@ -137,16 +181,21 @@ func (h *Host) measureDraft(tail []byte) {
 // predictMeasured predicts the plan's speed with its draft again at the
 // acceptance measured, once the draft has drafted enough to tell.
 func (h *Host) predictMeasured(tr *speculate.Tracker) {
-	acceptance, ok := tr.Acceptance()
-	if !ok {
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.tracker != tr || h.plan.Draft == nil {
 		return
 	}
 	dp := *h.plan.Draft
+	if dp.Lookup != "" {
+		measuredLookup(h.plan, &dp, tr)
+		h.plan.Draft = &dp
+		return
+	}
+	acceptance, ok := tr.Acceptance()
+	if !ok {
+		return
+	}
 	dp.Acceptance, dp.Measured = acceptance, true
 	dp.TokensPerSecond = engine.DraftedSpeed(h.plan, dp.SecondsPerToken, dp.Max, dp.Acceptance)
 	h.plan.Draft = &dp
@@ -158,7 +207,7 @@ func (h *Host) draftStatus() *nodestate.DraftStatus {
 	if dp == nil || h.sup == nil {
 		return nil
 	}
-	ds := &nodestate.DraftStatus{Model: dp.Model, Device: dp.Device, Max: dp.Max, TokensPerSecond: dp.TokensPerSecond}
+	ds := &nodestate.DraftStatus{Model: dp.Model, Lookup: dp.Lookup, Device: dp.Device, Max: dp.Max, TokensPerSecond: dp.TokensPerSecond}
 	if h.tracker != nil {
 		s := h.tracker.Stats()
 		ds.Drafted, ds.Acceptance, ds.MeasuredTokensPerSecond = s.Drafted, s.Acceptance(), s.TokensPerSecond

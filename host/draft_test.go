@@ -154,3 +154,81 @@ func TestHostDraftAuto(t *testing.T) {
 		t.Errorf("a split with 10 ms round trips: %.0f tokens/s predicted with the draft, %.0f without", split.Draft.TokensPerSecond, split.TokensPerSecond)
 	}
 }
+
+// Without a draft model in the library, auto guesses from the text so
+// far (an n-gram lookup) for a split over machines, and not on one
+// machine, where it is predicted no faster.
+func TestHostDraftAutoLookup(t *testing.T) {
+	node := newFakeNode(t)
+	lib := draftLibrary(t)
+	node.models = []speculate.Model{lib[0], lib[3]} // the target, and a model of another vocabulary
+	target := node.models[0]
+	worker := nodestate.Peer{ID: "w-id", Name: "w", Online: true, Mode: nodestate.ShareWorker, MinRTTMS: 10,
+		Services: map[string]netmesh.ServiceInfo{DefaultRPCService: {Version: "3.0.0"}},
+		Devices:  []nodestate.DeviceInfo{{Name: "CPU", Backend: "CPU", Offer: 64 << 20, Speed: engine.CPUSpeed(0)}}}
+	mesh := &fakeMesh{self: "head-id"}
+	h := New(Config{Name: "head", CtxSize: 256, Threads: 1, Split: engine.SplitAll}, mesh, node, target.Name)
+	h.SetModel(target.Path, target.Name)
+
+	alone, err := h.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alone.Draft != nil || !strings.Contains(alone.NoDraft, "shares its tokenizer") {
+		t.Errorf("one machine: draft %+v, no draft %q", alone.Draft, alone.NoDraft)
+	}
+	mesh.peers = []nodestate.Peer{worker}
+	split, err := h.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(split.Workers) != 1 || split.Draft == nil || split.Draft.Lookup != engine.LookupType || split.Draft.Path != "" {
+		t.Fatalf("a split: workers %v, draft %+v (%s)", split.Workers, split.Draft, split.NoDraft)
+	}
+	if split.Draft.TokensPerSecond != split.TokensPerSecond {
+		t.Errorf("an unmeasured lookup is predicted at %.1f tokens/s, want %.1f as without", split.Draft.TokensPerSecond, split.TokensPerSecond)
+	}
+	if s := split.String(); !strings.Contains(s, "draft-free speculation: n-gram lookup ("+engine.LookupType+")") {
+		t.Errorf("plan says:\n%s", s)
+	}
+}
+
+// --draft ngram runs llama-server's n-gram lookup: the text is the text
+// without it, and the proxy measures every answer, those with nothing
+// drafted too. (Two answers of 120 tokens: fewer than a lookup runs
+// before it is judged.)
+func TestHostLookup(t *testing.T) {
+	model := enginetest.TestModel(t)
+	serve := func(draft string) *Host {
+		node := newFakeNode(t)
+		node.models = []speculate.Model{{Name: model.Alias, Path: model.Path, Bytes: 1 << 20}}
+		h := New(Config{Name: "head", CtxSize: 512, Threads: 1, Draft: draft}, &fakeMesh{self: "head-id"}, node, model.Alias)
+		h.SetModel(model.Path, model.Alias)
+		h.Start(t.Context())
+		t.Cleanup(h.Stop)
+		awaitReady(t, h, node)
+		return h
+	}
+	plain := serve(speculate.None)
+	want, _, _ := enginetest.CompleteDrafted(t, "http://"+plain.LocalAddr(), 120)
+	plain.Stop()
+
+	h := serve(speculate.NGram)
+	st := h.Status()
+	if st.Draft == nil || st.Draft.Model != engine.LookupName || st.Draft.Max != engine.LookupTypes[engine.LookupType] {
+		t.Fatalf("status: draft %+v, no draft %q", st.Draft, st.NoDraft)
+	}
+	var drafted, accepted int
+	for range 2 {
+		got, d, a := enginetest.CompleteDrafted(t, "http://"+h.LocalAddr(), 120)
+		if got != want {
+			t.Fatalf("with the lookup: %q, want %q", got, want)
+		}
+		drafted, accepted = drafted+d, accepted+a
+	}
+	st = h.Status()
+	if st.Draft == nil || st.Draft.MeasuredTokensPerSecond <= 0 || st.Draft.Drafted != drafted {
+		t.Fatalf("after 240 tokens: draft %+v, no draft %q; llama-server drafted %d", st.Draft, st.NoDraft, drafted)
+	}
+	t.Logf("%s: %d of %d drafted tokens accepted over 240 tokens", model.Alias, accepted, drafted)
+}

@@ -87,7 +87,7 @@ func sameDraft(a, b *engine.DraftPlan) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Path == b.Path && a.Device == b.Device && a.Max == b.Max
+	return a.Path == b.Path && a.Lookup == b.Lookup && a.Device == b.Device && a.Max == b.Max
 }
 
 func (h *Host) exclude(id, reason string) {

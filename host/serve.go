@@ -82,9 +82,13 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 	}
 	h.Serving().Apply(&spec)
 	var tracker *speculate.Tracker
-	if plan.Draft != nil {
-		spec.Draft = plan.Draft.Spec(h.cfg.DraftMin)
-		tracker = &speculate.Tracker{}
+	if d := plan.Draft; d != nil {
+		if d.Lookup != "" {
+			spec.Speculate = d.Lookup
+		} else {
+			spec.Draft = d.Spec(h.cfg.DraftMin)
+		}
+		tracker = newTracker(plan)
 	}
 	ss := rt.ServerSupervisorSpec(spec)
 	// A load is never killed while it progresses; the hard cap leaves

@@ -141,7 +141,10 @@ type ModelStatus struct {
 
 // DraftStatus is a draft model at work (speculative decoding).
 type DraftStatus struct {
-	Model  string `json:"model"`
+	Model string `json:"model"`
+	// Lookup is llama.cpp's draft-free speculation (e.g. "ngram-simple")
+	// when no draft model runs.
+	Lookup string `json:"lookup,omitempty"`
 	Device string `json:"device"` // the head's device it runs on
 	Max    int    `json:"max"`    // tokens drafted at a time
 	// TokensPerSecond is the model's predicted speed with the draft

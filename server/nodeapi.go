@@ -47,7 +47,8 @@ type Node interface {
 	// on or off for it (see PlanServing in the engine).
 	Serve(ctx context.Context, model string, embeddings *bool) error
 	// SetDraft chooses the draft model for speculative decoding: "auto",
-	// "none" or a model's name; the model served restarts with it.
+	// "none", "ngram" (no draft model) or a model's name; the model served
+	// restarts with it.
 	SetDraft(ctx context.Context, choice string) error
 	// DeleteModel removes a model from Potluck's own store and returns
 	// it. A model that is not here is an error with NotFound() true; one

@@ -37,7 +37,7 @@ type Settings struct {
 	// embeddings too, chosen in a user interface.
 	Embeddings []string `json:"embeddings,omitempty"`
 	// Draft is the draft model chosen in a user interface (see
-	// Config.Draft): "auto", "none" or a model's name; empty: auto.
+	// Config.Draft): "auto", "none", "ngram" or a model's name; empty: auto.
 	Draft string `json:"draft,omitempty"`
 
 	// PastTokens are the fingerprints of tokens the network moved away

@@ -8,6 +8,7 @@ package speculate
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -18,15 +19,35 @@ import (
 const (
 	Auto = "auto" // the library's smallest model of the same tokenizer, where it helps
 	None = "none" // never a draft
+	// NGram is draft-free speculation (engine.LookupType): guesses read
+	// from the text so far. Auto uses it for a split over machines when
+	// the library has no draft for the model.
+	NGram = "ngram"
 )
 
-// Check says what is wrong with a choice: "auto", "none" or a model's
-// name or path; "" is auto.
+// Check says what is wrong with a choice: "auto", "none", "ngram" (or
+// one of engine.LookupTypes) or a model's name or path; "" is auto.
 func Check(choice string) error {
 	if strings.TrimSpace(choice) != choice {
 		return fmt.Errorf("draft %q: no spaces around it, please", choice)
 	}
+	if strings.HasPrefix(choice, "ngram-") {
+		if _, ok := engine.LookupTypes[choice]; !ok {
+			kinds := slices.Sorted(maps.Keys(engine.LookupTypes))
+			return fmt.Errorf("draft %q: the n-gram lookups are %s", choice, strings.Join(kinds, ", "))
+		}
+	}
 	return nil
+}
+
+// Lookup says whether choice is draft-free speculation, and of which
+// type ("": engine.LookupType).
+func Lookup(choice string) (kind string, ok bool) {
+	if choice == NGram {
+		return "", true
+	}
+	_, ok = engine.LookupTypes[choice]
+	return choice, ok
 }
 
 // Model is a model the library has: a candidate draft, or the target.
@@ -43,9 +64,10 @@ var ErrNoDraft = errors.New("no model in the library shares its tokenizer and is
 // model of models smaller than target whose tokenizer is target's
 // (ErrNoDraft when there is none); for a name or path, that model, when
 // its tokenizer is target's; for "none", none (a zero Model). tokenizer
-// reads a model's tokenizer (engine.TokenizerOf).
+// reads a model's tokenizer (engine.TokenizerOf). "ngram" too picks no
+// model.
 func Pick(choice string, target Model, models []Model, tokenizer func(path string) (engine.Tokenizer, error)) (Model, error) {
-	if choice == None {
+	if _, lookup := Lookup(choice); choice == None || lookup {
 		return Model{}, nil
 	}
 	want, err := tokenizer(target.Path)

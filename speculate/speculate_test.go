@@ -80,40 +80,35 @@ func TestTimings(t *testing.T) {
 	if d, a, n, ms, ok := Timings(stream); !ok || d != 9 || a != 8 || n != 12 || ms != 5.5 {
 		t.Errorf("stream: %d %d %d %v %v", d, a, n, ms, ok)
 	}
-	if _, _, _, _, ok := Timings([]byte(`{"timings":{"predicted_ms":2,"predicted_n":4}}`)); ok {
-		t.Error("an answer without drafts has draft timings")
+	// A lookup that found nothing to repeat: llama-server leaves the
+	// drafts out.
+	if d, a, n, ms, ok := Timings([]byte(`{"timings":{"predicted_ms":2,"predicted_n":4}}`)); !ok || d != 0 || a != 0 || n != 4 || ms != 2 {
+		t.Errorf("timings without drafts: %d %d %d %v %v, want 0 drafted of 4 tokens in 2 ms", d, a, n, ms, ok)
+	}
+	if _, _, _, _, ok := Timings([]byte(`{"choices":[{"text":"x"}]}`)); ok {
+		t.Error("an answer without timings has timings")
 	}
 }
 
-func TestTrackerSlower(t *testing.T) {
-	var good, bad, useless Tracker
-	good.Record(28, 28, 32, 10) // 3,200 tokens/s, all accepted
-	if _, slower := good.Slower(5000); slower {
-		t.Error("judged before MinTokens")
+func TestTrackerLookup(t *testing.T) {
+	idle := Tracker{Min: 256, Lookup: true, BreakEven: 0.3}
+	idle.Record(0, 0, 512, 400)
+	if why, slower := idle.Slower(2000); slower {
+		t.Errorf("a lookup that guessed nothing is switched off: %s", why)
 	}
-	good.Record(28, 28, 32, 10)
-	if _, slower := good.Slower(5000); slower {
-		t.Error("a draft whose guesses hold is switched off for a slow machine")
+	paying := Tracker{Min: 256, Lookup: true, BreakEven: 0.3}
+	paying.Record(100, 35, 256, 400) // gains 1.16 at most, slower than predicted
+	if why, slower := paying.Slower(2000); slower {
+		t.Errorf("a lookup whose guesses pay is switched off: %s", why)
 	}
-	bad.Record(400, 40, 64, 200) // 320 tokens/s, 10 % accepted: at most 64/24 as fast
-	if _, slower := bad.Slower(300); slower {
-		t.Error("faster than without, yet slower")
+	bad := Tracker{Min: 256, Lookup: true, BreakEven: 0.3}
+	bad.Record(480, 100, 128, 10)
+	if why, slower := bad.Slower(2000); slower {
+		t.Errorf("judged after 128 of 256 tokens: %s", why)
 	}
-	why, slower := bad.Slower(3000)
-	if !slower || !strings.Contains(why, "320.0 tokens/s with it against 3000.0 without") || !strings.Contains(why, "10 % of 400") {
-		t.Errorf("a draft that seldom holds: %q, %v", why, slower)
-	}
-	if s := bad.Stats(); s.Acceptance() != 0.1 || s.TokensPerSecond != 320 || s.Gain() != 64.0/24 {
-		t.Errorf("stats %+v, gain %v", s, s.Gain())
-	}
-	// 2 of 400 accepted: at most 64/62 as fast, whatever the prediction
-	// says of the speed without it.
-	useless.Record(400, 2, 64, 100)
-	why, slower = useless.Slower(100)
-	if !slower || !strings.Contains(why, "at most 1.03 times as fast") {
-		t.Errorf("a draft that can gain nothing: %q, %v", why, slower)
-	}
-	if why, slower := useless.Slower(0); !slower {
-		t.Errorf("without a prediction: %q, %v", why, slower)
+	bad.Record(480, 100, 128, 10)
+	why, slower := bad.Slower(2000)
+	if !slower || !strings.Contains(why, "fewer than the 30 % that pay") {
+		t.Errorf("a lookup with 21 %% of its guesses right, 30 %% to break even: slower %v, %q", slower, why)
 	}
 }

@@ -15,6 +15,16 @@ const MinTokens = 64
 // answer (its timings: draft_n, draft_n_accepted, predicted_n and
 // predicted_ms). It is safe for concurrent use.
 type Tracker struct {
+	// Min is how many tokens it takes before judging: MinTokens when 0.
+	// A lookup waits longer, as it guesses only once the text repeats.
+	Min int
+	// Lookup says the guesses come from the text so far, not a draft
+	// model: they cost nothing to make, and nothing at all where none is
+	// made, so a lookup is switched off only when fewer of its guesses
+	// hold than BreakEven (engine.BreakEven), not for a small gain.
+	Lookup    bool
+	BreakEven float64
+
 	mu       sync.Mutex
 	drafted  int
 	accepted int
@@ -78,6 +88,13 @@ const MaxAcceptanceToJudge = 0.5
 // draft's own time eats that up.
 const MinGain = 1.1
 
+func (t *Tracker) min() int {
+	if t.Min > 0 {
+		return t.Min
+	}
+	return MinTokens
+}
+
 // Acceptance is the share of drafted tokens accepted, once MinTokens
 // were drafted: enough to tell; ok is false before.
 func (t *Tracker) Acceptance() (share float64, ok bool) {
@@ -88,18 +105,25 @@ func (t *Tracker) Acceptance() (share float64, ok bool) {
 	return s.Acceptance(), true
 }
 
-// Slower says, once MinTokens were generated with the draft, whether the
-// draft makes decoding slower, and why in words: when it can gain less
-// than MinGain whatever the speed without it, or when decoding with it is
-// slower than without (tokens a second without the draft, predicted or
-// measured) while the model accepts at most MaxAcceptanceToJudge of its
-// tokens.
+// Slower says, once Min tokens were generated with the draft, whether the
+// draft makes decoding slower, and why in words: when a draft model can
+// gain less than MinGain whatever the speed without it, or when decoding
+// with it is slower than without (tokens a second without the draft,
+// predicted or measured) while the model accepts at most
+// MaxAcceptanceToJudge of its tokens. A lookup is slower once MinTokens
+// were drafted and fewer than BreakEven of them held.
 func (t *Tracker) Slower(without float64) (string, bool) {
 	s := t.Stats()
-	if s.Tokens < MinTokens {
+	if s.Tokens < t.min() {
 		return "", false
 	}
 	accepted := fmt.Sprintf("the model accepted %.0f %% of %d drafted tokens", 100*s.Acceptance(), s.Drafted)
+	if t.Lookup {
+		if s.Drafted < MinTokens || s.Acceptance() >= t.BreakEven {
+			return "", false
+		}
+		return fmt.Sprintf("%s, fewer than the %.0f %% that pay for checking them", accepted, 100*t.BreakEven), true
+	}
 	if gain := s.Gain(); gain < MinGain {
 		return fmt.Sprintf("%s, so it could make decoding at most %.2f times as fast, less its own time", accepted, gain), true
 	}
@@ -131,9 +155,13 @@ var (
 // Timings reads llama-server's timings of drafts from the end of an
 // answer (a JSON body or the last events of a stream): tokens drafted, of
 // them accepted, and the tokens generated in ms milliseconds; ok is false
-// where the answer says nothing of drafts.
+// where the answer has no timings. Timings that leave out the drafts are
+// an answer with none drafted (a lookup that found nothing to repeat).
 func Timings(tail []byte) (drafted, accepted, tokens int, ms float64, ok bool) {
 	i := bytes.LastIndex(tail, keyDrafted)
+	if i < 0 {
+		i = bytes.LastIndex(tail, keyPredicted)
+	}
 	if i < 0 {
 		return 0, 0, 0, 0, false
 	}
@@ -164,6 +192,9 @@ func Timings(tail []byte) (drafted, accepted, tokens int, ms float64, ok bool) {
 	a, ok2 := num(keyAccepted)
 	n, ok3 := num(keyPredicted)
 	ms, ok4 := num(keyMS)
+	if !bytes.Contains(block, keyDrafted) {
+		d, a, ok1, ok2 = 0, 0, true, true
+	}
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return 0, 0, 0, 0, false
 	}

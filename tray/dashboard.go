@@ -277,6 +277,9 @@ func routingLines(st nodestate.Status, peers []nodestate.Peer) []string {
 		lines = append(lines, fmt.Sprintf("%s: %s (%s)", m.ID, where, state))
 		if d := m.Draft; d != nil {
 			line := fmt.Sprintf("  draft %s on %s: predicted %.0f tok/s with it", d.Model, d.Device, d.TokensPerSecond)
+			if d.Lookup != "" {
+				line = fmt.Sprintf("  n-gram lookup (%s), no draft model: predicted %.0f tok/s with it", d.Lookup, d.TokensPerSecond)
+			}
 			if d.Drafted > 0 {
 				line += fmt.Sprintf("; %.0f%% of %d drafted tokens accepted, %.0f tok/s measured", 100*d.Acceptance, d.Drafted, d.MeasuredTokensPerSecond)
 			}

@@ -16,19 +16,24 @@ const (
 	labelDraft      = "Draft model (faster splits):"
 	labelDraftAuto  = "auto"
 	labelDraftNone  = "none"
+	labelDraftNGram = "n-gram lookup (no draft model)"
 	labelDraftFixed = "chosen with --draft"
 )
 
+// draftLabels are the choices the row shows by another name.
+var draftLabels = map[string]string{"": labelDraftAuto, "ngram": labelDraftNGram}
+
 // DraftChooser lets a user interface choose the draft model a model
-// decodes with (speculative decoding): "auto", "none" or a model's name.
+// decodes with (speculative decoding): "auto", "none", "ngram" or a
+// model's name.
 // *Node implements it.
 type DraftChooser interface {
 	// SetDraft keeps the choice and restarts the model served with it.
 	SetDraft(ctx context.Context, choice string) error
 }
 
-// draftRow is the models window's choice of draft model: auto, none, or
-// one of the library's models. It is hidden when the node has no such
+// draftRow is the models window's choice of draft model: auto, none, an
+// n-gram lookup, or one of the library's models. It is hidden when the node has no such
 // choice.
 type draftRow struct {
 	u      *ui
@@ -50,15 +55,15 @@ func newDraftRow(u *ui) *draftRow {
 
 // show fills the choices from the library. Fyne thread.
 func (d *draftRow) show(lib nodestate.LibraryView) {
-	opts := []string{labelDraftAuto, labelDraftNone}
+	opts := []string{labelDraftAuto, labelDraftNone, labelDraftNGram}
 	for _, m := range lib.Models {
 		if !slices.Contains(opts, m.Name) {
 			opts = append(opts, m.Name)
 		}
 	}
 	d.chosen = lib.Draft
-	if d.chosen == "" {
-		d.chosen = labelDraftAuto
+	if l, ok := draftLabels[d.chosen]; ok {
+		d.chosen = l
 	}
 	if !slices.Contains(opts, d.chosen) {
 		opts = append(opts, d.chosen)
@@ -81,6 +86,11 @@ func (d *draftRow) pick(choice string) {
 		return
 	}
 	d.chosen = choice
+	for c, l := range draftLabels {
+		if l == choice && c != "" {
+			choice = c
+		}
+	}
 	d.u.background("Could not change the draft model", func(ctx context.Context) error {
 		return ch.SetDraft(ctx, choice)
 	})

@@ -21,8 +21,8 @@ func (c draftCtrl) SetDraft(ctx context.Context, choice string) error {
 
 var _ DraftChooser = draftCtrl{}
 
-// The models window shows the draft chosen among auto, none and the
-// library's models, and a pick goes to the node once; a draft the command
+// The models window shows the draft chosen among auto, none, the n-gram
+// lookup and the library's models, and a pick goes to the node once; a draft the command
 // line chose cannot be changed there.
 func TestModelsWindowDraft(t *testing.T) {
 	h := newHarness(t)
@@ -39,7 +39,7 @@ func TestModelsWindowDraft(t *testing.T) {
 	if !d.row.Visible() || d.sel.Selected != "none" || d.sel.Disabled() {
 		t.Fatalf("draft row: visible %v, selected %q, disabled %v", d.row.Visible(), d.sel.Selected, d.sel.Disabled())
 	}
-	if want := []string{"auto", "none", "big", "small"}; len(d.sel.Options) != len(want) || d.sel.Options[2] != "big" {
+	if want := []string{"auto", "none", labelDraftNGram, "big", "small"}; len(d.sel.Options) != len(want) || d.sel.Options[2] != labelDraftNGram || d.sel.Options[3] != "big" {
 		t.Errorf("options %v, want %v", d.sel.Options, want)
 	}
 	select {
@@ -56,6 +56,22 @@ func TestModelsWindowDraft(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("SetDraft was not called")
 	}
+
+	// The n-gram lookup shows by its label and goes to the node by name.
+	d.sel.SetSelected(labelDraftNGram)
+	select {
+	case got := <-ctrl.chosen:
+		if got != "ngram" {
+			t.Errorf("SetDraft(%q), want ngram", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetDraft was not called for the lookup")
+	}
+	h.ctrl.mu.Lock()
+	h.ctrl.library.Draft = "ngram"
+	h.ctrl.mu.Unlock()
+	m.reload()
+	h.waitFor(t, "the lookup chosen", func() bool { return d.sel.Selected == labelDraftNGram })
 
 	h.ctrl.mu.Lock()
 	h.ctrl.library.Draft, h.ctrl.library.DraftFixed = "big", true

@@ -36,7 +36,8 @@
   // draftLine says what a draft model does: where it runs, the speed
   // predicted with it, and what the answers so far measured.
   function draftLine(d) {
-    let s = d.model + " on " + d.device + " · " + d.max + " tokens at a time · about " + Math.round(d.tokens_per_second) + " tokens/s predicted";
+    let s = d.lookup ? "n-gram lookup (" + d.lookup + "), no draft model" : d.model + " on " + d.device;
+    s += " · up to " + d.max + " tokens at a time · about " + Math.round(d.tokens_per_second) + " tokens/s predicted";
     if (d.drafted) s += " · " + Math.round(100 * d.acceptance) + " % of " + d.drafted + " drafted tokens accepted, " + Math.round(d.measured_tokens_per_second) + " tokens/s measured";
     return s;
   }

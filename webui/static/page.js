@@ -180,7 +180,8 @@
     }
     let text = plan.model + " · " + (plan.reason || (plan.fits ? "fits" : "does not fit"));
     if (plan.tokens_per_second) text += " · about " + Math.round(plan.tokens_per_second) + " tokens/s predicted";
-    if (plan.draft) text += " · with the draft " + plan.draft.model + " on " + plan.draft.device + ": about " + Math.round(plan.draft.tokens_per_second) + " tokens/s";
+    if (plan.draft && plan.draft.lookup) text += " · with an n-gram lookup: about " + Math.round(plan.draft.tokens_per_second) + " tokens/s";
+    else if (plan.draft) text += " · with the draft " + plan.draft.model + " on " + plan.draft.device + ": about " + Math.round(plan.draft.tokens_per_second) + " tokens/s";
     else if (plan.no_draft) text += " · no draft: " + plan.no_draft;
     if (view.detail) text += " · " + view.detail;
     head.textContent = text;
