@@ -73,7 +73,7 @@ func (b *bench) benchCalibrate(ctx context.Context) {
 	// One worker: the bench model split as a head with one worker splits
 	// it, to an rpc-server reached directly, and through a proxy that
 	// delays each direction; and the same model in one process.
-	split, err := workerPlan(b.model, bw, 0)
+	split, err := workerPlan(b.model, bw, noDistance)
 	if err != nil {
 		b.report.fail(sec, "RPC round trips per token", err)
 		return
@@ -285,6 +285,10 @@ func workerPlan(model string, bw float64, rtt time.Duration) (engine.Plan, error
 	}
 	return p, nil
 }
+
+// noDistance is the round trip of a worker at no distance: measured, and
+// next to nothing (a worker not measured yet is taken for a LAN's).
+const noDistance = time.Nanosecond
 
 // rpcProtocol is the llama.cpp RPC protocol the plans above assume.
 const rpcProtocol = "8.0.0"

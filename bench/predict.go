@@ -192,7 +192,7 @@ func (b *bench) predictionFigure(sec, setup string, s *split, measured []float64
 // compares with m (tok/s). The speed model's cost of a worker, a fixed part
 // and a number of round trips, is read back from engine.MakePlan.
 func (s *split) withMeasuredRTT(model string, m float64) string {
-	near, err := workerPlan(model, 0, 0)
+	near, err := workerPlan(model, 0, noDistance)
 	if err != nil {
 		return ""
 	}

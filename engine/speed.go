@@ -45,8 +45,11 @@ func (s Speed) layerCost(layerBytes float64) float64 {
 // to it. The CPU and RPC ones are fitted on this project's bench (see
 // bench/README.md; llama.cpp 0.7.0, RPC 8.0.0, 1 thread, the 2-core build
 // machine): the CPU's and the round trips (a token waits for one reply from
-// each worker) by `go run ./bench -only calibrate`, rpcSeconds by the shard
-// section, a worker reached through Potluck's tunnel on loopback.
+// each worker, and a tenth of the time for a second) by `go run ./bench -only
+// calibrate`, rpcSeconds by the shard section, a worker reached through
+// Potluck's tunnel on loopback: about 2,100 µs a worker beyond its devices,
+// less 1.1 times the head's pings to it (0.4-1.6 ms there). llama.cpp's own
+// part of it measured 680-1,030 µs in the last fit, 320-420 µs in the first.
 const (
 	// defaultHostBandwidth stands in for a host whose bandwidth was not
 	// measured: a dual-channel DDR4 desktop.
@@ -70,8 +73,13 @@ const (
 	// Mesa 22.3 decodes stories260K at 20-28 tok/s, Mesa 26.2 at 72).
 	softwareLayerSeconds = 5e-3
 
-	rpcSeconds    = 800e-6
-	rpcRoundTrips = 1
+	rpcSeconds    = 1200e-6
+	rpcRoundTrips = 1.1
+
+	// unmeasuredRTT is the round trip taken for a worker the head has not
+	// pinged yet: a LAN's, as the head measures it through the mesh
+	// (0.3-1.3 ms between idle processes on one machine).
+	unmeasuredRTT = time.Millisecond
 )
 
 // CPUSpeed is the speed of the CPU backend on a host whose memory reads at
@@ -121,5 +129,8 @@ func IsSoftwareDevice(d Device) bool {
 
 // hopSeconds is what a worker adds to every token, rtt away.
 func hopSeconds(rtt time.Duration) float64 {
+	if rtt <= 0 {
+		rtt = unmeasuredRTT
+	}
 	return rpcSeconds + rpcRoundTrips*rtt.Seconds()
 }
