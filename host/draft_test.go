@@ -120,12 +120,12 @@ func TestHostDraftSwitchesOff(t *testing.T) {
 	}
 }
 
-// auto: the library's smallest model of the same tokenizer, passing over
-// one of another vocabulary; on one machine only where it is predicted to
-// help, always for a split over machines.
-func TestHostDraftAuto(t *testing.T) {
+// planningHead is a head (not started: for plans) of the library's
+// first model with --split all, and a worker 10 ms away that it does not
+// see until the test adds it to the mesh's peers.
+func planningHead(t *testing.T, models []speculate.Model) (*Host, *fakeMesh, nodestate.Peer) {
 	node := newFakeNode(t)
-	node.models = draftLibrary(t)
+	node.models = models
 	target := node.models[0]
 	worker := nodestate.Peer{ID: "w-id", Name: "w", Online: true, Mode: nodestate.ShareWorker, MinRTTMS: 10,
 		Services: map[string]netmesh.ServiceInfo{DefaultRPCService: {Version: "3.0.0"}},
@@ -133,7 +133,14 @@ func TestHostDraftAuto(t *testing.T) {
 	mesh := &fakeMesh{self: "head-id"}
 	h := New(Config{Name: "head", CtxSize: 256, Threads: 1, Split: engine.SplitAll}, mesh, node, target.Name)
 	h.SetModel(target.Path, target.Name)
+	return h, mesh, worker
+}
 
+// auto: the library's smallest model of the same tokenizer, passing over
+// one of another vocabulary; on one machine only where it is predicted to
+// help, always for a split over machines.
+func TestHostDraftAuto(t *testing.T) {
+	h, mesh, worker := planningHead(t, draftLibrary(t))
 	alone, err := h.Plan()
 	if err != nil {
 		t.Fatal(err)
@@ -159,17 +166,9 @@ func TestHostDraftAuto(t *testing.T) {
 // far (an n-gram lookup) for a split over machines, and not on one
 // machine, where it is predicted no faster.
 func TestHostDraftAutoLookup(t *testing.T) {
-	node := newFakeNode(t)
 	lib := draftLibrary(t)
-	node.models = []speculate.Model{lib[0], lib[3]} // the target, and a model of another vocabulary
-	target := node.models[0]
-	worker := nodestate.Peer{ID: "w-id", Name: "w", Online: true, Mode: nodestate.ShareWorker, MinRTTMS: 10,
-		Services: map[string]netmesh.ServiceInfo{DefaultRPCService: {Version: "3.0.0"}},
-		Devices:  []nodestate.DeviceInfo{{Name: "CPU", Backend: "CPU", Offer: 64 << 20, Speed: engine.CPUSpeed(0)}}}
-	mesh := &fakeMesh{self: "head-id"}
-	h := New(Config{Name: "head", CtxSize: 256, Threads: 1, Split: engine.SplitAll}, mesh, node, target.Name)
-	h.SetModel(target.Path, target.Name)
-
+	// The target, and a model of another vocabulary.
+	h, mesh, worker := planningHead(t, []speculate.Model{lib[0], lib[3]})
 	alone, err := h.Plan()
 	if err != nil {
 		t.Fatal(err)

@@ -45,21 +45,7 @@ func TestLabBenchDraft(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	nw := lab.New(t, 2, lab.Options{
-		Shaped: []int{1},
-		Hold:   []int{0},
-		Args: func(i int) []string {
-			if i == 0 {
-				return []string{"--name", "head", "--split", "all", "--models-dir", dir, "--model", "target", "--draft-max", "8"}
-			}
-			return []string{"--name", "worker", "--share", "worker"}
-		},
-	})
-	head, worker := nw.Nodes[0], nw.Nodes[1]
-	// 1 Gbit/s: tc's tbf on the head's link (the worker's is a TAP
-	// relay, which tbf garbles), and 10 ms each way on the worker's.
-	head.RateLimit(1000)
-	worker.Netem(lab.Impairment{Delay: 10 * time.Millisecond})
+	nw, head, worker := farSplit(t, "--split", "all", "--models-dir", dir, "--model", "target", "--draft-max", "8")
 
 	type run struct {
 		text                string
@@ -148,4 +134,26 @@ func TestLabBenchDraft(t *testing.T) {
 			Anchor: "measured", AnchorValue: c.r.speed, Relation: ratio(c.r.predicted, c.r.speed), Target: "within ±25 %", Met: met(within),
 			Note: "the plan's prediction (with the draft: at the acceptance assumed or measured by then)"})
 	}
+}
+
+// farSplit is the lab of the speculation benchmarks: a head started with
+// args (held, to be rerun) and a worker whose link is 10 ms long each
+// way, the head's link capped at 1 Gbit/s.
+func farSplit(t *testing.T, args ...string) (nw *lab.Lab, head, worker *lab.Node) {
+	nw = lab.New(t, 2, lab.Options{
+		Shaped: []int{1},
+		Hold:   []int{0},
+		Args: func(i int) []string {
+			if i == 0 {
+				return append([]string{"--name", "head"}, args...)
+			}
+			return []string{"--name", "worker", "--share", "worker"}
+		},
+	})
+	head, worker = nw.Nodes[0], nw.Nodes[1]
+	// 1 Gbit/s: tc's tbf on the head's link (the worker's is a TAP
+	// relay, which tbf garbles), and 10 ms each way on the worker's.
+	head.RateLimit(1000)
+	worker.Netem(lab.Impairment{Delay: 10 * time.Millisecond})
+	return nw, head, worker
 }

@@ -42,19 +42,7 @@ func TestLabBenchLookup(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "stories.gguf"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	nw := lab.New(t, 2, lab.Options{
-		Shaped: []int{1},
-		Hold:   []int{0},
-		Args: func(i int) []string {
-			if i == 0 {
-				return []string{"--name", "head", "--split", "all", "--models-dir", dir, "--model", "stories"}
-			}
-			return []string{"--name", "worker", "--share", "worker"}
-		},
-	})
-	head, worker := nw.Nodes[0], nw.Nodes[1]
-	head.RateLimit(1000)
-	worker.Netem(lab.Impairment{Delay: 10 * time.Millisecond})
+	nw, head, worker := farSplit(t, "--split", "all", "--models-dir", dir, "--model", "stories")
 
 	measure := func(draft string) (lab.Completion, engine.Plan) {
 		t.Helper()

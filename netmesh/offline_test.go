@@ -296,12 +296,7 @@ func TestRemovedMemberSeesOthersOfflineAtOnce(t *testing.T) {
 	netmeshtest.WaitConverged(t, nodes, offlineWait)
 	removed := nodes[2]
 
-	start := time.Now()
-	for _, n := range nodes[:2] {
-		if err := n.Block(removed.ID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	start := removeLast(t, nodes)
 	for _, n := range nodes[:2] {
 		took := onlineAfter(t, n, removed.ID(), false, start)
 		t.Logf("%s: the removed member was offline after %v", n.Info().Name, took.Round(time.Millisecond))
@@ -309,13 +304,7 @@ func TestRemovedMemberSeesOthersOfflineAtOnce(t *testing.T) {
 			t.Errorf("%s: the removed member was offline after %v, want within %v", n.Info().Name, took.Round(time.Millisecond), offlineBound)
 		}
 	}
-	for _, n := range nodes[:2] {
-		took := onlineAfter(t, removed, n.ID(), false, start)
-		t.Logf("the removed member saw %s offline after %v (heartbeat %v)", n.Info().Name, took.Round(time.Millisecond), offlineHB)
-		if took > offlineBound {
-			t.Errorf("the removed member saw %s offline after %v, want within %v", n.Info().Name, took.Round(time.Millisecond), offlineBound)
-		}
-	}
+	removedSeesOffline(t, nodes, start)
 	// It still dials its bootstrap peer, which turns it away: that must
 	// not bring the peer back.
 	holdsOffline(t, removed, nodes[0].ID(), offlineHB)
@@ -338,18 +327,35 @@ func TestRemovedMemberSeesOthersOfflineThroughOthers(t *testing.T) {
 		t.Fatalf("the removed member has %d connections to node1, want none", c)
 	}
 
+	start := removeLast(t, nodes)
+	removedSeesOffline(t, nodes, start)
+	holdsOffline(t, removed, nodes[1].ID(), offlineHB)
+}
+
+// removeLast has every node but the last remove it (block it, as the
+// application does with a signed removal), and says when.
+func removeLast(t *testing.T, nodes []*netmesh.Node) time.Time {
+	t.Helper()
 	start := time.Now()
-	for _, n := range nodes[:2] {
+	removed := nodes[len(nodes)-1]
+	for _, n := range nodes[:len(nodes)-1] {
 		if err := n.Block(removed.ID()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, n := range nodes[:2] {
+	return start
+}
+
+// removedSeesOffline checks that the last node, removed at start, sees
+// every other offline within offlineBound.
+func removedSeesOffline(t *testing.T, nodes []*netmesh.Node, start time.Time) {
+	t.Helper()
+	removed := nodes[len(nodes)-1]
+	for _, n := range nodes[:len(nodes)-1] {
 		took := onlineAfter(t, removed, n.ID(), false, start)
 		t.Logf("the removed member saw %s offline after %v (heartbeat %v)", n.Info().Name, took.Round(time.Millisecond), offlineHB)
 		if took > offlineBound {
 			t.Errorf("the removed member saw %s offline after %v, want within %v", n.Info().Name, took.Round(time.Millisecond), offlineBound)
 		}
 	}
-	holdsOffline(t, removed, nodes[1].ID(), offlineHB)
 }
