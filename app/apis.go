@@ -82,14 +82,16 @@ func (n *Node) draftChoice() string {
 // the choice changes how it runs.
 func (n *Node) SetDraft(ctx context.Context, choice string) error {
 	choice = strings.TrimSpace(choice)
+	_, lookup := speculate.Lookup(choice)
+	bad := speculate.Check(choice)
 	switch {
 	case choice == "":
 		return &nodestate.InputError{Field: "draft", Msg: `say "auto", "none", "ngram" or a model's name`}
 	case n.cfg.Draft != "":
 		return &nodestate.InputError{Field: "draft", Msg: "the command line chose the draft (--draft " + n.cfg.Draft + "); start Potluck without --draft to choose it here", Value: choice}
-	case speculate.Check(choice) != nil:
-		return &nodestate.InputError{Field: "draft", Msg: speculate.Check(choice).Error(), Value: choice}
-	case choice != speculate.Auto && choice != speculate.None && !isLookup(choice):
+	case bad != nil:
+		return &nodestate.InputError{Field: "draft", Msg: bad.Error(), Value: choice}
+	case choice != speculate.Auto && choice != speculate.None && !lookup:
 		if _, ok := n.lib.Find(choice); !ok {
 			return &nodestate.InputError{Field: "draft", Msg: "no model of that name in the library (see `potluck models`)", Value: choice}
 		}
@@ -108,9 +110,4 @@ func (n *Node) SetDraft(ctx context.Context, choice string) error {
 	}
 	n.log.Info("restarting the model to change its draft", "model", h.Name(), "draft", choice)
 	return n.switchHost(h.Name())
-}
-
-func isLookup(choice string) bool {
-	_, ok := speculate.Lookup(choice)
-	return ok
 }

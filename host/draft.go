@@ -70,12 +70,16 @@ func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
 		h.planLookup(plan, tr, kind)
 		return
 	}
+	// No draft model for a split over machines: guesses from the text.
+	noModel := func(why string) {
+		plan.NoDraft = why
+		if auto && len(plan.Workers) > 0 {
+			h.planLookup(plan, tr, "")
+		}
+	}
 	p := h.pickDraft()
 	if p.err != nil {
-		plan.NoDraft = p.err.Error()
-		if auto && len(plan.Workers) > 0 {
-			h.planLookup(plan, tr, "") // no draft model: guesses from the text
-		}
+		noModel(p.err.Error())
 		return
 	}
 	if p.model.Path == "" {
@@ -91,10 +95,7 @@ func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
 	}
 	dp, err := engine.PlaceDraft(*plan, head, p.model.Name, p.model.Path, p.est, h.cfg.DraftMax, acceptance)
 	if err != nil {
-		plan.NoDraft = err.Error()
-		if auto && len(plan.Workers) > 0 {
-			h.planLookup(plan, tr, "")
-		}
+		noModel(err.Error())
 		return
 	}
 	dp.Measured = measured
@@ -125,7 +126,7 @@ func measuredLookup(plan engine.Plan, dp *engine.DraftPlan, tr *speculate.Tracke
 		return
 	}
 	dp.Acceptance, dp.Measured = s.Acceptance(), true
-	dp.TokensPerSecond = engine.MeasuredSpeed(plan, 0, s.Tokens, max(s.Tokens-s.Accepted, 1), s.Drafted)
+	dp.TokensPerSecond = engine.MeasuredSpeed(plan, 0, s.Tokens, s.Passes(), s.Drafted)
 }
 
 // lookupMinTokens is how many tokens a lookup generates before it is

@@ -3,6 +3,7 @@ package lab_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,13 +73,7 @@ func TestLabBenchLookup(t *testing.T) {
 
 	none, _ := measure("none")
 	const link = "stories260K split with a worker at 1 Gbit/s, 10 ms each way"
-	for _, kind := range slices.Sorted(func(yield func(string) bool) {
-		for k := range engine.LookupTypes {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, kind := range slices.Sorted(maps.Keys(engine.LookupTypes)) {
 		c, plan := measure(kind)
 		if c.Text != none.Text {
 			t.Errorf("%s: %q, want %q as without", kind, c.Text, none.Text)

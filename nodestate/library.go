@@ -15,8 +15,8 @@ type LibraryView struct {
 	// Embeddings names the models chosen to serve embeddings too.
 	Embeddings []string `json:"embeddings,omitempty"`
 	// Draft is the draft model chosen for speculative decoding: "auto",
-	// "none", "ngram" or a model's name; DraftFixed says the command line chose
-	// it (--draft), so no user interface can change it.
+	// "none", "ngram" or a model's name; DraftFixed says the command line
+	// chose it (--draft), so no user interface can change it.
 	Draft      string `json:"draft"`
 	DraftFixed bool   `json:"draft_fixed,omitempty"`
 }

@@ -135,14 +135,18 @@ func (t *Tracker) Slower(without float64) (string, bool) {
 }
 
 // Gain is the most the draft can have sped decoding up: tokens generated
-// over the model's passes (each pass yields its own token and the
-// accepted guesses).
+// over the model's passes.
 func (s Stats) Gain() float64 {
 	if s.Tokens == 0 {
 		return 1
 	}
-	passes := max(s.Tokens-s.Accepted, 1)
-	return float64(s.Tokens) / float64(passes)
+	return float64(s.Tokens) / float64(s.Passes())
+}
+
+// Passes is how many passes of the model generated the tokens: each
+// yields its own token and the accepted guesses (at least one).
+func (s Stats) Passes() int {
+	return max(s.Tokens-s.Accepted, 1)
 }
 
 var (

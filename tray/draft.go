@@ -33,8 +33,8 @@ type DraftChooser interface {
 }
 
 // draftRow is the models window's choice of draft model: auto, none, an
-// n-gram lookup, or one of the library's models. It is hidden when the node has no such
-// choice.
+// n-gram lookup, or one of the library's models. It is hidden when the
+// node has no such choice.
 type draftRow struct {
 	u      *ui
 	sel    *widget.Select
