@@ -139,7 +139,7 @@ func TestEveryAPIRoute(t *testing.T) {
 		t.Errorf("responses recorded as %+v", rec)
 	}
 
-	resp = post(t, ts.URL+"/v1/responses", `{"model":"`+model+`","input":"Tell me a story","max_output_tokens":6,"stream":true}`)
+	resp = post(t, ts.URL+"/v1/responses", `{"model":"`+model+`","input":"Tell me a story","max_output_tokens":6,"temperature":0,"stream":true}`)
 	events, _ := sse(t, resp)
 	if resp.StatusCode != 200 || len(events) < 4 || events[len(events)-1] != "response.incomplete" { // cut at max_output_tokens
 		t.Errorf("responses stream: %s, events %v", resp.Status, events)
@@ -154,7 +154,7 @@ func TestEveryAPIRoute(t *testing.T) {
 	if resp.StatusCode != 200 || r["type"] != "message" || r["role"] != "assistant" {
 		t.Errorf("messages: %s %v", resp.Status, r)
 	}
-	resp = post(t, ts.URL+"/v1/messages", `{"model":"`+model+`","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	resp = post(t, ts.URL+"/v1/messages", `{"model":"`+model+`","max_tokens":5,"temperature":0,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	events, _ = sse(t, resp)
 	if resp.StatusCode != 200 || len(events) < 3 || events[0] != "message_start" || events[len(events)-1] != "message_stop" {
 		t.Errorf("messages stream: %s, events %v", resp.Status, events)

@@ -18,8 +18,9 @@ import (
 // OpenAI's Responses API (/v1/responses), as OpenAI documents it.
 // llama-server's answers lack parts of it: its events have no
 // sequence_number and no output_index or content_index, its lifecycle
-// events no model, settings or usage, its tool calls no item id, and an
-// answer cut at max_output_tokens says "completed". Clients that rebuild
+// events no model, settings or usage, its tool calls no item id, an
+// answer cut at max_output_tokens says "completed", and a stream whose
+// first token it held back has no response.created. Clients that rebuild
 // the response from the events (the official SDKs) fail on that; the
 // responder here mends it, streamed and whole.
 
@@ -94,12 +95,14 @@ func (r responsesResponder) stream() *responsesStream {
 
 // responsesStream mends one answer, event by event.
 type responsesStream struct {
-	req     responsesRequest
-	now     func() time.Time
-	seq     int
-	id      string
-	created int64
-	items   []*outputItem // in the order they were added
+	req        responsesRequest
+	now        func() time.Time
+	seq        int
+	id         string
+	created    int64
+	begun      bool          // response.created went out
+	progressed bool          // and response.in_progress
+	items      []*outputItem // in the order they were added
 }
 
 // outputItem is an item of the response's output, as its events named it.
@@ -192,6 +195,42 @@ func (s *responsesStream) edit(ev sseEvent) ([]sseEvent, bool) {
 	}
 	var out []jsonObject
 	switch {
+	case typ == "response.created" && s.begun, typ == "response.in_progress" && s.progressed:
+		// llama-server repeats both with each token while its first
+		// is held back; OpenAI's come once.
+		return nil, true
+	case !s.begun && typ != "response.created":
+		// llama-server sends no response.created when its first token
+		// was held back (half a character, or what could begin a stop
+		// word): OpenAI's clients need one first.
+		id := ""
+		if resp := o.object("response"); resp != nil {
+			id = resp.str("id")
+		}
+		starts := []string{"response.created", "response.in_progress"}
+		if typ == "response.in_progress" {
+			starts = starts[:1]
+		}
+		for _, t := range starts {
+			resp := jsonObject{}
+			if id != "" {
+				resp.set("id", id)
+			}
+			s.fill(resp, false)
+			e := jsonObject{}
+			e.set("type", t)
+			e.set("response", resp)
+			out = append(out, e)
+		}
+		s.begun, s.progressed = true, true
+	}
+	switch typ {
+	case "response.created":
+		s.begun = true
+	case "response.in_progress":
+		s.progressed = true
+	}
+	switch {
 	case lifecycleEvents[typ]:
 		resp := o.object("response")
 		if resp == nil {
@@ -221,9 +260,7 @@ func (s *responsesStream) edit(ev sseEvent) ([]sseEvent, bool) {
 			o.set("item", item)
 		}
 	case strings.HasPrefix(typ, "response."):
-		if part := s.address(o, typ); part != nil {
-			out = append(out, part)
-		}
+		out = append(out, s.address(o, typ)...)
 	}
 	out = append(out, o)
 	evs := make([]sseEvent, len(out))
@@ -287,10 +324,28 @@ func itemPrefix(typ string) string {
 
 // address gives an event about part of an item the item_id, output_index
 // and content_index OpenAI's has. An event that names no item is about
-// the one being written. It returns the content_part.added event to send
-// first when a reasoning item's text begins with no part to go into.
-func (s *responsesStream) address(o jsonObject, typ string) jsonObject {
+// the one being written. It returns the events to send first that
+// llama-server did not: the content_part.added of a reasoning item's
+// text that begins with no part to go into, and the output_item.added
+// and content_part.added of a message whose text it held back to the end
+// (half a character, or what could begin a stop word).
+func (s *responsesStream) address(o jsonObject, typ string) []jsonObject {
+	var before []jsonObject
 	it := s.current(o.str("item_id"))
+	if it == nil && o.str("item_id") != "" && (strings.HasPrefix(typ, "response.output_text.") || strings.HasPrefix(typ, "response.content_part.")) {
+		item := jsonObject{}
+		item.set("id", o.str("item_id"))
+		item.set("type", "message")
+		item.set("role", "assistant")
+		item.set("status", "in_progress")
+		item.set("content", []any{})
+		it = s.item(item, false)
+		added := jsonObject{}
+		added.set("type", "response.output_item.added")
+		added.set("output_index", it.index)
+		added.set("item", item)
+		before = append(before, added)
+	}
 	if it == nil {
 		return nil
 	}
@@ -303,17 +358,23 @@ func (s *responsesStream) address(o jsonObject, typ string) jsonObject {
 		it.textDone = true
 	}
 	if !contentEvent(typ) {
-		return nil
+		return before
 	}
-	var part jsonObject
-	if typ == "response.reasoning_text.delta" && it.parts == 0 {
-		part = jsonObject{}
+	textType := map[string]string{"response.reasoning_text.delta": "reasoning_text",
+		"response.output_text.delta": "output_text", "response.output_text.done": "output_text"}[typ]
+	if textType != "" && it.parts == 0 {
+		part := jsonObject{}
 		part.set("type", "response.content_part.added")
 		part.set("item_id", it.id)
 		part.set("output_index", it.index)
 		part.set("content_index", 0)
-		part.set("part", map[string]string{"type": "reasoning_text", "text": ""})
+		p := jsonObject{}
+		p.set("type", textType)
+		p.set("text", "")
+		mendPart(p)
+		part.set("part", p)
 		it.parts = 1
+		before = append(before, part)
 	}
 	if typ == "response.content_part.added" {
 		o.setDefault("content_index", it.parts)
@@ -330,7 +391,7 @@ func (s *responsesStream) address(o jsonObject, typ string) jsonObject {
 		mendPart(p)
 		o.set("part", p)
 	}
-	return part
+	return before
 }
 
 // current is the item named id or, when id is empty, the last one not

@@ -14,7 +14,7 @@ func (s *responsesStream) fill(resp jsonObject, final bool) {
 			s.id = newID("resp_")
 		}
 	}
-	resp.setDefault("id", s.id)
+	resp.set("id", s.id) // one id in every event, whichever came first
 	resp.setDefault("object", "response")
 	if s.created == 0 {
 		if n, ok := resp.int("created_at"); ok && n > 0 {
