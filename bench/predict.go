@@ -14,13 +14,14 @@ import (
 // split is a head serving the model with its workers, all `potluck run`
 // processes on loopback.
 type split struct {
-	name string
-	head *potluck
-	ids  []string // the workers' peer IDs
-	plan engine.Plan
-	rtts []float64 // ms: each worker's round trip in the head's /api/peers when the model was ready
-	args []string  // the head's llama-server arguments
-	url  string    // the head's llama-server
+	name  string
+	model string // the model it serves, as --model names it
+	head  *potluck
+	ids   []string // the workers' peer IDs
+	plan  engine.Plan
+	rtts  []float64 // ms: each worker's round trip in the head's /api/peers when the model was ready
+	args  []string  // the head's llama-server arguments
+	url   string    // the head's llama-server
 
 	// predicted is the served plan's tokens_per_second read before each
 	// measured run, and runRTTs each worker's round trips (ms) then.
@@ -33,9 +34,15 @@ type split struct {
 // joined to it by --bootstrap, and waits until the model is ready with
 // layers on every worker. With n == 0 the head is alone: no token, no mesh.
 func (b *bench) startSplit(name string, n int) (*split, error) {
+	return b.startSplitOf(name, n, b.model)
+}
+
+// startSplitOf is startSplit for model (a path, or a library name that
+// more's --models-dir holds), with more of the head's arguments.
+func (b *bench) startSplitOf(name string, n int, model string, more ...string) (*split, error) {
 	env := []string{"POTLUCK_P2P_HEARTBEAT=1s"}
-	s := &split{name: name}
-	args := []string{"--model", b.model}
+	s := &split{name: name, model: model}
+	args := append([]string{"--model", model}, more...)
 	var token string
 	if n > 0 {
 		t, err := netmesh.NewToken()
@@ -43,7 +50,7 @@ func (b *bench) startSplit(name string, n int) (*split, error) {
 			return nil, err
 		}
 		token = t
-		args = meshArgs(token, "--model", b.model, "--split", "all")
+		args = meshArgs(token, append([]string{"--model", model, "--split", "all"}, more...)...)
 	}
 	head, err := b.startPotluck(name, env, args...)
 	if err != nil {
@@ -105,17 +112,22 @@ func (b *bench) startSplit(name string, n int) (*split, error) {
 	return s, nil
 }
 
-// sample reads the prediction of the plan being served and the round trips
-// to the workers, before a measured run.
+// sample reads the prediction of the plan being served (with its draft,
+// if it has one) and the round trips to the workers, before a measured
+// run.
 func (s *split) sample() error {
 	var doc planDoc
 	if err := getJSON(s.head.api+"/api/plan", &doc); err != nil {
 		return err
 	}
-	if doc.Plan.TokensPerSecond <= 0 {
+	predicted := doc.Plan.TokensPerSecond
+	if doc.Plan.Draft != nil {
+		predicted = doc.Plan.Draft.TokensPerSecond
+	}
+	if predicted <= 0 {
 		return fmt.Errorf("%s: the plan predicts no decode rate", s.name)
 	}
-	s.predicted = append(s.predicted, doc.Plan.TokensPerSecond)
+	s.predicted = append(s.predicted, predicted)
 	rtts, err := s.workerRTTs()
 	if s.runRTTs == nil {
 		s.runRTTs = make([][]float64, len(s.ids))
@@ -180,7 +192,9 @@ func (b *bench) predictionFigure(sec, setup string, s *split, measured []float64
 		}
 		note += fmt.Sprintf("; measured time per token less the devices' predicted times: %.0f µs per worker (the speed model: rpcSeconds + round trip)",
 			(1/m-devices)*1e6/float64(len(s.ids)))
-		note += s.withMeasuredRTT(b.model, m)
+		if s.plan.Draft == nil {
+			note += s.withMeasuredRTT(s.model, m)
+		}
 	}
 	f.Note = note
 	return f

@@ -207,6 +207,7 @@ func (b *bench) benchShard(ctx context.Context) {
 			b.report.add(b.predictionFigure(sec, p.setup, p.s, rates[p.name]))
 		}
 	}
+	b.benchShardDraft(ctx, sec)
 }
 
 // benchLoad times llama-server loading a model onto one RPC worker that

@@ -1,8 +1,15 @@
 package host
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
 
 	"github.com/potluck-gpu/potluck/engine"
 	"github.com/potluck-gpu/potluck/nodestate"
@@ -53,8 +60,9 @@ func (h *Host) pickDraft() draftPick {
 // model of the same tokenizer, when the plan has a worker on another
 // machine (a draft saves round trips) or the prediction says it helps
 // clearly (minDraftGain).
-// It says why in plan.NoDraft where there is none.
-func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
+// It says why in plan.NoDraft where there is none. planWith plans the
+// model again over the head's devices as given (for room for the draft).
+func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice, planWith func([]engine.PlanDevice) engine.Plan) {
 	if h.cfg.Draft == speculate.None || !plan.Fits {
 		return
 	}
@@ -93,18 +101,60 @@ func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice) {
 			acceptance, measured = a, true
 		}
 	}
-	dp, err := engine.PlaceDraft(*plan, head, p.model.Name, p.model.Path, p.est, h.cfg.DraftMax, acceptance)
+	place := func(plan engine.Plan) (engine.DraftPlan, error) {
+		return engine.PlaceDraft(plan, head, p.model.Name, p.model.Path, p.est, h.cfg.DraftMax, acceptance)
+	}
+	without := plan.TokensPerSecond
+	dp, err := place(*plan)
+	beat := without // the shrunk plan must beat this, and the draft as placed
+	if err == nil {
+		beat = max(beat, dp.TokensPerSecond)
+	}
+	if rp, rdp, ok := roomForDraft(head, p.est.TotalBytes, dp, err, beat, planWith, place); ok {
+		*plan, dp, err = rp, rdp, nil
+	}
 	if err != nil {
 		noModel(err.Error())
 		return
 	}
 	dp.Measured = measured
-	if auto && len(plan.Workers) == 0 && dp.TokensPerSecond < minDraftGain*plan.TokensPerSecond {
+	if auto && len(plan.Workers) == 0 && dp.TokensPerSecond < minDraftGain*without {
 		plan.NoDraft = fmt.Sprintf("%s is predicted no faster with the draft %s (%.1f against %.1f tokens/s)",
-			plan.Model, p.model.Name, dp.TokensPerSecond, plan.TokensPerSecond)
+			plan.Model, p.model.Name, dp.TokensPerSecond, without)
 		return
 	}
 	plan.Draft = &dp
+}
+
+// roomForDraft plans the model again with need bytes kept free on the
+// head's fastest device that can hold the draft, when the draft is not
+// there already (placed is where PlaceDraft put it, or why it could
+// not): the model's share there shrinks, and other devices or workers
+// take the rest. It returns that plan and its draft when it fits and is
+// predicted faster than beat tokens a second. The plan's speed without a
+// draft is then that of the shrunk share's layout.
+func roomForDraft(head []engine.PlanDevice, need uint64, placed engine.DraftPlan, placeErr error, beat float64,
+	planWith func([]engine.PlanDevice) engine.Plan, place func(engine.Plan) (engine.DraftPlan, error)) (engine.Plan, engine.DraftPlan, bool) {
+	best := -1
+	for i, d := range head {
+		if d.Offer >= need && (best < 0 || d.Speed.BytesPerSecond > head[best].Speed.BytesPerSecond) {
+			best = i
+		}
+	}
+	if best < 0 || (placeErr == nil && placed.Device == head[best].Name) {
+		return engine.Plan{}, engine.DraftPlan{}, false
+	}
+	shrunk := slices.Clone(head)
+	shrunk[best].Offer -= need
+	plan := planWith(shrunk)
+	if !plan.Fits {
+		return engine.Plan{}, engine.DraftPlan{}, false
+	}
+	dp, err := place(plan)
+	if err != nil || dp.Device != head[best].Name || dp.TokensPerSecond <= beat {
+		return engine.Plan{}, engine.DraftPlan{}, false
+	}
+	return plan, dp, true
 }
 
 // planLookup adds draft-free speculation of the given kind to plan
@@ -214,4 +264,57 @@ func (h *Host) draftStatus() *nodestate.DraftStatus {
 		ds.Drafted, ds.Acceptance, ds.MeasuredTokensPerSecond = s.Drafted, s.Acceptance(), s.TokensPerSecond
 	}
 	return ds
+}
+
+// The trial of a draft model: before the model serves anyone, the head
+// decodes trialTokens greedy tokens with the draft and measures it as it
+// measures an answer. A draft that makes decoding slower is then switched
+// off (and the model restarted without it) before any answer pays for
+// it, and a draft that helps is predicted from what it did, not from
+// engine.AssumedAcceptance.
+const (
+	// trialTokens is enough for speculate.MinTokens drafted tokens even
+	// when 3 are drafted at a time and nearly all hold.
+	trialTokens = 96
+	// trialPrompt begins the trial's text: prose, as most answers are.
+	trialPrompt = "Here is a short story about a day at the sea."
+	// trialLimit bounds the trial: 96 tokens at 2 tokens a second, with
+	// the prompt.
+	trialLimit = time.Minute
+)
+
+// needsTrial says whether plan runs a draft model not measured yet.
+func needsTrial(plan engine.Plan) bool {
+	return plan.Draft != nil && plan.Draft.Lookup == "" && !plan.Draft.Measured
+}
+
+// tryDraft runs the trial against llama-server at port and returns its
+// answer, to be measured as an answer is (measureDraft). A trial that
+// fails or runs out of time returns nil and judges nothing: the draft is
+// then measured on the answers.
+func (h *Host) tryDraft(ctx context.Context, port int) []byte {
+	ctx, cancel := context.WithTimeout(ctx, trialLimit)
+	defer cancel()
+	body, _ := json.Marshal(map[string]any{"prompt": trialPrompt, "n_predict": trialTokens, "temperature": 0,
+		"ignore_eos": true, "cache_prompt": false})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/completion", port), bytes.NewReader(body))
+	if err != nil {
+		return nil
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+		body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			h.log.Warn("the draft's trial failed; measuring it on the answers", "model", h.alias, "err", err)
+		}
+		return nil
+	}
+	return body
 }

@@ -58,6 +58,7 @@ type Host struct {
 	draft    *draftPick         // the draft chosen, once looked for
 	draftOff string             // why the draft was switched off, if it was
 	tracker  *speculate.Tracker // measures the draft at work
+	trying   bool               // the draft decodes its trial: not ready yet
 }
 
 type exclusion struct {
@@ -287,6 +288,9 @@ func (h *Host) Status() *nodestate.ModelStatus {
 	st.Draft, st.NoDraft = h.draftStatus(), h.plan.NoDraft
 	if h.sup != nil {
 		st.State = h.sup.Status()
+		if h.trying {
+			st.State.State = engine.StateStarting
+		}
 		st.Ready = st.State.State == engine.StateReady
 	}
 	return st

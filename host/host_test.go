@@ -66,6 +66,8 @@ type fakeNode struct {
 	limit uint64
 	// models are the library's, candidate drafts.
 	models []speculate.Model
+	// devices are the head's; nil: its CPU, lending 64 MiB.
+	devices []nodestate.DeviceInfo
 
 	mu       sync.Mutex
 	warnings map[string]nodestate.Warning
@@ -81,6 +83,9 @@ func (f *fakeNode) Runtime() (engine.Runtime, engine.Versions, error) {
 }
 
 func (f *fakeNode) Devices() ([]nodestate.DeviceInfo, []string) {
+	if f.devices != nil {
+		return f.devices, nil
+	}
 	return []nodestate.DeviceInfo{{Name: "CPU", Backend: "CPU", Offer: 64 << 20, Speed: engine.CPUSpeed(0)}}, nil
 }
 

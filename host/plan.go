@@ -68,10 +68,16 @@ func (h *Host) makePlan() engine.Plan {
 		}
 		in.Workers = append(in.Workers, c)
 	}
-	plan := engine.MakePlan(in)
-	plan.Model = h.alias
-	plan.Excluded = append(plan.Excluded, excluded...)
-	h.planDraft(&plan, head.Devices)
+	planWith := func(head []engine.PlanDevice) engine.Plan {
+		in := in
+		in.Head.Devices = head
+		plan := engine.MakePlan(in)
+		plan.Model = h.alias
+		plan.Excluded = append(plan.Excluded, excluded...)
+		return plan
+	}
+	plan := planWith(head.Devices)
+	h.planDraft(&plan, head.Devices, planWith)
 	return plan
 }
 
@@ -143,7 +149,6 @@ func planDevice(d nodestate.DeviceInfo) engine.PlanDevice {
 	return engine.PlanDevice{Name: d.Name, Backend: d.Backend, Description: d.Description, Offer: d.Offer, Speed: d.Speed}
 }
 
-// plan's exclusions to show.
 // Plan is the plan this host would serve its model with now, with the
 // pool as it is; an error when the model cannot be read.
 func (h *Host) Plan() (engine.Plan, error) {

@@ -127,11 +127,12 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 		cancel()
 		<-done
 		h.mu.Lock()
-		h.sup, h.port, h.tracker = nil, 0, nil
+		h.sup, h.port, h.tracker, h.trying = nil, 0, nil, false
 		h.mu.Unlock()
 		h.node.Changed()
 	}()
 	readyCh := sup.Changed()
+	trial, tried := needsTrial(plan), make(chan []byte, 1)
 	// While it loads, say how much of the workers' part has gone to them.
 	sentBefore := h.mesh.TunnelSent(plan.Workers, h.cfg.RPCService)
 	progress := time.NewTicker(time.Second)
@@ -150,13 +151,35 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 			return
 		case <-readyCh:
 			readyCh = sup.Changed()
-			if sup.Status().State == engine.StateReady {
-				h.setDetail(nil, "")
-				h.node.ClearWarning("worker-lost")
-				h.node.ClearWarning("model-failed")
-				h.log.Info("model ready", "model", h.alias, "nodes", len(plan.Nodes), "workers", len(rpc))
-				h.node.Ready(h.alias)
+			if sup.Status().State != engine.StateReady {
+				continue
 			}
+			if trial {
+				// A draft model not measured yet decodes a few tokens
+				// before anyone is served.
+				trial = false
+				h.mu.Lock()
+				h.trying = true
+				h.mu.Unlock()
+				h.setDetail(nil, fmt.Sprintf("trying the draft %s", plan.Draft.Model))
+				go func() { tried <- h.tryDraft(sctx, port) }()
+				continue
+			}
+			h.ready(plan, rpc)
+		case answer := <-tried:
+			tried = nil
+			h.mu.Lock()
+			h.trying = false
+			h.mu.Unlock()
+			if answer != nil {
+				h.measureDraft(answer)
+			}
+			h.mu.Lock()
+			off := h.tracker != tracker
+			h.mu.Unlock()
+			if !off && sup.Status().State == engine.StateReady {
+				h.ready(plan, rpc)
+			} // else switched off: the re-plan it asked for restarts without
 		case err := <-done:
 			done <- err // for the deferred wait
 			if split {
@@ -183,6 +206,15 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 	}
 }
 
+// ready announces the model served with plan.
+func (h *Host) ready(plan engine.Plan, rpc []string) {
+	h.setDetail(nil, "")
+	h.node.ClearWarning("worker-lost")
+	h.node.ClearWarning("model-failed")
+	h.log.Info("model ready", "model", h.alias, "nodes", len(plan.Nodes), "workers", len(rpc))
+	h.node.Ready(h.alias)
+}
+
 // checkWorkers probes every worker of a failed split and excludes the dead.
 func (h *Host) checkWorkers(ctx context.Context, plan engine.Plan, rpc []string) {
 	for i, id := range plan.Workers {
@@ -206,7 +238,7 @@ func (h *Host) checkWorkers(ctx context.Context, plan engine.Plan, rpc []string)
 func (h *Host) LocalAddr() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.sup == nil || h.sup.Status().State != engine.StateReady || h.proxy == nil {
+	if h.sup == nil || h.sup.Status().State != engine.StateReady || h.trying || h.proxy == nil {
 		return ""
 	}
 	return h.proxy.addr
