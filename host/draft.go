@@ -117,7 +117,9 @@ func (h *Host) planDraft(plan *engine.Plan, head []engine.PlanDevice, planWith f
 		noModel(err.Error())
 		return
 	}
-	dp.Measured = measured
+	if dp.Measured = measured; measured {
+		measuredDraft(&dp, tr)
+	}
 	if auto && len(plan.Workers) == 0 && dp.TokensPerSecond < minDraftGain*without {
 		plan.NoDraft = fmt.Sprintf("%s is predicted no faster with the draft %s (%.1f against %.1f tokens/s)",
 			plan.Model, p.model.Name, dp.TokensPerSecond, without)
@@ -249,7 +251,19 @@ func (h *Host) predictMeasured(tr *speculate.Tracker) {
 	}
 	dp.Acceptance, dp.Measured = acceptance, true
 	dp.TokensPerSecond = engine.DraftedSpeed(h.plan, dp.SecondsPerToken, dp.Max, dp.Acceptance)
+	measuredDraft(&dp, tr)
 	h.plan.Draft = &dp
+}
+
+// measuredDraft predicts a draft model that has drafted enough to tell
+// at the speed it decoded with (its trial and the answers since): the
+// speed model's part of a checked token (verifyShare of a device's time
+// for one) is a constant, and off by up to half on this project's CPUs,
+// while what the draft did on this plan is known.
+func measuredDraft(dp *engine.DraftPlan, tr *speculate.Tracker) {
+	if s := tr.Stats(); s.TokensPerSecond > 0 {
+		dp.TokensPerSecond = s.TokensPerSecond
+	}
 }
 
 // draftStatus is the draft at work, for Status; call with h.mu held.

@@ -81,6 +81,9 @@ func TestHostDraftNamed(t *testing.T) {
 	if tried < speculate.MinTokens || st.Draft.Acceptance < 0.9 || st.Draft.MeasuredTokensPerSecond <= 0 {
 		t.Errorf("draft status after the trial: %+v, want %d drafted or more, nearly all accepted", st.Draft, speculate.MinTokens)
 	}
+	if st.Draft.TokensPerSecond != st.Draft.MeasuredTokensPerSecond {
+		t.Errorf("predicted %.1f tokens/s with the draft after its trial, which measured %.1f", st.Draft.TokensPerSecond, st.Draft.MeasuredTokensPerSecond)
+	}
 	got, drafted := greedy(t, h)
 	if got != want || drafted == 0 {
 		t.Errorf("with the draft: %q (%d drafted), want %q", got, drafted, want)
