@@ -168,13 +168,11 @@ func (h *Host) serve(ctx context.Context, plan engine.Plan, rpc []string) {
 			h.ready(plan, rpc)
 		case answer := <-tried:
 			tried = nil
-			h.mu.Lock()
-			h.trying = false
-			h.mu.Unlock()
 			if answer != nil {
 				h.measureDraft(answer)
 			}
 			h.mu.Lock()
+			h.trying = false
 			off := h.tracker != tracker
 			h.mu.Unlock()
 			if !off && sup.Status().State == engine.StateReady {
