@@ -1,6 +1,10 @@
 package app
 
 import (
+	"cmp"
+	"time"
+
+	"github.com/potluck-gpu/potluck/members"
 	"github.com/potluck-gpu/potluck/nodestate"
 	"github.com/potluck-gpu/potluck/rpcgate"
 	"github.com/potluck-gpu/potluck/worker"
@@ -14,20 +18,20 @@ var _ worker.Members = workerMembers{}
 
 func (m workerMembers) LendsTo(peerID string) bool { return m.n.lendsTo(peerID) }
 
-// Refused logs a refused stream, counts it against its member and tells
-// the faces.
+// Refused logs a refused stream, counts it against its member, puts the
+// member on the roll (one that never announced itself is named there by
+// its id, for the owner to remove) and tells the faces.
 func (m workerMembers) Refused(peer string, ref *rpcgate.Refusal) {
 	n := m.n
-	name := peer
+	name := ""
 	if s := n.currentMesh(); s != nil {
-		for _, p := range s.node.Peers() {
-			if p.PeerID == peer {
-				name = p.Name
-			}
+		if p, ok := s.node.Peer(peer); ok {
+			name = p.Name
 		}
 	}
-	n.log.Warn("refused a head's stream to the shard worker", "peer", name, "peer_id", peer, "reason", ref.Reason, "detail", ref.Detail)
+	n.log.Warn("refused a head's stream to the shard worker", "peer", cmp.Or(name, peer), "peer_id", peer, "reason", ref.Reason, "detail", ref.Detail)
 	n.gateRefusals.Note(peer, ref)
+	n.roll.Seen(members.Member{PeerID: peer, Name: name}, time.Now())
 	n.events.publish(nodestate.Event{Kind: nodestate.EventStatus})
 }
 

@@ -354,8 +354,17 @@ func (n *Node) Peers() []nodestate.Peer {
 	now := time.Now()
 	ps := s.node.Peers()
 	out := make([]nodestate.Peer, 0, len(ps))
+	known := map[string]bool{}
 	for _, p := range ps {
 		out = append(out, n.peerView(p, now))
+		known[p.PeerID] = true
+	}
+	// A member whose RPC streams the gate refused is listed even when it
+	// never announced itself: by its id, as far as this node knows it.
+	for _, id := range n.gateRefusals.Peers() {
+		if !known[id] {
+			out = append(out, n.peerView(netmesh.Peer{NodeInfo: netmesh.NodeInfo{PeerID: id}}, now))
+		}
 	}
 	slices.SortFunc(out, func(a, b nodestate.Peer) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
 	return out

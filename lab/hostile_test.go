@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 // service, a stream each, what no inference sends: a custom operation
 // whose function pointer it chose, GET_ROWS with mismatched shapes, a 1 TB
 // buffer, a command a head never sends, a second HELLO, a node of id 0.
-// The worker's gate closes each stream, counts each reason, and names the
-// member as misbehaving; then a real head splits over the same worker and
-// answers with one process's text.
+// The worker's gate closes each stream, counts each reason, names the
+// member as misbehaving and puts it on its member list (whether or not its
+// announcement arrived before its attacks); then a real head splits over
+// the same worker and answers with one process's text.
 func TestLabHostileMember(t *testing.T) {
 	m := enginetest.TestModel(t)
 	want := reference(t, m, 32)
@@ -69,6 +71,16 @@ func TestLabHostileMember(t *testing.T) {
 		}
 		return false
 	})
+
+	// It is on the worker's member list too, even when it never announced
+	// itself, so that the owner can remove it.
+	ms, err := w.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ms, func(m lab.Member) bool { return m.PeerID == rep.PeerID }) {
+		t.Errorf("the worker's members %+v lack the hostile member %s", ms, rep.PeerID)
+	}
 
 	// The worker still lends to a real head.
 	head.Start()

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,4 +45,11 @@ func (r *Refusals) Of(peer string) *nodestate.RPCRefusal {
 		return &p
 	}
 	return nil
+}
+
+// Peers are the members whose streams were refused, sorted.
+func (r *Refusals) Peers() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.byPeer))
 }
