@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -202,7 +201,7 @@ func turnedAway(err error) bool {
 		return false
 	}
 	for _, te := range de.DialErrors {
-		if !errors.Is(te.Cause, syscall.ECONNREFUSED) && !errors.Is(te.Cause, syscall.ECONNRESET) {
+		if !connRefused(te.Cause) {
 			return false
 		}
 	}

@@ -1,9 +1,15 @@
 package netmesh
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 )
 
 // A peer cut off (its last connection closed, a redial failed) is offline
@@ -96,5 +102,42 @@ func TestRosterCut(t *testing.T) {
 	}
 	if got := drain(events); strings.Join(got, ",") != "removed a" {
 		t.Errorf("removal: events %v", got)
+	}
+}
+
+// A redial to an address where nothing listens any more is turned away (on
+// Windows too, whose error numbers differ), so the peer is offline within
+// turnedAwayGrace; a dial with no address to try is not, and waits for the
+// peer to connect back.
+func TestRedialTurnedAwayByAClosedPort(t *testing.T) {
+	tok, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, gone := testHost(t, tok), testHost(t, tok)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	closed, err := multiaddr.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = h.Connect(ctx, peer.AddrInfo{ID: gone.ID(), Addrs: []multiaddr.Multiaddr{closed}})
+	if err == nil {
+		t.Fatalf("connected to %s, where nothing listens", closed)
+	}
+	if !turnedAway(err) {
+		t.Errorf("a dial to a closed port is not turned away: %v", err)
+	}
+
+	nowhere := testHost(t, tok).ID()
+	err = h.Connect(ctx, peer.AddrInfo{ID: nowhere})
+	if err == nil || turnedAway(err) {
+		t.Errorf("a dial with no address: %v, turned away %v", err, turnedAway(err))
 	}
 }
