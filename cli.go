@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -232,7 +233,7 @@ func cmdMembers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if *asJSON {
 			return printJSON(stdout, res)
 		}
-		fmt.Fprintf(stdout, "Removed %s (%s). The network moved to a new token (%s).\n", res.Removed.Name, res.Removed.PeerID, res.Token)
+		fmt.Fprintf(stdout, "Removed %s (%s). The network moved to a new token (%s).\n", cmp.Or(res.Removed.Name, "a member with no name"), res.Removed.PeerID, res.Token)
 		if len(res.Moving) > 0 {
 			var names []string
 			for _, m := range res.Moving {
